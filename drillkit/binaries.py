@@ -1,0 +1,207 @@
+"""The `restate-server` and `restate` CLI binaries, pinned to one version.
+
+Where they come from, in order: PATH (when it reports the pinned version), the state dir's cache, the
+GitHub release archive (verified against the release's .sha256), the npm registry's platform packages
+(fetched with the `npm` client, so its configured registry and proxy apply; verified against the
+registry's `dist.integrity`). The first that works wins; every failure is kept for the error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from drillkit import console
+from drillkit.errors import DrillError
+
+GITHUB_RELEASE = "https://github.com/restatedev/restate/releases/download/v{version}/{archive}"
+
+
+@dataclass(frozen=True)
+class Binary:
+    """One of the two programs: its name on disk and its names in each distribution channel."""
+
+    command: str  # restate-server | restate
+    archive_stem: str  # restate-server | restate-cli (GitHub archive prefix)
+    npm_stem: str  # restate-server | restate (npm package @restatedev/<stem>-<platform>)
+
+
+SERVER = Binary("restate-server", "restate-server", "restate-server")
+CLI = Binary("restate", "restate-cli", "restate")
+
+
+class IntegrityError(DrillError):
+    """A download does not match its published checksum; it is discarded."""
+
+
+@dataclass(frozen=True)
+class Platform:
+    rust_target: str  # x86_64-unknown-linux-musl
+    npm_suffix: str  # linux-x64
+
+
+def current_platform() -> Platform:
+    machine = platform.machine().lower()
+    arch = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}.get(machine)
+    system = platform.system().lower()
+    if arch is None or system not in ("linux", "darwin"):
+        raise DrillError(f"no prebuilt Restate binaries for {system}/{machine}")
+    if system == "linux":
+        return Platform(f"{arch}-unknown-linux-musl", f"linux-{'x64' if arch == 'x86_64' else 'arm64'}")
+    return Platform(f"{arch}-apple-darwin", f"darwin-{'x64' if arch == 'x86_64' else 'arm64'}")
+
+
+def reported_version(path: Path) -> str | None:
+    try:
+        out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    words = out.stdout.split()
+    return words[-1].lstrip("v") if words else None
+
+
+class BinaryStore:
+    """Finds or fetches pinned binaries into `<state>/bin/<version>/`."""
+
+    def __init__(
+        self,
+        bin_dir: Path,
+        version: str,
+        http: httpx.Client | None = None,
+        run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+        plat: Platform | None = None,
+        use_path: bool = True,
+    ) -> None:
+        self.cache = bin_dir / version
+        self.version = version
+        self._http = http
+        self._run = run
+        self.platform = plat or current_platform()
+        self.use_path = use_path
+
+    def cached(self, binary: Binary) -> Path:
+        return self.cache / binary.command
+
+    def find(self, binary: Binary) -> tuple[Path, str] | None:
+        """An existing binary of the pinned version, and where it was found; no download."""
+        if self.use_path:
+            on_path = shutil.which(binary.command)
+            if on_path and reported_version(Path(on_path)) == self.version:
+                return Path(on_path), "PATH"
+        cached = self.cached(binary)
+        if cached.is_file() and os.access(cached, os.X_OK):
+            return cached, "cache"
+        return None
+
+    def ensure(self, binary: Binary) -> tuple[Path, str]:
+        """The binary's path and its source; downloads (GitHub, then npm) only when missing."""
+        found = self.find(binary)
+        if found:
+            return found
+        failures: list[str] = []
+        for source, fetch in (("GitHub release", self._from_github), ("npm registry", self._from_npm)):
+            try:
+                data = fetch(binary)
+            except (DrillError, httpx.HTTPError, OSError, subprocess.SubprocessError) as exc:
+                failures.append(f"{source}: {exc}")
+                console.warn(f"{binary.command} {self.version} from the {source}: {exc}")
+                continue
+            self._install(binary, data)
+            return self.cached(binary), source
+        raise DrillError(
+            f"cannot get {binary.command} {self.version}:\n  " + "\n  ".join(failures)
+            + f"\nPut a {binary.command} {self.version} binary on PATH or at {self.cached(binary)}."
+        )
+
+    def _install(self, binary: Binary, data: bytes) -> None:
+        self.cache.mkdir(parents=True, exist_ok=True)
+        target = self.cached(binary)
+        fd, tmp = tempfile.mkstemp(dir=self.cache, prefix=f".{binary.command}.")
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target)
+
+    # -- sources ------------------------------------------------------------------------------------
+
+    def _from_github(self, binary: Binary) -> bytes:
+        archive = f"{binary.archive_stem}-{self.platform.rust_target}.tar.xz"
+        url = GITHUB_RELEASE.format(version=self.version, archive=archive)
+        http = self._http or httpx.Client(follow_redirects=True, timeout=httpx.Timeout(30.0, connect=5.0))
+        try:
+            checksum_text = http.get(url + ".sha256").raise_for_status().text
+            expected = checksum_text.split()[0].lower()
+            blob = _download(http, url, f"{binary.command} {self.version} (GitHub)")
+        finally:
+            if self._http is None:
+                http.close()
+        actual = hashlib.sha256(blob).hexdigest()
+        if actual != expected:
+            raise IntegrityError(f"{archive}: sha256 {actual} does not match the release's {expected}")
+        return _member(blob, "r:xz", binary.command, archive)
+
+    def _from_npm(self, binary: Binary) -> bytes:
+        package = f"@restatedev/{binary.npm_stem}-{self.platform.npm_suffix}@{self.version}"
+        if shutil.which("npm") is None and self._run is subprocess.run:
+            raise DrillError("the npm client is not installed")
+        view = self._npm(["view", package, "dist.integrity", "--json"])
+        expected = json.loads(view)
+        with tempfile.TemporaryDirectory() as tmp, console.activity(f"fetching {package} with npm"):
+            packed = json.loads(self._npm(["pack", package, "--json", "--pack-destination", tmp]))
+            tarball = Path(tmp) / packed[0]["filename"]
+            blob = tarball.read_bytes()
+        verify_integrity(blob, expected, package)
+        return _member(blob, "r:gz", binary.command, package)
+
+    def _npm(self, args: Sequence[str]) -> str:
+        argv = ["npm", *args]
+        out = self._run(argv, capture_output=True, text=True, timeout=600, check=False)
+        if out.returncode != 0:
+            raise DrillError(f"`{' '.join(argv)}` exited {out.returncode}: {out.stderr.strip()[-500:]}")
+        return out.stdout
+
+
+def verify_integrity(blob: bytes, integrity: str, what: str) -> None:
+    """Check an npm/SRI integrity string (`sha512-<base64>`)."""
+    algorithm, _, digest = integrity.partition("-")
+    if algorithm not in ("sha512", "sha384", "sha256") or not digest:
+        raise IntegrityError(f"{what}: unsupported integrity value {integrity!r}")
+    actual = base64.b64encode(hashlib.new(algorithm, blob).digest()).decode()
+    if actual != digest:
+        raise IntegrityError(f"{what}: {algorithm} {actual} does not match the registry's {digest}")
+
+
+def _member(blob: bytes, mode: str, command: str, what: str) -> bytes:
+    """The executable named `command` inside a tar archive (any directory)."""
+    with tarfile.open(fileobj=io.BytesIO(blob), mode=mode) as archive:  # type: ignore[call-overload]
+        for member in archive.getmembers():
+            if member.isfile() and Path(member.name).name == command:
+                extracted = archive.extractfile(member)
+                if extracted is not None:
+                    return bytes(extracted.read())
+    raise DrillError(f"{what}: no {command} inside the archive")
+
+
+def _download(http: httpx.Client, url: str, description: str) -> bytes:
+    chunks = []
+    with http.stream("GET", url) as response:
+        response.raise_for_status()
+        total = int(response.headers.get("content-length", 0)) or None
+        with console.transfer(description, total) as advance:
+            for chunk in response.iter_bytes(1 << 20):
+                chunks.append(chunk)
+                advance(len(chunk))
+    return b"".join(chunks)

@@ -1,0 +1,91 @@
+"""Console output: rich tables and progress on a terminal, plain timestamped lines in CI logs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+_console = Console(highlight=False, soft_wrap=True)
+_errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def interactive() -> bool:
+    return _console.is_terminal
+
+
+def info(message: str) -> None:
+    if interactive():
+        _console.print(message)
+    else:
+        _console.print(f"{time.strftime('%H:%M:%S')} {message}", markup=True)
+
+
+def step(message: str) -> None:
+    info(f"[bold cyan]>[/] {message}")
+
+
+def ok(message: str) -> None:
+    info(f"[green]✓[/] {message}")
+
+
+def warn(message: str) -> None:
+    info(f"[yellow]![/] {message}")
+
+
+def error(message: str) -> None:
+    _errors.print(f"[bold red]error:[/] {message}", markup=True)
+
+
+def raw(text: str) -> None:
+    """Print external output (CLI text, logs) as is: no markup interpretation."""
+    _console.print(text, markup=False, end="" if text.endswith("\n") else "\n")
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    grid = Table(title=title, title_justify="left")
+    for column in columns:
+        grid.add_column(column)
+    for row in rows:
+        grid.add_row(*(str(cell) for cell in row))
+    _console.print(grid)
+
+
+@contextmanager
+def activity(message: str) -> Iterator[None]:
+    """A spinner on a terminal, a start line and a timed end line otherwise."""
+    started = time.monotonic()
+    if interactive():
+        with _console.status(message):
+            yield
+    else:
+        info(f"{message} ...")
+        yield
+    info(f"  {message}: done in {time.monotonic() - started:.1f} s")
+
+
+@contextmanager
+def transfer(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """Yield `advance(n_bytes)`: a progress bar on a terminal, a line per 25 % otherwise."""
+    if interactive():
+        columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+        with Progress(*columns, console=_console, transient=False) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n: bar.advance(task, n)
+        return
+    done = 0
+    next_mark = 0.25
+    info(f"{description}: {total / 1e6:.1f} MB" if total else f"{description} ...")
+
+    def advance(n: int) -> None:
+        nonlocal done, next_mark
+        done += n
+        if total and done / total >= next_mark:
+            info(f"  {description}: {done * 100 // total}%")
+            next_mark += 0.25
+
+    yield advance

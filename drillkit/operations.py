@@ -1,0 +1,170 @@
+"""The HOW-TO's steps as functions that do the step, check it worked and say so.
+
+`tasks.py` calls these one for one; the drills call the same functions, so a drill is the HOW-TO run
+unattended. They print progress through `drillkit.console` and raise `DrillError` on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+from drillkit import console
+from drillkit.errors import DrillError, HttpError
+from drillkit.howto import RESTART_PROMPT, howto_body, read_body
+from drillkit.procs import ProcessRecord
+from drillkit.stack import LLM, WRITER, Stack
+
+
+def setup(stack: Stack) -> None:
+    console.step(f"setup: Restate {stack.rt.restate_version} binaries and the local model into {stack.state.root}")
+    rows = stack.setup()
+    console.table("setup", ("item", "path", "source"), rows)
+
+
+def up(stack: Stack, use_http11: bool | None = None) -> None:
+    console.step(f"up: {stack.config.source} ({stack.rt.backend} backend)")
+    timings = stack.up(use_http11=use_http11)
+    phases = ", ".join(f"{k} {v:.2f} s" for k, v in timings.phases.items())
+    console.ok(f"all up ({phases})")
+
+
+def down(stack: Stack, purge: bool = False) -> None:
+    stopped = stack.down(purge=purge)
+    if stopped:
+        console.ok("stopped: " + ", ".join(stopped))
+    else:
+        console.info("nothing of ours was running")
+    if purge:
+        console.ok(f"deleted Restate's data ({stack.state.restate_data}) and the ledger ({stack.config.ledger.path})")
+
+
+def status(stack: Stack) -> None:
+    console.table("components", ("component", "process", "URL", "health"), stack.status())
+    last = stack.state.last_invocation()
+    if last:
+        console.info(f"last invocation: {last}")
+
+
+def start_restate(stack: Stack) -> None:
+    with console.activity(f"starting restate-server ({stack.backend.name})"):
+        where = stack.start_restate()
+    console.ok(f"restate-server {where}: ingress {stack.rt.ingress_url}, admin {stack.rt.admin_url}")
+
+
+def stop_restate(stack: Stack, purge: bool = False) -> None:
+    if stack.stop_restate(purge=purge):
+        console.ok("restate-server stopped" + (" and its data deleted" if purge else ""))
+    else:
+        console.info("restate-server was not running")
+
+
+def restate_logs(stack: Stack, follow: bool = False, tail: int = 50) -> None:
+    for line in stack.backend.log_lines(tail):
+        console.raw(line)
+    if follow:
+        for line in stack.backend.follow_logs():
+            console.raw(line)
+
+
+def component_log(stack: Stack, component: str, tail: int) -> None:
+    path = stack.state.log_file(component)
+    if not path.exists():
+        raise DrillError(f"no log yet at {path}")
+    for line in path.read_text(errors="replace").splitlines()[-tail:]:
+        console.raw(line)
+
+
+def start_llm(stack: Stack) -> None:
+    if not stack.config.local_model.enabled:
+        console.info(f"the LLM endpoint is remote ({stack.config.writer_model.base_url}): nothing to start")
+        return
+    with console.activity("starting the local model"):
+        where = stack.start_llm()
+    console.ok(f"local model {where}: {stack.llm_url()}/v1 as {stack.config.local_model.alias!r}")
+
+
+def stop_llm(stack: Stack) -> None:
+    if not stack.config.local_model.enabled:
+        console.info("the LLM endpoint is remote: nothing to stop")
+        return
+    _report_stop(stack.stop_llm(), LLM)
+
+
+def start_writer(stack: Stack) -> ProcessRecord:
+    with console.activity("starting the writer service"):
+        record = stack.start_writer()
+    console.ok(f"writer service pid {record.pid}: {stack.writer_url()} (log {record.log_file})")
+    return record
+
+
+def kill(stack: Stack, sig: signal.Signals) -> ProcessRecord | None:
+    record = stack.kill_writer(sig)
+    _report_stop(record, WRITER, sig)
+    return record
+
+
+def _report_stop(record: ProcessRecord | None, name: str, sig: signal.Signals = signal.SIGTERM) -> None:
+    if record is None:
+        console.info(f"{name}: not running")
+    else:
+        console.ok(f"{name}: pid {record.pid} verified, sent {sig.name}, and it is gone")
+
+
+def register(stack: Stack, use_http11: bool | None = None, force: bool = True) -> None:
+    console.step(f"registering {stack.deployment_uri()} with {stack.cli().binary}")
+    console.raw(stack.register(use_http11=use_http11, force=force))
+    console.ok("registered")
+
+
+def request_body(prompt: str | None, body_file: str | None, default_prompt: str) -> dict[str, Any]:
+    if body_file:
+        return read_body(Path(body_file))
+    return howto_body(prompt or default_prompt)
+
+
+def call(stack: Stack, prompt: str | None = None, body_file: str | None = None) -> Any:
+    body = request_body(prompt, body_file, howto_body()["prompt"])
+    with console.activity("POST /WriterAgentRestate/run (waiting for the report)"):
+        try:
+            result = stack.ingress.call(body)
+        except HttpError as exc:
+            raise DrillError(f"the invocation failed: {exc}") from None
+    console.ok(f"report written to {result.get('output_path')}")
+    console.raw(json.dumps(result, indent=2, ensure_ascii=False))
+    return result
+
+
+def send(stack: Stack, prompt: str | None = None, body_file: str | None = None) -> str:
+    body = request_body(prompt, body_file, RESTART_PROMPT)
+    invocation_id = stack.ingress.send(body)
+    stack.state.remember_invocation(invocation_id)
+    console.ok(f"sent: invocation {invocation_id} (remembered as the last invocation)")
+    return invocation_id
+
+
+def last_or(stack: Stack, invocation_id: str | None) -> str:
+    chosen = invocation_id or stack.state.last_invocation()
+    if not chosen:
+        raise DrillError("no invocation id given and none sent yet (use `inv send` or pass --id)")
+    return chosen
+
+
+def describe(stack: Stack, invocation_id: str | None = None) -> str:
+    text = stack.cli().describe(last_or(stack, invocation_id))
+    console.raw(text)
+    return text
+
+
+def list_invocations(stack: Stack, include_completed: bool = False) -> str:
+    text = stack.cli().list(include_completed=include_completed)
+    console.raw(text)
+    return text
+
+
+def resume(stack: Stack, invocation_id: str | None = None) -> None:
+    chosen = last_or(stack, invocation_id)
+    stack.admin.resume(chosen)
+    console.ok(f"resumed {chosen}")

@@ -1,0 +1,139 @@
+"""HTTP clients for Restate: the admin API (:9070) and the ingress (:8080). One httpx client per endpoint.
+
+Connection errors and error statuses are told apart and wrapped once in `HttpError` with the method,
+URL, status and body, so a task can print what Restate actually said.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from drillkit.errors import HttpError
+
+SERVICE = "WriterAgentRestate"
+HANDLER = "run"
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
+
+
+class _Api:
+    def __init__(self, base_url: str, transport: httpx.BaseTransport | None = None,
+                 timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> _Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, ok: tuple[int, ...] = (200,), **kwargs: Any) -> httpx.Response:
+        url = f"{self.base_url}{path}"
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.RequestError as exc:
+            raise HttpError(method, url, None, f"{type(exc).__name__}: {exc}") from None
+        if response.status_code not in ok:
+            raise HttpError(method, url, response.status_code, response.text)
+        return response
+
+    def healthy(self, path: str) -> bool:
+        try:
+            return self.http.get(path, timeout=2.0).status_code == 200
+        except httpx.RequestError:
+            return False
+
+
+class AdminApi(_Api):
+    """Restate's admin API: health, deployments, SQL introspection, invocation control."""
+
+    def healthy_admin(self) -> bool:
+        return self.healthy("/health")
+
+    def register(self, uri: str, use_http11: bool = False, force: bool = True) -> dict[str, Any]:
+        body = {"uri": uri, "use_http_11": use_http11, "force": force}
+        response = self.request("POST", "/deployments", ok=(200, 201), json=body)
+        return dict(response.json())
+
+    def deployments(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/deployments").json().get("deployments", []))
+
+    def services(self) -> list[str]:
+        return [s["name"] for s in self.request("GET", "/services").json().get("services", [])]
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        """Rows of a SQL query; `accept: application/json` (without it Restate answers in Arrow)."""
+        response = self.request("POST", "/query", json={"query": sql}, headers={"accept": "application/json"})
+        return list(response.json().get("rows", []))
+
+    def query_ready(self) -> bool:
+        """The SQL API answers (for a moment after health, partitions may not be found yet)."""
+        try:
+            self.query("SELECT id FROM sys_invocation LIMIT 1")
+        except HttpError:
+            return False
+        return True
+
+    def invocation(self, invocation_id: str) -> dict[str, Any] | None:
+        rows = self.query(f"SELECT * FROM sys_invocation WHERE id = '{_sql_id(invocation_id)}'")
+        return rows[0] if rows else None
+
+    def journal(self, invocation_id: str) -> list[dict[str, Any]]:
+        return self.query(
+            "SELECT index, entry_type, name, completed FROM sys_journal "
+            f"WHERE id = '{_sql_id(invocation_id)}' ORDER BY index"
+        )
+
+    def journal_events(self, invocation_id: str) -> list[dict[str, Any]]:
+        return self.query(
+            f"SELECT * FROM sys_journal_events WHERE id = '{_sql_id(invocation_id)}' ORDER BY appended_at"
+        )
+
+    def resume(self, invocation_id: str) -> None:
+        self.request("PATCH", f"/invocations/{invocation_id}/resume", ok=(200, 202, 204))
+
+    def invocations(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self.query(
+            "SELECT id, target, status, created_at, modified_at, retry_count, completion_result "
+            f"FROM sys_invocation ORDER BY created_at DESC LIMIT {int(limit)}"
+        )
+
+
+class IngressApi(_Api):
+    """Restate's ingress: calls WriterAgentRestate.run the way the HOW-TO's curl does."""
+
+    def healthy_ingress(self) -> bool:
+        return self.healthy("/restate/health")
+
+    def call(self, body: dict[str, Any], timeout_s: float = 600.0) -> Any:
+        """Synchronous `POST /WriterAgentRestate/run`: waits for the report."""
+        response = self.request("POST", f"/{SERVICE}/{HANDLER}", json=body, timeout=httpx.Timeout(timeout_s, connect=2.0))
+        return response.json()
+
+    def send(self, body: dict[str, Any], idempotency_key: str | None = None) -> str:
+        """Asynchronous `POST /WriterAgentRestate/run/send`: returns the invocation id (202 Accepted)."""
+        headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
+        response = self.request("POST", f"/{SERVICE}/{HANDLER}/send", ok=(200, 202), json=body, headers=headers)
+        data = response.json()
+        if "invocationId" not in data:
+            raise HttpError("POST", f"{self.base_url}/{SERVICE}/{HANDLER}/send", response.status_code,
+                            f"no invocationId in {json.dumps(data)}")
+        return str(data["invocationId"])
+
+    def output(self, invocation_id: str) -> Any:
+        """The invocation's result; HttpError with status 470 while it is still running."""
+        response = self.request("GET", f"/restate/invocation/{invocation_id}/output")
+        return response.json()
+
+
+def _sql_id(invocation_id: str) -> str:
+    # Invocation ids are base62-ish tokens ("inv_..."); refuse anything that could escape the literal.
+    if not invocation_id.replace("_", "").isalnum():
+        raise ValueError(f"not an invocation id: {invocation_id!r}")
+    return invocation_id

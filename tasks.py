@@ -1,0 +1,222 @@
+"""Invoke tasks: every step of the HOW-TO, and drills that chain them. `inv --list` shows them all.
+
+Each task is a docstring, help for its flags and a few calls into drillkit; the logic lives there.
+Every task takes `--config FILE` (default: $RESTATE_WRITER_CONFIG, else configs/local.yaml).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from invoke import Collection, Context, Exit, task
+
+# Relative paths in configs (state dir, ledger) are relative to the project root, wherever `inv` runs.
+os.chdir(Path(__file__).resolve().parent)
+
+from drillkit import config as drill_config  # noqa: E402
+from drillkit import console, operations  # noqa: E402
+from drillkit.errors import DrillError  # noqa: E402
+from drillkit.stack import Stack  # noqa: E402
+from writer_service.config import ConfigError  # noqa: E402
+
+CONFIG_HELP = "config file (default: $RESTATE_WRITER_CONFIG, else configs/local.yaml)"
+
+
+@contextmanager
+def _stack(config: str | None) -> Iterator[Stack]:
+    """A Stack for the config; drillkit errors become a clean non-zero exit with their message."""
+    try:
+        stack = Stack(drill_config.load(config))
+    except ConfigError as exc:
+        console.error(f"config: {exc}")
+        raise Exit(code=2) from None
+    try:
+        yield stack
+    except DrillError as exc:
+        console.error(str(exc))
+        raise Exit(code=1) from None
+    finally:
+        stack.close()
+
+
+# -- setup, up, down, status ------------------------------------------------------------------------
+
+
+@task(help={"config": CONFIG_HELP})
+def setup(c, config=None):
+    """Fetch the pinned restate-server and restate CLI binaries and the local model (idempotent)."""
+    with _stack(config) as stack:
+        operations.setup(stack)
+
+
+@task(help={"config": CONFIG_HELP, "http1_1": "register the writer over HTTP/1.1 (--use-http1.1), as the HOW-TO does"})
+def up(c, config=None, http1_1=None):
+    """Set up if needed, then start Restate, the local model and the writer, and register it."""
+    with _stack(config) as stack:
+        operations.up(stack, use_http11=http1_1)
+
+
+@task(help={"config": CONFIG_HELP, "purge": "also delete Restate's data, the ledger and the last invocation id"})
+def down(c, config=None, purge=False):
+    """Stop everything this tool started (writer, model, Restate server or container). Idempotent."""
+    with _stack(config) as stack:
+        operations.down(stack, purge=purge)
+
+
+@task(help={"config": CONFIG_HELP})
+def status(c, config=None):
+    """Show a table of every component: process or container, URL, health."""
+    with _stack(config) as stack:
+        operations.status(stack)
+
+
+# -- HOW-TO steps -----------------------------------------------------------------------------------
+
+
+@task(help={
+    "config": CONFIG_HELP,
+    "http1_1": "pass --use-http1.1 (default: runtime.use_http11 from the config)",
+    "force": "pass --force to replace an existing deployment at the same URI (default on)",
+})
+def register(c, config=None, http1_1=None, force=True):
+    """Register the writer with Restate using the downloaded `restate` CLI."""
+    with _stack(config) as stack:
+        operations.register(stack, use_http11=http1_1, force=force)
+
+
+@task(name="invoke", help={
+    "config": CONFIG_HELP,
+    "prompt": "prompt to send instead of the HOW-TO's",
+    "body": "JSON file with the whole request body",
+})
+def call(c, config=None, prompt=None, body=None):
+    """Call WriterAgentRestate/run synchronously (the HOW-TO's sanity check) and show the report."""
+    with _stack(config) as stack:
+        operations.call(stack, prompt=prompt, body_file=body)
+
+
+@task(help={
+    "config": CONFIG_HELP,
+    "prompt": "prompt to send instead of the HOW-TO's restart prompt",
+    "body": "JSON file with the whole request body",
+})
+def send(c, config=None, prompt=None, body=None):
+    """Send an asynchronous invocation (/run/send); print and remember its id."""
+    with _stack(config) as stack:
+        operations.send(stack, prompt=prompt, body_file=body)
+
+
+@task(help={"config": CONFIG_HELP, "signal": "KILL (the HOW-TO's crash) or TERM (graceful)"})
+def kill(c, config=None, signal="TERM"):
+    """Kill the writer's recorded PID (verified first) and wait until it is gone."""
+    with _stack(config) as stack:
+        operations.kill(stack, _signal(signal))
+
+
+@task(help={"config": CONFIG_HELP, "id": "invocation id (default: the last one sent)"})
+def describe(c, config=None, id=None):
+    """Describe an invocation with the CLI (`restate invocations describe`)."""
+    with _stack(config) as stack:
+        operations.describe(stack, id)
+
+
+@task(name="list", help={"config": CONFIG_HELP, "all": "include completed invocations"})
+def list_invocations(c, config=None, all=False):
+    """List invocations with the CLI (`restate invocations list`)."""
+    with _stack(config) as stack:
+        operations.list_invocations(stack, include_completed=all)
+
+
+@task(help={"config": CONFIG_HELP, "id": "invocation id (default: the last one sent)"})
+def resume(c, config=None, id=None):
+    """Resume a backing-off or paused invocation now instead of at its next retry."""
+    with _stack(config) as stack:
+        operations.resume(stack, id)
+
+
+def _signal(name: str) -> signal.Signals:
+    try:
+        return signal.Signals["SIG" + name.upper().removeprefix("SIG")]
+    except KeyError:
+        raise Exit(f"unknown signal {name!r}: use KILL or TERM", code=2) from None
+
+
+# -- components -------------------------------------------------------------------------------------
+
+
+@task(name="start", help={"config": CONFIG_HELP})
+def restate_start(c, config=None):
+    """Start the Restate server (native binary or Docker container, per runtime.backend)."""
+    with _stack(config) as stack:
+        operations.start_restate(stack)
+
+
+@task(name="stop", help={"config": CONFIG_HELP, "purge": "also delete its data"})
+def restate_stop(c, config=None, purge=False):
+    """Stop the Restate server."""
+    with _stack(config) as stack:
+        operations.stop_restate(stack, purge=purge)
+
+
+@task(name="logs", help={"config": CONFIG_HELP, "follow": "keep streaming new lines", "tail": "lines to show"})
+def restate_logs(c, config=None, follow=False, tail=50):
+    """Show the Restate server's log (the container's logs with Docker)."""
+    with _stack(config) as stack:
+        operations.restate_logs(stack, follow=follow, tail=int(tail))
+
+
+@task(name="start", help={"config": CONFIG_HELP})
+def service_start(c, config=None):
+    """Start the writer service (scripts/restate_writer_service.py) and wait for its health check."""
+    with _stack(config) as stack:
+        operations.start_writer(stack)
+
+
+@task(name="stop", help={"config": CONFIG_HELP})
+def service_stop(c, config=None):
+    """Stop the writer service gracefully (SIGTERM, then SIGKILL after the grace period)."""
+    with _stack(config) as stack:
+        operations.kill(stack, signal.SIGTERM)
+
+
+@task(name="restart", help={"config": CONFIG_HELP})
+def service_restart(c, config=None):
+    """Stop the writer service gracefully and start it again."""
+    with _stack(config) as stack:
+        operations.kill(stack, signal.SIGTERM)
+        operations.start_writer(stack)
+
+
+@task(name="logs", help={"config": CONFIG_HELP, "tail": "lines to show"})
+def service_logs(c, config=None, tail=50):
+    """Show the writer service's log."""
+    with _stack(config) as stack:
+        operations.component_log(stack, "writer", int(tail))
+
+
+@task(name="start", help={"config": CONFIG_HELP})
+def llm_start(c, config=None):
+    """Serve the local model (llama.cpp); says so and does nothing for a remote endpoint."""
+    with _stack(config) as stack:
+        operations.start_llm(stack)
+
+
+@task(name="stop", help={"config": CONFIG_HELP})
+def llm_stop(c, config=None):
+    """Stop the local model server."""
+    with _stack(config) as stack:
+        operations.stop_llm(stack)
+
+
+restate_ns = Collection("restate", restate_start, restate_stop, restate_logs)
+service_ns = Collection("service", service_start, service_stop, service_restart, service_logs)
+llm_ns = Collection("llm", llm_start, llm_stop)
+
+ns = Collection(setup, up, down, status, register, call, send, kill, describe, list_invocations, resume)
+ns.add_collection(restate_ns)
+ns.add_collection(service_ns)
+ns.add_collection(llm_ns)

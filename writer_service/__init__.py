@@ -1,0 +1,1 @@
+"""WriterAgentRestate: an LLM report writer served as a durable Restate service."""

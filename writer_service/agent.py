@@ -1,0 +1,256 @@
+"""`WriterAgentRestate.run`: the report pipeline, each LLM call and the tool a named durable step.
+
+Steps, in order (names are stable; drills and tests rely on them):
+  outline        LLM: research topic and section titles (JSON)
+  section:1..n   LLM: one section each, from the prompt and the search results
+  summary        LLM: short summary and follow-up questions (JSON)
+  save_report    tool: writes the Markdown report under output_dir
+
+A step body runs for real at most until it succeeds; after a crash Restate replays finished steps from
+its journal and runs only the one that was in flight. The ledger records every real execution.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import restate
+from restate import TerminalError
+
+from writer_service import faults as fault_injection
+from writer_service.config import Faults, StepRetry, WriterConfig
+from writer_service.ledger import ExecutionLedger
+from writer_service.llm import LlmClient, describe_error, is_retryable, parse_json_object, string_list
+from writer_service.models import InvalidRequest, ReportData, WriterRequest, parse_request
+from writer_service.report_files import PathNotAllowed, contained_dir, report_file_name, write_atomically
+
+SERVICE_NAME = "WriterAgentRestate"
+log = logging.getLogger("writer_service.agent")
+T = TypeVar("T")
+
+SYSTEM_PROMPT = "You are a careful technical writer. You write concise, factual reports."
+
+
+@dataclass
+class WriterRuntime:
+    """What the handler needs, built once per process by the server."""
+
+    config: WriterConfig
+    llm: LlmClient
+    ledger: ExecutionLedger
+
+
+def run_options(retry: StepRetry) -> restate.RunOptions[Any]:
+    def ms(value: int | None) -> timedelta | None:
+        return None if value is None else timedelta(milliseconds=value)
+
+    return restate.RunOptions(
+        max_attempts=retry.max_attempts,
+        initial_retry_interval=ms(retry.initial_interval_ms),
+        max_retry_interval=ms(retry.max_interval_ms),
+        retry_interval_factor=retry.factor,
+    )
+
+
+def validate(rt: WriterRuntime, body: Any) -> tuple[WriterRequest, Path, Faults]:
+    """Everything that makes a request unacceptable, checked before any step: a 400, never retried."""
+    try:
+        request = parse_request(body)
+        roots = rt.config.paths.allowed_roots
+        contained_dir("temp_dir", request.research_info.temp_dir, roots)
+        output_dir = contained_dir("output_dir", request.research_info.output_dir, roots)
+    except (InvalidRequest, PathNotAllowed) as exc:
+        raise TerminalError(str(exc), status_code=400) from None
+    faults: Faults = rt.config.faults
+    if request.faults is not None:
+        if not rt.config.faults.allow_request_faults:
+            raise TerminalError(
+                "invalid request: faults: request fault injection is disabled by this writer's config "
+                "(faults.allow_request_faults: false)",
+                status_code=400,
+            )
+        faults = request.faults
+    return request, output_dir, faults
+
+
+class StepRunner:
+    """Runs named durable steps for one invocation and keeps the ledger and the logs honest."""
+
+    def __init__(self, ctx: restate.Context, rt: WriterRuntime, faults: Faults) -> None:
+        self.ctx = ctx
+        self.rt = rt
+        self.faults = faults
+        self.invocation_id = ctx.request().id
+
+    async def step(self, name: str, action: Callable[[int], Awaitable[T]], retry: StepRetry) -> T:
+        executed = False
+
+        async def body() -> T:
+            nonlocal executed
+            executed = True
+            ledger = self.rt.ledger
+            attempt = ledger.attempts_so_far(self.invocation_id, name) + 1
+            started = time.monotonic()
+            log.info("executing step=%s invocation=%s attempt=%d", name, self.invocation_id, attempt)
+            if fault_injection.crash_due(self.faults, name, attempt):
+                ledger.record(self.invocation_id, name, attempt, "crash", started, "injected crash")
+                fault_injection.crash_now(name)
+            try:
+                fault_injection.maybe_fail_tool(self.faults, name, attempt)
+                result = await action(attempt)
+            except TerminalError as exc:
+                ledger.record(self.invocation_id, name, attempt, "error", started, exc.message)
+                raise
+            except Exception as exc:
+                reason = describe_error(exc)
+                ledger.record(self.invocation_id, name, attempt, "error", started, reason)
+                if not is_retryable(exc):
+                    log.error("step=%s invocation=%s terminal: %s", name, self.invocation_id, reason)
+                    raise TerminalError(f"{name}: {reason}", status_code=502) from exc
+                log.warning("step=%s invocation=%s attempt=%d failed, Restate will retry: %s",
+                            name, self.invocation_id, attempt, reason)
+                raise
+            entry = ledger.record(self.invocation_id, name, attempt, "ok", started)
+            log.info("executed step=%s invocation=%s attempt=%d in %.0f ms",
+                     name, self.invocation_id, attempt, entry.duration_ms)
+            return result
+
+        result: T = await self.ctx.run_typed(name, body, run_options(retry))
+        if not executed:
+            log.info("replayed step=%s invocation=%s (from Restate's journal)", name, self.invocation_id)
+        return result
+
+
+def _outline_schema(n: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "research_topic": {"type": "string"},
+            "sections": {"type": "array", "items": {"type": "string"}, "minItems": n, "maxItems": n},
+        },
+        "required": ["research_topic", "sections"],
+        "additionalProperties": False,
+    }
+
+
+SUMMARY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "short_summary": {"type": "string"},
+        "follow_up_questions": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 5},
+    },
+    "required": ["short_summary", "follow_up_questions"],
+    "additionalProperties": False,
+}
+
+
+def _context(request: WriterRequest) -> str:
+    results = request.research_info.search_results
+    if not results:
+        return "No search results were provided."
+    return "Search results:\n" + "\n".join(f"- {r}" for r in results)
+
+
+def outline_from_answer(answer: str, prompt: str, n: int) -> dict[str, Any]:
+    """A usable outline whatever the model said: malformed answers fall back to numbered sections."""
+    data = parse_json_object(answer) or {}
+    topic = data.get("research_topic")
+    topic = topic.strip() if isinstance(topic, str) and topic.strip() else prompt.strip()[:80]
+    sections = string_list(data.get("sections"), n)
+    if len(sections) < n:
+        log.warning("outline answer had %d usable section titles of %d; numbering the rest", len(sections), n)
+        sections += [f"Part {i}" for i in range(len(sections) + 1, n + 1)]
+    return {"research_topic": topic, "sections": sections}
+
+
+def summary_from_answer(answer: str) -> dict[str, Any]:
+    data = parse_json_object(answer)
+    if data is None:
+        log.warning("summary answer was not JSON; using its text as the summary")
+        return {"short_summary": answer.strip()[:500], "follow_up_questions": []}
+    summary = data.get("short_summary")
+    return {
+        "short_summary": summary.strip() if isinstance(summary, str) else "",
+        "follow_up_questions": string_list(data.get("follow_up_questions"), 5),
+    }
+
+
+def render_markdown(topic: str, sections: list[str], bodies: list[str], summary: dict[str, Any]) -> str:
+    parts = [f"# {topic}", "", "## Summary", "", summary["short_summary"] or "(no summary)", ""]
+    for title, text in zip(sections, bodies, strict=True):
+        parts += [f"## {title}", "", text.strip(), ""]
+    if summary["follow_up_questions"]:
+        parts += ["## Follow-up questions", ""] + [f"- {q}" for q in summary["follow_up_questions"]] + [""]
+    return "\n".join(parts)
+
+
+def build_service(rt: WriterRuntime) -> restate.Service:
+    service = restate.Service(SERVICE_NAME)
+
+    @service.handler("run")
+    async def run(ctx: restate.Context, body: dict[str, Any]) -> dict[str, Any]:
+        request, output_dir, faults = validate(rt, body)
+        steps = StepRunner(ctx, rt, faults)
+        llm, pipeline = rt.llm, rt.config.pipeline
+        n = pipeline.sections
+        context = _context(request)
+
+        async def outline(_attempt: int) -> dict[str, Any]:
+            answer = await llm.json(
+                SYSTEM_PROMPT,
+                f"Plan a report for this request: {request.prompt}\n{context}\n"
+                f"Give a research topic and exactly {n} section titles.",
+                "outline",
+                _outline_schema(n),
+            )
+            return outline_from_answer(answer, request.prompt, n)
+
+        plan = await steps.step("outline", outline, pipeline.llm_retry)
+
+        bodies: list[str] = []
+        for index, title in enumerate(plan["sections"], start=1):
+
+            async def section(_attempt: int, title: str = title) -> str:
+                return await llm.text(
+                    SYSTEM_PROMPT,
+                    f"Report topic: {plan['research_topic']}\nRequest: {request.prompt}\n{context}\n"
+                    f"Write the section titled \"{title}\" in one or two short paragraphs.",
+                )
+
+            bodies.append(await steps.step(f"section:{index}", section, pipeline.llm_retry))
+
+        async def summary(_attempt: int) -> dict[str, Any]:
+            answer = await llm.json(
+                SYSTEM_PROMPT,
+                f"Report topic: {plan['research_topic']}\nSections:\n"
+                + "\n".join(f"- {t}: {b[:300]}" for t, b in zip(plan["sections"], bodies, strict=True))
+                + "\nWrite a short summary and up to three follow-up questions.",
+                "summary",
+                SUMMARY_SCHEMA,
+            )
+            return summary_from_answer(answer)
+
+        digest = await steps.step("summary", summary, pipeline.llm_retry)
+        markdown = render_markdown(plan["research_topic"], plan["sections"], bodies, digest)
+        file_name = report_file_name(plan["research_topic"], markdown)
+
+        async def save_report(_attempt: int) -> str:
+            return str(write_atomically(output_dir, file_name, markdown))
+
+        output_path = await steps.step("save_report", save_report, pipeline.tool_retry)
+        return ReportData(
+            file_name=file_name,
+            research_topic=plan["research_topic"],
+            short_summary=digest["short_summary"],
+            markdown_report=markdown,
+            follow_up_questions=digest["follow_up_questions"],
+            output_path=output_path,
+        ).model_dump()
+
+    return service

@@ -1,0 +1,209 @@
+"""The writer's configuration: one YAML file, validated into typed models.
+
+`RESTATE_WRITER_CONFIG` names the file (the HOW-TO's convention). The same file also holds the drill
+runtime's sections (`runtime`, `local_model`); those are validated by `drillkit.config`, which extends
+`WriterConfig`, so a single file describes one environment.
+
+Strings may reference environment variables as `${NAME}` or `${NAME:-default}`: a remote endpoint's
+URL and secrets stay out of the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_ENV = "RESTATE_WRITER_CONFIG"
+DEFAULT_CONFIG = Path("configs/local.yaml")
+STEP_NAMES = ("outline", "section", "summary", "save_report")
+# Sections of the shared file that belong to the drill runtime, not to the writer.
+RUNTIME_SECTIONS = ("runtime", "local_model")
+
+
+class ConfigError(Exception):
+    """A configuration file is missing, unreadable or invalid. The message names the file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WriterModel(_Strict):
+    """The OpenAI-compatible endpoint the writer calls."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    """Name of the environment variable holding the API key; none for a local server."""
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_tokens: int = Field(default=256, gt=0)
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    structured_output: Literal["json_schema", "json_object", "text"] = "json_schema"
+    """How the outline and summary ask for JSON; servers without json_schema use json_object or text."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    def api_key(self) -> str:
+        if self.api_key_env is None:
+            return "not-needed"  # local servers ignore it, but the client insists on one
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise ConfigError(f"writer_model.api_key_env: environment variable {self.api_key_env} is not set")
+        return key
+
+
+class StepRetry(_Strict):
+    """Per-step retry options (`RunOptions`). All unset: the server's invocation retry policy applies."""
+
+    max_attempts: int | None = Field(default=None, ge=1)
+    initial_interval_ms: int | None = Field(default=None, gt=0)
+    max_interval_ms: int | None = Field(default=None, gt=0)
+    factor: float | None = Field(default=None, ge=1)
+
+
+class Pipeline(_Strict):
+    sections: int = Field(default=3, ge=1, le=12)
+    llm_retry: StepRetry = StepRetry()
+    tool_retry: StepRetry = StepRetry()
+
+
+class Paths(_Strict):
+    allowed_roots: tuple[Path, ...] = (Path("/tmp"),)
+    """`output_dir` and `temp_dir` of a request must resolve inside one of these."""
+
+
+class Ledger(_Strict):
+    path: Path = Path(".drill/ledger.jsonl")
+
+
+class ToolErrorFault(_Strict):
+    fail_first: int = Field(default=0, ge=0)
+
+
+class CrashFault(_Strict):
+    during_step: str | None = None
+
+    @field_validator("during_step")
+    @classmethod
+    def _known_step(cls, value: str | None) -> str | None:
+        if value is not None and not _is_step_name(value):
+            raise ValueError(f"unknown step {value!r}; steps are outline, section:N, summary, save_report")
+        return value
+
+
+class Faults(_Strict):
+    """Fault injection, off by default. Request bodies may carry their own when `allow_request_faults`."""
+
+    tool_error: ToolErrorFault = ToolErrorFault()
+    crash: CrashFault = CrashFault()
+
+
+class FaultPolicy(Faults):
+    allow_request_faults: bool = False
+
+
+class Service(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9080, ge=1, le=65535)
+    grace_period_s: float = Field(default=10.0, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class WriterConfig(_Strict):
+    writer_model: WriterModel
+    pipeline: Pipeline = Pipeline()
+    paths: Paths = Paths()
+    ledger: Ledger = Ledger()
+    faults: FaultPolicy = FaultPolicy()
+    service: Service = Service()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_runtime_sections(cls, data: Any) -> Any:
+        # The writer alone ignores the drill runtime's sections; drillkit's subclass validates them.
+        if cls is WriterConfig and isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in RUNTIME_SECTIONS}
+        return data
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> Self:
+        """Read and validate a config file (default: `$RESTATE_WRITER_CONFIG`, else configs/local.yaml)."""
+        file = Path(path) if path else Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+        return cls.from_mapping(read_yaml(file), source=str(file))
+
+    @classmethod
+    def from_mapping(cls, data: Any, source: str = "<config>") -> Self:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
+        try:
+            return cls.model_validate(expand_env(data, source, ()))
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(source, exc)) from None
+
+
+def _is_step_name(value: str) -> bool:
+    if value in STEP_NAMES:
+        return value != "section"  # sections are numbered: section:1, section:2, ...
+    return re.fullmatch(r"section:[1-9]\d*", value) is not None
+
+
+def read_yaml(file: Path) -> Any:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found (set {CONFIG_ENV} or pass --config)") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read config file: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: invalid YAML: {exc}") from None
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, source: str, where: tuple[str | int, ...]) -> Any:
+    """Replace `${NAME}` / `${NAME:-default}` in every string; an unset variable without default is an error."""
+    if isinstance(value, dict):
+        return {k: expand_env(v, source, (*where, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, source, (*where, i)) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name)
+        if found:
+            return found
+        if default is not None:
+            return default
+        field = ".".join(str(p) for p in where)
+        raise ConfigError(f"{source}: field {field}: environment variable {name} is not set")
+
+    return _ENV_REF.sub(substitute, value)
+
+
+def describe_validation_error(source: str, exc: ValidationError) -> str:
+    """One line per problem: file, dotted field, message and the offending value."""
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        value = err.get("input")
+        shown = "" if err["type"] == "missing" else f" (got {value!r})"
+        lines.append(f"{source}: field {field}: {message}{shown}")
+    return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""The execution ledger: one JSON line per real execution of a step body (a replay writes nothing).
+
+It is the writer's own evidence, independent of Restate's journal: a drill reads it to prove that no step
+that had finished ran again after a crash. It also carries attempt counts across process restarts, which
+the fault injection needs ("fail the first N attempts" must not start over when the process does).
+
+Lines are appended with one `write` on an `O_APPEND` descriptor under an exclusive `flock`, so concurrent
+invocations (and several writer processes) never interleave lines.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+Outcome = Literal["ok", "error", "crash"]
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    time: float
+    invocation_id: str
+    step: str
+    attempt: int
+    pid: int
+    outcome: Outcome
+    duration_ms: float
+    error: str | None = None
+
+
+class ExecutionLedger:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def append(self, entry: LedgerEntry) -> None:
+        line = (json.dumps(asdict(entry), separators=(",", ":")) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # No fsync: a SIGKILLed process loses nothing already written; only a host crash would.
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def entries(self, invocation_id: str | None = None) -> list[LedgerEntry]:
+        return read_ledger(self.path, invocation_id)
+
+    def attempts_so_far(self, invocation_id: str, step: str) -> int:
+        """How many executions of this step, for this invocation, reached an outcome (any process)."""
+        return sum(1 for e in self.entries(invocation_id) if e.step == step)
+
+    def record(
+        self,
+        invocation_id: str,
+        step: str,
+        attempt: int,
+        outcome: Outcome,
+        started: float,
+        error: str | None = None,
+    ) -> LedgerEntry:
+        entry = LedgerEntry(
+            time=time.time(),
+            invocation_id=invocation_id,
+            step=step,
+            attempt=attempt,
+            pid=os.getpid(),
+            outcome=outcome,
+            duration_ms=round((time.monotonic() - started) * 1000, 3),
+            error=error,
+        )
+        self.append(entry)
+        return entry
+
+
+def read_ledger(path: Path, invocation_id: str | None = None) -> list[LedgerEntry]:
+    """All entries (of one invocation when given). A torn last line, if any, is skipped, not fatal."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in raw.splitlines():
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if invocation_id is None or data.get("invocation_id") == invocation_id:
+            entries.append(LedgerEntry(**data))
+    return entries
