@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from invoke import Collection, Context, Exit, task
+from invoke import Collection, Exit, task
 
 # Relative paths in configs (state dir, ledger) are relative to the project root, wherever `inv` runs.
 os.chdir(Path(__file__).resolve().parent)
@@ -53,7 +53,12 @@ def setup(c, config=None):
         operations.setup(stack)
 
 
-@task(help={"config": CONFIG_HELP, "http1_1": "register the writer over HTTP/1.1 (--use-http1.1), as the HOW-TO does"})
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "http1_1": "register the writer over HTTP/1.1 (--use-http1.1), as the HOW-TO does",
+    }
+)
 def up(c, config=None, http1_1=None):
     """Set up if needed, then start Restate, the local model and the writer, and register it."""
     with _stack(config) as stack:
@@ -77,33 +82,40 @@ def status(c, config=None):
 # -- HOW-TO steps -----------------------------------------------------------------------------------
 
 
-@task(help={
-    "config": CONFIG_HELP,
-    "http1_1": "pass --use-http1.1 (default: runtime.use_http11 from the config)",
-    "force": "pass --force to replace an existing deployment at the same URI (default on)",
-})
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "http1_1": "pass --use-http1.1 (default: runtime.use_http11 from the config)",
+        "force": "pass --force to replace an existing deployment at the same URI (default on)",
+    }
+)
 def register(c, config=None, http1_1=None, force=True):
     """Register the writer with Restate using the downloaded `restate` CLI."""
     with _stack(config) as stack:
         operations.register(stack, use_http11=http1_1, force=force)
 
 
-@task(name="invoke", help={
-    "config": CONFIG_HELP,
-    "prompt": "prompt to send instead of the HOW-TO's",
-    "body": "JSON file with the whole request body",
-})
+@task(
+    name="invoke",
+    help={
+        "config": CONFIG_HELP,
+        "prompt": "prompt to send instead of the HOW-TO's",
+        "body": "JSON file with the whole request body",
+    },
+)
 def call(c, config=None, prompt=None, body=None):
     """Call WriterAgentRestate/run synchronously (the HOW-TO's sanity check) and show the report."""
     with _stack(config) as stack:
         operations.call(stack, prompt=prompt, body_file=body)
 
 
-@task(help={
-    "config": CONFIG_HELP,
-    "prompt": "prompt to send instead of the HOW-TO's restart prompt",
-    "body": "JSON file with the whole request body",
-})
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "prompt": "prompt to send instead of the HOW-TO's restart prompt",
+        "body": "JSON file with the whole request body",
+    }
+)
 def send(c, config=None, prompt=None, body=None):
     """Send an asynchronous invocation (/run/send); print and remember its id."""
     with _stack(config) as stack:

@@ -122,7 +122,8 @@ class BinaryStore:
             self._install(binary, data)
             return self.cached(binary), source
         raise DrillError(
-            f"cannot get {binary.command} {self.version}:\n  " + "\n  ".join(failures)
+            f"cannot get {binary.command} {self.version}:\n  "
+            + "\n  ".join(failures)
             + f"\nPut a {binary.command} {self.version} binary on PATH or at {self.cached(binary)}."
         )
 

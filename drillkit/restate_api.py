@@ -19,8 +19,12 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 
 
 class _Api:
-    def __init__(self, base_url: str, transport: httpx.BaseTransport | None = None,
-                 timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 
@@ -86,7 +90,7 @@ class AdminApi(_Api):
 
     def journal(self, invocation_id: str) -> list[dict[str, Any]]:
         return self.query(
-            "SELECT index, entry_type, name, completed FROM sys_journal "
+            "SELECT index, entry_type, name, entry_lite_json, appended_at FROM sys_journal "
             f"WHERE id = '{_sql_id(invocation_id)}' ORDER BY index"
         )
 
@@ -113,7 +117,9 @@ class IngressApi(_Api):
 
     def call(self, body: dict[str, Any], timeout_s: float = 600.0) -> Any:
         """Synchronous `POST /WriterAgentRestate/run`: waits for the report."""
-        response = self.request("POST", f"/{SERVICE}/{HANDLER}", json=body, timeout=httpx.Timeout(timeout_s, connect=2.0))
+        response = self.request(
+            "POST", f"/{SERVICE}/{HANDLER}", json=body, timeout=httpx.Timeout(timeout_s, connect=2.0)
+        )
         return response.json()
 
     def send(self, body: dict[str, Any], idempotency_key: str | None = None) -> str:
@@ -122,8 +128,12 @@ class IngressApi(_Api):
         response = self.request("POST", f"/{SERVICE}/{HANDLER}/send", ok=(200, 202), json=body, headers=headers)
         data = response.json()
         if "invocationId" not in data:
-            raise HttpError("POST", f"{self.base_url}/{SERVICE}/{HANDLER}/send", response.status_code,
-                            f"no invocationId in {json.dumps(data)}")
+            raise HttpError(
+                "POST",
+                f"{self.base_url}/{SERVICE}/{HANDLER}/send",
+                response.status_code,
+                f"no invocationId in {json.dumps(data)}",
+            )
         return str(data["invocationId"])
 
     def output(self, invocation_id: str) -> Any:

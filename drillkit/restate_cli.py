@@ -39,7 +39,13 @@ class RestateCli:
 
     def env(self) -> dict[str, str]:
         # NO_COLOR and a wide terminal keep the text parseable and the ids unbroken.
-        return {**os.environ, "RESTATE_ADMIN_URL": self.admin_url, "NO_COLOR": "1", "COLUMNS": "200", "TERM": "dumb"}
+        return {
+            **os.environ,
+            "RESTATE_ADMIN_URL": self.admin_url,
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+            "TERM": "dumb",
+        }
 
     def execute(self, argv: list[str], timeout_s: float = 60.0) -> str:
         """Run a CLI command; its stdout, or CommandError with the command line, exit code and output."""

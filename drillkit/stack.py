@@ -153,9 +153,22 @@ class Stack:
             if model is None:
                 raise DrillError("the local model is not downloaded: run `inv setup`")
             argv = [
-                sys.executable, str(PROJECT_ROOT / "scripts" / "local_llm.py"), "--model", str(model),
-                "--host", lm.host, "--port", str(lm.port), "--alias", lm.alias, "--ctx-size", str(lm.ctx_size),
-                "--parallel", str(lm.parallel), "--threads", str(lm.threads),
+                sys.executable,
+                str(PROJECT_ROOT / "scripts" / "local_llm.py"),
+                "--model",
+                str(model),
+                "--host",
+                lm.host,
+                "--port",
+                str(lm.port),
+                "--alias",
+                lm.alias,
+                "--ctx-size",
+                str(lm.ctx_size),
+                "--parallel",
+                str(lm.parallel),
+                "--threads",
+                str(lm.threads),
             ]
             live = self.procs.spawn(LLM, argv, self.state.log_file(LLM))
         self._wait_process_healthy(live, f"{self.llm_url()}/health", "local model")
@@ -255,11 +268,24 @@ class Stack:
         rows = []
         running = self.backend.running()
         health = "ok" if self.admin.healthy_admin() and self.ingress.healthy_ingress() else "down"
-        rows.append((f"restate-server ({self.backend.name})", running or "-", f"{self.rt.ingress_url} {self.rt.admin_url}", health))
+        rows.append(
+            (
+                f"restate-server ({self.backend.name})",
+                running or "-",
+                f"{self.rt.ingress_url} {self.rt.admin_url}",
+                health,
+            )
+        )
         if self.config.local_model.enabled:
             llm = self.procs.live(LLM)
-            rows.append(("local model", f"pid {llm.pid}" if llm else "-", f"{self.llm_url()}/v1",
-                         "ok" if http_ok(f"{self.llm_url()}/health") else "down"))
+            rows.append(
+                (
+                    "local model",
+                    f"pid {llm.pid}" if llm else "-",
+                    f"{self.llm_url()}/v1",
+                    "ok" if http_ok(f"{self.llm_url()}/health") else "down",
+                )
+            )
         else:
             rows.append(("LLM endpoint (remote)", "-", self.config.writer_model.base_url, "not probed"))
         writer = self.procs.live(WRITER)

@@ -113,12 +113,22 @@ class StepRunner:
                 if not is_retryable(exc):
                     log.error("step=%s invocation=%s terminal: %s", name, self.invocation_id, reason)
                     raise TerminalError(f"{name}: {reason}", status_code=502) from exc
-                log.warning("step=%s invocation=%s attempt=%d failed, Restate will retry: %s",
-                            name, self.invocation_id, attempt, reason)
+                log.warning(
+                    "step=%s invocation=%s attempt=%d failed, Restate will retry: %s",
+                    name,
+                    self.invocation_id,
+                    attempt,
+                    reason,
+                )
                 raise
             entry = ledger.record(self.invocation_id, name, attempt, "ok", started)
-            log.info("executed step=%s invocation=%s attempt=%d in %.0f ms",
-                     name, self.invocation_id, attempt, entry.duration_ms)
+            log.info(
+                "executed step=%s invocation=%s attempt=%d in %.0f ms",
+                name,
+                self.invocation_id,
+                attempt,
+                entry.duration_ms,
+            )
             return result
 
         result: T = await self.ctx.run_typed(name, body, run_options(retry))
@@ -220,7 +230,7 @@ def build_service(rt: WriterRuntime) -> restate.Service:
                 return await llm.text(
                     SYSTEM_PROMPT,
                     f"Report topic: {plan['research_topic']}\nRequest: {request.prompt}\n{context}\n"
-                    f"Write the section titled \"{title}\" in one or two short paragraphs.",
+                    f'Write the section titled "{title}" in one or two short paragraphs.',
                 )
 
             bodies.append(await steps.step(f"section:{index}", section, pipeline.llm_retry))

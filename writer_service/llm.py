@@ -11,7 +11,6 @@ import json
 import re
 from typing import Any
 
-import httpx
 import openai
 
 from writer_service.config import WriterModel
@@ -39,12 +38,13 @@ def describe_error(exc: BaseException) -> str:
 
 
 class LlmClient:
-    def __init__(self, settings: WriterModel) -> None:
+    def __init__(self, settings: WriterModel, http_client: Any = None) -> None:
         self.settings = settings
         self._client = openai.AsyncOpenAI(
+            http_client=http_client,  # tests pass one with a mock transport
             base_url=settings.base_url,
             api_key=settings.api_key(),
-            timeout=httpx.Timeout(settings.timeout_s, connect=min(5.0, settings.timeout_s)),
+            timeout=openai.Timeout(settings.timeout_s, connect=min(5.0, settings.timeout_s)),
             max_retries=0,
         )
 

@@ -41,7 +41,9 @@ def hypercorn_config(config: WriterConfig) -> Config:
 
 
 async def serve_writer(config: WriterConfig) -> None:
-    runtime = WriterRuntime(config=config, llm=LlmClient(config.writer_model), ledger=ExecutionLedger(config.ledger.path))
+    runtime = WriterRuntime(
+        config=config, llm=LlmClient(config.writer_model), ledger=ExecutionLedger(config.ledger.path)
+    )
     app = restate.app(services=[build_service(runtime)])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -55,11 +57,15 @@ async def serve_writer(config: WriterConfig) -> None:
     install_shutdown_hook(loop, lambda: request_stop("SIGINT"), signal.SIGINT)
     log.info(
         "WriterAgentRestate serving on http://%s:%d (h2c and HTTP/1.1), pid %d, model %s at %s, ledger %s",
-        config.service.host, config.service.port, os.getpid(), config.writer_model.model,
-        config.writer_model.base_url, config.ledger.path,
+        config.service.host,
+        config.service.port,
+        os.getpid(),
+        config.writer_model.model,
+        config.writer_model.base_url,
+        config.ledger.path,
     )
     try:
-        await serve(app, hypercorn_config(config), mode="asgi", shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        await serve(app, hypercorn_config(config), mode="asgi", shutdown_trigger=stop.wait)
     finally:
         await runtime.llm.close()
     log.info("stopped")
@@ -76,7 +82,8 @@ def main() -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stdout,
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpx2", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     log.info("config: %s", os.environ.get(CONFIG_ENV) or "configs/local.yaml")
     try:
         asyncio.run(serve_writer(config))

@@ -1,0 +1,106 @@
+"""The Docker backend's container arguments and life cycle, against a fake docker-py client."""
+
+from types import SimpleNamespace
+
+import docker.errors
+import pytest
+
+from drillkit.config import Runtime
+from drillkit.errors import ComponentError
+from drillkit.restate_server import DockerServer
+
+
+class FakeContainer:
+    def __init__(self, name, status="running"):
+        self.name, self.status, self.short_id = name, status, "abc123"
+        self.stopped = self.removed = False
+
+    def stop(self, timeout):
+        self.stopped = True
+
+    def remove(self, force):
+        self.removed = True
+
+    def logs(self, tail=None, stream=False, follow=False):
+        return b"line 1\nline 2\n"
+
+
+class FakeDocker:
+    def __init__(self, images=("docker.restate.dev/restatedev/restate:1.7.12",), pull_error=None):
+        self.running: dict[str, FakeContainer] = {}
+        self.run_calls: list[dict] = []
+        self.known_images = set(images)
+        self.pull_error = pull_error
+        self.removed_volumes: list[str] = []
+        outer = self
+
+        class Containers:
+            def get(self, name):
+                if name not in outer.running:
+                    raise docker.errors.NotFound("no such container")
+                return outer.running[name]
+
+            def run(self, **kwargs):
+                outer.run_calls.append(kwargs)
+                container = FakeContainer(kwargs["name"])
+                outer.running[kwargs["name"]] = container
+                return container
+
+        class Images:
+            def get(self, name):
+                if name not in outer.known_images:
+                    raise docker.errors.ImageNotFound("no such image")
+
+        class Volumes:
+            def get(self, name):
+                return SimpleNamespace(remove=lambda force: outer.removed_volumes.append(name))
+
+        class Api:
+            def pull(self, repository, tag, stream, decode):
+                if outer.pull_error:
+                    raise docker.errors.APIError(outer.pull_error)
+                return iter([{"status": "Downloaded"}])
+
+        self.containers, self.images, self.volumes, self.api = Containers(), Images(), Volumes(), Api()
+
+
+def test_container_arguments_match_the_howtos_docker_run():
+    kwargs = DockerServer(Runtime()).run_kwargs()
+    assert kwargs["image"] == "docker.restate.dev/restatedev/restate:1.7.12"
+    assert kwargs["name"] == "restate_dev"
+    assert kwargs["auto_remove"] is True  # --rm
+    assert kwargs["detach"] is True
+    assert kwargs["ports"] == {"8080/tcp": ("127.0.0.1", 8080), "9070/tcp": ("127.0.0.1", 9070)}
+    assert kwargs["extra_hosts"] == {"host.docker.internal": "host-gateway"}
+    assert kwargs["volumes"] == {"restate_dev_data": {"bind": "/restate-data", "mode": "rw"}}
+
+
+def test_image_version_and_server_env_come_from_config():
+    rt = Runtime(restate_version="1.7.9", server_env={"RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS": 5})
+    kwargs = DockerServer(rt).run_kwargs()
+    assert kwargs["image"].endswith(":1.7.9")
+    assert kwargs["environment"] == {"RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS": "5"}
+
+
+def test_start_is_idempotent_and_stop_removes_the_container():
+    fake = FakeDocker()
+    server = DockerServer(Runtime(), client=fake)
+    assert "restate_dev" in server.start()
+    assert "already running" in server.start()
+    assert len(fake.run_calls) == 1
+    assert server.running().startswith("container restate_dev")
+    assert server.log_lines(10) == ["line 1", "line 2"]
+    container = fake.running["restate_dev"]
+    assert server.stop(purge=True) is True
+    assert container.stopped and container.removed
+    assert fake.removed_volumes == ["restate_dev_data"]
+
+
+def test_missing_image_that_cannot_be_pulled_names_the_image():
+    fake = FakeDocker(images=(), pull_error="registry unreachable")
+    with pytest.raises(ComponentError, match=r"restate:1\.7\.12 is not present and cannot be pulled"):
+        DockerServer(Runtime(), client=fake).start()
+
+
+def test_docker_deployment_uri_reaches_the_host():
+    assert DockerServer(Runtime()).default_deployment_uri(9080) == "http://host.docker.internal:9080"

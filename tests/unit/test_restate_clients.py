@@ -1,0 +1,119 @@
+"""Admin and ingress clients against httpx.MockTransport; the CLI's command lines with a fake runner."""
+
+import json
+import subprocess
+
+import httpx
+import pytest
+
+from drillkit.errors import CommandError, HttpError
+from drillkit.restate_api import AdminApi, IngressApi
+from drillkit.restate_cli import RestateCli
+
+
+def admin_with(handler):
+    return AdminApi("http://127.0.0.1:9070", transport=httpx.MockTransport(handler))
+
+
+def ingress_with(handler):
+    return IngressApi("http://127.0.0.1:8080", transport=httpx.MockTransport(handler))
+
+
+def test_query_asks_for_json_and_returns_rows():
+    seen = {}
+
+    def handler(request):
+        seen["accept"] = request.headers["accept"]
+        seen["body"] = json.loads(request.content)
+        return httpx.Response(200, json={"rows": [{"id": "inv_1", "status": "running"}]})
+
+    row = admin_with(handler).invocation("inv_1")
+    assert row == {"id": "inv_1", "status": "running"}
+    assert seen["accept"] == "application/json"
+    assert "WHERE id = 'inv_1'" in seen["body"]["query"]
+
+
+def test_query_refuses_ids_that_could_escape_sql():
+    with pytest.raises(ValueError):
+        admin_with(lambda r: httpx.Response(200, json={"rows": []})).invocation("x' OR '1'='1")
+
+
+def test_query_ready_is_false_while_partitions_are_missing():
+    admin = admin_with(lambda r: httpx.Response(500, json={"message": "partition 1 doesn't exist on this node"}))
+    assert admin.query_ready() is False
+
+
+def test_register_posts_the_deployment():
+    seen = {}
+
+    def handler(request):
+        seen.update(json.loads(request.content))
+        return httpx.Response(201, json={"id": "dp_1", "services": []})
+
+    assert admin_with(handler).register("http://127.0.0.1:9080", use_http11=True)["id"] == "dp_1"
+    assert seen == {"uri": "http://127.0.0.1:9080", "use_http_11": True, "force": True}
+
+
+def test_send_returns_the_invocation_id():
+    def handler(request):
+        assert request.url.path == "/WriterAgentRestate/run/send"
+        assert request.headers["idempotency-key"] == "k1"
+        return httpx.Response(202, json={"invocationId": "inv_42", "status": "Accepted"})
+
+    assert ingress_with(handler).send({"prompt": "x"}, idempotency_key="k1") == "inv_42"
+
+
+def test_output_while_running_is_an_http_error_with_status_470():
+    ingress = ingress_with(lambda r: httpx.Response(470, text="not ready"))
+    with pytest.raises(HttpError) as err:
+        ingress.output("inv_1")
+    assert err.value.status == 470
+
+
+def test_connection_errors_are_told_apart_from_statuses():
+    def refuse(request):
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with pytest.raises(HttpError) as err:
+        ingress_with(refuse).call({"prompt": "x"})
+    assert err.value.status is None and "unreachable" in str(err.value)
+    with pytest.raises(HttpError) as err:
+        ingress_with(lambda r: httpx.Response(400, json={"message": "invalid request: prompt"})).call({})
+    assert err.value.status == 400 and "invalid request: prompt" in str(err.value)
+    assert ingress_with(refuse).healthy_ingress() is False
+
+
+class FakeRun:
+    def __init__(self, returncode=0, stdout="ok", stderr=""):
+        self.calls = []
+        self.result = (returncode, stdout, stderr)
+
+    def __call__(self, argv, **kwargs):
+        self.calls.append((argv, kwargs))
+        code, out, err = self.result
+        return subprocess.CompletedProcess(argv, code, out, err)
+
+
+def test_cli_command_lines_match_the_howto():
+    cli = RestateCli(binary="/opt/restate", admin_url="http://127.0.0.1:9070")  # type: ignore[arg-type]
+    assert cli.register_argv("http://192.168.65.254:9080", use_http11=True, force=True) == [
+        "/opt/restate", "deployments", "register", "http://192.168.65.254:9080", "-y", "--use-http1.1", "--force",
+    ]
+    assert cli.register_argv("http://127.0.0.1:9080") == [
+        "/opt/restate", "deployments", "register", "http://127.0.0.1:9080", "-y",
+    ]
+    assert cli.describe_argv("inv_1") == ["/opt/restate", "invocations", "describe", "inv_1"]
+    assert cli.list_argv() == ["/opt/restate", "invocations", "list"]
+    assert cli.list_argv(include_completed=True)[-1] == "--all"
+
+
+def test_cli_runs_with_the_admin_url_and_reports_failures():
+    ok = FakeRun(stdout="completed with success")
+    cli = RestateCli(binary="/opt/restate", admin_url="http://127.0.0.1:9070", run=ok)  # type: ignore[arg-type]
+    assert cli.describe("inv_1") == "completed with success"
+    assert ok.calls[0][1]["env"]["RESTATE_ADMIN_URL"] == "http://127.0.0.1:9070"
+    bad = FakeRun(returncode=1, stdout="", stderr="Error: not found")
+    cli = RestateCli(binary="/opt/restate", admin_url="http://127.0.0.1:9070", run=bad)  # type: ignore[arg-type]
+    with pytest.raises(CommandError) as err:
+        cli.describe("inv_1")
+    assert err.value.returncode == 1 and "not found" in str(err.value) and "invocations describe" in str(err.value)

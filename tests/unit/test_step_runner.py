@@ -1,0 +1,114 @@
+"""StepRunner against a fake Restate context: executed vs replayed, ledger lines, error classification."""
+
+import asyncio
+from types import SimpleNamespace
+
+import httpx2
+import openai
+import pytest
+from restate import TerminalError
+
+from writer_service.agent import StepRunner, WriterRuntime, run_options
+from writer_service.config import Faults, StepRetry, WriterConfig
+from writer_service.faults import InjectedToolError
+from writer_service.ledger import ExecutionLedger
+
+
+class FakeContext:
+    """Runs a step body unless its name is in `journal` (a replay), like ctx.run_typed."""
+
+    def __init__(self, journal=None):
+        self.journal = dict(journal or {})
+        self.options = {}
+
+    def request(self):
+        return SimpleNamespace(id="inv_test")
+
+    def run_typed(self, name, action, options):
+        self.options[name] = options
+
+        async def run():
+            if name in self.journal:
+                return self.journal[name]
+            value = await action()
+            self.journal[name] = value
+            return value
+
+        return run()
+
+
+def make(tmp_path, faults=None, journal=None):
+    cfg = WriterConfig.from_mapping({"writer_model": {"base_url": "http://127.0.0.1:1/v1", "model": "m"}})
+    ledger = ExecutionLedger(tmp_path / "ledger.jsonl")
+    ctx = FakeContext(journal)
+    return StepRunner(ctx, WriterRuntime(cfg, llm=None, ledger=ledger), faults or Faults()), ledger, ctx  # type: ignore[arg-type]
+
+
+async def _value(attempt):
+    return {"attempt": attempt}
+
+
+def test_executed_step_is_recorded_once(tmp_path, caplog):
+    runner, ledger, _ = make(tmp_path)
+    caplog.set_level("INFO")
+    assert asyncio.run(runner.step("outline", _value, StepRetry())) == {"attempt": 1}
+    [entry] = ledger.entries("inv_test")
+    assert (entry.step, entry.attempt, entry.outcome) == ("outline", 1, "ok")
+    assert "executed step=outline invocation=inv_test attempt=1" in caplog.text
+
+
+def test_replayed_step_does_not_run_or_write(tmp_path, caplog):
+    runner, ledger, _ = make(tmp_path, journal={"outline": {"from": "journal"}})
+    caplog.set_level("INFO")
+    assert asyncio.run(runner.step("outline", _value, StepRetry())) == {"from": "journal"}
+    assert ledger.entries() == []
+    assert "replayed step=outline invocation=inv_test" in caplog.text
+
+
+def test_terminal_llm_error_becomes_terminal_error(tmp_path):
+    runner, ledger, _ = make(tmp_path)
+    request = httpx2.Request("POST", "http://llm")
+
+    async def unauthorized(attempt):
+        raise openai.APIStatusError("bad key", response=httpx2.Response(401, request=request), body=None)
+
+    with pytest.raises(TerminalError) as err:
+        asyncio.run(runner.step("summary", unauthorized, StepRetry()))
+    assert "summary" in err.value.message and "401" in err.value.message
+    [entry] = ledger.entries()
+    assert entry.outcome == "error" and "401" in entry.error
+
+
+def test_transient_error_is_raised_for_restate_to_retry(tmp_path):
+    runner, ledger, _ = make(tmp_path)
+    request = httpx2.Request("POST", "http://llm")
+
+    async def down(attempt):
+        raise openai.APIConnectionError(request=request)
+
+    for expected_attempt in (1, 2):
+        with pytest.raises(openai.APIConnectionError):
+            asyncio.run(runner.step("section:1", down, StepRetry()))
+        assert ledger.entries()[-1].attempt == expected_attempt
+
+
+def test_tool_error_fault_counts_attempts_from_the_ledger(tmp_path):
+    faults = Faults.model_validate({"tool_error": {"fail_first": 2}})
+    runner, ledger, _ = make(tmp_path, faults=faults)
+    for _ in range(2):
+        with pytest.raises(InjectedToolError):
+            asyncio.run(runner.step("save_report", _value, StepRetry()))
+    # a new runner (as after a restart) still knows two attempts failed
+    runner2, _, _ = make(tmp_path, faults=faults)
+    assert asyncio.run(runner2.step("save_report", _value, StepRetry())) == {"attempt": 3}
+    assert [e.outcome for e in ledger.entries()] == ["error", "error", "ok"]
+
+
+def test_run_options_from_config():
+    options = run_options(StepRetry(max_attempts=3, initial_interval_ms=100, max_interval_ms=2000, factor=1.5))
+    assert options.max_attempts == 3
+    assert options.initial_retry_interval.total_seconds() == 0.1
+    assert options.max_retry_interval.total_seconds() == 2
+    assert options.retry_interval_factor == 1.5
+    unset = run_options(StepRetry())
+    assert unset.max_attempts is None and unset.initial_retry_interval is None  # server policy applies

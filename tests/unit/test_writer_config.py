@@ -1,0 +1,114 @@
+from pathlib import Path
+
+import pytest
+
+from drillkit import config as drill_config
+from writer_service.config import ConfigError, WriterConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_local_config_is_valid_for_writer_and_runtime():
+    writer = WriterConfig.load(ROOT / "configs/local.yaml")
+    assert writer.writer_model.base_url == "http://127.0.0.1:8091/v1"
+    assert writer.pipeline.sections == 3
+    assert writer.faults.allow_request_faults is True
+    full = drill_config.load(ROOT / "configs/local.yaml")
+    assert full.runtime.restate_version == "1.7.12"
+    assert full.runtime.server_env["RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS"] == "1000"
+    assert full.local_model.enabled
+
+
+def test_env_var_selects_the_file(monkeypatch, tmp_path):
+    path = write(tmp_path, "writer_model: {base_url: 'http://127.0.0.1:1/v1', model: m}\n")
+    monkeypatch.setenv("RESTATE_WRITER_CONFIG", str(path))
+    assert WriterConfig.load().writer_model.model == "m"
+
+
+def test_remote_config_reads_url_and_key_from_env(monkeypatch):
+    monkeypatch.setenv("WRITER_LLM_BASE_URL", "http://dgx.internal:8000/v1")
+    monkeypatch.setenv("WRITER_LLM_API_KEY", "secret")
+    monkeypatch.delenv("WRITER_LLM_MODEL", raising=False)
+    cfg = drill_config.load(ROOT / "configs/tests/config-dgx-remote.yaml")
+    assert cfg.writer_model.base_url == "http://dgx.internal:8000/v1"
+    assert cfg.writer_model.model == "meta-llama/Llama-3.1-8B-Instruct"
+    assert cfg.writer_model.api_key() == "secret"
+    assert cfg.faults.allow_request_faults is False
+    assert cfg.local_model.enabled is False
+    assert cfg.runtime.use_http11 is True
+
+
+def test_remote_config_without_url_names_file_field_and_variable(monkeypatch):
+    monkeypatch.delenv("WRITER_LLM_BASE_URL", raising=False)
+    with pytest.raises(ConfigError) as err:
+        WriterConfig.load(ROOT / "configs/tests/config-dgx-remote.yaml")
+    message = str(err.value)
+    assert "config-dgx-remote.yaml" in message
+    assert "writer_model.base_url" in message
+    assert "WRITER_LLM_BASE_URL" in message
+
+
+def test_missing_api_key_is_reported_by_name(monkeypatch, tmp_path):
+    monkeypatch.delenv("NOPE_KEY", raising=False)
+    path = write(tmp_path, "writer_model: {base_url: 'http://x:1/v1', model: m, api_key_env: NOPE_KEY}\n")
+    with pytest.raises(ConfigError, match="NOPE_KEY"):
+        WriterConfig.load(path).writer_model.api_key()
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "field", "value"),
+    [
+        ("writer_model: {base_url: 'http://x/v1', model: m, timeout_s: soon}\n", "writer_model.timeout_s", "'soon'"),
+        ("writer_model: {base_url: 'ftp://x', model: m}\n", "writer_model.base_url", "'ftp://x'"),
+        ("writer_model: {base_url: 'http://x', model: m}\npipeline: {sections: 0}\n", "pipeline.sections", "0"),
+        (
+            "writer_model: {base_url: 'http://x', model: m}\nfaults: {crash: {during_step: sectoin:1}}\n",
+            "faults.crash.during_step",
+            "'sectoin:1'",
+        ),
+        (
+            "writer_model: {base_url: 'http://x', model: m}\nservice: {port: 99999}\n",
+            "service.port",
+            "99999",
+        ),
+    ],
+)
+def test_bad_values_name_file_field_and_value(tmp_path, yaml_text, field, value):
+    path = write(tmp_path, yaml_text)
+    with pytest.raises(ConfigError) as err:
+        WriterConfig.load(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert f"field {field}" in message
+    assert f"(got {value})" in message
+
+
+def test_unknown_and_missing_fields(tmp_path):
+    path = write(tmp_path, "writer_model: {base_url: 'http://x', modle: m}\n")
+    with pytest.raises(ConfigError) as err:
+        WriterConfig.load(path)
+    assert "field writer_model.modle: unknown field" in str(err.value)
+    assert "field writer_model.model: Field required" in str(err.value)
+
+
+def test_runtime_section_is_validated_by_drillkit_only(tmp_path):
+    path = write(tmp_path, "writer_model: {base_url: 'http://x', model: m}\nruntime: {backend: podman}\n")
+    assert WriterConfig.load(path).writer_model.model == "m"  # the writer ignores runtime sections
+    with pytest.raises(ConfigError) as err:
+        drill_config.load(path)
+    assert "field runtime.backend" in str(err.value)
+    assert "'podman'" in str(err.value)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        WriterConfig.load(tmp_path / "absent.yaml")
+    path = write(tmp_path, "writer_model: [unclosed\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        WriterConfig.load(path)
