@@ -21,6 +21,7 @@ from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_
 
 from drillkit.errors import ComponentError, ProcessMismatch
 from drillkit.state import write_text_atomically
+from drillkit.waits import WaitTimeout, poll
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class ProcessTable:
             except OSError as exc:
                 raise ComponentError(f"{name}: cannot start {argv[0]}: {exc.strerror}") from None
         ticks = proc_start_ticks(proc.pid)
-        cmdline = proc_cmdline(proc.pid)
+        cmdline = _settled_cmdline(proc.pid)
         if ticks is None or cmdline is None:
             code = proc.wait()
             raise ComponentError(f"{name}: exited at once with code {code}; see {log_file}")
@@ -161,6 +162,20 @@ class ProcessTable:
         return record
 
 
+def _settled_cmdline(pid: int) -> list[str] | None:
+    """The command line once the kernel shows it: for a moment around exec, /proc reads it as empty."""
+    try:
+        return poll(
+            lambda: proc_cmdline(pid),
+            lambda c: c is None or bool(c),
+            f"pid {pid}'s command line",
+            5.0,
+            interval_s=0.005,
+        )
+    except WaitTimeout:
+        return None
+
+
 def matches(record: ProcessRecord) -> bool:
     return (
         proc_start_ticks(record.pid) == record.start_ticks
@@ -177,6 +192,11 @@ def verify(record: ProcessRecord) -> None:
             f"(recorded start {record.start_ticks}, command {' '.join(record.cmdline)!r}; "
             f"now start {ticks}, command {' '.join(cmdline or [])!r}); not signalling it"
         )
+
+
+def is_alive(pid: int) -> bool:
+    """Running (a zombie has exited and only waits for its parent to collect it)."""
+    return proc_state(pid) not in (None, "Z")
 
 
 def is_zombie(pid: int) -> bool:
@@ -201,7 +221,7 @@ def wait_gone(pid: int, timeout_s: float) -> bool:
     )
     def alive() -> bool:
         reap(pid)
-        return proc_state(pid) not in (None, "Z")
+        return is_alive(pid)
 
     try:
         alive()

@@ -97,10 +97,20 @@ class FakeRun:
 def test_cli_command_lines_match_the_howto():
     cli = RestateCli(binary="/opt/restate", admin_url="http://127.0.0.1:9070")  # type: ignore[arg-type]
     assert cli.register_argv("http://192.168.65.254:9080", use_http11=True, force=True) == [
-        "/opt/restate", "deployments", "register", "http://192.168.65.254:9080", "-y", "--use-http1.1", "--force",
+        "/opt/restate",
+        "deployments",
+        "register",
+        "http://192.168.65.254:9080",
+        "-y",
+        "--use-http1.1",
+        "--force",
     ]
     assert cli.register_argv("http://127.0.0.1:9080") == [
-        "/opt/restate", "deployments", "register", "http://127.0.0.1:9080", "-y",
+        "/opt/restate",
+        "deployments",
+        "register",
+        "http://127.0.0.1:9080",
+        "-y",
     ]
     assert cli.describe_argv("inv_1") == ["/opt/restate", "invocations", "describe", "inv_1"]
     assert cli.list_argv() == ["/opt/restate", "invocations", "list"]

@@ -19,10 +19,26 @@ TASKS = dict(all_tasks(tasks.ns))
 
 def test_the_howto_steps_are_all_there():
     expected = {
-        "setup", "up", "down", "status", "register", "invoke", "send", "kill", "describe", "list", "resume",
-        "restate.start", "restate.stop", "restate.logs",
-        "service.start", "service.stop", "service.restart", "service.logs",
-        "llm.start", "llm.stop",
+        "setup",
+        "up",
+        "down",
+        "status",
+        "register",
+        "invoke",
+        "send",
+        "kill",
+        "describe",
+        "list",
+        "resume",
+        "restate.start",
+        "restate.stop",
+        "restate.logs",
+        "service.start",
+        "service.stop",
+        "service.restart",
+        "service.logs",
+        "llm.start",
+        "llm.stop",
     }
     assert expected <= set(TASKS)
 

@@ -1,0 +1,110 @@
+"""Reading the evidence: Restate's journal rows and the writer's ledger, turned into facts a drill checks.
+
+In `sys_journal` (protocol v6), a step shows up as a `Command: Run` entry (with its name and a
+completion id) when it starts, and as a `Notification: Run` entry carrying the same completion id and
+its result when it finishes. A step with a command but no notification is the one in flight.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from writer_service.ledger import LedgerEntry
+
+
+@dataclass(frozen=True)
+class JournalStep:
+    name: str
+    index: int
+    completion_id: int | None
+    started_at: str | None
+    completed: bool
+    result: str | None  # "Success", "Failure", ... once completed
+    completed_at: str | None
+
+
+def _lite(row: dict[str, Any]) -> dict[str, Any]:
+    try:
+        value = json.loads(row.get("entry_lite_json") or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def journal_steps(rows: list[dict[str, Any]]) -> list[JournalStep]:
+    """The Run steps of one invocation's journal, in order, with completion state."""
+    notifications: dict[int, tuple[str | None, str | None]] = {}
+    for row in rows:
+        if row.get("entry_type") == "Notification: Run":
+            note = _lite(row).get("Notification", {})
+            completion = (note.get("id") or {}).get("CompletionId")
+            result = note.get("result")
+            if isinstance(result, dict):  # {"Failure": {...}} and the like
+                result = next(iter(result), None)
+            if isinstance(completion, int):
+                notifications[completion] = (result, row.get("appended_at"))
+    steps = []
+    for row in rows:
+        if row.get("entry_type") != "Command: Run":
+            continue
+        run = _lite(row).get("Command", {}).get("Run", {})
+        completion_id = run.get("completion_id")
+        done = notifications.get(completion_id) if isinstance(completion_id, int) else None
+        steps.append(
+            JournalStep(
+                name=str(row.get("name") or run.get("name") or ""),
+                index=int(row.get("index", -1)),
+                completion_id=completion_id if isinstance(completion_id, int) else None,
+                started_at=row.get("appended_at"),
+                completed=done is not None,
+                result=done[0] if done else None,
+                completed_at=done[1] if done else None,
+            )
+        )
+    return steps
+
+
+def completed_step_names(rows: list[dict[str, Any]]) -> list[str]:
+    return [s.name for s in journal_steps(rows) if s.completed]
+
+
+def in_flight_step(rows: list[dict[str, Any]]) -> str | None:
+    pending = [s.name for s in journal_steps(rows) if not s.completed]
+    return pending[-1] if pending else None
+
+
+def transient_errors(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """TransientError events (the only trace of a retried step once it completes), decoded."""
+    found = []
+    for event in events:
+        if event.get("event_type") != "TransientError":
+            continue
+        try:
+            detail = json.loads(event.get("event_json") or "{}")
+        except ValueError:
+            detail = {}
+        found.append(
+            {
+                **detail,
+                "appended_at": event.get("appended_at"),
+                "after_journal_entry_index": event.get("after_journal_entry_index"),
+            }
+        )
+    return found
+
+
+def ok_counts(entries: list[LedgerEntry]) -> Counter[str]:
+    return Counter(e.step for e in entries if e.outcome == "ok")
+
+
+def attempt_counts(entries: list[LedgerEntry]) -> Counter[str]:
+    return Counter(e.step for e in entries)
+
+
+def steps_rerun_after(entries: list[LedgerEntry], cutoff: float) -> list[str]:
+    """Steps that had finished (ok) before `cutoff` and were executed again after it: must be empty."""
+    finished_before = {e.step for e in entries if e.outcome == "ok" and e.time <= cutoff}
+    return sorted({e.step for e in entries if e.time > cutoff and e.step in finished_before})

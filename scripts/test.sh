@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test command (README, and .ci/run calls exactly this): bash scripts/test.sh [pytest args]
+#
+# Installs what the tests need (scripts/bootstrap.sh), lints and type-checks, then runs every test
+# inside a loopback-only network namespace: the integration tests start a real restate-server, the
+# writer and the local model, and nothing may leave this machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+echo "== lint and types"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+echo "== tests (loopback-only network namespace)"
+set +e
+scripts/loopback-only .venv/bin/python -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "scripts/test.sh: pytest collected no tests; that is a failure, not a pass" >&2
+  exit 1
+fi
+exit "$rc"

@@ -1,0 +1,104 @@
+"""The HOW-TO replayed through the `inv` command line: up, invoke, send, kill -9, restart, describe, down."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from drillkit import config as drill_config
+from drillkit.procs import is_alive
+from drillkit.stack import Stack
+from drillkit.waits import poll
+
+from .conftest import ROOT, make_config, our_live_processes
+
+INV = [sys.executable, "-m", "invoke"]
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory, project_state):
+    path = make_config(tmp_path_factory.mktemp("howto"), project_state)
+    yield path
+    subprocess.run([*INV, "down", "--purge", "--config", str(path)], cwd=ROOT, check=False)
+
+
+def inv(cfg: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(
+        [*INV, *args, "--config", str(cfg)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    if check and out.returncode != 0:
+        raise AssertionError(f"inv {' '.join(args)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+def test_the_howto_end_to_end(cfg):
+    stack = Stack(drill_config.load(cfg))
+    up = inv(cfg, "up")
+    assert "registered http://127.0.0.1:9080" in up.stdout
+
+    status = inv(cfg, "status").stdout
+    assert "ok, registered" in status
+
+    report = inv(cfg, "invoke").stdout
+    payload = json.loads(report[report.index("{") :])
+    assert Path(payload["output_path"]).is_file()
+
+    sent = inv(cfg, "send").stdout
+    invocation_id = stack.state.last_invocation()
+    assert invocation_id and invocation_id in sent
+
+    # kill -9 once the first step has finished, so there is something to replay
+    poll(lambda: stack.admin.journal(invocation_id), lambda rows: len(rows) >= 3, "the first step", 60)
+    writer = stack.procs.live("writer")
+    killed = inv(cfg, "kill", "--signal", "KILL").stdout
+    assert f"pid {writer.pid} verified, sent SIGKILL" in killed
+    assert not is_alive(writer.pid)
+    row = poll(
+        lambda: stack.admin.invocation(invocation_id) or {},
+        lambda r: r.get("status") == "backing-off",
+        "Restate to back off",
+        30,
+    )
+    assert row["last_failure_error_code"] == "RT0010"
+
+    inv(cfg, "service.start")
+    describe = poll(
+        lambda: inv(cfg, "describe").stdout,
+        lambda text: "completed with success" in text,
+        "`restate invocations describe` to say completed with success",
+        120,
+        interval_s=1.0,
+    )
+    assert invocation_id in describe or "WriterAgentRestate/run" in describe
+    listing = inv(cfg, "list", "--all").stdout
+    assert invocation_id in listing
+
+    down = inv(cfg, "down").stdout
+    assert "writer service" in down and "restate-server" in down
+    assert our_live_processes(stack) == []
+    assert "nothing of ours was running" in inv(cfg, "down").stdout  # idempotent
+
+    inv(cfg, "up")
+    assert sorted(our_live_processes(stack)) == ["llm", "restate-server", "writer"]
+    inv(cfg, "down")
+    assert our_live_processes(stack) == []
+    stack.close()
+
+
+def test_bad_config_is_a_clean_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("writer_model: {base_url: 'http://x', model: m, timeout_s: -1}\n")
+    out = inv(bad, "status", check=False)
+    assert out.returncode == 2
+    assert f"{bad}: field writer_model.timeout_s" in out.stderr
+    assert "Traceback" not in out.stderr
