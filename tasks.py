@@ -19,6 +19,7 @@ os.chdir(Path(__file__).resolve().parent)
 
 from drillkit import config as drill_config  # noqa: E402
 from drillkit import console, operations  # noqa: E402
+from drillkit.drills import catalog  # noqa: E402
 from drillkit.errors import DrillError  # noqa: E402
 from drillkit.stack import Stack  # noqa: E402
 from writer_service.config import ConfigError  # noqa: E402
@@ -224,6 +225,99 @@ def llm_stop(c, config=None):
         operations.stop_llm(stack)
 
 
+# -- drills -----------------------------------------------------------------------------------------
+
+DEADLINE_HELP = "seconds allowed for each wait (step running, retrying, completion); past it the drill FAILs"
+REPORT_HELP = "where to write journal.json, report.md and junit.xml (default: .drill/reports/<drill>-<time>)"
+KEEP_UP_HELP = "leave the stack running afterwards when the drill had to start it (default: stop what it started)"
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _finish(records: list) -> None:
+    code = operations.drill_exit_code([r.verdict for r in records])
+    if code:
+        raise Exit(code=code)
+
+
+@task(
+    name="crash",
+    help={
+        "config": CONFIG_HELP,
+        "signal": "KILL (the HOW-TO's kill -9 crash, default) or TERM (graceful shutdown)",
+        "at": "the step to interrupt: outline, section:N, summary or save_report (default section:2)",
+        "resume": "after the restart, resume at once (default); --no-resume waits for Restate's own backoff",
+        "deadline": DEADLINE_HELP,
+        "report_dir": REPORT_HELP,
+        "keep_up": KEEP_UP_HELP,
+    },
+)
+def drill_crash(
+    c, config=None, signal="KILL", at="section:2", resume=True, deadline=120.0, report_dir=None, keep_up=False
+):
+    """Kill the writer mid-invocation, restart it, and prove the invocation completes with no step re-run."""
+    with _stack(config) as stack:
+        spec = catalog.crash(_signal(signal), at, resume, float(deadline))
+        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+
+
+@task(
+    name="timeout",
+    help={
+        "config": CONFIG_HELP,
+        "mode": "down (endpoint unreachable, then back), hang (accepts, never answers) or pause (retries run out)",
+        "expect": "recover, fail or pause (default: recover for down, fail for hang, pause for pause)",
+        "deadline": DEADLINE_HELP,
+        "report_dir": REPORT_HELP,
+        "keep_up": KEEP_UP_HELP,
+    },
+)
+def drill_timeout(c, config=None, mode="down", expect=None, deadline=120.0, report_dir=None, keep_up=False):
+    """Break the LLM endpoint and check Restate retries, then recovers, fails or pauses as expected."""
+    if mode not in ("down", "hang", "pause"):
+        raise Exit(f"--mode {mode!r}: use down, hang or pause", code=2)
+    if expect not in (None, "recover", "fail", "pause"):
+        raise Exit(f"--expect {expect!r}: use recover, fail or pause", code=2)
+    with _stack(config) as stack:
+        spec = catalog.timeout(mode, expect, float(deadline))
+        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+
+
+@task(
+    name="tool-error",
+    help={
+        "config": CONFIG_HELP,
+        "fail_first": "how many attempts of the save_report tool fail before it succeeds (default 2)",
+        "deadline": DEADLINE_HELP,
+        "report_dir": REPORT_HELP,
+        "keep_up": KEEP_UP_HELP,
+    },
+)
+def drill_tool_error(c, config=None, fail_first=2, deadline=120.0, report_dir=None, keep_up=False):
+    """Make the durable tool fail N times and prove only it was retried, then the invocation succeeded."""
+    with _stack(config) as stack:
+        spec = catalog.tool_error(int(fail_first), float(deadline))
+        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+
+
+@task(
+    name="all",
+    help={
+        "config": CONFIG_HELP,
+        "report_dir": "parent folder for every drill's reports (default: .drill/reports/all-<time>)",
+        "keep_up": KEEP_UP_HELP,
+    },
+)
+def drill_all(c, config=None, report_dir=None, keep_up=False):
+    """Run every drill in turn (crash KILL and TERM, timeout down/hang/pause, tool-error); exit 1 if any fails."""
+    with _stack(config) as stack:
+        results = catalog.run_all(stack, _path(report_dir), keep_up)
+        _finish([r for r, _ in results])
+
+
+drill_ns = Collection("drill", drill_crash, drill_timeout, drill_tool_error, drill_all)
 restate_ns = Collection("restate", restate_start, restate_stop, restate_logs)
 service_ns = Collection("service", service_start, service_stop, service_restart, service_logs)
 llm_ns = Collection("llm", llm_start, llm_stop)
@@ -232,3 +326,4 @@ ns = Collection(setup, up, down, status, register, call, send, kill, describe, l
 ns.add_collection(restate_ns)
 ns.add_collection(service_ns)
 ns.add_collection(llm_ns)
+ns.add_collection(drill_ns)

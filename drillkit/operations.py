@@ -14,7 +14,7 @@ from typing import Any
 from drillkit import console
 from drillkit.errors import DrillError, HttpError
 from drillkit.howto import RESTART_PROMPT, howto_body, read_body
-from drillkit.procs import ProcessRecord
+from drillkit.procs import ProcessRecord, Stopped
 from drillkit.stack import LLM, WRITER, Stack
 
 
@@ -100,17 +100,20 @@ def start_writer(stack: Stack) -> ProcessRecord:
     return record
 
 
-def kill(stack: Stack, sig: signal.Signals) -> ProcessRecord | None:
-    record = stack.kill_writer(sig)
-    _report_stop(record, WRITER, sig)
-    return record
+def kill(stack: Stack, sig: signal.Signals) -> Stopped | None:
+    stopped = stack.kill_writer(sig)
+    _report_stop(stopped, WRITER)
+    return stopped
 
 
-def _report_stop(record: ProcessRecord | None, name: str, sig: signal.Signals = signal.SIGTERM) -> None:
-    if record is None:
+def _report_stop(stopped: Stopped | None, name: str) -> None:
+    if stopped is None:
         console.info(f"{name}: not running")
-    else:
-        console.ok(f"{name}: pid {record.pid} verified, sent {sig.name}, and it is gone")
+        return
+    how = " (it ignored SIGTERM past its grace period: escalated to SIGKILL)" if stopped.escalated else ""
+    console.ok(
+        f"{name}: pid {stopped.record.pid} verified, sent {stopped.signal}, gone after {stopped.seconds:.2f} s{how}"
+    )
 
 
 def register(stack: Stack, use_http11: bool | None = None, force: bool = True) -> None:
@@ -168,3 +171,8 @@ def resume(stack: Stack, invocation_id: str | None = None) -> None:
     chosen = last_or(stack, invocation_id)
     stack.admin.resume(chosen)
     console.ok(f"resumed {chosen}")
+
+
+def drill_exit_code(verdicts: list[str]) -> int:
+    """0 when every drill passed; 1 otherwise (FAIL or ERROR)."""
+    return 0 if verdicts and all(v == "PASS" for v in verdicts) else 1

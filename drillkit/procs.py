@@ -61,6 +61,16 @@ def proc_cmdline(pid: int) -> list[str] | None:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+@dataclass(frozen=True)
+class Stopped:
+    """How a recorded process ended: after which signal, whether SIGTERM had to be escalated, how long."""
+
+    record: ProcessRecord
+    signal: str
+    escalated: bool
+    seconds: float
+
+
 class ProcessTable:
     """Records under `<state>/procs/<name>.json`."""
 
@@ -136,10 +146,10 @@ class ProcessTable:
         self.save(record)
         return record
 
-    def kill(self, name: str, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 15.0) -> ProcessRecord | None:
+    def kill(self, name: str, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 15.0) -> Stopped | None:
         """Signal the recorded process after verifying it, wait until it is gone, drop the record.
 
-        Returns the record, or None if nothing was running. SIGTERM that is not obeyed within
+        Returns how it stopped, or None if nothing was running. SIGTERM that is not obeyed within
         `timeout_s` escalates to SIGKILL (a graceful stop that never ends is not a stop).
         """
         record = self.load(name)
@@ -150,16 +160,19 @@ class ProcessTable:
             self.forget(name)
             return None
         verify(record)
+        started = time.monotonic()
         os.kill(record.pid, sig)
+        escalated = False
         if not wait_gone(record.pid, timeout_s):
             if sig == signal.SIGKILL:
                 raise ComponentError(f"{name}: pid {record.pid} still alive {timeout_s:.0f} s after SIGKILL")
             verify(record)
             os.kill(record.pid, signal.SIGKILL)
+            escalated = True
             if not wait_gone(record.pid, 10.0):
                 raise ComponentError(f"{name}: pid {record.pid} survived SIGKILL")
         self.forget(name)
-        return record
+        return Stopped(record, sig.name, escalated, round(time.monotonic() - started, 3))
 
 
 def _settled_cmdline(pid: int) -> list[str] | None:

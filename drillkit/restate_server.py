@@ -80,7 +80,7 @@ class NativeServer:
             # The node-to-node fabric (5122) stays on loopback too: nothing of ours listens outside.
             "RESTATE_BIND_ADDRESS": f"{fabric_host}:5122",
             "RESTATE_ADVERTISED_ADDRESS": f"http://{fabric_host}:5122",
-            "RUST_LOG_STYLE": "never",
+            "RESTATE_LOG_DISABLE_ANSI_CODES": "true",  # the log file is read by people and by `restate.logs`
             **self.runtime.server_env,
         }
 

@@ -18,18 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from drillkit import console
 from drillkit.binaries import CLI, SERVER, BinaryStore
-from drillkit.config import DrillConfig
+from drillkit.config import ConfigError, DrillConfig, Runtime
 from drillkit.errors import ComponentError, DrillError
 from drillkit.model_cache import cached_gguf, ensure_gguf
-from drillkit.procs import ProcessRecord, ProcessTable
+from drillkit.procs import ProcessRecord, ProcessTable, Stopped
 from drillkit.restate_api import AdminApi, IngressApi
 from drillkit.restate_cli import RestateCli
 from drillkit.restate_server import DockerServer, NativeServer, ServerBackend, docker_available, wait_ready
-from drillkit.state import StateDir
+from drillkit.state import StateDir, write_text_atomically
 from drillkit.waits import WaitTimeout, poll
+from writer_service.config import read_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WRITER = "writer"
@@ -112,15 +114,24 @@ class Stack:
             self._backend = self._choose_backend()
         return self._backend
 
-    def _choose_backend(self) -> ServerBackend:
-        choice = self.rt.backend
+    def _choose_backend(self, runtime: Runtime | None = None) -> ServerBackend:
+        rt = runtime or self.rt
+        choice = rt.backend
         if choice == "auto":
             choice = "docker" if docker_available() else "native"
         if choice == "docker":
-            return DockerServer(self.rt)
+            return DockerServer(rt)
         found = self.binaries.find(SERVER)
         binary = found[0] if found else self.binaries.cached(SERVER)
-        return NativeServer(self.rt, binary, self.state.restate_data, self.procs, self.state.log_file("restate-server"))
+        return NativeServer(rt, binary, self.state.restate_data, self.procs, self.state.log_file("restate-server"))
+
+    def restart_restate(self, extra_env: dict[str, str] | None = None) -> str:
+        """Restart the server (data kept, so registrations and journals survive) with extra `RESTATE_*` env;
+        without `extra_env`, with the config's own environment."""
+        self.stop_restate()
+        runtime = self.rt.model_copy(update={"server_env": {**self.rt.server_env, **(extra_env or {})}})
+        self._backend = self._choose_backend(runtime)
+        return self.start_restate()
 
     def start_restate(self) -> str:
         if self.backend.name == "native" and self.binaries.find(SERVER) is None:
@@ -129,9 +140,19 @@ class Stack:
         try:
             wait_ready(self.admin, self.ingress, self.rt.ready_timeout_s)
         except WaitTimeout as exc:
+            if "already running" in where:
+                raise ComponentError(
+                    f"restate-server {where} does not answer at {self.rt.admin_url}: it was started by this tool "
+                    "but cannot be reached from here (another network namespace?). `inv down` stops it."
+                ) from None
             tail = "\n".join(self.backend.log_lines(20))
             raise ComponentError(f"restate-server ({where}) did not become ready: {exc}\n{tail}") from None
         return where
+
+    def is_up(self) -> bool:
+        """Server, writer and registration all in place (the local model too, when there is one)."""
+        llm_ok = not self.config.local_model.enabled or self.procs.live(LLM) is not None
+        return bool(self.backend.running() and self.procs.live(WRITER) and llm_ok and self.registered())
 
     def stop_restate(self, purge: bool = False) -> bool:
         return self.backend.stop(purge=purge)
@@ -174,7 +195,7 @@ class Stack:
         self._wait_process_healthy(live, f"{self.llm_url()}/health", "local model")
         return f"pid {live.pid}"
 
-    def stop_llm(self) -> ProcessRecord | None:
+    def stop_llm(self) -> Stopped | None:
         return self.procs.kill(LLM)
 
     # -- writer service -----------------------------------------------------------------------------
@@ -182,16 +203,39 @@ class Stack:
     def writer_url(self) -> str:
         return f"http://{self.config.service.host}:{self.config.service.port}"
 
-    def start_writer(self) -> ProcessRecord:
+    def start_writer(self, config_file: str | None = None) -> ProcessRecord:
+        """Start the writer with the stack's config, or `config_file` (a drill's derived config)."""
         live = self.procs.live(WRITER)
         if live is None:
             argv = [sys.executable, str(PROJECT_ROOT / "scripts" / "restate_writer_service.py")]
-            env = {**os.environ, "RESTATE_WRITER_CONFIG": self.config.source}
+            env = {**os.environ, "RESTATE_WRITER_CONFIG": config_file or self.config.source}
             live = self.procs.spawn(WRITER, argv, self.state.log_file(WRITER), env=env)
         self._wait_process_healthy(live, f"{self.writer_url()}/health", "writer service")
         return live
 
-    def kill_writer(self, sig: signal.Signals = signal.SIGTERM) -> ProcessRecord | None:
+    def restart_writer(self, config_file: str | None = None) -> ProcessRecord:
+        self.kill_writer(signal.SIGTERM)
+        return self.start_writer(config_file)
+
+    def derived_config(self, name: str, overrides: dict[str, Any]) -> str:
+        """Write a copy of this stack's config file with `overrides` (dotted keys) under the state dir;
+        validated like any config. Drills use it to point the writer at a broken endpoint."""
+        data = read_yaml(Path(self.config.source))
+        for dotted, value in overrides.items():
+            node = data
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[leaf] = value
+        path = self.state.root / "drill-configs" / f"{name}.yaml"
+        try:
+            DrillConfig.from_mapping(data, source=f"{path} (derived from {self.config.source})")
+        except ConfigError as exc:
+            raise DrillError(str(exc)) from None
+        write_text_atomically(path, yaml.safe_dump(data, sort_keys=False))
+        return str(path)
+
+    def kill_writer(self, sig: signal.Signals = signal.SIGTERM) -> Stopped | None:
         """Signal the recorded writer PID (verified first) and wait until it is gone."""
         timeout = self.config.service.grace_period_s + 5.0
         return self.procs.kill(WRITER, sig, timeout_s=timeout)

@@ -151,6 +151,11 @@ class WriterConfig(_Strict):
             raise ConfigError(describe_validation_error(source, exc)) from None
 
 
+def step_order(sections: int) -> list[str]:
+    """The pipeline's step names, in order, for `sections` sections."""
+    return ["outline", *(f"section:{i}" for i in range(1, sections + 1)), "summary", "save_report"]
+
+
 def _is_step_name(value: str) -> bool:
     if value in STEP_NAMES:
         return value != "section"  # sections are numbered: section:1, section:2, ...

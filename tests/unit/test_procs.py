@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from drillkit.errors import ProcessMismatch
-from drillkit.procs import ProcessTable, proc_start_ticks, wait_gone
+from drillkit.procs import ProcessTable, is_alive, proc_start_ticks, wait_gone
+from drillkit.waits import poll
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
@@ -34,7 +35,8 @@ def test_spawn_records_pid_start_time_and_command_line(table, tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_kill_waits_until_gone_and_forgets(table, tmp_path, sig):
     record = table.spawn("sleeper", SLEEPER, tmp_path / "sleeper.log")
-    assert table.kill("sleeper", sig) == record
+    stopped = table.kill("sleeper", sig)
+    assert stopped.record == record and stopped.signal == sig.name and not stopped.escalated
     assert proc_start_ticks(record.pid) is None
     assert table.load("sleeper") is None
     assert table.kill("sleeper") is None  # idempotent
@@ -74,3 +76,18 @@ def test_spawn_of_missing_program_is_a_clear_error(table, tmp_path):
 
     with pytest.raises(ComponentError, match="cannot start"):
         table.spawn("ghost", ["/nonexistent/binary"], tmp_path / "ghost.log")
+
+
+def test_sigterm_ignored_past_the_timeout_escalates_to_sigkill(table, tmp_path):
+    stubborn = [
+        sys.executable,
+        "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)",
+    ]
+    log = tmp_path / "stubborn.log"
+    record = table.spawn("stubborn", stubborn, log)
+    poll(lambda: log.read_text().splitlines(), lambda lines: "ready" in lines, "the SIGTERM handler to be installed", 10)
+    stopped = table.kill("stubborn", signal.SIGTERM, timeout_s=0.5)
+    assert stopped.escalated and stopped.seconds >= 0.5
+    assert not is_alive(record.pid)

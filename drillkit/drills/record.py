@@ -1,0 +1,206 @@
+"""What a drill leaves behind: a timeline, expectations with verdicts, the evidence, and three files.
+
+`journal.json` (everything, for machines), `report.md` (the same for a person) and `junit.xml` (one
+test case per expectation, for CI) are written under the drill's report dir on every outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from drillkit import console
+from drillkit.state import write_json, write_text_atomically
+
+PASS, FAIL, ERROR = "PASS", "FAIL", "ERROR"
+
+
+@dataclass
+class Event:
+    offset_s: float
+    event: str
+    detail: str = ""
+
+
+@dataclass
+class Expectation:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class DrillRecord:
+    drill: str
+    parameters: dict[str, Any]
+    started_at: float = field(default_factory=time.time)
+    _t0: float = field(default_factory=time.monotonic, repr=False)
+    timeline: list[Event] = field(default_factory=list)
+    expectations: list[Expectation] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    duration_s: float | None = None
+    invocation_id: str | None = None
+
+    # -- during the drill ---------------------------------------------------------------------------
+
+    def event(self, name: str, detail: str = "") -> Event:
+        entry = Event(round(time.monotonic() - self._t0, 3), name, detail)
+        self.timeline.append(entry)
+        console.info(f"[dim]{entry.offset_s:7.2f}s[/] {name}" + (f": {detail}" if detail else ""))
+        return entry
+
+    def offset(self, name: str) -> float | None:
+        return next((e.offset_s for e in self.timeline if e.event == name), None)
+
+    def expect(self, name: str, passed: bool, detail: str) -> bool:
+        self.expectations.append(Expectation(name, bool(passed), detail))
+        return bool(passed)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def finish(self) -> None:
+        self.duration_s = round(time.monotonic() - self._t0, 3)
+
+    # -- verdict ------------------------------------------------------------------------------------
+
+    @property
+    def verdict(self) -> str:
+        if self.error is not None:
+            return ERROR
+        if not self.expectations or not all(e.passed for e in self.expectations):
+            return FAIL
+        return PASS
+
+    def reasons(self) -> list[str]:
+        if self.error is not None:
+            return [self.error]
+        if not self.expectations:
+            return ["the drill checked no expectation"]
+        return [f"{'met' if e.passed else 'NOT met'}: {e.name}: {e.detail}" for e in self.expectations]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("_t0")
+        data["verdict"] = self.verdict
+        data["reasons"] = self.reasons()
+        return data
+
+    # -- files --------------------------------------------------------------------------------------
+
+    def write(self, directory: Path) -> dict[str, Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "journal": directory / "journal.json",
+            "report": directory / "report.md",
+            "junit": directory / "junit.xml",
+        }
+        write_json(paths["journal"], self.to_dict())
+        write_text_atomically(paths["report"], render_markdown(self))
+        write_text_atomically(paths["junit"], render_junit(self))
+        return paths
+
+
+def render_markdown(record: DrillRecord) -> str:
+    lines = [
+        f"# Drill `{record.drill}`: **{record.verdict}**",
+        "",
+        f"- started: {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(record.started_at))}",
+        f"- duration: {record.duration_s:.2f} s" if record.duration_s is not None else "- duration: (unfinished)",
+        f"- invocation: `{record.invocation_id}`" if record.invocation_id else "- invocation: (none sent)",
+        "- parameters: " + ", ".join(f"`{k}={v}`" for k, v in record.parameters.items()),
+        "",
+        "## Expectations",
+        "",
+        "| | expectation | evidence |",
+        "|---|---|---|",
+    ]
+    for e in record.expectations:
+        lines.append(f"| {'✅' if e.passed else '❌'} | {e.name} | {_cell(e.detail)} |")
+    if record.error:
+        lines += ["", f"**Error:** {record.error}"]
+    lines += ["", "## Timeline", "", "| t (s) | event | detail |", "|---:|---|---|"]
+    lines += [f"| {e.offset_s:.2f} | {e.event} | {_cell(e.detail)} |" for e in record.timeline]
+    if record.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in record.notes]
+    ledger = record.evidence.get("ledger") or []
+    if ledger:
+        lines += [
+            "",
+            "## Writer ledger (real executions)",
+            "",
+            "| step | attempt | pid | outcome | ms | error |",
+            "|---|---:|---:|---|---:|---|",
+        ]
+        lines += [
+            f"| {e['step']} | {e['attempt']} | {e['pid']} | {e['outcome']} | {e['duration_ms']:.0f} | "
+            f"{_cell(e.get('error') or '')} |"
+            for e in ledger
+        ]
+    steps = record.evidence.get("journal_steps") or []
+    if steps:
+        lines += [
+            "",
+            "## Restate journal (Run steps)",
+            "",
+            "| index | step | completed | result |",
+            "|---:|---|---|---|",
+        ]
+        lines += [f"| {s['index']} | {s['name']} | {s['completed']} | {s['result']} |" for s in steps]
+    row = record.evidence.get("invocation")
+    if row:
+        keep = (
+            "status",
+            "completion_result",
+            "completion_failure",
+            "retry_count",
+            "journal_size",
+            "last_failure_error_code",
+            "created_at",
+            "completed_at",
+        )
+        lines += [
+            "",
+            "## Restate's `sys_invocation` row",
+            "",
+            "```json",
+            json.dumps({k: row[k] for k in keep if k in row}, indent=2),
+            "```",
+        ]
+    describe = record.evidence.get("cli_describe")
+    if describe:
+        lines += ["", "## `restate invocations describe`", "", "```", describe.rstrip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")[:400]
+
+
+def render_junit(record: DrillRecord) -> str:
+    cases = record.expectations or [Expectation("drill ran", False, record.error or "no expectation checked")]
+    failures = sum(1 for c in cases if not c.passed)
+    suite = ET.Element(
+        "testsuite",
+        name=f"drill.{record.drill}",
+        tests=str(len(cases)),
+        failures=str(failures if record.error is None else 0),
+        errors="1" if record.error is not None else "0",
+        time=f"{record.duration_s or 0:.3f}",
+    )
+    for case in cases:
+        element = ET.SubElement(suite, "testcase", classname=f"drill.{record.drill}", name=case.name, time="0")
+        if record.error is not None:
+            ET.SubElement(element, "error", message=record.error[:500]).text = record.error
+        elif not case.passed:
+            ET.SubElement(element, "failure", message=case.detail[:500]).text = case.detail
+    out = ET.SubElement(suite, "system-out")
+    out.text = "\n".join(f"{e.offset_s:.2f}s {e.event} {e.detail}" for e in record.timeline)
+    text: str = ET.tostring(suite, encoding="unicode", xml_declaration=True)
+    return text + "\n"

@@ -1,0 +1,200 @@
+"""drill.timeout: the HOW-TO's section 4, "Simulation timeout LLM", in three modes.
+
+- down:  the endpoint is unreachable (the local model stopped; for a remote endpoint, base_url at a closed
+         loopback port, as the HOW-TO suggests). Restate retries the LLM step; the endpoint comes back; the
+         invocation completes with success ("ou reprise si l'endpoint revient").
+- hang:  base_url at a loopback listener that accepts and never answers. Each attempt ends in the client's
+         timeout; with the step's max_attempts the invocation ends completed with failure ("en retry puis
+         en erreur").
+- pause: the endpoint is down and the server's retry policy runs out with on-max-attempts=pause; the
+         invocation is paused; the endpoint comes back; resume; success.
+
+Whatever happens, the writer's config and the server's environment are restored afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from drillkit.blackhole import BlackHole, closed_port
+from drillkit.drills.common import Drill
+from drillkit.drills.crash import check_completion
+from drillkit.evidence import journal_steps, transient_errors
+from drillkit.howto import howto_body
+from writer_service.ledger import read_ledger
+
+Mode = Literal["down", "hang", "pause"]
+Expect = Literal["recover", "fail", "pause"]
+DEFAULT_EXPECT: dict[str, Expect] = {"down": "recover", "hang": "fail", "pause": "pause"}
+LLM_STEP = "outline"  # the first LLM step: the one that meets the broken endpoint
+
+HANG_TIMEOUT_S = 1.5
+HANG_ATTEMPTS = 3
+PAUSE_AFTER_ATTEMPTS = 3
+
+
+def timeout_scenario(mode: Mode, expect: Expect | None, deadline_s: float) -> Callable[[Drill], None]:
+    wanted = expect or DEFAULT_EXPECT[mode]
+
+    def scenario(drill: Drill) -> None:
+        drill.record.parameters["expect"] = wanted
+        {"down": _down, "hang": _hang, "pause": _pause}[mode](drill, wanted, deadline_s)
+
+    return scenario
+
+
+def _endpoint_down(drill: Drill) -> Callable[[], None]:
+    """Make the LLM endpoint unreachable; returns how to bring it back."""
+    stack, record = drill.stack, drill.record
+    if stack.config.local_model.enabled:
+        drill.on_cleanup("local model running", stack.start_llm)
+        stack.stop_llm()
+        record.event("endpoint down", f"local model stopped ({stack.llm_url()} refuses connections)")
+
+        def restore() -> None:
+            stack.start_llm()
+            record.event("endpoint back", f"local model serving at {stack.llm_url()}")
+
+        return restore
+    port = closed_port()
+    broken = stack.derived_config("timeout-down", {"writer_model.base_url": f"http://127.0.0.1:{port}/v1"})
+    drill.on_cleanup("writer on its own config", stack.restart_writer)
+    stack.restart_writer(broken)
+    record.event("endpoint down", f"writer restarted with base_url at closed port {port} ({broken})")
+
+    def restore_remote() -> None:
+        stack.restart_writer()
+        record.event("endpoint back", "writer restarted on its own config")
+
+    return restore_remote
+
+
+def _wait_llm_retries(drill: Drill, deadline_s: float, statuses: tuple[str, ...]) -> dict[str, Any]:
+    row = drill.wait_invocation(
+        lambda r: r.get("status") in statuses and (r.get("retry_count") or 0) >= 2,
+        f"Restate to retry the {LLM_STEP} step",
+        deadline_s,
+    )
+    drill.record.event(
+        "retrying seen",
+        f"status={row.get('status')} retry_count={row.get('retry_count')} "
+        f"step={row.get('last_failure_related_command_name')} failure={str(row.get('last_failure'))[:120]!r}",
+    )
+    failure = str(row.get("last_failure") or "")
+    drill.record.expect(
+        f"Restate shows retries naming the LLM step ({LLM_STEP})",
+        row.get("last_failure_related_command_name") == LLM_STEP or f"{LLM_STEP}" in failure,
+        f"retry_count={row.get('retry_count')}, related command={row.get('last_failure_related_command_name')!r}, "
+        f"last_failure={failure[:200]!r}",
+    )
+    return row
+
+
+def _check_outcome(drill: Drill, wanted: Expect, final: dict[str, Any], paused_seen: bool) -> None:
+    record = drill.record
+    if wanted == "fail":
+        record.expect(
+            "completed with failure after the step's attempts ran out",
+            final.get("completion_result") == "failure",
+            f"completion_result={final.get('completion_result')}, failure={final.get('completion_failure')!r}",
+        )
+        return
+    if wanted == "pause":
+        record.expect(
+            "the invocation was paused when the retry policy ran out",
+            paused_seen,
+            "status=paused seen" if paused_seen else "never paused",
+        )
+    check_completion(drill, final)
+
+
+def _ledger_llm_attempts(drill: Drill) -> list[Any]:
+    entries = read_ledger(drill.stack.config.ledger.path, drill.record.invocation_id)
+    return [e for e in entries if e.step == LLM_STEP]
+
+
+def _down(drill: Drill, wanted: Expect, deadline_s: float) -> None:
+    restore = _endpoint_down(drill)
+    drill.send(howto_body())
+    _wait_llm_retries(drill, deadline_s, ("backing-off", "running", "ready"))
+    restore()
+    try:
+        drill.stack.admin.resume(drill.record.invocation_id or "")
+        drill.record.event("resumed", "retry now rather than at the next backoff")
+    except Exception as exc:  # already running again on its own: nothing to resume
+        drill.record.note(f"resume not needed: {exc}")
+    final = drill.wait_completed(deadline_s)
+    _check_outcome(drill, wanted, final, paused_seen=False)
+    attempts = _ledger_llm_attempts(drill)
+    errors = [a for a in attempts if a.outcome == "error"]
+    drill.record.expect(
+        f"the ledger shows {LLM_STEP} failing while the endpoint was down, then one success",
+        bool(errors) and [a.outcome for a in attempts][-1:] == ["ok"] and sum(a.outcome == "ok" for a in attempts) == 1,
+        f"{len(errors)} failed attempt(s) ({errors[0].error if errors else '-'}), then "
+        f"{sum(a.outcome == 'ok' for a in attempts)} ok",
+    )
+
+
+def _hang(drill: Drill, wanted: Expect, deadline_s: float) -> None:
+    stack, record = drill.stack, drill.record
+    with BlackHole() as hole:
+        overrides = {
+            "writer_model.base_url": hole.url,
+            "writer_model.timeout_s": HANG_TIMEOUT_S,
+            "pipeline.llm_retry": {"max_attempts": HANG_ATTEMPTS, "initial_interval_ms": 100, "max_interval_ms": 500},
+        }
+        hung = stack.derived_config("timeout-hang", overrides)
+        drill.on_cleanup("writer on its own config", stack.restart_writer)
+        stack.restart_writer(hung)
+        record.event(
+            "endpoint hangs",
+            f"base_url {hole.url} accepts and never answers; client timeout "
+            f"{HANG_TIMEOUT_S} s, {HANG_ATTEMPTS} attempts ({hung})",
+        )
+        drill.send(howto_body())
+        final = drill.wait_completed(deadline_s)
+        record.evidence["blackhole_connections"] = hole.accepted
+    _check_outcome(drill, wanted, final, paused_seen=False)
+    failure = str(final.get("completion_failure") or "")
+    record.expect(
+        "the failure names the LLM timeout",
+        "timeout" in failure.lower() or "timed out" in failure.lower(),
+        failure[:300] or "no failure message",
+    )
+    attempts = _ledger_llm_attempts(drill)
+    record.expect(
+        f"{LLM_STEP} attempted {HANG_ATTEMPTS} times, each ended by the client timeout",
+        len(attempts) == HANG_ATTEMPTS
+        and all(a.outcome == "error" for a in attempts)
+        and all(a.duration_ms >= HANG_TIMEOUT_S * 1000 * 0.9 for a in attempts),
+        ", ".join(f"#{a.attempt} {a.outcome} after {a.duration_ms:.0f} ms" for a in attempts) or "no attempt",
+    )
+    later = [e.step for e in read_ledger(stack.config.ledger.path, record.invocation_id) if e.step != LLM_STEP]
+    record.expect("no later step ran", not later, ", ".join(later) or "none")
+    events = transient_errors(stack.admin.journal_events(record.invocation_id or ""))
+    record.evidence["journal_steps_at_failure"] = [s.name for s in journal_steps(drill.journal())]
+    record.note(f"{len(events)} TransientError event(s) in sys_journal_events")
+
+
+def _pause(drill: Drill, wanted: Expect, deadline_s: float) -> None:
+    stack, record = drill.stack, drill.record
+    policy = {
+        "RESTATE_DEFAULT_RETRY_POLICY__INITIAL_INTERVAL": "100ms",
+        "RESTATE_DEFAULT_RETRY_POLICY__MAX_INTERVAL": "200ms",
+        "RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS": str(PAUSE_AFTER_ATTEMPTS),
+        "RESTATE_DEFAULT_RETRY_POLICY__ON_MAX_ATTEMPTS": "pause",
+    }
+    drill.on_cleanup("restate-server on the config's environment", stack.restart_restate)
+    stack.restart_restate(policy)
+    record.event("server retry policy", f"{PAUSE_AFTER_ATTEMPTS} attempts, then pause")
+    restore = _endpoint_down(drill)
+    drill.send(howto_body())
+    paused = drill.wait_invocation(lambda r: r.get("status") == "paused", "the invocation to pause", deadline_s)
+    record.event("paused", f"retry_count={paused.get('retry_count')} failure={str(paused.get('last_failure'))[:120]!r}")
+    record.evidence["paused_row"] = paused
+    restore()
+    stack.admin.resume(record.invocation_id or "")
+    record.event("resumed", "PATCH /invocations/<id>/resume")
+    final = drill.wait_completed(deadline_s)
+    _check_outcome(drill, wanted, final, paused_seen=True)

@@ -1,0 +1,70 @@
+"""drill.tool-error: the HOW-TO's section 5, a durable tool that fails on its first N attempts.
+
+The writer's `save_report` raises on attempts 1..N (request fault injection); Restate retries it with
+the invocation's retry policy. PASS needs: completed with success, Restate's journal events show the
+transient errors on save_report, the ledger shows save_report attempted N+1 times and every LLM step
+exactly once (they were replayed, not re-run), and the report file written once.
+"""
+
+from __future__ import annotations
+
+from drillkit.drills.common import Drill, Scenario
+from drillkit.drills.crash import check_completion
+from drillkit.errors import DrillError
+from drillkit.evidence import attempt_counts, journal_steps, ok_counts, transient_errors
+from drillkit.howto import howto_body
+from writer_service.config import step_order
+from writer_service.ledger import read_ledger
+
+
+def tool_error_scenario(fail_first: int, deadline_s: float) -> Scenario:
+    def scenario(drill: Drill) -> None:
+        stack, record = drill.stack, drill.record
+        if fail_first < 1:
+            raise DrillError("--fail-first must be at least 1: a drill with no fault proves nothing")
+        if not stack.config.faults.allow_request_faults:
+            raise DrillError(
+                f"{stack.config.source}: faults.allow_request_faults is false, so the writer refuses injected "
+                "faults; use a config that allows them (configs/local.yaml does)"
+            )
+        invocation_id = drill.send(
+            howto_body("Ecris un court rapport de test.", faults={"tool_error": {"fail_first": fail_first}})
+        )
+        final = drill.wait_completed(deadline_s)
+        check_completion(drill, final)
+
+        events = transient_errors(stack.admin.journal_events(invocation_id))
+        steps = journal_steps(stack.admin.journal(invocation_id))
+        save_index = next((s.index for s in steps if s.name == "save_report"), None)
+        on_tool = [
+            e
+            for e in events
+            if "injected tool error" in str(e.get("error_message", ""))
+            or e.get("related_command_name") == "save_report"
+            or (save_index is not None and e.get("after_journal_entry_index") == save_index)
+        ]
+        for event in on_tool:
+            record.event("transient error seen", str(event.get("error_message", ""))[:160])
+        record.expect(
+            "Restate's journal events show transient errors on save_report",
+            bool(on_tool),
+            f"{len(on_tool)} TransientError event(s) on save_report of {len(events)} in all "
+            "(Restate keeps one event per distinct error, not one per retry)",
+        )
+
+        entries = read_ledger(stack.config.ledger.path, invocation_id)
+        attempts, oks = attempt_counts(entries), ok_counts(entries)
+        record.expect(
+            f"save_report attempted {fail_first + 1} times ({fail_first} injected failures, then success)",
+            attempts["save_report"] == fail_first + 1 and oks["save_report"] == 1,
+            f"ledger: {attempts['save_report']} attempt(s), {oks['save_report']} ok",
+        )
+        llm_steps = [s for s in step_order(stack.config.pipeline.sections) if s != "save_report"]
+        wrong = {s: attempts[s] for s in llm_steps if attempts[s] != 1 or oks[s] != 1}
+        record.expect(
+            "every LLM step executed exactly once (replayed, not re-run, on each retry)",
+            not wrong,
+            "all once: " + ", ".join(llm_steps) if not wrong else f"executions: {wrong}",
+        )
+
+    return scenario
