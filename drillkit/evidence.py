@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from writer_service.ledger import LedgerEntry
@@ -94,6 +95,21 @@ def transient_errors(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return found
+
+
+def restate_time(value: str | None) -> float | None:
+    """Epoch seconds of a Restate timestamp such as 2026-11-27T06:50:25.031Z."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def first_line(text: object, limit: int = 160) -> str:
+    """The first line of a failure message (Restate's last_failure carries a whole traceback)."""
+    return str(text or "").strip().splitlines()[0][:limit] if text else ""
 
 
 def ok_counts(entries: list[LedgerEntry]) -> Counter[str]:

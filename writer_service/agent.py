@@ -79,6 +79,11 @@ def validate(rt: WriterRuntime, body: Any) -> tuple[WriterRequest, Path, Faults]
     return request, output_dir, faults
 
 
+class StepFailed(RuntimeError):
+    """A step attempt failed in a way worth retrying; the message names the step, so Restate's
+    `last_failure` (and `restate invocations describe`) say which step and why."""
+
+
 class StepRunner:
     """Runs named durable steps for one invocation and keeps the ledger and the logs honest."""
 
@@ -120,7 +125,7 @@ class StepRunner:
                     attempt,
                     reason,
                 )
-                raise
+                raise StepFailed(f"{name} attempt {attempt}: {reason}") from exc
             entry = ledger.record(self.invocation_id, name, attempt, "ok", started)
             log.info(
                 "executed step=%s invocation=%s attempt=%d in %.0f ms",

@@ -12,7 +12,7 @@ from drillkit import console
 from drillkit.drills.common import Scenario, bring_up, run_drill
 from drillkit.drills.crash import crash_scenario
 from drillkit.drills.record import PASS, DrillRecord
-from drillkit.drills.timeout import Expect, Mode, timeout_scenario
+from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
 from drillkit.drills.tool_error import tool_error_scenario
 from drillkit.stack import Stack
 
@@ -37,7 +37,7 @@ def crash(
 
 
 def timeout(mode: Mode = "down", expect: Expect | None = None, deadline_s: float = DEFAULT_DEADLINE_S) -> DrillSpec:
-    params = {"mode": mode, "expect": expect, "deadline_s": deadline_s}
+    params = {"mode": mode, "expect": expect or DEFAULT_EXPECT[mode], "deadline_s": deadline_s}
     return DrillSpec("timeout", params, timeout_scenario(mode, expect, deadline_s))
 
 

@@ -63,6 +63,7 @@ def crash_scenario(sig: signal.Signals, at: str, resume: bool, deadline_s: float
 
         # Restart the writer whatever happens next: a drill never leaves the service down.
         drill.on_cleanup("writer service running", stack.start_writer)
+        record.event("signalled", f"{sig.name} to the writer's recorded pid {writer.pid} (verified first)")
         killed = stack.kill_writer(sig)
         cutoff = time.time()
         if killed is None:
@@ -123,19 +124,19 @@ def crash_scenario(sig: signal.Signals, at: str, resume: bool, deadline_s: float
 
         restarted = stack.start_writer()
         record.event("restarted", f"writer pid {restarted.pid} healthy")
-        if resume:
-            try:
-                stack.admin.resume(drill.record.invocation_id or "")
-                record.event("resumed", "PATCH /invocations/<id>/resume")
-            except HttpError as exc:
-                record.note(f"resume not needed: {exc}")  # e.g. already running again on its own
-        else:
-            record.event("waiting for Restate's backoff", f"next_retry_at={row.get('next_retry_at')}")
-
-        running = drill.wait_invocation(
-            lambda r: r.get("status") in ("running", "completed"), "the invocation to run again", deadline_s
-        )
-        record.event("running again", f"status={running.get('status')}")
+        if row.get("status") != "completed":
+            if resume:
+                try:
+                    stack.admin.resume(drill.record.invocation_id or "")
+                    record.event("resumed", "PATCH /invocations/<id>/resume")
+                except HttpError as exc:
+                    record.note(f"resume not needed: {exc}")  # e.g. already running again on its own
+            else:
+                record.event("waiting for Restate's backoff", f"next_retry_at={row.get('next_retry_at')}")
+            running = drill.wait_invocation(
+                lambda r: r.get("status") in ("running", "completed"), "the invocation to run again", deadline_s
+            )
+            record.event("running again", f"status={running.get('status')}")
         final = drill.wait_completed(deadline_s)
         check_completion(drill, final)
 

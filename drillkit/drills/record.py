@@ -55,6 +55,14 @@ class DrillRecord:
         console.info(f"[dim]{entry.offset_s:7.2f}s[/] {name}" + (f": {detail}" if detail else ""))
         return entry
 
+    def event_at(self, epoch: float, name: str, detail: str = "") -> Event:
+        """An event that happened at a known wall-clock time (read from Restate's rows after the fact)."""
+        entry = Event(round(epoch - self.started_at, 3), name, detail)
+        self.timeline.append(entry)
+        self.timeline.sort(key=lambda e: e.offset_s)
+        console.info(f"[dim]{entry.offset_s:7.2f}s[/] {name}" + (f": {detail}" if detail else "") + " (from Restate)")
+        return entry
+
     def offset(self, name: str) -> float | None:
         return next((e.offset_s for e in self.timeline if e.event == name), None)
 

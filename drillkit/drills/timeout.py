@@ -20,7 +20,7 @@ from typing import Any, Literal
 from drillkit.blackhole import BlackHole, closed_port
 from drillkit.drills.common import Drill
 from drillkit.drills.crash import check_completion
-from drillkit.evidence import journal_steps, transient_errors
+from drillkit.evidence import first_line, journal_steps, transient_errors
 from drillkit.howto import howto_body
 from writer_service.ledger import read_ledger
 
@@ -38,7 +38,6 @@ def timeout_scenario(mode: Mode, expect: Expect | None, deadline_s: float) -> Ca
     wanted = expect or DEFAULT_EXPECT[mode]
 
     def scenario(drill: Drill) -> None:
-        drill.record.parameters["expect"] = wanted
         {"down": _down, "hang": _hang, "pause": _pause}[mode](drill, wanted, deadline_s)
 
     return scenario
@@ -79,14 +78,14 @@ def _wait_llm_retries(drill: Drill, deadline_s: float, statuses: tuple[str, ...]
     drill.record.event(
         "retrying seen",
         f"status={row.get('status')} retry_count={row.get('retry_count')} "
-        f"step={row.get('last_failure_related_command_name')} failure={str(row.get('last_failure'))[:120]!r}",
+        f"step={row.get('last_failure_related_command_name')} failure={first_line(row.get('last_failure'))!r}",
     )
     failure = str(row.get("last_failure") or "")
     drill.record.expect(
         f"Restate shows retries naming the LLM step ({LLM_STEP})",
         row.get("last_failure_related_command_name") == LLM_STEP or f"{LLM_STEP}" in failure,
         f"retry_count={row.get('retry_count')}, related command={row.get('last_failure_related_command_name')!r}, "
-        f"last_failure={failure[:200]!r}",
+        f"last_failure={first_line(failure, 200)!r}",
     )
     return row
 
@@ -153,6 +152,16 @@ def _hang(drill: Drill, wanted: Expect, deadline_s: float) -> None:
             f"{HANG_TIMEOUT_S} s, {HANG_ATTEMPTS} attempts ({hung})",
         )
         drill.send(howto_body())
+        row = drill.wait_invocation(
+            lambda r: (r.get("retry_count") or 0) >= 2 or r.get("status") == "completed",
+            f"Restate to retry the {LLM_STEP} step",
+            deadline_s,
+        )
+        record.event(
+            "retrying seen",
+            f"status={row.get('status')} retry_count={row.get('retry_count')} "
+            f"failure={first_line(row.get('last_failure'))!r}",
+        )
         final = drill.wait_completed(deadline_s)
         record.evidence["blackhole_connections"] = hole.accepted
     _check_outcome(drill, wanted, final, paused_seen=False)
@@ -191,8 +200,14 @@ def _pause(drill: Drill, wanted: Expect, deadline_s: float) -> None:
     restore = _endpoint_down(drill)
     drill.send(howto_body())
     paused = drill.wait_invocation(lambda r: r.get("status") == "paused", "the invocation to pause", deadline_s)
-    record.event("paused", f"retry_count={paused.get('retry_count')} failure={str(paused.get('last_failure'))[:120]!r}")
+    failed = [a for a in _ledger_llm_attempts(drill) if a.outcome == "error"]
+    record.event("paused", f"after {len(failed)} failed attempt(s) of {LLM_STEP}")
     record.evidence["paused_row"] = paused
+    record.expect(
+        f"the pause came after the policy's {PAUSE_AFTER_ATTEMPTS} attempts",
+        len(failed) == PAUSE_AFTER_ATTEMPTS,
+        f"ledger: {len(failed)} failed attempt(s) of {LLM_STEP} before the pause",
+    )
     restore()
     stack.admin.resume(record.invocation_id or "")
     record.event("resumed", "PATCH /invocations/<id>/resume")

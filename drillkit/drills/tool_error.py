@@ -11,7 +11,7 @@ from __future__ import annotations
 from drillkit.drills.common import Drill, Scenario
 from drillkit.drills.crash import check_completion
 from drillkit.errors import DrillError
-from drillkit.evidence import attempt_counts, journal_steps, ok_counts, transient_errors
+from drillkit.evidence import attempt_counts, first_line, journal_steps, ok_counts, restate_time, transient_errors
 from drillkit.howto import howto_body
 from writer_service.config import step_order
 from writer_service.ledger import read_ledger
@@ -44,7 +44,12 @@ def tool_error_scenario(fail_first: int, deadline_s: float) -> Scenario:
             or (save_index is not None and e.get("after_journal_entry_index") == save_index)
         ]
         for event in on_tool:
-            record.event("transient error seen", str(event.get("error_message", ""))[:160])
+            at = restate_time(event.get("appended_at"))
+            message = first_line(event.get("error_message"))
+            if at is not None:
+                record.event_at(at, "retrying seen", f"save_report: {message}")
+            else:
+                record.event("retrying seen", f"save_report: {message}")
         record.expect(
             "Restate's journal events show transient errors on save_report",
             bool(on_tool),

@@ -87,7 +87,9 @@ def test_sigterm_ignored_past_the_timeout_escalates_to_sigkill(table, tmp_path):
     ]
     log = tmp_path / "stubborn.log"
     record = table.spawn("stubborn", stubborn, log)
-    poll(lambda: log.read_text().splitlines(), lambda lines: "ready" in lines, "the SIGTERM handler to be installed", 10)
+    poll(
+        lambda: log.read_text().splitlines(), lambda lines: "ready" in lines, "the SIGTERM handler to be installed", 10
+    )
     stopped = table.kill("stubborn", signal.SIGTERM, timeout_s=0.5)
     assert stopped.escalated and stopped.seconds >= 0.5
     assert not is_alive(record.pid)

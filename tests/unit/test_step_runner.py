@@ -8,7 +8,7 @@ import openai
 import pytest
 from restate import TerminalError
 
-from writer_service.agent import StepRunner, WriterRuntime, run_options
+from writer_service.agent import StepFailed, StepRunner, WriterRuntime, run_options
 from writer_service.config import Faults, StepRetry, WriterConfig
 from writer_service.faults import InjectedToolError
 from writer_service.ledger import ExecutionLedger
@@ -87,8 +87,9 @@ def test_transient_error_is_raised_for_restate_to_retry(tmp_path):
         raise openai.APIConnectionError(request=request)
 
     for expected_attempt in (1, 2):
-        with pytest.raises(openai.APIConnectionError):
+        with pytest.raises(StepFailed, match=f"section:1 attempt {expected_attempt}: LLM unreachable") as err:
             asyncio.run(runner.step("section:1", down, StepRetry()))
+        assert isinstance(err.value.__cause__, openai.APIConnectionError)
         assert ledger.entries()[-1].attempt == expected_attempt
 
 
@@ -96,8 +97,9 @@ def test_tool_error_fault_counts_attempts_from_the_ledger(tmp_path):
     faults = Faults.model_validate({"tool_error": {"fail_first": 2}})
     runner, ledger, _ = make(tmp_path, faults=faults)
     for _ in range(2):
-        with pytest.raises(InjectedToolError):
+        with pytest.raises(StepFailed) as err:
             asyncio.run(runner.step("save_report", _value, StepRetry()))
+        assert isinstance(err.value.__cause__, InjectedToolError)
     # a new runner (as after a restart) still knows two attempts failed
     runner2, _, _ = make(tmp_path, faults=faults)
     assert asyncio.run(runner2.step("save_report", _value, StepRetry())) == {"attempt": 3}
