@@ -8,6 +8,7 @@ for the invocation, and writes journal.json, report.md and junit.xml.
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -135,6 +136,9 @@ def run_drill(
     except KeyboardInterrupt:
         interrupted = True
         record.error = "interrupted (Ctrl-C): cleanup ran, evidence so far kept"
+    except Exception as exc:  # a bug or an unforeseen failure still gets cleanup and a report
+        record.error = f"unexpected {type(exc).__name__}: {exc}"
+        record.note("traceback: " + "".join(traceback.format_exception(exc))[-3000:])
     finally:
         # Evidence first: a cleanup may stop the very server that holds it.
         collect_evidence(drill)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from drillkit.drills.common import Drill, Scenario, fetch_output
-from drillkit.errors import DrillError, HttpError
+from drillkit.errors import ComponentError, DrillError, HttpError
 from drillkit.evidence import completed_step_names, in_flight_step, steps_rerun_after
 from drillkit.howto import RESTART_PROMPT, howto_body
 from drillkit.waits import poll
@@ -122,7 +122,11 @@ def crash_scenario(sig: signal.Signals, at: str, resume: bool, deadline_s: float
                 ("finished during the drain: " if drained else "retried: ") + evidence,
             )
 
-        restarted = stack.start_writer()
+        try:
+            restarted = stack.start_writer()
+        except ComponentError as exc:
+            record.expect("the writer restarts and answers its health check", False, str(exc))
+            return
         record.event("restarted", f"writer pid {restarted.pid} healthy")
         if row.get("status") != "completed":
             if resume:

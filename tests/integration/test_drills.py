@@ -1,0 +1,207 @@
+"""Every drill for real (native Restate, real writer process, local model), verdicts checked on the evidence."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from drillkit import config as drill_config
+from drillkit.drills import catalog
+from drillkit.operations import drill_exit_code
+from drillkit.stack import Stack
+
+from .conftest import ROOT, make_config, our_live_processes
+
+INV = [sys.executable, "-m", "invoke"]
+ALL = ["01-crash-KILL", "02-crash-TERM", "03-timeout-down", "04-timeout-hang", "05-timeout-pause", "06-tool-error"]
+
+
+@pytest.fixture(scope="module")
+def drill_all(tmp_path_factory, project_state):
+    """`inv drill.all` once, from nothing running, as a new user would run it."""
+    directory = tmp_path_factory.mktemp("drills")
+    cfg = make_config(directory, project_state)
+    reports = directory / "reports"
+    out = subprocess.run(
+        [*INV, "drill.all", "--config", str(cfg), "--report-dir", str(reports)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    stack = Stack(drill_config.load(cfg))
+    left = our_live_processes(stack)
+    stack.down()
+    stack.close()
+    return out, reports, left
+
+
+def journal(reports: Path, name: str) -> dict:
+    return json.loads((reports / name / "journal.json").read_text())
+
+
+def events(record: dict) -> list[str]:
+    return [e["event"] for e in record["timeline"]]
+
+
+def ledger_steps(record: dict, outcome: str | None = None) -> list[str]:
+    return [e["step"] for e in record["evidence"]["ledger"] if outcome is None or e["outcome"] == outcome]
+
+
+def test_drill_all_passes_and_leaves_nothing_running(drill_all):
+    out, reports, left = drill_all
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "6 passed, 0 failed" in out.stdout
+    assert left == []  # the drill started the stack, so it stopped it
+    for name in ALL:
+        assert {p.name for p in (reports / name).iterdir()} >= {"journal.json", "report.md", "junit.xml"}
+        record = journal(reports, name)
+        assert record["verdict"] == "PASS", record["reasons"]
+        suite = ET.parse(reports / name / "junit.xml").getroot()
+        assert int(suite.get("tests")) == len(record["expectations"]) and suite.get("failures") == "0"
+        assert "**PASS**" in (reports / name / "report.md").read_text()
+
+
+def assert_in_order(seen: list[str], wanted: list[str]) -> None:
+    positions = [seen.index(w) for w in wanted]
+    assert positions == sorted(positions), seen
+
+
+def test_crash_kill_evidence(drill_all):
+    record = journal(drill_all[1], "01-crash-KILL")
+    assert_in_order(
+        events(record),
+        [
+            "sent",
+            "step done",
+            "target running",
+            "signalled",
+            "killed",
+            "retrying seen",
+            "restarted",
+            "resumed",
+            "running again",
+            "completed",
+        ],
+    )
+    offsets = [e["offset_s"] for e in record["timeline"]]
+    assert offsets == sorted(offsets)
+    assert record["evidence"]["invocation"]["completion_result"] == "success"
+    assert "completed with success" in record["evidence"]["cli_describe"]
+    assert record["evidence"]["in_flight_at_kill"] == "section:2"
+    assert record["evidence"]["completed_at_kill"] == ["outline", "section:1"]
+    ok = ledger_steps(record, "ok")
+    assert ok.count("outline") == 1 and ok.count("section:1") == 1  # finished before the kill: never again
+    assert ok == ["outline", "section:1", "section:2", "section:3", "summary", "save_report"]
+    pids = {e["pid"] for e in record["evidence"]["ledger"]}
+    assert len(pids) == 2  # before and after the restart
+    assert Path(record["evidence"]["output"]["output_path"]).is_file()
+
+
+def test_crash_term_evidence(drill_all):
+    record = journal(drill_all[1], "02-crash-TERM")
+    graceful = next(e for e in record["expectations"] if "gracefully" in e["name"])
+    assert graceful["passed"] and "exited by itself" in graceful["detail"]
+    assert record["evidence"]["invocation"]["completion_result"] == "success"
+    assert sorted(ledger_steps(record, "ok")) == sorted(
+        ["outline", "section:1", "section:2", "section:3", "summary", "save_report"]
+    )
+
+
+def test_timeout_down_evidence(drill_all):
+    record = journal(drill_all[1], "03-timeout-down")
+    assert_in_order(events(record), ["endpoint down", "sent", "retrying seen", "endpoint back", "completed"])
+    outline = [e for e in record["evidence"]["ledger"] if e["step"] == "outline"]
+    assert [e["outcome"] for e in outline][-1] == "ok" and any(e["outcome"] == "error" for e in outline)
+    assert record["evidence"]["invocation"]["completion_result"] == "success"
+
+
+def test_timeout_hang_evidence(drill_all):
+    record = journal(drill_all[1], "04-timeout-hang")
+    row = record["evidence"]["invocation"]
+    assert row["completion_result"] == "failure"
+    assert "timed out" in row["completion_failure"].lower()
+    outline = [e for e in record["evidence"]["ledger"] if e["step"] == "outline"]
+    assert [e["outcome"] for e in outline] == ["error"] * 3
+    assert all(e["duration_ms"] >= 1300 for e in outline)  # each attempt waited for the client's timeout
+    assert record["evidence"]["blackhole_connections"] >= 3
+
+
+def test_timeout_pause_evidence(drill_all):
+    record = journal(drill_all[1], "05-timeout-pause")
+    assert record["evidence"]["paused_row"]["status"] == "paused"
+    assert_in_order(
+        events(record),
+        ["server retry policy", "endpoint down", "sent", "paused", "endpoint back", "resumed", "completed"],
+    )
+    assert record["evidence"]["invocation"]["completion_result"] == "success"
+    assert "restate-server on the config's environment" in [e["detail"] for e in record["timeline"]]
+
+
+def test_tool_error_evidence(drill_all):
+    record = journal(drill_all[1], "06-tool-error")
+    attempts = ledger_steps(record)
+    assert attempts.count("save_report") == 3
+    for step in ("outline", "section:1", "section:2", "section:3", "summary"):
+        assert attempts.count(step) == 1
+    assert len(record["evidence"]["transient_errors"]) >= 1
+    assert "injected tool error" in json.dumps(record["evidence"]["transient_errors"])
+
+
+def test_crash_without_resume_waits_for_restates_backoff(tmp_path, project_state):
+    cfg = make_config(tmp_path, project_state)
+    out = subprocess.run(
+        [
+            *INV,
+            "drill.crash",
+            "--no-resume",
+            "--at",
+            "section:1",
+            "--config",
+            str(cfg),
+            "--report-dir",
+            str(tmp_path / "r"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
+    record = json.loads((tmp_path / "r" / "journal.json").read_text())
+    assert "waiting for Restate's backoff" in events(record) and "resumed" not in events(record)
+    assert record["evidence"]["completed_at_kill"] == ["outline"]
+
+
+def test_a_drill_that_cannot_meet_its_expectation_fails_honestly(tmp_path, project_state):
+    """The writer cannot come back (its config breaks while it is down): FAIL with the reason, exit non-zero."""
+    cfg = make_config(tmp_path, project_state)
+    good = cfg.read_text()
+    stack = Stack(drill_config.load(cfg))
+    real_kill = stack.kill_writer
+
+    def kill_then_break_the_config(sig=signal.SIGTERM):
+        stopped = real_kill(sig)
+        cfg.write_text(good.replace("port: 9080", "port: not-a-port"))  # the restarted writer exits at once
+        return stopped
+
+    stack.kill_writer = kill_then_break_the_config
+    try:
+        record, directory = catalog.run(stack, catalog.crash(deadline_s=30), tmp_path / "r")
+    finally:
+        cfg.write_text(good)
+        stack.down()
+        stack.close()
+    assert record.verdict == "FAIL"
+    failed = [e for e in record.expectations if not e.passed]
+    assert [e.name for e in failed] == ["the writer restarts and answers its health check"]
+    assert "not healthy (exited)" in failed[0].detail and "service.port" in failed[0].detail
+    assert "**FAIL**" in (directory / "report.md").read_text()
+    assert ET.parse(directory / "junit.xml").getroot().get("failures") == "1"
+    assert drill_exit_code([record.verdict]) == 1
