@@ -293,18 +293,29 @@ class Stack:
         return timings
 
     def down(self, purge: bool = False) -> list[str]:
-        """Stop everything this tool started (writer, model, server), in that order. Idempotent."""
-        stopped = []
-        if self.kill_writer():
-            stopped.append("writer service")
-        if self.stop_llm():
-            stopped.append("local model")
-        if self.stop_restate(purge=purge):
-            stopped.append(f"restate-server ({self.backend.name})")
+        """Stop everything this tool started (writer, model, server), in that order. Idempotent.
+
+        Each part is stopped even if an earlier one fails; the failures are raised together at the end.
+        """
+        stopped: list[str] = []
+        failures: list[str] = []
+        parts: list[tuple[str, Callable[[], object]]] = [
+            ("writer service", self.kill_writer),
+            ("local model", self.stop_llm),
+            (f"restate-server ({self.backend.name})", lambda: self.stop_restate(purge=purge)),
+        ]
+        for label, stop in parts:
+            try:
+                if stop():
+                    stopped.append(label)
+            except DrillError as exc:
+                failures.append(f"{label}: {exc}")
         if purge:
             shutil.rmtree(self.state.restate_data, ignore_errors=True)
             self.config.ledger.path.unlink(missing_ok=True)
             self.state.last_invocation_file.unlink(missing_ok=True)
+        if failures:
+            raise DrillError("could not stop everything:\n  " + "\n  ".join(failures))
         return stopped
 
     def status(self) -> list[tuple[str, str, str, str]]:

@@ -13,7 +13,7 @@ echo "== lint and types"
 .venv/bin/mypy
 echo "== tests (loopback-only network namespace)"
 set +e
-scripts/loopback-only .venv/bin/python -m pytest "$@"
+scripts/loopback-only --contained .venv/bin/python -m pytest "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
