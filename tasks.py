@@ -318,6 +318,44 @@ def drill_all(c, config=None, report_dir=None, keep_up=False):
 
 
 drill_ns = Collection("drill", drill_crash, drill_timeout, drill_tool_error, drill_all)
+# -- a private Docker engine (for the Docker backend where none runs) -------------------------------
+
+
+@task(name="install", help={"config": CONFIG_HELP})
+def engine_install(c, config=None):
+    """Install Debian's docker.io when no dockerd is on this machine (root; needs the Debian mirror)."""
+    with _stack(config):
+        operations.install_engine()
+
+
+@task(
+    name="start",
+    help={
+        "config": CONFIG_HELP,
+        "image": "also build the configured Restate image from the native binary if the engine lacks it",
+    },
+)
+def engine_start(c, config=None, image=True):
+    """Start a private dockerd under the state dir (reused when running); prints its DOCKER_HOST."""
+    with _stack(config) as stack:
+        operations.start_engine(stack, build=image)
+
+
+@task(name="stop", help={"config": CONFIG_HELP})
+def engine_stop(c, config=None):
+    """Stop the private dockerd by its recorded PID."""
+    with _stack(config) as stack:
+        operations.stop_engine(stack)
+
+
+@task(name="image", help={"config": CONFIG_HELP})
+def engine_image(c, config=None):
+    """Build the configured Restate image (docker import of the native binary and a CA bundle)."""
+    with _stack(config) as stack:
+        operations.build_image(stack)
+
+
+engine_ns = Collection("engine", engine_install, engine_start, engine_stop, engine_image)
 restate_ns = Collection("restate", restate_start, restate_stop, restate_logs)
 service_ns = Collection("service", service_start, service_stop, service_restart, service_logs)
 llm_ns = Collection("llm", llm_start, llm_stop)
@@ -327,3 +365,4 @@ ns.add_collection(restate_ns)
 ns.add_collection(service_ns)
 ns.add_collection(llm_ns)
 ns.add_collection(drill_ns)
+ns.add_collection(engine_ns)

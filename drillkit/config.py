@@ -14,7 +14,7 @@ from writer_service.config import (
     ConfigError,
     WriterConfig,
     _Strict,
-    read_yaml,
+    read_config_data,
 )
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "ConfigError", "DrillConfig", "LocalModel", "Runtime", "load"]
@@ -82,7 +82,7 @@ class DrillConfig(WriterConfig):
 def load(path: Path | str | None = None) -> DrillConfig:
     """Load and validate the config (`--config`, else `$RESTATE_WRITER_CONFIG`, else configs/local.yaml)."""
     file = Path(path) if path else Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
-    data = read_yaml(file)
+    data = read_config_data(file)
     if isinstance(data, dict):
         data = {**data, "source": str(file)}
     return DrillConfig.from_mapping(data, source=str(file))

@@ -7,14 +7,17 @@ unattended. They print progress through `drillkit.console` and raise `DrillError
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 from typing import Any
 
-from drillkit import console
+from drillkit import console, docker_engine
+from drillkit.binaries import SERVER
 from drillkit.errors import DrillError, HttpError
 from drillkit.howto import RESTART_PROMPT, howto_body, read_body
 from drillkit.procs import ProcessRecord, Stopped
+from drillkit.restate_server import docker_client
 from drillkit.stack import LLM, WRITER, Stack
 
 
@@ -176,3 +179,48 @@ def resume(stack: Stack, invocation_id: str | None = None) -> None:
 def drill_exit_code(verdicts: list[str]) -> int:
     """0 when every drill passed; 1 otherwise (FAIL or ERROR)."""
     return 0 if verdicts and all(v == "PASS" for v in verdicts) else 1
+
+
+def install_engine() -> None:
+    docker_engine.install_engine()
+    console.ok("dockerd is installed")
+
+
+def start_engine(stack: Stack, build: bool = True) -> str:
+    """Start the private engine, point this process's docker clients at it, build the image if asked."""
+    url = docker_engine.start_engine(stack.state.root, stack.procs, stack.state.log_file("dockerd"))
+    os.environ["DOCKER_HOST"] = url
+    record = stack.procs.live(docker_engine.PROCESS_NAME)
+    console.ok(f"dockerd pid {record.pid if record else '?'} answers at {url}")
+    console.info(f"use it with: export DOCKER_HOST={url}")
+    if build:
+        ensure_image(stack)
+    return url
+
+
+def ensure_image(stack: Stack) -> None:
+    import docker.errors
+
+    client = docker_client()
+    image = stack.rt.image()
+    try:
+        client.images.get(image)
+        console.ok(f"image {image} is present")
+    except docker.errors.ImageNotFound:
+        build_image(stack, client)
+
+
+def build_image(stack: Stack, client: Any = None) -> None:
+    found = stack.binaries.find(SERVER)
+    if found is None:
+        raise DrillError("restate-server is not installed: run `inv setup` first")
+    image = stack.rt.image()
+    docker_engine.build_image(client or docker_client(), found[0], image)
+    console.ok(f"built {image} from {found[0]}")
+
+
+def stop_engine(stack: Stack) -> None:
+    if docker_engine.stop_engine(stack.procs):
+        console.ok("dockerd stopped")
+    else:
+        console.info("no private dockerd of ours was running")

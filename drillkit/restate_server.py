@@ -19,7 +19,7 @@ from drillkit.config import Runtime
 from drillkit.errors import ComponentError, DrillError
 from drillkit.procs import ProcessTable
 from drillkit.restate_api import AdminApi, IngressApi
-from drillkit.waits import poll
+from drillkit.waits import WaitTimeout, poll
 
 PROCESS_NAME = "restate-server"
 
@@ -44,6 +44,10 @@ class ServerBackend(Protocol):
     def follow_logs(self) -> Iterator[str]: ...
 
     def default_deployment_uri(self, service_port: int) -> str: ...
+
+    def host_gateway(self) -> str | None:
+        """Where the writer must listen for this backend's server to reach it; None: service.host."""
+        ...
 
 
 def port_of(url: str) -> int:
@@ -114,6 +118,9 @@ class NativeServer:
     def default_deployment_uri(self, service_port: int) -> str:
         return f"http://127.0.0.1:{service_port}"
 
+    def host_gateway(self) -> str | None:
+        return None  # Restate runs on this host: the writer's configured address is reachable as is
+
 
 class DockerServer:
     """The HOW-TO's `docker run --name restate_dev --rm -p 8080:8080 -p 9070:9070 --add-host=...`."""
@@ -144,7 +151,9 @@ class DockerServer:
                 "9070/tcp": (host_of(rt.admin_url), port_of(rt.admin_url)),
             },
             "extra_hosts": {"host.docker.internal": "host-gateway"},
-            "environment": dict(rt.server_env),
+            # A fixed node name: the data volume outlives the container, and Restate refuses data written
+            # under another name (by default the name is the hostname, i.e. the container id).
+            "environment": {"RESTATE_NODE_NAME": "drill", **rt.server_env},
             "volumes": {rt.docker.volume: {"bind": self.DATA_DIR, "mode": "rw"}},
             "labels": {"managed-by": "restate-writer-drills"},
         }
@@ -203,9 +212,21 @@ class DockerServer:
         if container is not None:
             try:
                 container.stop(timeout=10)
-                container.remove(force=True)
             except docker.errors.NotFound:
-                pass  # --rm already removed it
+                pass
+            except docker.errors.APIError as exc:
+                raise ComponentError(f"docker stop {container.name}: {exc.explanation or exc}") from None
+            # --rm removes it once stopped; wait for that rather than race it with our own remove.
+            try:
+                poll(
+                    self._container,
+                    lambda c: c is None,
+                    f"container {container.name} to be removed",
+                    30.0,
+                    interval_s=0.1,
+                )
+            except WaitTimeout:
+                container.remove(force=True)
             stopped = True
         if purge:
             try:
@@ -235,6 +256,14 @@ class DockerServer:
 
     def default_deployment_uri(self, service_port: int) -> str:
         return f"http://host.docker.internal:{service_port}"
+
+    def host_gateway(self) -> str:
+        """The address `host.docker.internal` resolves to in the container: the writer must listen there."""
+        config = self.client.networks.get("bridge").attrs.get("IPAM", {}).get("Config") or []
+        gateway = next((c.get("Gateway") for c in config if c.get("Gateway")), None)
+        if not gateway:
+            raise ComponentError("cannot find the Docker bridge's gateway address (docker network inspect bridge)")
+        return str(gateway)
 
 
 def docker_client() -> Any:

@@ -31,7 +31,7 @@ from drillkit.restate_cli import RestateCli
 from drillkit.restate_server import DockerServer, NativeServer, ServerBackend, docker_available, wait_ready
 from drillkit.state import StateDir, write_text_atomically
 from drillkit.waits import WaitTimeout, poll
-from writer_service.config import read_yaml
+from writer_service.config import HOST_OVERRIDE_ENV, read_config_data
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WRITER = "writer"
@@ -200,15 +200,23 @@ class Stack:
 
     # -- writer service -----------------------------------------------------------------------------
 
+    def writer_host(self) -> str:
+        """The address the writer listens on: the config's, or the Docker bridge gateway for a container."""
+        return self.backend.host_gateway() or self.config.service.host
+
     def writer_url(self) -> str:
-        return f"http://{self.config.service.host}:{self.config.service.port}"
+        return f"http://{self.writer_host()}:{self.config.service.port}"
 
     def start_writer(self, config_file: str | None = None) -> ProcessRecord:
         """Start the writer with the stack's config, or `config_file` (a drill's derived config)."""
         live = self.procs.live(WRITER)
         if live is None:
             argv = [sys.executable, str(PROJECT_ROOT / "scripts" / "restate_writer_service.py")]
-            env = {**os.environ, "RESTATE_WRITER_CONFIG": config_file or self.config.source}
+            env = {
+                **os.environ,
+                "RESTATE_WRITER_CONFIG": config_file or self.config.source,
+                HOST_OVERRIDE_ENV: self.writer_host(),
+            }
             live = self.procs.spawn(WRITER, argv, self.state.log_file(WRITER), env=env)
         self._wait_process_healthy(live, f"{self.writer_url()}/health", "writer service")
         return live
@@ -220,7 +228,7 @@ class Stack:
     def derived_config(self, name: str, overrides: dict[str, Any]) -> str:
         """Write a copy of this stack's config file with `overrides` (dotted keys) under the state dir;
         validated like any config. Drills use it to point the writer at a broken endpoint."""
-        data = read_yaml(Path(self.config.source))
+        data = read_config_data(Path(self.config.source))
         for dotted, value in overrides.items():
             node = data
             *parents, leaf = dotted.split(".")

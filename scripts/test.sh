@@ -7,6 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+# The Docker-backend tests need dockerd (they start a private one in the test namespace). Installing it
+# needs the Debian mirror, so it happens here, outside the namespace; if it cannot, those tests skip
+# and say why.
+if ! command -v dockerd >/dev/null 2>&1; then
+  .venv/bin/inv engine.install || echo "scripts/test.sh: no dockerd; the Docker tests will be skipped" >&2
+fi
 echo "== lint and types"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

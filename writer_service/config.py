@@ -19,6 +19,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CONFIG_ENV = "RESTATE_WRITER_CONFIG"
+# Overrides service.host: the drill runtime sets it when Restate runs in a container and must reach the
+# writer through the Docker bridge rather than loopback.
+HOST_OVERRIDE_ENV = "RESTATE_WRITER_HOST"
 DEFAULT_CONFIG = Path("configs/local.yaml")
 STEP_NAMES = ("outline", "section", "summary", "save_report")
 # Sections of the shared file that belong to the drill runtime, not to the writer.
@@ -139,7 +142,7 @@ class WriterConfig(_Strict):
     def load(cls, path: Path | str | None = None) -> Self:
         """Read and validate a config file (default: `$RESTATE_WRITER_CONFIG`, else configs/local.yaml)."""
         file = Path(path) if path else Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
-        return cls.from_mapping(read_yaml(file), source=str(file))
+        return cls.from_mapping(read_config_data(file), source=str(file))
 
     @classmethod
     def from_mapping(cls, data: Any, source: str = "<config>") -> Self:
@@ -173,6 +176,33 @@ def read_yaml(file: Path) -> Any:
         return yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: invalid YAML: {exc}") from None
+
+
+def read_config_data(file: Path, _seen: tuple[Path, ...] = ()) -> Any:
+    """The file's mapping; `extends: other.yaml` (relative to the file) is read first and deep-merged under it."""
+    data = read_yaml(file)
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    base_name = data.pop("extends")
+    if not isinstance(base_name, str):
+        raise ConfigError(f"{file}: field extends: must be a file name (got {base_name!r})")
+    base_file = (file.parent / base_name).resolve()
+    if base_file in _seen:
+        raise ConfigError(f"{file}: field extends: {base_name} extends itself in a loop")
+    base = read_config_data(base_file, (*_seen, base_file))
+    if not isinstance(base, dict):
+        raise ConfigError(f"{base_file}: the top level must be a mapping")
+    return deep_merge(base, data)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

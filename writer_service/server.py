@@ -23,16 +23,20 @@ from hypercorn.config import Config
 from restate.server import install_shutdown_hook
 
 from writer_service.agent import WriterRuntime, build_service
-from writer_service.config import CONFIG_ENV, ConfigError, WriterConfig
+from writer_service.config import CONFIG_ENV, HOST_OVERRIDE_ENV, ConfigError, WriterConfig
 from writer_service.ledger import ExecutionLedger
 from writer_service.llm import LlmClient
 
 log = logging.getLogger("writer_service.server")
 
 
+def bind_host(config: WriterConfig) -> str:
+    return os.environ.get(HOST_OVERRIDE_ENV) or config.service.host
+
+
 def hypercorn_config(config: WriterConfig) -> Config:
     hc = Config()
-    hc.bind = [f"{config.service.host}:{config.service.port}"]
+    hc.bind = [f"{bind_host(config)}:{config.service.port}"]
     hc.graceful_timeout = config.service.grace_period_s
     hc.h2_max_concurrent_streams = 2**31 - 1  # Restate multiplexes every invocation on one h2 connection
     hc.keep_alive_timeout = 75
@@ -57,7 +61,7 @@ async def serve_writer(config: WriterConfig) -> None:
     install_shutdown_hook(loop, lambda: request_stop("SIGINT"), signal.SIGINT)
     log.info(
         "WriterAgentRestate serving on http://%s:%d (h2c and HTTP/1.1), pid %d, model %s at %s, ledger %s",
-        config.service.host,
+        bind_host(config),
         config.service.port,
         os.getpid(),
         config.writer_model.model,
@@ -88,6 +92,6 @@ def main() -> int:
     try:
         asyncio.run(serve_writer(config))
     except OSError as exc:
-        log.error("cannot serve on %s:%d: %s", config.service.host, config.service.port, exc)
+        log.error("cannot serve on %s:%d: %s", bind_host(config), config.service.port, exc)
         return 1
     return 0

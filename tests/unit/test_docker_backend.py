@@ -79,7 +79,7 @@ def test_image_version_and_server_env_come_from_config():
     rt = Runtime(restate_version="1.7.9", server_env={"RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS": 5})
     kwargs = DockerServer(rt).run_kwargs()
     assert kwargs["image"].endswith(":1.7.9")
-    assert kwargs["environment"] == {"RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS": "5"}
+    assert kwargs["environment"] == {"RESTATE_NODE_NAME": "drill", "RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS": "5"}
 
 
 def test_start_is_idempotent_and_stop_removes_the_container():

@@ -112,3 +112,28 @@ def test_missing_file_and_bad_yaml(tmp_path):
     path = write(tmp_path, "writer_model: [unclosed\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
         WriterConfig.load(path)
+
+
+def test_extends_deep_merges_a_base_file(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "writer_model: {base_url: 'http://x/v1', model: m, timeout_s: 5}\n"
+        "runtime: {backend: native, use_http11: true}\n"
+    )
+    child = write(tmp_path, "extends: base.yaml\nruntime: {backend: docker}\nwriter_model: {timeout_s: 9}\n")
+    cfg = drill_config.load(child)
+    assert cfg.runtime.backend == "docker" and cfg.runtime.use_http11 is True
+    assert cfg.writer_model.timeout_s == 9 and cfg.writer_model.model == "m"
+
+
+def test_extends_loop_is_an_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="loop"):
+        WriterConfig.load(tmp_path / "a.yaml")
+
+
+def test_docker_config_is_local_with_the_docker_backend():
+    cfg = drill_config.load(ROOT / "configs/docker.yaml")
+    assert cfg.runtime.backend == "docker"
+    assert cfg.runtime.image() == "docker.restate.dev/restatedev/restate:1.7.12"
+    assert cfg.writer_model == drill_config.load(ROOT / "configs/local.yaml").writer_model

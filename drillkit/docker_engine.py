@@ -1,0 +1,180 @@
+"""A private Docker engine and a locally built Restate image, for machines without a registry.
+
+The Docker backend is tested against a live engine. Where none answers, `start_engine` runs Debian's
+`dockerd` with its own data root, exec root, socket and pidfile under the state dir (recorded like any
+process of ours, stopped by that PID). Where no image registry is reachable, `build_image` makes the
+configured Restate image with `docker import` from a minimal root filesystem holding the native
+`restate-server` binary and a CA bundle (without CA certificates the server panics at start).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import certifi
+
+from drillkit import console
+from drillkit.errors import ComponentError
+from drillkit.procs import ProcessTable, is_alive, proc_cmdline
+from drillkit.waits import WaitTimeout, poll
+
+PROCESS_NAME = "dockerd"
+DATA_DIR_IN_IMAGE = "/restate-data"
+
+
+def engine_dir(state_root: Path) -> Path:
+    # dockerd's socket path must stay short (sun_path is 108 bytes): keep it close to the state root.
+    return state_root.resolve() / "docker"
+
+
+def socket_url(state_root: Path) -> str:
+    return f"unix://{engine_dir(state_root) / 'docker.sock'}"
+
+
+def dockerd_argv(state_root: Path) -> list[str]:
+    base = engine_dir(state_root)
+    dockerd = shutil.which("dockerd")
+    if dockerd is None:
+        raise ComponentError("dockerd is not installed (Debian: apt-get install docker.io)")
+    return [
+        dockerd,
+        "--data-root",
+        str(base / "data"),
+        "--exec-root",
+        str(base / "exec"),
+        "--pidfile",
+        str(base / "dockerd.pid"),
+        "--host",
+        socket_url(state_root),
+        "--log-level",
+        "warn",
+    ]
+
+
+def install_engine() -> None:
+    """Install Debian's docker.io (root only); a no-op when dockerd is already there."""
+    if shutil.which("dockerd"):
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise ComponentError("no Docker engine: install docker.io (or Docker Engine) and start it")
+    with console.activity("installing Debian's docker.io"):
+        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "docker.io"]):
+            out = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
+            if out.returncode != 0:
+                raise ComponentError(f"`{' '.join(argv)}` exited {out.returncode}: {out.stderr.strip()[-500:]}")
+
+
+def start_engine(state_root: Path, procs: ProcessTable, log_file: Path, timeout_s: float = 60.0) -> str:
+    """Start a private dockerd (reused when running); returns its DOCKER_HOST URL once it answers."""
+    import docker
+    import docker.errors
+
+    url = socket_url(state_root)
+    if procs.live(PROCESS_NAME) is None:
+        engine_dir(state_root).mkdir(parents=True, exist_ok=True)
+        clear_stale_pidfile(state_root)
+        procs.spawn(PROCESS_NAME, dockerd_argv(state_root), log_file)
+
+    def answers() -> bool:
+        if procs.live(PROCESS_NAME) is None:
+            raise ComponentError(f"dockerd exited; see {log_file}:\n" + _tail(log_file))
+        try:
+            client = docker.DockerClient(base_url=url, timeout=5)
+            client.ping()
+            client.close()
+        except docker.errors.DockerException:
+            return False
+        return True
+
+    try:
+        poll(answers, bool, f"dockerd at {url}", timeout_s, interval_s=0.2)
+    except WaitTimeout:
+        raise ComponentError(f"dockerd did not answer at {url} within {timeout_s:g} s:\n" + _tail(log_file)) from None
+    return url
+
+
+def clear_stale_pidfile(state_root: Path) -> None:
+    """dockerd refuses to start over a pidfile; one left by a dockerd that is gone (killed with its
+    namespace, say) is removed. One whose process still runs is not ours to touch: say so."""
+    pidfile = engine_dir(state_root) / "dockerd.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        pidfile.unlink(missing_ok=True)
+        return
+    cmdline = proc_cmdline(pid) if is_alive(pid) else None
+    if cmdline and str(pidfile) in cmdline:
+        raise ComponentError(
+            f"a dockerd not recorded by this tool (pid {pid}) runs with {pidfile}; stop it, or use it with "
+            f"DOCKER_HOST={socket_url(state_root)}"
+        )
+    pidfile.unlink()
+
+
+def stop_engine(procs: ProcessTable) -> bool:
+    return procs.kill(PROCESS_NAME, timeout_s=30.0) is not None
+
+
+def rootfs_tar(restate_server: Path) -> bytes:
+    """A minimal root filesystem: the static restate-server, a CA bundle, /tmp and the data dir."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for directory in (
+            "usr",
+            "usr/local",
+            "usr/local/bin",
+            "etc",
+            "etc/ssl",
+            "etc/ssl/certs",
+            "tmp",
+            DATA_DIR_IN_IMAGE.lstrip("/"),
+        ):
+            info = tarfile.TarInfo(directory)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o1777 if directory == "tmp" else 0o755
+            tar.addfile(info)
+        _add_file(tar, "usr/local/bin/restate-server", restate_server.read_bytes(), 0o755)
+        _add_file(tar, "etc/ssl/certs/ca-certificates.crt", Path(certifi.where()).read_bytes(), 0o644)
+    return buffer.getvalue()
+
+
+def build_image(client: Any, restate_server: Path, image: str) -> str:
+    """`docker import` the root filesystem as `image`, with the official image's command and ports."""
+    repository, _, tag = image.rpartition(":")
+    changes = [
+        'ENTRYPOINT ["/usr/local/bin/restate-server"]',
+        "WORKDIR /",
+        "EXPOSE 8080 9070 5122",
+        "ENV RESTATE_LOG_DISABLE_ANSI_CODES=true",
+    ]
+    with console.activity(f"building {image} from {restate_server} (docker import)"):
+        result = client.api.import_image_from_data(
+            rootfs_tar(restate_server), repository=repository, tag=tag, changes=changes
+        )
+    return str(result)
+
+
+def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = mode
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
