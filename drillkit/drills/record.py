@@ -7,6 +7,7 @@ test case per expectation, for CI) are written under the drill's report dir on e
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -191,6 +192,15 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")[:400]
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """Text XML 1.0 can carry: terminal colour codes and other control characters removed."""
+    return _NOT_XML.sub("", _ANSI.sub("", text))
+
+
 def render_junit(record: DrillRecord) -> str:
     cases = record.expectations or [Expectation("drill ran", False, record.error or "no expectation checked")]
     failures = sum(1 for c in cases if not c.passed)
@@ -203,12 +213,16 @@ def render_junit(record: DrillRecord) -> str:
         time=f"{record.duration_s or 0:.3f}",
     )
     for case in cases:
-        element = ET.SubElement(suite, "testcase", classname=f"drill.{record.drill}", name=case.name, time="0")
+        element = ET.SubElement(
+            suite, "testcase", classname=f"drill.{record.drill}", name=xml_safe(case.name), time="0"
+        )
         if record.error is not None:
-            ET.SubElement(element, "error", message=record.error[:500]).text = record.error
+            error = xml_safe(record.error)
+            ET.SubElement(element, "error", message=error[:500]).text = error
         elif not case.passed:
-            ET.SubElement(element, "failure", message=case.detail[:500]).text = case.detail
+            detail = xml_safe(case.detail)
+            ET.SubElement(element, "failure", message=detail[:500]).text = detail
     out = ET.SubElement(suite, "system-out")
-    out.text = "\n".join(f"{e.offset_s:.2f}s {e.event} {e.detail}" for e in record.timeline)
+    out.text = xml_safe("\n".join(f"{e.offset_s:.2f}s {e.event} {e.detail}" for e in record.timeline))
     text: str = ET.tostring(suite, encoding="unicode", xml_declaration=True)
     return text + "\n"

@@ -11,12 +11,14 @@ from drillkit.restate_server import DockerServer
 
 
 class FakeContainer:
-    def __init__(self, name, status="running"):
+    def __init__(self, name, status="running", registry=None):
         self.name, self.status, self.short_id = name, status, "abc123"
         self.stopped = self.removed = False
+        self.registry = registry if registry is not None else {}
 
     def stop(self, timeout):
         self.stopped = True
+        self.registry.pop(self.name, None)  # auto_remove (--rm): the engine removes it once stopped
 
     def remove(self, force):
         self.removed = True
@@ -42,7 +44,7 @@ class FakeDocker:
 
             def run(self, **kwargs):
                 outer.run_calls.append(kwargs)
-                container = FakeContainer(kwargs["name"])
+                container = FakeContainer(kwargs["name"], registry=outer.running)
                 outer.running[kwargs["name"]] = container
                 return container
 
@@ -92,7 +94,8 @@ def test_start_is_idempotent_and_stop_removes_the_container():
     assert server.log_lines(10) == ["line 1", "line 2"]
     container = fake.running["restate_dev"]
     assert server.stop(purge=True) is True
-    assert container.stopped and container.removed
+    assert container.stopped and "restate_dev" not in fake.running
+    assert server.running() is None
     assert fake.removed_volumes == ["restate_dev_data"]
 
 

@@ -1,0 +1,41 @@
+"""Drill records: verdicts, and report files that stay valid whatever text the evidence holds."""
+
+from xml.etree import ElementTree as ET
+
+from drillkit.drills.record import DrillRecord
+
+
+def test_verdicts():
+    record = DrillRecord("crash", {"signal": "KILL"})
+    assert record.verdict == "FAIL"  # nothing checked is not a pass
+    record.expect("a", True, "ok")
+    assert record.verdict == "PASS"
+    record.expect("b", False, "not ok")
+    assert record.verdict == "FAIL"
+    assert record.reasons() == ["met: a: ok", "NOT met: b: not ok"]
+    record.error = "boom"
+    assert record.verdict == "ERROR" and record.reasons() == ["boom"]
+
+
+def test_files_are_written_and_junit_survives_terminal_colour_codes(tmp_path):
+    record = DrillRecord("timeout", {"mode": "hang"})
+    record.event("sent", "inv_1")
+    record.expect("completed with failure", False, "log tail: \x1b[1;33mWARN\x1b[0m and a \x07 bell | pipe")
+    record.finish()
+    paths = record.write(tmp_path)
+    suite = ET.parse(paths["junit"]).getroot()
+    assert suite.get("tests") == "1" and suite.get("failures") == "1"
+    failure = suite.find("testcase/failure")
+    assert "\x1b" not in failure.get("message") and "WARN" in failure.get("message")
+    report = paths["report"].read_text()
+    assert "# Drill `timeout`: **FAIL**" in report and "| ❌ | completed with failure |" in report
+    assert "\\|" in report  # a pipe in evidence does not break the table
+    assert '"verdict": "FAIL"' in paths["journal"].read_text()
+
+
+def test_error_is_reported_as_a_junit_error(tmp_path):
+    record = DrillRecord("crash", {})
+    record.error = "restate-server did not become ready"
+    record.finish()
+    suite = ET.parse(record.write(tmp_path)["junit"]).getroot()
+    assert suite.get("errors") == "1" and suite.find("testcase/error") is not None
