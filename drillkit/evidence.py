@@ -120,7 +120,27 @@ def attempt_counts(entries: list[LedgerEntry]) -> Counter[str]:
     return Counter(e.step for e in entries)
 
 
-def steps_rerun_after(entries: list[LedgerEntry], cutoff: float) -> list[str]:
-    """Steps that had finished (ok) before `cutoff` and were executed again after it: must be empty."""
-    finished_before = {e.step for e in entries if e.outcome == "ok" and e.time <= cutoff}
-    return sorted({e.step for e in entries if e.time > cutoff and e.step in finished_before})
+def reexecuted_after_journaled(entries: list[LedgerEntry], journaled_at: dict[str, float]) -> list[str]:
+    """Steps executed again after Restate had journaled their completion: must be empty.
+
+    "Finished" is Restate's word, not the writer's: a step whose body returned but whose result the
+    journal never received (the process died in between) rightly runs again. So an execution counts as
+    a re-run only if it *started* after the step's completion was in the journal.
+    """
+    tolerance = 0.005  # Restate's timestamps are in milliseconds
+    rerun = {
+        e.step
+        for e in entries
+        if e.step in journaled_at and e.time - e.duration_ms / 1000 > journaled_at[e.step] + tolerance
+    }
+    return sorted(rerun)
+
+
+def journaled_completions(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Step name -> when Restate journaled its completion (epoch seconds), for completed steps."""
+    done = {}
+    for step in journal_steps(rows):
+        at = restate_time(step.completed_at)
+        if step.completed and at is not None:
+            done[step.name] = at
+    return done

@@ -205,67 +205,73 @@ def render_markdown(topic: str, sections: list[str], bodies: list[str], summary:
     return "\n".join(parts)
 
 
+async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> dict[str, Any]:
+    """The pipeline. `ctx` is Restate's context in the service; the benchmarks pass a direct one to
+    measure the same code without Restate."""
+    request, output_dir, faults = validate(rt, body)
+    steps = StepRunner(ctx, rt, faults)
+    llm, pipeline = rt.llm, rt.config.pipeline
+    n = pipeline.sections
+    context = _context(request)
+
+    async def outline(_attempt: int) -> dict[str, Any]:
+        answer = await llm.json(
+            SYSTEM_PROMPT,
+            f"Plan a report for this request: {request.prompt}\n{context}\n"
+            f"Give a research topic and exactly {n} section titles.",
+            "outline",
+            _outline_schema(n),
+        )
+        return outline_from_answer(answer, request.prompt, n)
+
+    plan = await steps.step("outline", outline, pipeline.llm_retry)
+
+    bodies: list[str] = []
+    for index, title in enumerate(plan["sections"], start=1):
+
+        async def section(_attempt: int, title: str = title) -> str:
+            return await llm.text(
+                SYSTEM_PROMPT,
+                f"Report topic: {plan['research_topic']}\nRequest: {request.prompt}\n{context}\n"
+                f'Write the section titled "{title}" in one or two short paragraphs.',
+            )
+
+        bodies.append(await steps.step(f"section:{index}", section, pipeline.llm_retry))
+
+    async def summary(_attempt: int) -> dict[str, Any]:
+        answer = await llm.json(
+            SYSTEM_PROMPT,
+            f"Report topic: {plan['research_topic']}\nSections:\n"
+            + "\n".join(f"- {t}: {b[:300]}" for t, b in zip(plan["sections"], bodies, strict=True))
+            + "\nWrite a short summary and up to three follow-up questions.",
+            "summary",
+            SUMMARY_SCHEMA,
+        )
+        return summary_from_answer(answer)
+
+    digest = await steps.step("summary", summary, pipeline.llm_retry)
+    markdown = render_markdown(plan["research_topic"], plan["sections"], bodies, digest)
+    file_name = report_file_name(plan["research_topic"], markdown)
+
+    async def save_report(_attempt: int) -> str:
+        return str(write_atomically(output_dir, file_name, markdown))
+
+    output_path = await steps.step("save_report", save_report, pipeline.tool_retry)
+    return ReportData(
+        file_name=file_name,
+        research_topic=plan["research_topic"],
+        short_summary=digest["short_summary"],
+        markdown_report=markdown,
+        follow_up_questions=digest["follow_up_questions"],
+        output_path=output_path,
+    ).model_dump()
+
+
 def build_service(rt: WriterRuntime) -> restate.Service:
     service = restate.Service(SERVICE_NAME)
 
     @service.handler("run")
     async def run(ctx: restate.Context, body: dict[str, Any]) -> dict[str, Any]:
-        request, output_dir, faults = validate(rt, body)
-        steps = StepRunner(ctx, rt, faults)
-        llm, pipeline = rt.llm, rt.config.pipeline
-        n = pipeline.sections
-        context = _context(request)
-
-        async def outline(_attempt: int) -> dict[str, Any]:
-            answer = await llm.json(
-                SYSTEM_PROMPT,
-                f"Plan a report for this request: {request.prompt}\n{context}\n"
-                f"Give a research topic and exactly {n} section titles.",
-                "outline",
-                _outline_schema(n),
-            )
-            return outline_from_answer(answer, request.prompt, n)
-
-        plan = await steps.step("outline", outline, pipeline.llm_retry)
-
-        bodies: list[str] = []
-        for index, title in enumerate(plan["sections"], start=1):
-
-            async def section(_attempt: int, title: str = title) -> str:
-                return await llm.text(
-                    SYSTEM_PROMPT,
-                    f"Report topic: {plan['research_topic']}\nRequest: {request.prompt}\n{context}\n"
-                    f'Write the section titled "{title}" in one or two short paragraphs.',
-                )
-
-            bodies.append(await steps.step(f"section:{index}", section, pipeline.llm_retry))
-
-        async def summary(_attempt: int) -> dict[str, Any]:
-            answer = await llm.json(
-                SYSTEM_PROMPT,
-                f"Report topic: {plan['research_topic']}\nSections:\n"
-                + "\n".join(f"- {t}: {b[:300]}" for t, b in zip(plan["sections"], bodies, strict=True))
-                + "\nWrite a short summary and up to three follow-up questions.",
-                "summary",
-                SUMMARY_SCHEMA,
-            )
-            return summary_from_answer(answer)
-
-        digest = await steps.step("summary", summary, pipeline.llm_retry)
-        markdown = render_markdown(plan["research_topic"], plan["sections"], bodies, digest)
-        file_name = report_file_name(plan["research_topic"], markdown)
-
-        async def save_report(_attempt: int) -> str:
-            return str(write_atomically(output_dir, file_name, markdown))
-
-        output_path = await steps.step("save_report", save_report, pipeline.tool_retry)
-        return ReportData(
-            file_name=file_name,
-            research_topic=plan["research_topic"],
-            short_summary=digest["short_summary"],
-            markdown_report=markdown,
-            follow_up_questions=digest["follow_up_questions"],
-            output_path=output_path,
-        ).model_dump()
+        return await write_report(ctx, rt, body)
 
     return service

@@ -14,7 +14,12 @@ from pathlib import Path
 
 from drillkit.drills.common import Drill, Scenario, fetch_output
 from drillkit.errors import ComponentError, DrillError, HttpError
-from drillkit.evidence import completed_step_names, in_flight_step, steps_rerun_after
+from drillkit.evidence import (
+    completed_step_names,
+    in_flight_step,
+    journaled_completions,
+    reexecuted_after_journaled,
+)
 from drillkit.howto import RESTART_PROMPT, howto_body
 from drillkit.waits import poll
 from writer_service.config import step_order
@@ -70,6 +75,7 @@ def crash_scenario(sig: signal.Signals, at: str, resume: bool, deadline_s: float
             raise DrillError(f"the writer (pid {writer.pid}) was no longer running when the drill killed it")
         rows = drill.journal()
         flight = in_flight_step(rows)
+        journaled = journaled_completions(rows)
         record.evidence["in_flight_at_kill"] = flight
         record.evidence["completed_at_kill"] = completed_step_names(rows)
         record.event(
@@ -145,11 +151,11 @@ def crash_scenario(sig: signal.Signals, at: str, resume: bool, deadline_s: float
         check_completion(drill, final)
 
         entries = read_ledger(stack.config.ledger.path, drill.record.invocation_id)
-        rerun = steps_rerun_after(entries, cutoff)
+        rerun = reexecuted_after_journaled(entries, journaled)
         record.expect(
             "no step that had finished before the kill ran again",
             not rerun,
-            f"finished before the kill: {', '.join(record.evidence['completed_at_kill']) or 'none'}; "
+            f"journaled as finished before the kill: {', '.join(record.evidence['completed_at_kill']) or 'none'}; "
             + (f"executed again: {', '.join(rerun)}" if rerun else "none executed again (replayed from the journal)"),
         )
         if flight:

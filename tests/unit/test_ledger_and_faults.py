@@ -64,3 +64,57 @@ def test_crash_only_on_the_named_steps_first_attempt():
     assert not faults.crash_due(f, "section:2", 2)
     assert not faults.crash_due(f, "section:1", 1)
     assert not faults.crash_due(Faults(), "section:2", 1)
+
+
+def _entry(step, end, duration_ms, outcome="ok"):
+    from writer_service.ledger import LedgerEntry
+
+    return LedgerEntry(end, "inv_a", step, 1, 1, outcome, duration_ms)
+
+
+def test_reexecution_is_judged_against_restates_journal():
+    from drillkit.evidence import reexecuted_after_journaled
+
+    journaled = {"outline": 100.0, "section:1": 101.0}
+    replayed = [_entry("outline", 99.9, 500), _entry("section:1", 100.9, 800)]
+    assert reexecuted_after_journaled(replayed, journaled) == []
+    # section:1's body returned (ledger ok at 100.9) but ran again from 102: it had been journaled at 101
+    rerun = [*replayed, _entry("section:1", 102.5, 400)]
+    assert reexecuted_after_journaled(rerun, journaled) == ["section:1"]
+    # a step never journaled (the kill came before Restate got its result) may run again
+    assert (
+        reexecuted_after_journaled([_entry("section:2", 103.0, 300), _entry("section:2", 105.0, 300)], journaled) == []
+    )
+
+
+NOTIFICATION_1 = '{"Notification":{"ty":{"Completion":"Run"},"id":{"CompletionId":1},"result":"Success"}}'
+
+
+def test_journaled_completions_from_journal_rows():
+    from drillkit.evidence import journaled_completions
+
+    rows = [
+        {
+            "entry_type": "Command: Run",
+            "name": "outline",
+            "index": 1,
+            "entry_lite_json": '{"Command":{"Run":{"completion_id":1,"name":"outline"}}}',
+            "appended_at": "2026-11-27T06:40:34.492Z",
+        },
+        {
+            "entry_type": "Notification: Run",
+            "index": 2,
+            "entry_lite_json": NOTIFICATION_1,
+            "appended_at": "2026-11-27T06:40:35.556Z",
+        },
+        {
+            "entry_type": "Command: Run",
+            "name": "section:1",
+            "index": 3,
+            "entry_lite_json": '{"Command":{"Run":{"completion_id":2,"name":"section:1"}}}',
+            "appended_at": "2026-11-27T06:40:35.558Z",
+        },
+    ]
+    done = journaled_completions(rows)
+    assert list(done) == ["outline"]
+    assert abs(done["outline"] - 1795761635.556) < 0.001

@@ -1,0 +1,302 @@
+"""The benchmark figures, one function per group. Each returns `Figure`s; none asserts a time.
+
+1. cold start      `up` from nothing running (binaries and model cached), per component
+2. drills          each drill of drill.all, end to end
+3. recovery        restarted writer healthy -> invocation running again -> completed
+4. durability      the pipeline through Restate vs in-process; ms per journaled step (h2c, HTTP/1.1)
+5. load and storm  concurrent invocations; the same with the writer SIGKILLed at seeded random moments
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import statistics
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from drillkit import console
+from drillkit.bench.harness import DirectContext, Figure, stub_stack, timed
+from drillkit.drills import catalog
+from drillkit.errors import HttpError
+from drillkit.evidence import completed_step_names, in_flight_step, journaled_completions, reexecuted_after_journaled
+from drillkit.howto import RESTART_PROMPT, howto_body
+from drillkit.restate_api import HANDLER, SERVICE
+from drillkit.stack import Stack
+from drillkit.waits import poll
+from writer_service.agent import WriterRuntime, write_report
+from writer_service.config import WriterConfig, step_order
+from writer_service.ledger import ExecutionLedger, read_ledger
+from writer_service.llm import LlmClient
+
+# Restate's default invocation retry policy (what a server without the drills' env uses).
+DEFAULT_POLICY = {
+    "RESTATE_DEFAULT_RETRY_POLICY__INITIAL_INTERVAL": "500ms",
+    "RESTATE_DEFAULT_RETRY_POLICY__MAX_INTERVAL": "60s",
+    "RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS": "70",
+    "RESTATE_DEFAULT_RETRY_POLICY__ON_MAX_ATTEMPTS": "pause",
+}
+FAST_POLL = 0.01
+
+
+# -- 1. cold start ------------------------------------------------------------------------------------
+
+
+def cold_start(stack: Stack, repeats: int) -> list[Figure]:
+    totals: list[float] = []
+    phases: dict[str, list[float]] = {}
+    for i in range(repeats):
+        stack.down()
+        timings, seconds = timed(stack.up)
+        totals.append(seconds)
+        for phase, value in timings.phases.items():
+            phases.setdefault(phase, []).append(value)
+        console.info(f"  cold start {i + 1}/{repeats}: {seconds:.2f} s")
+    figures = [Figure("cold start", "inv up, all healthy", "s", totals, "< 3 s", statistics.median(totals) < 3)]
+    figures += [Figure("cold start", f"  {phase}", "s", values) for phase, values in phases.items()]
+    return figures
+
+
+# -- 2. drills ----------------------------------------------------------------------------------------
+
+
+def drill_times(stack: Stack, repeats: int) -> list[Figure]:
+    durations: dict[str, list[float]] = {}
+    verdicts: list[str] = []
+    for _ in range(repeats):
+        for spec in catalog.all_drills():
+            label = f"{spec.name} " + " ".join(
+                str(v) for k, v in spec.parameters.items() if k in ("signal", "mode")
+            )
+            record, _ = catalog.run(stack, spec, stack.state.reports / "bench" / uuid.uuid4().hex[:8], keep_up=True)
+            verdicts.append(record.verdict)
+            durations.setdefault(label.strip(), []).append(record.duration_s or 0.0)
+    figures = []
+    for label, values in durations.items():
+        target = "< 10 s" if label == "crash KILL" else None
+        met = statistics.median(values) < 10 if target else None
+        figures.append(Figure("drills", label, "s", values, target, met))
+    passed = sum(v == "PASS" for v in verdicts)
+    figures[0].note = f"{passed}/{len(verdicts)} drills passed"
+    return figures
+
+
+# -- 3. recovery --------------------------------------------------------------------------------------
+
+
+def _status_at(stack: Stack, invocation_id: str, statuses: tuple[str, ...], timeout_s: float) -> float:
+    poll(lambda: (stack.admin.invocation(invocation_id) or {}).get("status"), lambda s: s in statuses,
+         f"status in {statuses}", timeout_s, interval_s=FAST_POLL)
+    return time.monotonic()
+
+
+def recovery_once(stack: Stack, sig: signal.Signals, resume: bool) -> tuple[float, float]:
+    """Seconds from the restarted writer's health check to (running again, completed)."""
+    invocation_id = stack.ingress.send(howto_body(RESTART_PROMPT))
+    poll(lambda: stack.admin.journal(invocation_id),
+         lambda rows: "outline" in completed_step_names(rows) and in_flight_step(rows) == "section:1",
+         "section:1 to be running", 60, interval_s=FAST_POLL)
+    stack.kill_writer(sig)
+    _status_at(stack, invocation_id, ("backing-off", "paused"), 60)
+    stack.start_writer()  # returns once its health check answers
+    healthy = time.monotonic()
+    if resume:
+        try:
+            stack.admin.resume(invocation_id)
+        except HttpError:
+            pass  # Restate got there first
+    running = _status_at(stack, invocation_id, ("running", "completed"), 120)
+    done = _status_at(stack, invocation_id, ("completed",), 120)
+    return running - healthy, done - healthy
+
+
+def recovery(base: Stack, repeats: int) -> list[Figure]:
+    """On the stub LLM with 200 ms per call, so each invocation is in flight for about a second."""
+    figures = []
+    # A short grace period: SIGTERM must cut the drain for Restate to have something to recover.
+    with stub_stack(base, delay_ms=200, **{"service.grace_period_s": 0.2}) as stack:
+        stack.up()
+        cases = [
+            ("SIGKILL, resume at once", signal.SIGKILL, True, None),
+            ("SIGKILL, drill policy backoff", signal.SIGKILL, False, None),
+            ("SIGTERM, resume at once", signal.SIGTERM, True, None),
+            ("SIGTERM, drill policy backoff", signal.SIGTERM, False, None),
+            ("SIGKILL, default policy backoff", signal.SIGKILL, False, DEFAULT_POLICY),
+        ]
+        for label, sig, resume, policy in cases:
+            if policy:
+                stack.restart_restate(policy)
+            runs = [recovery_once(stack, sig, resume) for _ in range(repeats)]
+            target = "< 0.5 s" if resume else None
+            to_running = [r[0] for r in runs]
+            met = statistics.median(to_running) < 0.5 if resume else None
+            figures.append(Figure("recovery", f"{label}: healthy -> running", "s", to_running, target, met))
+            figures.append(Figure("recovery", f"{label}: healthy -> completed", "s", [r[1] for r in runs]))
+            console.info(f"  {label}: running again after {statistics.median(to_running):.3f} s")
+            if policy:
+                stack.restart_restate()
+    figures[0].note = "stub LLM, 200 ms per call; status polled every 10 ms"
+    return figures
+
+
+# -- 4. cost of durability ----------------------------------------------------------------------------
+
+
+def direct_run(config: WriterConfig, ledger_path: Any) -> float:
+    """One invocation of the same pipeline in-process, without Restate; seconds."""
+
+    async def once() -> float:
+        runtime = WriterRuntime(config, LlmClient(config.writer_model), ExecutionLedger(ledger_path))
+        started = time.monotonic()
+        try:
+            await write_report(DirectContext(f"direct_{uuid.uuid4().hex}"), runtime, howto_body())  # type: ignore[arg-type]
+        finally:
+            await runtime.llm.close()
+        return time.monotonic() - started
+
+    return asyncio.run(once())
+
+
+def through_restate(stack: Stack) -> float:
+    _, seconds = timed(lambda: stack.ingress.call(howto_body()))
+    return seconds
+
+
+def durability_cost(base: Stack, repeats: int) -> list[Figure]:
+    figures = []
+    ledger = base.state.root / "bench-direct-ledger.jsonl"
+    # With the model: what a user pays.
+    base.up()
+    through_restate(base)  # warm the model's prompt cache and the connections alike
+    direct_run(base.config, ledger)
+    durable = [through_restate(base) for _ in range(repeats)]
+    direct = [direct_run(base.config, ledger) for _ in range(repeats)]
+    ratio = statistics.median(durable) / statistics.median(direct)
+    figures.append(Figure("durability", "local model: through Restate", "s", durable))
+    figures.append(Figure("durability", "local model: in-process, no Restate", "s", direct))
+    figures.append(Figure("durability", "local model: durable / direct", "x", [round(ratio, 3)], "< 1.10",
+                          ratio < 1.10, "medians; the model's own variance dominates"))
+    base.down()
+    # Against the zero-latency stub: Restate's own cost per journaled step.
+    steps = len(step_order(base.config.pipeline.sections))
+    with stub_stack(base) as stack:
+        stack.up()
+        direct_stub = [direct_run(stack.config, ledger) for _ in range(repeats * 3)]
+        for label, http11 in (("h2c", False), ("HTTP/1.1", True)):
+            stack.register(use_http11=http11, force=True)
+            through_restate(stack)
+            durable_stub = [through_restate(stack) for _ in range(repeats * 3)]
+            per_step = [(d - statistics.median(direct_stub)) / steps * 1000 for d in durable_stub]
+            figures.append(Figure("durability", f"stub: invocation through Restate ({label})", "ms",
+                                  [d * 1000 for d in durable_stub]))
+            figures.append(Figure("durability", f"stub: journaling per durable step ({label})", "ms", per_step,
+                                  "< 5 ms", statistics.median(per_step) < 5,
+                                  f"(through Restate - in-process) / {steps} steps"))
+        figures.append(Figure("durability", "stub: in-process, no Restate", "ms", [d * 1000 for d in direct_stub]))
+    ledger.unlink(missing_ok=True)
+    return figures
+
+
+# -- 5. load and crash storm --------------------------------------------------------------------------
+
+
+async def _concurrent_calls(url: str, n: int) -> tuple[list[float], float]:
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(600.0), limits=limits) as client:
+
+        async def one() -> float:
+            started = time.monotonic()
+            response = await client.post(f"/{SERVICE}/{HANDLER}", json=howto_body())
+            response.raise_for_status()
+            return time.monotonic() - started
+
+        started = time.monotonic()
+        latencies = await asyncio.gather(*(one() for _ in range(n)))
+        return list(latencies), time.monotonic() - started
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def load(base: Stack, sizes: list[int]) -> list[Figure]:
+    figures = []
+    with stub_stack(base) as stack:
+        stack.up()
+        for n in sizes:
+            latencies, wall = asyncio.run(_concurrent_calls(stack.rt.ingress_url, n))
+            figures.append(Figure("load", f"{n} concurrent: throughput", "inv/s", [n / wall]))
+            figures.append(Figure("load", f"{n} concurrent: latency p50", "s", [_percentile(latencies, 0.5)]))
+            figures.append(Figure("load", f"{n} concurrent: latency p99", "s", [_percentile(latencies, 0.99)]))
+            console.info(f"  {n} concurrent: {n / wall:.1f} inv/s")
+    return figures
+
+
+def _sql_ids(ids: list[str]) -> str:
+    return ", ".join(f"'{i}'" for i in ids if i.replace("_", "").isalnum())
+
+
+def crash_storm(base: Stack, n: int, kills: int, seed: int = 7) -> list[Figure]:
+    """N invocations in flight; SIGKILL the writer `kills` times at seeded random points of progress."""
+    rng = random.Random(seed)
+    steps = len(step_order(base.config.pipeline.sections))
+    with stub_stack(base, delay_ms=50) as stack:
+        stack.up()
+        ledger_path = stack.config.ledger.path
+        started = time.monotonic()
+        ids = [stack.ingress.send(howto_body(RESTART_PROMPT)) for _ in range(n)]
+        id_list = _sql_ids(ids)
+        total_steps = n * steps
+        for k in range(kills):
+            # Kill after a random share of the remaining work: progress, not wall-clock, picks the moment.
+            done_now = len([e for e in read_ledger(ledger_path) if e.invocation_id in set(ids)])
+            goal = done_now + rng.randint(1, max(2, (total_steps - done_now) // (kills - k + 1)))
+            poll(lambda: len([e for e in read_ledger(ledger_path) if e.invocation_id in set(ids)]),
+                 lambda count: count >= goal, f"{goal} step executions", 300, interval_s=0.02)
+            stack.kill_writer(signal.SIGKILL)
+            stack.start_writer()
+            for row in stack.admin.query(
+                f"SELECT id FROM sys_invocation WHERE status = 'backing-off' AND id IN ({id_list})"
+            ):
+                try:
+                    stack.admin.resume(row["id"])
+                except HttpError:
+                    pass
+            console.info(f"  kill {k + 1}/{kills} after {goal} step executions")
+
+        def open_count() -> int:
+            rows = stack.admin.query(f"SELECT id, status FROM sys_invocation WHERE id IN ({id_list})")
+            return sum(1 for r in rows if r["status"] != "completed")
+
+        poll(open_count, lambda c: c == 0, "every invocation to complete", 600, interval_s=0.1)
+        wall = time.monotonic() - started
+        rows = stack.admin.query(f"SELECT id, completion_result FROM sys_invocation WHERE id IN ({id_list})")
+        succeeded = sum(1 for r in rows if r.get("completion_result") == "success")
+        journal = stack.admin.query(
+            "SELECT id, index, entry_type, name, entry_lite_json, appended_at FROM sys_journal "
+            f"WHERE id IN ({id_list}) ORDER BY id, index"
+        )
+        by_id: dict[str, list[dict[str, Any]]] = {}
+        for row in journal:
+            by_id.setdefault(row["id"], []).append(row)
+        entries = read_ledger(ledger_path)
+        rerun = 0
+        for invocation_id in ids:
+            mine = [e for e in entries if e.invocation_id == invocation_id]
+            rerun += len(reexecuted_after_journaled(mine, journaled_completions(by_id.get(invocation_id, []))))
+        executions = len([e for e in entries if e.invocation_id in set(ids)])
+    return [
+        Figure("storm", f"{n} invocations, {kills} SIGKILLs: completed with success", "count", [succeeded],
+               f"{n} of {n}", succeeded == n),
+        Figure("storm", "finished steps executed again", "count", [rerun], "0", rerun == 0,
+               "judged against Restate's journal completion times"),
+        Figure("storm", "step executions (in-flight steps re-run after kills)", "count",
+               [executions], None, None, f"{total_steps} steps in all"),
+        Figure("storm", "wall time", "s", [wall]),
+        Figure("storm", "throughput under kills", "inv/s", [n / wall]),
+    ]

@@ -1,0 +1,91 @@
+"""A zero-latency OpenAI-compatible chat endpoint, so the model does not hide Restate's own costs.
+
+    python -m drillkit.bench.stub_llm --port 8092 [--delay-ms 0]
+
+It answers `POST /v1/chat/completions` at once (or after `--delay-ms`, to keep invocations in flight
+for crash storms): the outline and summary schemas get valid JSON, everything else a short text.
+Plain asyncio and HTTP/1.1 keep-alive: a few hundred microseconds per request, not a web framework's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+from typing import Any
+
+TEXT = "A short stub section: the stub endpoint answers instantly so that only Restate's costs remain."
+
+
+def completion(request: dict[str, Any]) -> dict[str, Any]:
+    fmt = request.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema") or {}
+    props = schema.get("properties") or {}
+    if "sections" in props:
+        n = props["sections"].get("minItems", 3)
+        content = json.dumps({"research_topic": "Stub report", "sections": [f"Part {i}" for i in range(1, n + 1)]})
+    elif "short_summary" in props:
+        content = json.dumps({"short_summary": "Stub summary.", "follow_up_questions": ["What next?"]})
+    else:
+        content = TEXT
+    return {
+        "id": "stub",
+        "object": "chat.completion",
+        "created": 0,
+        "model": request.get("model", "stub"),
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float) -> None:
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, path = lines[0].split(" ")[:2]
+            headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            if method == "POST" and path.endswith("/chat/completions"):
+                if delay_s:
+                    await asyncio.sleep(delay_s)
+                status, payload = "200 OK", completion(json.loads(body or b"{}"))
+            elif path.endswith("/health") or path.endswith("/models"):
+                status, payload = "200 OK", {"status": "ok", "data": [{"id": "stub"}]}
+            else:
+                status, payload = "404 Not Found", {"error": {"message": f"no route {path}"}}
+            data = json.dumps(payload).encode()
+            writer.write(
+                f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n".encode()
+                + data
+            )
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def serve(host: str, port: int, delay_s: float) -> None:
+    server = await asyncio.start_server(lambda r, w: handle(r, w, delay_s), host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"stub_llm: serving on http://{host}:{port}/v1 (delay {delay_s * 1000:.0f} ms)", flush=True)
+    async with server:
+        await stop.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8092, help="port to listen on")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="wait this long before each completion")
+    args = parser.parse_args()
+    asyncio.run(serve(args.host, args.port, args.delay_ms / 1000))
+
+
+if __name__ == "__main__":
+    main()
