@@ -19,6 +19,7 @@ os.chdir(Path(__file__).resolve().parent)
 
 from drillkit import config as drill_config  # noqa: E402
 from drillkit import console, operations  # noqa: E402
+from drillkit.bench import runner as bench_runner  # noqa: E402
 from drillkit.drills import catalog  # noqa: E402
 from drillkit.errors import DrillError  # noqa: E402
 from drillkit.stack import Stack  # noqa: E402
@@ -318,6 +319,27 @@ def drill_all(c, config=None, report_dir=None, keep_up=False):
 
 
 drill_ns = Collection("drill", drill_crash, drill_timeout, drill_tool_error, drill_all)
+# -- benchmarks -------------------------------------------------------------------------------------
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "quick": "fewer repeats and sizes (a few minutes); the full run repeats more and loads 200 invocations",
+        "only": "comma-separated groups: cold, drills, recovery, durability, load, storm (default: all)",
+        "out": "JSON file for the results (default: .drill/bench/bench-<time>.json)",
+    }
+)
+def bench(c, config=None, quick=False, only=None, out=None):
+    """Measure cold start, drill times, recovery latency, the cost of durability, load and a crash storm."""
+    groups = [g.strip() for g in only.split(",")] if only else None
+    unknown = sorted(set(groups or []) - set(bench_runner.GROUPS))
+    if unknown:
+        raise Exit(f"--only: unknown group(s) {', '.join(unknown)}; use {', '.join(bench_runner.GROUPS)}", code=2)
+    with _stack(config) as stack:
+        bench_runner.run(stack, quick=quick, only=groups, out=_path(out))
+
+
 # -- a private Docker engine (for the Docker backend where none runs) -------------------------------
 
 
@@ -360,7 +382,7 @@ restate_ns = Collection("restate", restate_start, restate_stop, restate_logs)
 service_ns = Collection("service", service_start, service_stop, service_restart, service_logs)
 llm_ns = Collection("llm", llm_start, llm_stop)
 
-ns = Collection(setup, up, down, status, register, call, send, kill, describe, list_invocations, resume)
+ns = Collection(setup, up, down, status, register, call, send, kill, describe, list_invocations, resume, bench)
 ns.add_collection(restate_ns)
 ns.add_collection(service_ns)
 ns.add_collection(llm_ns)

@@ -11,6 +11,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 _console = Console(highlight=False, soft_wrap=True)
+if not _console.is_terminal:
+    # CI logs and pipes: wide enough that tables keep one row per line.
+    _console = Console(highlight=False, soft_wrap=True, width=200)
 _errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -31,7 +31,7 @@ from drillkit.restate_cli import RestateCli
 from drillkit.restate_server import DockerServer, NativeServer, ServerBackend, docker_available, wait_ready
 from drillkit.state import StateDir, write_text_atomically
 from drillkit.waits import WaitTimeout, poll
-from writer_service.config import HOST_OVERRIDE_ENV, read_config_data
+from writer_service.config import HOST_OVERRIDE_ENV, apply_overrides, read_config_data
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WRITER = "writer"
@@ -228,13 +228,7 @@ class Stack:
     def derived_config(self, name: str, overrides: dict[str, Any]) -> str:
         """Write a copy of this stack's config file with `overrides` (dotted keys) under the state dir;
         validated like any config. Drills use it to point the writer at a broken endpoint."""
-        data = read_config_data(Path(self.config.source))
-        for dotted, value in overrides.items():
-            node = data
-            *parents, leaf = dotted.split(".")
-            for key in parents:
-                node = node.setdefault(key, {})
-            node[leaf] = value
+        data = apply_overrides(read_config_data(Path(self.config.source)), overrides)
         path = self.state.root / "drill-configs" / f"{name}.yaml"
         try:
             DrillConfig.from_mapping(data, source=f"{path} (derived from {self.config.source})")

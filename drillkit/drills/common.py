@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from drillkit import console
-from drillkit.drills.record import ERROR, PASS, DrillRecord
+from drillkit.drills.record import ERROR, PASS, DrillRecord, row_summary
 from drillkit.errors import DrillError, HttpError
 from drillkit.evidence import journal_steps, transient_errors
 from drillkit.stack import Stack
@@ -166,13 +166,6 @@ def show_verdict(record: DrillRecord, directory: Path) -> None:
     if record.verdict != PASS:
         row = record.evidence.get("invocation")
         if row:
-            keep = (
-                "status",
-                "completion_result",
-                "completion_failure",
-                "retry_count",
-                "last_failure_error_code",
-                "last_failure",
-            )
-            console.info("  Restate's row: " + ", ".join(f"{k}={str(row[k])[:200]!r}" for k in keep if k in row))
+            summary = row_summary(row)
+            console.info("  Restate's row: " + ", ".join(f"{k}={str(v)[:200]!r}" for k, v in summary.items()))
     console.info(f"  reports: {directory}/report.md, journal.json, junit.xml")

@@ -19,6 +19,23 @@ from drillkit.state import write_json, write_text_atomically
 
 PASS, FAIL, ERROR = "PASS", "FAIL", "ERROR"
 
+# The columns of Restate's sys_invocation row that tell a person what happened to an invocation.
+ROW_SUMMARY = (
+    "status",
+    "completion_result",
+    "completion_failure",
+    "retry_count",
+    "journal_size",
+    "last_failure_error_code",
+    "last_failure",
+    "created_at",
+    "completed_at",
+)
+
+
+def row_summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ROW_SUMMARY if k in row}
+
 
 @dataclass
 class Event:
@@ -164,22 +181,12 @@ def render_markdown(record: DrillRecord) -> str:
         lines += [f"| {s['index']} | {s['name']} | {s['completed']} | {s['result']} |" for s in steps]
     row = record.evidence.get("invocation")
     if row:
-        keep = (
-            "status",
-            "completion_result",
-            "completion_failure",
-            "retry_count",
-            "journal_size",
-            "last_failure_error_code",
-            "created_at",
-            "completed_at",
-        )
         lines += [
             "",
             "## Restate's `sys_invocation` row",
             "",
             "```json",
-            json.dumps({k: row[k] for k in keep if k in row}, indent=2),
+            json.dumps(row_summary(row), indent=2),
             "```",
         ]
     describe = record.evidence.get("cli_describe")

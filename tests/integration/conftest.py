@@ -16,6 +16,7 @@ import yaml
 
 from drillkit import config as drill_config
 from drillkit.stack import Stack
+from writer_service.config import apply_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_CONFIG = ROOT / "configs" / "local.yaml"
@@ -60,12 +61,7 @@ def make_config(directory: Path, project_state: Path, **overrides: Any) -> Path:
             link.symlink_to(project_state / cached)
     data["runtime"]["state_dir"] = str(state)
     data["ledger"]["path"] = str(directory / "ledger.jsonl")
-    for dotted, value in overrides.items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+    apply_overrides(data, overrides)
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

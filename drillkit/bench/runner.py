@@ -1,0 +1,119 @@
+"""`inv bench`: run the figure groups, print a table, write JSON with the machine and every figure."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drillkit import console
+from drillkit.bench import scenarios
+from drillkit.bench.harness import Figure, machine
+from drillkit.stack import Stack
+from drillkit.state import write_json
+
+
+@dataclass(frozen=True)
+class Plan:
+    cold_repeats: int
+    drill_repeats: int
+    recovery_repeats: int
+    durability_repeats: int
+    load_sizes: list[int]
+    storm_size: int
+    storm_kills: int
+
+
+QUICK = Plan(
+    cold_repeats=3,
+    drill_repeats=1,
+    recovery_repeats=2,
+    durability_repeats=2,
+    load_sizes=[50],
+    storm_size=50,
+    storm_kills=3,
+)
+FULL = Plan(
+    cold_repeats=5,
+    drill_repeats=3,
+    recovery_repeats=5,
+    durability_repeats=5,
+    load_sizes=[50, 200],
+    storm_size=200,
+    storm_kills=5,
+)
+GROUPS = ("cold", "drills", "recovery", "durability", "load", "storm")
+
+
+def run(stack: Stack, quick: bool, only: list[str] | None, out: Path | None) -> tuple[list[Figure], Path]:
+    plan = QUICK if quick else FULL
+    groups: dict[str, Callable[[], list[Figure]]] = {
+        "cold": lambda: scenarios.cold_start(stack, plan.cold_repeats),
+        "drills": lambda: scenarios.drill_times(stack, plan.drill_repeats),
+        "recovery": lambda: scenarios.recovery(stack, plan.recovery_repeats),
+        "durability": lambda: scenarios.durability_cost(stack, plan.durability_repeats),
+        "load": lambda: scenarios.load(stack, plan.load_sizes),
+        "storm": lambda: scenarios.crash_storm(stack, plan.storm_size, plan.storm_kills),
+    }
+    chosen = only or list(GROUPS)
+    started = time.monotonic()
+    figures: list[Figure] = []
+    try:
+        if stack.needs_setup():
+            stack.setup()
+        for group in chosen:
+            console.step(f"bench: {group}")
+            stack.down()  # every group starts from nothing of ours running
+            figures += groups[group]()
+    finally:
+        stack.down()
+    result: dict[str, Any] = {
+        "machine": machine(stack),
+        "mode": "quick" if quick else "full",
+        "plan": plan.__dict__,
+        "seconds": round(time.monotonic() - started, 1),
+        "figures": [f.to_dict() for f in figures],
+    }
+    path = out or stack.state.root / "bench" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    write_json(path, result)
+    show(figures, result["machine"])
+    console.info(f"results: {path} ({result['seconds']:.0f} s)")
+    return figures, path
+
+
+def show(figures: list[Figure], machine_info: dict[str, Any]) -> None:
+    rows = []
+    for f in figures:
+        s = f.stats
+        verdict = "" if f.met is None else ("met" if f.met else "MISSED")
+        rows.append(
+            (
+                f.group,
+                f.name,
+                f.unit,
+                _num(s.get("median")),
+                _num(s.get("min")),
+                _num(s.get("max")),
+                f.target or "",
+                verdict,
+            )
+        )
+    console.table(
+        f"benchmarks on {machine_info['cpu']} ({machine_info['cores']} cores), "
+        f"restate-server {machine_info['restate_server']}, restate-sdk {machine_info['restate_sdk']}",
+        ("group", "figure", "unit", "median", "min", "max", "target", ""),
+        rows,
+    )
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def load_result(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text()))
