@@ -35,7 +35,8 @@ def up(stack: Stack, use_http11: bool | None = None) -> None:
 
 
 def down(stack: Stack, purge: bool = False) -> None:
-    stopped = stack.down(purge=purge)
+    with console.activity("stopping what this tool started"):
+        stopped = stack.down(purge=purge)
     if stopped:
         console.ok("stopped: " + ", ".join(stopped))
     else:

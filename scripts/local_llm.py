@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
     params.n_parallel = args.parallel
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
-    params.warmup = False
+    params.warmup = True  # one empty decode at load: the first real request does not pay for it
 
     started = time.monotonic()
     server = xllamacpp.Server(params)

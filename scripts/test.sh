@@ -19,7 +19,7 @@ echo "== lint and types"
 .venv/bin/mypy
 echo "== tests (loopback-only network namespace)"
 set +e
-scripts/loopback-only --contained .venv/bin/python -m pytest "$@"
+scripts/loopback-only --contained .venv/bin/python -m pytest -v "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

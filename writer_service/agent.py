@@ -242,7 +242,7 @@ async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> di
         answer = await llm.json(
             SYSTEM_PROMPT,
             f"Report topic: {plan['research_topic']}\nSections:\n"
-            + "\n".join(f"- {t}: {b[:300]}" for t, b in zip(plan["sections"], bodies, strict=True))
+            + "\n".join(f"- {t}: {b[:160]}" for t, b in zip(plan["sections"], bodies, strict=True))
             + "\nWrite a short summary and up to three follow-up questions.",
             "summary",
             SUMMARY_SCHEMA,
