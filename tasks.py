@@ -1,7 +1,8 @@
 """Invoke tasks: every step of the HOW-TO, and drills that chain them. `inv --list` shows them all.
 
 Each task is a docstring, help for its flags and a few calls into drillkit; the logic lives there.
-Every task takes `--config FILE` (default: $RESTATE_WRITER_CONFIG, else configs/local.yaml).
+Every task takes `--config FILE` (default: $RESTATE_WRITER_CONFIG, else `drill.config` from
+invoke.yaml / INVOKE_DRILL_CONFIG, else configs/local.yaml).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from invoke import Collection, Exit, task
+from invoke import Collection, Context, Exit, task
 
 # Relative paths in configs (state dir, ledger) are relative to the project root, wherever `inv` runs.
 os.chdir(Path(__file__).resolve().parent)
@@ -23,16 +24,22 @@ from drillkit.bench import runner as bench_runner  # noqa: E402
 from drillkit.drills import catalog  # noqa: E402
 from drillkit.errors import DrillError  # noqa: E402
 from drillkit.stack import Stack  # noqa: E402
-from writer_service.config import ConfigError  # noqa: E402
+from writer_service.config import CONFIG_ENV, ConfigError  # noqa: E402
 
 CONFIG_HELP = "config file (default: $RESTATE_WRITER_CONFIG, else configs/local.yaml)"
 
 
+def _config_file(c: Context, flag: str | None) -> str | None:
+    """--config, else $RESTATE_WRITER_CONFIG (the HOW-TO's variable), else Invoke's `drill.config`
+    (invoke.yaml, INVOKE_DRILL_CONFIG), else drillkit's default, configs/local.yaml."""
+    return flag or os.environ.get(CONFIG_ENV) or c.config.get("drill", {}).get("config")
+
+
 @contextmanager
-def _stack(config: str | None) -> Iterator[Stack]:
+def _stack(c: Context, config: str | None) -> Iterator[Stack]:
     """A Stack for the config; drillkit errors become a clean non-zero exit with their message."""
     try:
-        stack = Stack(drill_config.load(config))
+        stack = Stack(drill_config.load(_config_file(c, config)))
     except ConfigError as exc:
         console.error(f"config: {exc}")
         raise Exit(code=2) from None
@@ -51,7 +58,7 @@ def _stack(config: str | None) -> Iterator[Stack]:
 @task(help={"config": CONFIG_HELP})
 def setup(c, config=None):
     """Fetch the pinned restate-server and restate CLI binaries and the local model (idempotent)."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.setup(stack)
 
 
@@ -63,21 +70,21 @@ def setup(c, config=None):
 )
 def up(c, config=None, http1_1=None):
     """Set up if needed, then start Restate, the local model and the writer, and register it."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.up(stack, use_http11=http1_1)
 
 
 @task(help={"config": CONFIG_HELP, "purge": "also delete Restate's data, the ledger and the last invocation id"})
 def down(c, config=None, purge=False):
     """Stop everything this tool started (writer, model, Restate server or container). Idempotent."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.down(stack, purge=purge)
 
 
 @task(help={"config": CONFIG_HELP})
 def status(c, config=None):
     """Show a table of every component: process or container, URL, health."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.status(stack)
 
 
@@ -93,7 +100,7 @@ def status(c, config=None):
 )
 def register(c, config=None, http1_1=None, force=True):
     """Register the writer with Restate using the downloaded `restate` CLI."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.register(stack, use_http11=http1_1, force=force)
 
 
@@ -107,7 +114,7 @@ def register(c, config=None, http1_1=None, force=True):
 )
 def call(c, config=None, prompt=None, body=None):
     """Call WriterAgentRestate/run synchronously (the HOW-TO's sanity check) and show the report."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.call(stack, prompt=prompt, body_file=body)
 
 
@@ -120,35 +127,35 @@ def call(c, config=None, prompt=None, body=None):
 )
 def send(c, config=None, prompt=None, body=None):
     """Send an asynchronous invocation (/run/send); print and remember its id."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.send(stack, prompt=prompt, body_file=body)
 
 
 @task(help={"config": CONFIG_HELP, "signal": "KILL (the HOW-TO's crash) or TERM (graceful)"})
 def kill(c, config=None, signal="TERM"):
     """Kill the writer's recorded PID (verified first) and wait until it is gone."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.kill(stack, _signal(signal))
 
 
 @task(help={"config": CONFIG_HELP, "id": "invocation id (default: the last one sent)"})
 def describe(c, config=None, id=None):
     """Describe an invocation with the CLI (`restate invocations describe`)."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.describe(stack, id)
 
 
 @task(name="list", help={"config": CONFIG_HELP, "all": "include completed invocations"})
 def list_invocations(c, config=None, all=False):
     """List invocations with the CLI (`restate invocations list`)."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.list_invocations(stack, include_completed=all)
 
 
 @task(help={"config": CONFIG_HELP, "id": "invocation id (default: the last one sent)"})
 def resume(c, config=None, id=None):
     """Resume a backing-off or paused invocation now instead of at its next retry."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.resume(stack, id)
 
 
@@ -165,42 +172,42 @@ def _signal(name: str) -> signal.Signals:
 @task(name="start", help={"config": CONFIG_HELP})
 def restate_start(c, config=None):
     """Start the Restate server (native binary or Docker container, per runtime.backend)."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.start_restate(stack)
 
 
 @task(name="stop", help={"config": CONFIG_HELP, "purge": "also delete its data"})
 def restate_stop(c, config=None, purge=False):
     """Stop the Restate server."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.stop_restate(stack, purge=purge)
 
 
 @task(name="logs", help={"config": CONFIG_HELP, "follow": "keep streaming new lines", "tail": "lines to show"})
 def restate_logs(c, config=None, follow=False, tail=50):
     """Show the Restate server's log (the container's logs with Docker)."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.restate_logs(stack, follow=follow, tail=int(tail))
 
 
 @task(name="start", help={"config": CONFIG_HELP})
 def service_start(c, config=None):
     """Start the writer service (scripts/restate_writer_service.py) and wait for its health check."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.start_writer(stack)
 
 
 @task(name="stop", help={"config": CONFIG_HELP})
 def service_stop(c, config=None):
     """Stop the writer service gracefully (SIGTERM, then SIGKILL after the grace period)."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.kill(stack, signal.SIGTERM)
 
 
 @task(name="restart", help={"config": CONFIG_HELP})
 def service_restart(c, config=None):
     """Stop the writer service gracefully and start it again."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.kill(stack, signal.SIGTERM)
         operations.start_writer(stack)
 
@@ -208,21 +215,21 @@ def service_restart(c, config=None):
 @task(name="logs", help={"config": CONFIG_HELP, "tail": "lines to show"})
 def service_logs(c, config=None, tail=50):
     """Show the writer service's log."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.component_log(stack, "writer", int(tail))
 
 
 @task(name="start", help={"config": CONFIG_HELP})
 def llm_start(c, config=None):
     """Serve the local model (llama.cpp); says so and does nothing for a remote endpoint."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.start_llm(stack)
 
 
 @task(name="stop", help={"config": CONFIG_HELP})
 def llm_stop(c, config=None):
     """Stop the local model server."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.stop_llm(stack)
 
 
@@ -259,7 +266,7 @@ def drill_crash(
     c, config=None, signal="KILL", at="section:2", resume=True, deadline=120.0, report_dir=None, keep_up=False
 ):
     """Kill the writer mid-invocation, restart it, and prove the invocation completes with no step re-run."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         spec = catalog.crash(_signal(signal), at, resume, float(deadline))
         _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
 
@@ -281,7 +288,7 @@ def drill_timeout(c, config=None, mode="down", expect=None, deadline=120.0, repo
         raise Exit(f"--mode {mode!r}: use down, hang or pause", code=2)
     if expect not in (None, "recover", "fail", "pause"):
         raise Exit(f"--expect {expect!r}: use recover, fail or pause", code=2)
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         spec = catalog.timeout(mode, expect, float(deadline))
         _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
 
@@ -298,7 +305,7 @@ def drill_timeout(c, config=None, mode="down", expect=None, deadline=120.0, repo
 )
 def drill_tool_error(c, config=None, fail_first=2, deadline=120.0, report_dir=None, keep_up=False):
     """Make the durable tool fail N times and prove only it was retried, then the invocation succeeded."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         spec = catalog.tool_error(int(fail_first), float(deadline))
         _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
 
@@ -313,7 +320,7 @@ def drill_tool_error(c, config=None, fail_first=2, deadline=120.0, report_dir=No
 )
 def drill_all(c, config=None, report_dir=None, keep_up=False):
     """Run every drill in turn (crash KILL and TERM, timeout down/hang/pause, tool-error); exit 1 if any fails."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         results = catalog.run_all(stack, _path(report_dir), keep_up)
         _finish([r for r, _ in results])
 
@@ -336,7 +343,7 @@ def bench(c, config=None, quick=False, only=None, out=None):
     unknown = sorted(set(groups or []) - set(bench_runner.GROUPS))
     if unknown:
         raise Exit(f"--only: unknown group(s) {', '.join(unknown)}; use {', '.join(bench_runner.GROUPS)}", code=2)
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         bench_runner.run(stack, quick=quick, only=groups, out=_path(out))
 
 
@@ -346,7 +353,7 @@ def bench(c, config=None, quick=False, only=None, out=None):
 @task(name="install", help={"config": CONFIG_HELP})
 def engine_install(c, config=None):
     """Install Debian's docker.io when no dockerd is on this machine (root; needs the Debian mirror)."""
-    with _stack(config):
+    with _stack(c, config):
         operations.install_engine()
 
 
@@ -359,21 +366,21 @@ def engine_install(c, config=None):
 )
 def engine_start(c, config=None, image=True):
     """Start a private dockerd under the state dir (reused when running); prints its DOCKER_HOST."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.start_engine(stack, build=image)
 
 
 @task(name="stop", help={"config": CONFIG_HELP})
 def engine_stop(c, config=None):
     """Stop the private dockerd by its recorded PID."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.stop_engine(stack)
 
 
 @task(name="image", help={"config": CONFIG_HELP})
 def engine_image(c, config=None):
     """Build the configured Restate image (docker import of the native binary and a CA bundle)."""
-    with _stack(config) as stack:
+    with _stack(c, config) as stack:
         operations.build_image(stack)
 
 
@@ -388,3 +395,4 @@ ns.add_collection(service_ns)
 ns.add_collection(llm_ns)
 ns.add_collection(drill_ns)
 ns.add_collection(engine_ns)
+ns.configure({"drill": {"config": None}})  # invoke.yaml or INVOKE_DRILL_CONFIG may set it
