@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from drillkit import console
 from drillkit.config import Runtime
 from drillkit.errors import ComponentError, DrillError
 from drillkit.procs import ProcessTable
@@ -190,14 +191,10 @@ class DockerServer:
             return
         except docker.errors.ImageNotFound:
             pass
-        from drillkit import console
-
         repository, _, tag = image.rpartition(":")
         try:
             with console.activity(f"pulling {image}"):
-                for event in self.client.api.pull(repository, tag=tag, stream=True, decode=True):
-                    if "error" in event:
-                        raise ComponentError(f"docker pull {image}: {event['error']}")
+                pull_progress(self.client.api.pull(repository, tag=tag, stream=True, decode=True), image)
         except docker.errors.APIError as exc:
             raise ComponentError(
                 f"the image {image} is not present and cannot be pulled: {exc.explanation or exc}. "
@@ -264,6 +261,20 @@ class DockerServer:
         if not gateway:
             raise ComponentError("cannot find the Docker bridge's gateway address (docker network inspect bridge)")
         return str(gateway)
+
+
+def pull_progress(events: Iterator[dict[str, Any]], image: str) -> None:
+    """Follow `docker pull` events: one line per layer state change, errors raised with the image name."""
+    seen: dict[str, str] = {}
+    for event in events:
+        if "error" in event:
+            raise ComponentError(f"docker pull {image}: {event['error']}")
+        layer, status = event.get("id"), event.get("status", "")
+        if layer and status and not status.startswith(("Downloading", "Extracting")) and seen.get(layer) != status:
+            seen[layer] = status
+            console.info(f"  {image} {layer}: {status}")
+        elif not layer and status:
+            console.info(f"  {image}: {status}")
 
 
 def docker_client() -> Any:

@@ -107,3 +107,20 @@ def test_missing_image_that_cannot_be_pulled_names_the_image():
 
 def test_docker_deployment_uri_reaches_the_host():
     assert DockerServer(Runtime()).default_deployment_uri(9080) == "http://host.docker.internal:9080"
+
+
+def test_pull_progress_reports_layers_and_names_the_image_on_error(capsys):
+    from drillkit.restate_server import pull_progress
+
+    events = [
+        {"status": "Pulling from restatedev/restate", "id": "1.7.12"},
+        {"status": "Pulling fs layer", "id": "abc"},
+        {"status": "Downloading", "id": "abc", "progressDetail": {"current": 1, "total": 2}},
+        {"status": "Download complete", "id": "abc"},
+        {"status": "Digest: sha256:0"},
+    ]
+    pull_progress(iter(events), "img:1")
+    out = capsys.readouterr().out
+    assert "abc: Pulling fs layer" in out and "abc: Download complete" in out and "Downloading" not in out
+    with pytest.raises(ComponentError, match="docker pull img:1: manifest unknown"):
+        pull_progress(iter([{"error": "manifest unknown"}]), "img:1")
