@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -275,20 +276,38 @@ class Stack:
     # -- whole stack --------------------------------------------------------------------------------
 
     def up(self, use_http11: bool | None = None) -> Timings:
+        """Setup if needed; start the server, the model and the writer side by side (none needs another
+        to start: the writer reaches the model only when a step runs); then register."""
         timings = Timings()
         if self.needs_setup():
             timings.measure("setup", self.setup)
-        with console.activity("starting the Restate server"):
-            where = timings.measure("restate", self.start_restate)
-        console.ok(f"restate-server ({self.backend.name}) {where}: {self.rt.ingress_url} / {self.rt.admin_url}")
-        if self.config.local_model.enabled:
-            with console.activity("starting the local model"):
-                where = timings.measure("llm", self.start_llm)
-            console.ok(f"local model {where}: {self.llm_url()}/v1 ({self.config.local_model.alias})")
-        else:
+        backend = self.backend  # chosen once, before the threads
+        if not self.config.local_model.enabled:
             console.info(f"LLM endpoint is remote: {self.config.writer_model.base_url} (not started here)")
-        record = timings.measure("writer", self.start_writer)
-        console.ok(f"writer service pid {record.pid}: {self.writer_url()}")
+
+        def restate() -> str:
+            where = self.start_restate()
+            return f"restate-server ({backend.name}) {where}: {self.rt.ingress_url} / {self.rt.admin_url}"
+
+        def llm() -> str:
+            return f"local model {self.start_llm()}: {self.llm_url()}/v1 ({self.config.local_model.alias})"
+
+        def writer() -> str:
+            return f"writer service pid {self.start_writer().pid}: {self.writer_url()}"
+
+        parts: dict[str, Callable[[], str]] = {"restate": restate, "writer": writer}
+        if self.config.local_model.enabled:
+            parts["llm"] = llm
+        failures = []
+        with console.activity("starting " + ", ".join(parts)), ThreadPoolExecutor(len(parts)) as pool:
+            futures = {name: pool.submit(timings.measure, name, action) for name, action in parts.items()}
+            for name, future in futures.items():
+                try:
+                    console.ok(future.result())
+                except DrillError as exc:
+                    failures.append(f"{name}: {exc}")
+        if failures:
+            raise ComponentError("\n".join(failures))
         output = timings.measure("register", lambda: self.register(use_http11))
         console.ok(f"registered {self.deployment_uri()} with the restate CLI")
         console.raw(output)

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -34,9 +35,17 @@ class LedgerEntry:
 
 
 class ExecutionLedger:
+    """Appends entries; counts attempts per (invocation, step) from everything on disk.
+
+    The counts are kept in memory and brought up to date by reading only what was appended since the
+    last look (by this process or any other), so a step costs O(new lines), not O(ledger size).
+    """
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._offset = 0
+        self._attempts: Counter[tuple[str, str]] = Counter()
 
     def append(self, entry: LedgerEntry) -> None:
         line = (json.dumps(asdict(entry), separators=(",", ":")) + "\n").encode()
@@ -53,7 +62,24 @@ class ExecutionLedger:
 
     def attempts_so_far(self, invocation_id: str, step: str) -> int:
         """How many executions of this step, for this invocation, reached an outcome (any process)."""
-        return sum(1 for e in self.entries(invocation_id) if e.step == step)
+        self._catch_up()
+        return self._attempts[(invocation_id, step)]
+
+    def _catch_up(self) -> None:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                fresh = handle.read()
+        except FileNotFoundError:
+            return
+        complete = fresh[: fresh.rfind(b"\n") + 1]  # a line still being written is read next time
+        self._offset += len(complete)
+        for line in complete.splitlines():
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            self._attempts[(data.get("invocation_id"), data.get("step"))] += 1
 
     def record(
         self,

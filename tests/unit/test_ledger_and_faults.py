@@ -118,3 +118,17 @@ def test_journaled_completions_from_journal_rows():
     done = journaled_completions(rows)
     assert list(done) == ["outline"]
     assert abs(done["outline"] - 1795761635.556) < 0.001
+
+
+def test_attempt_counts_follow_appends_from_other_processes(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    mine, other = ExecutionLedger(path), ExecutionLedger(path)
+    assert mine.attempts_so_far("inv_a", "summary") == 0
+    other.record("inv_a", "summary", 1, "error", 0.0, "x")
+    assert mine.attempts_so_far("inv_a", "summary") == 1  # seen without re-reading the whole file
+    with open(path, "ab") as handle:
+        handle.write(b'{"time": 1, "invocation_id": "inv_a", "step": "summary"')  # a line being written
+    assert mine.attempts_so_far("inv_a", "summary") == 1
+    with open(path, "ab") as handle:
+        handle.write(b', "attempt": 2, "pid": 1, "outcome": "ok", "duration_ms": 1}\n')
+    assert mine.attempts_so_far("inv_a", "summary") == 2
