@@ -9,11 +9,13 @@ configured Restate image with `docker import` from a minimal root filesystem hol
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +31,13 @@ DATA_DIR_IN_IMAGE = "/restate-data"
 
 
 def engine_dir(state_root: Path) -> Path:
-    # dockerd's socket path must stay short (sun_path is 108 bytes): keep it close to the state root.
-    return state_root.resolve() / "docker"
+    """Under the state dir, unless that path is long: dockerd and containerd put unix sockets below it,
+    and a socket path must fit in 108 bytes, so a deep checkout gets a short folder in the temp dir."""
+    base = state_root.resolve() / "docker"
+    if len(str(base)) <= 48:
+        return base
+    digest = hashlib.sha256(str(base).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"drill-docker-{digest}"
 
 
 def socket_url(state_root: Path) -> str:

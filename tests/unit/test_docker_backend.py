@@ -1,5 +1,6 @@
 """The Docker backend's container arguments and life cycle, against a fake docker-py client."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import docker.errors
@@ -124,3 +125,12 @@ def test_pull_progress_reports_layers_and_names_the_image_on_error(capsys):
     assert "abc: Pulling fs layer" in out and "abc: Download complete" in out and "Downloading" not in out
     with pytest.raises(ComponentError, match="docker pull img:1: manifest unknown"):
         pull_progress(iter([{"error": "manifest unknown"}]), "img:1")
+
+
+def test_engine_sockets_stay_short_in_deep_checkouts(tmp_path):
+    from drillkit.docker_engine import engine_dir, socket_url
+
+    deep = tmp_path / ("x" * 80) / ".drill"
+    assert len(socket_url(deep)) < 100
+    assert engine_dir(deep) == engine_dir(deep)  # stable: the same checkout finds its engine again
+    assert engine_dir(Path("/w/.drill")) == Path("/w/.drill/docker")
