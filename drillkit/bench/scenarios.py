@@ -50,18 +50,24 @@ FAST_POLL = 0.01
 # -- 1. cold start ------------------------------------------------------------------------------------
 
 
+def time_inv_from_nothing(stack: Stack, task: str) -> float:
+    """Seconds for `inv TASK --config ...` as a user types it (a new Python process), nothing of ours
+    running before it."""
+    stack.down()
+    command = [sys.executable, "-m", "invoke", task, "--config", stack.config.source]
+    out, seconds = timed(lambda: subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True))
+    if out.returncode != 0:
+        raise DrillError(f"`inv {task}` exited {out.returncode}: {(out.stdout + out.stderr)[-800:]}")
+    return float(seconds)
+
+
 def cold_start(stack: Stack, repeats: int) -> list[Figure]:
     """`inv up` as a user types it (a new Python process), and `Stack.up` in-process for the shares."""
-    command = [sys.executable, "-m", "invoke", "up", "--config", stack.config.source]
     commands: list[float] = []
     totals: list[float] = []
     phases: dict[str, list[float]] = {}
     for i in range(repeats):
-        stack.down()
-        out, seconds = timed(lambda: subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True))
-        if out.returncode != 0:
-            raise DrillError(f"`inv up` exited {out.returncode}: {out.stderr[-500:]}")
-        commands.append(seconds)
+        commands.append(time_inv_from_nothing(stack, "up"))
         stack.down()
         timings, seconds = timed(stack.up)
         totals.append(seconds)
@@ -92,14 +98,7 @@ def drill_times(stack: Stack, repeats: int) -> list[Figure]:
             durations.setdefault(label, []).append(record.duration_s or 0.0)
     figures = [Figure("drills", f"{label} (stack up)", "s", values) for label, values in durations.items()]
     figures[0].note = f"{sum(v == 'PASS' for v in verdicts)}/{len(verdicts)} drills passed"
-    cold: list[float] = []
-    command = [sys.executable, "-m", "invoke", "drill.crash", "--config", stack.config.source]
-    for _ in range(repeats):
-        stack.down()
-        out, seconds = timed(lambda: subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True))
-        if out.returncode != 0:
-            raise DrillError(f"`inv drill.crash` exited {out.returncode}: {out.stdout[-800:]}")
-        cold.append(seconds)
+    cold = [time_inv_from_nothing(stack, "drill.crash") for _ in range(repeats)]
     figures.append(
         Figure(
             "drills",
