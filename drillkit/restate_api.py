@@ -65,9 +65,6 @@ class AdminApi(_Api):
         response = self.request("POST", "/deployments", ok=(200, 201), json=body)
         return dict(response.json())
 
-    def deployments(self) -> list[dict[str, Any]]:
-        return list(self.request("GET", "/deployments").json().get("deployments", []))
-
     def services(self) -> list[str]:
         return [s["name"] for s in self.request("GET", "/services").json().get("services", [])]
 

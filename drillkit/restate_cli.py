@@ -34,9 +34,6 @@ class RestateCli:
             argv.append("--all")
         return argv
 
-    def resume_argv(self, invocation_id: str) -> list[str]:
-        return [str(self.binary), "invocations", "resume", invocation_id, "-y"]
-
     def env(self) -> dict[str, str]:
         # NO_COLOR and a wide terminal keep the text parseable and the ids unbroken.
         return {
@@ -62,6 +59,3 @@ class RestateCli:
 
     def list(self, include_completed: bool = False) -> str:
         return self.execute(self.list_argv(include_completed))
-
-    def resume(self, invocation_id: str) -> str:
-        return self.execute(self.resume_argv(invocation_id))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,7 +112,3 @@ def _num(value: float | None) -> str:
     if value is None:
         return ""
     return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
-
-
-def load_result(path: Path) -> dict[str, Any]:
-    return dict(json.loads(path.read_text()))

@@ -81,9 +81,6 @@ class DrillRecord:
         console.info(f"[dim]{entry.offset_s:7.2f}s[/] {name}" + (f": {detail}" if detail else "") + " (from Restate)")
         return entry
 
-    def offset(self, name: str) -> float | None:
-        return next((e.offset_s for e in self.timeline if e.event == name), None)
-
     def expect(self, name: str, passed: bool, detail: str) -> bool:
         self.expectations.append(Expectation(name, bool(passed), detail))
         return bool(passed)
