@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from drillkit import console
 from drillkit.drills.common import Scenario, bring_up, run_drill
-from drillkit.drills.crash import crash_scenario
+from drillkit.drills.crash import check_target, crash_scenario
 from drillkit.drills.record import PASS, DrillRecord
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
-from drillkit.drills.tool_error import tool_error_scenario
+from drillkit.drills.tool_error import check_request_faults, tool_error_scenario
 from drillkit.stack import Stack
 
 DEFAULT_DEADLINE_S = 120.0
@@ -24,6 +26,8 @@ class DrillSpec:
     name: str
     parameters: dict[str, Any]
     scenario: Scenario
+    check: Callable[[Stack], None] | None = None
+    """Refuses parameters this config cannot run (raises DrillError) before anything is started."""
 
 
 def crash(
@@ -33,7 +37,7 @@ def crash(
     deadline_s: float = DEFAULT_DEADLINE_S,
 ) -> DrillSpec:
     params = {"signal": sig.name.removeprefix("SIG"), "at": at, "resume": resume, "deadline_s": deadline_s}
-    return DrillSpec("crash", params, crash_scenario(sig, at, resume, deadline_s))
+    return DrillSpec("crash", params, crash_scenario(sig, at, resume, deadline_s), partial(check_target, at=at))
 
 
 def timeout(mode: Mode = "down", expect: Expect | None = None, deadline_s: float = DEFAULT_DEADLINE_S) -> DrillSpec:
@@ -43,7 +47,10 @@ def timeout(mode: Mode = "down", expect: Expect | None = None, deadline_s: float
 
 def tool_error(fail_first: int = 2, deadline_s: float = DEFAULT_DEADLINE_S) -> DrillSpec:
     return DrillSpec(
-        "tool-error", {"fail_first": fail_first, "deadline_s": deadline_s}, tool_error_scenario(fail_first, deadline_s)
+        "tool-error",
+        {"fail_first": fail_first, "deadline_s": deadline_s},
+        tool_error_scenario(fail_first, deadline_s),
+        partial(check_request_faults, fail_first=fail_first),
     )
 
 
@@ -62,6 +69,8 @@ def all_drills() -> list[DrillSpec]:
 def run(
     stack: Stack, spec: DrillSpec, report_dir: Path | None = None, keep_up: bool = False
 ) -> tuple[DrillRecord, Path]:
+    if spec.check is not None:
+        spec.check(stack)
     return run_drill(stack, spec.name, spec.parameters, spec.scenario, report_dir, keep_up)
 
 

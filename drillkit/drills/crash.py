@@ -21,6 +21,7 @@ from drillkit.evidence import (
     reexecuted_after_journaled,
 )
 from drillkit.howto import RESTART_PROMPT, howto_body
+from drillkit.stack import Stack
 from drillkit.waits import poll
 from writer_service.config import step_order
 from writer_service.ledger import read_ledger
@@ -34,16 +35,21 @@ def previous_step(target: str, sections: int) -> str | None:
     return order[index - 1] if index else None
 
 
+def check_target(stack: Stack, at: str) -> None:
+    order = step_order(stack.config.pipeline.sections)
+    if at not in order:
+        raise DrillError(f"--at {at!r} is not a step of this pipeline; steps are {', '.join(order)}")
+
+
 def crash_scenario(sig: signal.Signals, at: str, resume: bool, deadline_s: float) -> Scenario:
     def scenario(drill: Drill) -> None:
         stack, record = drill.stack, drill.record
-        order = step_order(stack.config.pipeline.sections)
-        if at not in order:
-            raise ValueError(f"--at {at!r}: steps are {', '.join(order)}")
+        check_target(stack, at)
         before = previous_step(at, stack.config.pipeline.sections)
 
         writer = stack.procs.live("writer")
-        assert writer is not None
+        if writer is None:
+            raise DrillError("the writer service is not running: nothing to crash (`inv service.start`)")
         record.event("writer running", f"pid {writer.pid}")
         drill.send(howto_body(RESTART_PROMPT))
 

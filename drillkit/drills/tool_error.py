@@ -13,20 +13,25 @@ from drillkit.drills.crash import check_completion
 from drillkit.errors import DrillError
 from drillkit.evidence import attempt_counts, first_line, journal_steps, ok_counts, restate_time, transient_errors
 from drillkit.howto import howto_body
+from drillkit.stack import Stack
 from writer_service.config import step_order
 from writer_service.ledger import read_ledger
+
+
+def check_request_faults(stack: Stack, fail_first: int) -> None:
+    if fail_first < 1:
+        raise DrillError("--fail-first must be at least 1: a drill with no fault proves nothing")
+    if not stack.config.faults.allow_request_faults:
+        raise DrillError(
+            f"{stack.config.source}: faults.allow_request_faults is false, so the writer refuses injected "
+            "faults; use a config that allows them (configs/local.yaml does)"
+        )
 
 
 def tool_error_scenario(fail_first: int, deadline_s: float) -> Scenario:
     def scenario(drill: Drill) -> None:
         stack, record = drill.stack, drill.record
-        if fail_first < 1:
-            raise DrillError("--fail-first must be at least 1: a drill with no fault proves nothing")
-        if not stack.config.faults.allow_request_faults:
-            raise DrillError(
-                f"{stack.config.source}: faults.allow_request_faults is false, so the writer refuses injected "
-                "faults; use a config that allows them (configs/local.yaml does)"
-            )
+        check_request_faults(stack, fail_first)
         invocation_id = drill.send(
             howto_body("Ecris un court rapport de test.", faults={"tool_error": {"fail_first": fail_first}})
         )

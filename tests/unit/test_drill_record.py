@@ -39,3 +39,27 @@ def test_error_is_reported_as_a_junit_error(tmp_path):
     record.finish()
     suite = ET.parse(record.write(tmp_path)["junit"]).getroot()
     assert suite.get("errors") == "1" and suite.find("testcase/error") is not None
+
+
+def test_drill_parameters_are_checked_before_anything_starts(monkeypatch):
+    from pathlib import Path
+
+    import pytest
+
+    from drillkit import config as drill_config
+    from drillkit.drills import catalog
+    from drillkit.errors import DrillError
+    from drillkit.stack import Stack
+
+    root = Path(__file__).resolve().parents[2]
+    stack = Stack(drill_config.load(root / "configs/local.yaml"))
+    monkeypatch.setattr("drillkit.drills.catalog.run_drill", lambda *a, **k: pytest.fail("the drill started"))
+    with pytest.raises(DrillError, match="section:9"):
+        catalog.run(stack, catalog.crash(at="section:9"))
+    with pytest.raises(DrillError, match="at least 1"):
+        catalog.run(stack, catalog.tool_error(0))
+    monkeypatch.setenv("WRITER_LLM_BASE_URL", "http://127.0.0.1:1/v1")
+    monkeypatch.setenv("WRITER_LLM_API_KEY", "k")
+    remote = Stack(drill_config.load(root / "configs/tests/config-dgx-remote.yaml"))
+    with pytest.raises(DrillError, match="allow_request_faults is false"):
+        catalog.run(remote, catalog.tool_error(2))
