@@ -8,8 +8,12 @@ journal. Both are ready only when both health endpoints and a SQL query answer.
 
 from __future__ import annotations
 
+import fcntl
+import ipaddress
 import os
 import shutil
+import socket
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -255,12 +259,34 @@ class DockerServer:
         return f"http://host.docker.internal:{service_port}"
 
     def host_gateway(self) -> str:
-        """The address `host.docker.internal` resolves to in the container: the writer must listen there."""
-        config = self.client.networks.get("bridge").attrs.get("IPAM", {}).get("Config") or []
+        """The address `host.docker.internal` resolves to in the container: the writer must listen there.
+
+        The bridge's IPAM gateway when the engine reports one (a fresh data root may not), else the
+        address of the bridge interface itself, else the first host of its subnet (Docker's own rule).
+        """
+        attrs = self.client.networks.get("bridge").attrs
+        config = attrs.get("IPAM", {}).get("Config") or []
         gateway = next((c.get("Gateway") for c in config if c.get("Gateway")), None)
-        if not gateway:
-            raise ComponentError("cannot find the Docker bridge's gateway address (docker network inspect bridge)")
-        return str(gateway)
+        if gateway:
+            return str(gateway)
+        bridge = (attrs.get("Options") or {}).get("com.docker.network.bridge.name", "docker0")
+        address = interface_ipv4(bridge)
+        if address:
+            return address
+        subnet = next((c.get("Subnet") for c in config if c.get("Subnet")), None)
+        if subnet:
+            return str(next(ipaddress.ip_network(subnet).hosts()))
+        raise ComponentError("cannot find the Docker bridge's gateway address (docker network inspect bridge)")
+
+
+def interface_ipv4(name: str) -> str | None:
+    """The IPv4 address of a network interface in this namespace (SIOCGIFADDR), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            packed = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+        except OSError:
+            return None
+    return socket.inet_ntoa(packed[20:24])
 
 
 def pull_progress(events: Iterator[dict[str, Any]], image: str) -> None:

@@ -134,3 +134,29 @@ def test_engine_sockets_stay_short_in_deep_checkouts(tmp_path):
     assert len(socket_url(deep)) < 100
     assert engine_dir(deep) == engine_dir(deep)  # stable: the same checkout finds its engine again
     assert engine_dir(Path("/w/.drill")) == Path("/w/.drill/docker")
+
+
+@pytest.mark.parametrize(
+    ("ipam", "interface", "expected"),
+    [
+        ([{"Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1"}], None, "172.17.0.1"),
+        ([{"Subnet": "172.18.0.0/16"}], "172.18.0.1", "172.18.0.1"),  # a fresh engine: no Gateway reported
+        ([{"Subnet": "10.9.0.0/24"}], None, "10.9.0.1"),
+    ],
+)
+def test_host_gateway_fallbacks(monkeypatch, ipam, interface, expected):
+    fake = FakeDocker()
+    fake.networks = SimpleNamespace(
+        get=lambda name: SimpleNamespace(
+            attrs={"IPAM": {"Config": ipam}, "Options": {"com.docker.network.bridge.name": "br-test"}}
+        )
+    )
+    monkeypatch.setattr("drillkit.restate_server.interface_ipv4", lambda name: interface)
+    assert DockerServer(Runtime(), client=fake).host_gateway() == expected
+
+
+def test_interface_ipv4_reads_loopback():
+    from drillkit.restate_server import interface_ipv4
+
+    assert interface_ipv4("lo") == "127.0.0.1"
+    assert interface_ipv4("no-such-if0") is None
