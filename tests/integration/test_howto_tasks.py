@@ -102,3 +102,74 @@ def test_bad_config_is_a_clean_error(tmp_path):
     assert out.returncode == 2
     assert f"{bad}: field writer_model.timeout_s" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_howto_by_hand_against_inv_up(cfg):
+    """The HOW-TO's own commands (curl, the downloaded CLI, kill, the writer script) against `inv up`."""
+    stack = Stack(drill_config.load(cfg))
+    inv(cfg, "up")
+    cli = str(stack.cli().binary)
+    env = {**os.environ, "RESTATE_ADMIN_URL": stack.rt.admin_url}
+    body = json.dumps(
+        {
+            "prompt": "Ecris un rapport plus long pour tester un redemarrage.",
+            "research_info": {
+                "temp_dir": "/tmp",
+                "output_dir": "/tmp/restate-output",
+                "max_search_plan": "1",
+                "vector_store_name": None,
+                "vector_store_id": None,
+                "search_results": [],
+            },
+        }
+    )
+    sent = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-X",
+            "POST",
+            f"{stack.rt.ingress_url}/WriterAgentRestate/run/send",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    invocation_id = json.loads(sent.stdout)["invocationId"]
+    poll(lambda: stack.admin.journal(invocation_id), lambda rows: len(rows) >= 3, "the first step", 60)
+
+    writer_pid = json.loads((stack.state.procs / "writer.json").read_text())["pid"]
+    subprocess.run(["kill", "-9", str(writer_pid)], check=True)  # `kill <PID_WRITER>`, by hand
+    poll(lambda: is_alive(writer_pid), lambda alive: not alive, "the writer to die", 10)
+
+    manual = subprocess.Popen(  # the HOW-TO's restart, not the tool's
+        [sys.executable, "scripts/restate_writer_service.py"],
+        cwd=ROOT,
+        env={**os.environ, "RESTATE_WRITER_CONFIG": str(cfg)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        listing = subprocess.run([cli, "invocations", "list"], env=env, capture_output=True, text=True, check=True)
+        assert "WriterAgentRestate" in listing.stdout or invocation_id in listing.stdout
+        described = poll(
+            lambda: (
+                subprocess.run(
+                    [cli, "invocations", "describe", invocation_id], env=env, capture_output=True, text=True
+                ).stdout
+            ),
+            lambda text: "completed with success" in text,
+            "`restate invocations describe` to say completed with success (Attendu)",
+            120,
+            interval_s=1.0,
+        )
+        assert "completed with success" in described
+    finally:
+        manual.terminate()
+        manual.wait(timeout=30)
+        inv(cfg, "down")
+        stack.close()
