@@ -50,9 +50,9 @@ def project_state() -> Path:
         stack.close()
 
 
-def make_config(directory: Path, project_state: Path, **overrides: Any) -> Path:
-    """A copy of configs/local.yaml whose state lives in `directory`, sharing the binary/model cache."""
-    data = yaml.safe_load(LOCAL_CONFIG.read_text())
+def make_config(directory: Path, project_state: Path, base: Path = LOCAL_CONFIG, **overrides: Any) -> Path:
+    """A copy of `base` (configs/local.yaml) whose state lives in `directory`, sharing the binary/model cache."""
+    data = yaml.safe_load(base.read_text())
     state = directory / "state"
     state.mkdir(parents=True, exist_ok=True)
     for cached in ("bin", "models"):
