@@ -110,6 +110,8 @@ def test_the_howto_by_hand_against_inv_up(cfg):
     inv(cfg, "up")
     cli = str(stack.cli().binary)
     env = {**os.environ, "RESTATE_ADMIN_URL": stack.rt.admin_url}
+    # The HOW-TO's curl body, written out here on purpose rather than taken from drillkit.howto: this
+    # test checks the tool against the HOW-TO, so it must not share the tool's own request builder.
     body = json.dumps(
         {
             "prompt": "Ecris un rapport plus long pour tester un redemarrage.",
