@@ -108,3 +108,18 @@ def test_restate_data_survives_a_container_restart(engine, cfg):
     finally:
         stack.down(purge=True)
         stack.close()
+
+
+def test_every_drill_passes_with_the_docker_backend(engine, cfg, tmp_path):
+    """What the GitHub Actions drill job runs, here against the local engine and image."""
+    stack = Stack(drill_config.load(cfg))
+    try:
+        out = inv(cfg, "drill.all", "--report-dir", str(tmp_path / "all"))
+        assert "6 passed, 0 failed" in out
+        verdicts = [json.loads(p.read_text())["verdict"] for p in sorted((tmp_path / "all").glob("*/journal.json"))]
+        assert verdicts == ["PASS"] * 6
+        assert engine.containers.list(all=True, filters={"name": "restate_dev"}) == []  # the drill stopped it
+        assert our_live_processes(stack) == []
+    finally:
+        subprocess.run([*INV, "down", "--purge", "--config", str(cfg)], cwd=ROOT, check=False, capture_output=True)
+        stack.close()
