@@ -1,7 +1,8 @@
 """The HOW-TO's steps as functions that do the step, check it worked and say so.
 
-`tasks.py` calls these one for one; the drills call the same functions, so a drill is the HOW-TO run
-unattended. They print progress through `drillkit.console` and raise `DrillError` on failure.
+`tasks.py` calls these one for one. Each is a `Stack` method plus what a person at a terminal needs
+(progress, a table, the CLI's text); the drills call the same `Stack` methods and keep their own record
+instead of printing. Failures raise `DrillError`.
 """
 
 from __future__ import annotations
