@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import operator
 import random
 import signal
 import statistics
@@ -311,15 +310,26 @@ def crash_storm(base: Stack, n: int, kills: int, seed: int = 7) -> list[Figure]:
         ours = set(ids)
         total_steps = n * steps
 
-        def executions_so_far() -> int:
-            return sum(1 for e in read_ledger(ledger_path) if e.invocation_id in ours)
+        def progress() -> tuple[int, int]:
+            """(step executions so far, reports saved): the storm's own clock."""
+            mine = [e for e in read_ledger(ledger_path) if e.invocation_id in ours]
+            return len(mine), sum(1 for e in mine if e.step == "save_report" and e.outcome == "ok")
+
+        kills_done = 0
+
+        def reached(goal: int, seen: tuple[int, int]) -> bool:
+            return seen[0] >= goal or seen[1] >= n
 
         for k in range(kills):
             # Kill after a random share of the remaining work: progress, not wall-clock, picks the moment.
-            done_now = executions_so_far()
+            done_now, _ = progress()
             goal = done_now + rng.randint(1, max(2, (total_steps - done_now) // (kills - k + 1)))
-            poll(executions_so_far, partial(operator.le, goal), f"{goal} step executions", 300, interval_s=0.02)
+            executions, _ = poll(progress, partial(reached, goal), f"{goal} step executions", 300, interval_s=0.02)
+            if executions < goal:
+                console.warn(f"  every invocation finished before kill {k + 1}/{kills}: {kills_done} kills in all")
+                break
             stack.kill_writer(signal.SIGKILL)
+            kills_done = k + 1
             stack.start_writer()
             for row in stack.admin.query(
                 f"SELECT id FROM sys_invocation WHERE status = 'backing-off' AND id IN ({id_list})"
