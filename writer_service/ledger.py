@@ -34,17 +34,37 @@ class LedgerEntry:
     error: str | None = None
 
 
+class LedgerFollower:
+    """Reads a ledger incrementally: each call returns only the entries appended since the last one
+    (by any process), so a poll costs O(new lines), not O(ledger size)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+
+    def new_entries(self) -> list[LedgerEntry]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                fresh = handle.read()
+        except FileNotFoundError:
+            return []
+        complete = fresh[: fresh.rfind(b"\n") + 1]  # a line still being written is read next time
+        self._offset += len(complete)
+        return _parse(complete)
+
+
 class ExecutionLedger:
     """Appends entries; counts attempts per (invocation, step) from everything on disk.
 
-    The counts are kept in memory and brought up to date by reading only what was appended since the
-    last look (by this process or any other), so a step costs O(new lines), not O(ledger size).
+    The counts are kept in memory and brought up to date by a `LedgerFollower`, so a step costs
+    O(new lines), not O(ledger size), and still sees attempts made by other processes.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._offset = 0
+        self._follower = LedgerFollower(path)
         self._attempts: Counter[tuple[str, str]] = Counter()
 
     def append(self, entry: LedgerEntry) -> None:
@@ -62,24 +82,8 @@ class ExecutionLedger:
 
     def attempts_so_far(self, invocation_id: str, step: str) -> int:
         """How many executions of this step, for this invocation, reached an outcome (any process)."""
-        self._catch_up()
+        self._attempts.update((e.invocation_id, e.step) for e in self._follower.new_entries())
         return self._attempts[(invocation_id, step)]
-
-    def _catch_up(self) -> None:
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self._offset)
-                fresh = handle.read()
-        except FileNotFoundError:
-            return
-        complete = fresh[: fresh.rfind(b"\n") + 1]  # a line still being written is read next time
-        self._offset += len(complete)
-        for line in complete.splitlines():
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue
-            self._attempts[(data.get("invocation_id"), data.get("step"))] += 1
 
     def record(
         self,
@@ -110,12 +114,15 @@ def read_ledger(path: Path, invocation_id: str | None = None) -> list[LedgerEntr
         raw = path.read_bytes()
     except FileNotFoundError:
         return []
+    entries = _parse(raw)
+    return entries if invocation_id is None else [e for e in entries if e.invocation_id == invocation_id]
+
+
+def _parse(raw: bytes) -> list[LedgerEntry]:
     entries = []
     for line in raw.splitlines():
         try:
-            data = json.loads(line)
-        except ValueError:
+            entries.append(LedgerEntry(**json.loads(line)))
+        except (ValueError, TypeError):  # a torn line, or one that is not an entry
             continue
-        if invocation_id is None or data.get("invocation_id") == invocation_id:
-            entries.append(LedgerEntry(**data))
     return entries

@@ -33,7 +33,7 @@ from drillkit.stack import PROJECT_ROOT, Stack
 from drillkit.waits import poll
 from writer_service.agent import WriterRuntime, write_report
 from writer_service.config import WriterConfig, step_order
-from writer_service.ledger import ExecutionLedger, read_ledger
+from writer_service.ledger import ExecutionLedger, LedgerFollower, read_ledger
 from writer_service.llm import LlmClient
 
 # Restate's default invocation retry policy (what a server without the drills' env uses).
@@ -310,10 +310,15 @@ def crash_storm(base: Stack, n: int, kills: int, seed: int = 7) -> list[Figure]:
         ours = set(ids)
         total_steps = n * steps
 
+        follower = LedgerFollower(ledger_path)
+        seen = [0, 0]  # step executions so far, reports saved: the storm's own clock
+
         def progress() -> tuple[int, int]:
-            """(step executions so far, reports saved): the storm's own clock."""
-            mine = [e for e in read_ledger(ledger_path) if e.invocation_id in ours]
-            return len(mine), sum(1 for e in mine if e.step == "save_report" and e.outcome == "ok")
+            for e in follower.new_entries():
+                if e.invocation_id in ours:
+                    seen[0] += 1
+                    seen[1] += e.step == "save_report" and e.outcome == "ok"
+            return seen[0], seen[1]
 
         kills_done = 0
 
