@@ -74,6 +74,8 @@ def collect_evidence(drill: Drill) -> None:
         "cli_describe": lambda: stack.cli().describe(invocation_id),
     }
     for key, gather in gatherers.items():
+        if evidence.get(key) is not None:
+            continue  # already taken by the scenario at completion (the CLI's describe): not run twice
         try:
             evidence[key] = gather()
         except (DrillError, OSError) as exc:
