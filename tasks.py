@@ -7,7 +7,6 @@ invoke.yaml / INVOKE_DRILL_CONFIG, else configs/local.yaml).
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,35 +14,31 @@ from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
 
-# Relative paths in configs (state dir, ledger) are relative to the project root, wherever `inv` runs.
-os.chdir(Path(__file__).resolve().parent)
-
-from drillkit import config as drill_config  # noqa: E402
-from drillkit import console, operations  # noqa: E402
-from drillkit.drills import catalog  # noqa: E402
-from drillkit.errors import DrillError  # noqa: E402
-from drillkit.stack import Stack  # noqa: E402
-from writer_service.config import CONFIG_ENV, ConfigError  # noqa: E402
+from drillkit import config as drill_config
+from drillkit import console, operations, progress
+from drillkit.drills import catalog
+from drillkit.drills.record import exit_code
+from drillkit.errors import ConfigError, DrillError
+from drillkit.stack import Stack
 
 CONFIG_HELP = "config file (default: $RESTATE_WRITER_CONFIG, else configs/local.yaml)"
-
-
-def _config_file(c: Context, flag: str | None) -> str | None:
-    """--config, else $RESTATE_WRITER_CONFIG (the HOW-TO's variable), else Invoke's `drill.config`
-    (invoke.yaml, INVOKE_DRILL_CONFIG), else drillkit's default, configs/local.yaml."""
-    return flag or os.environ.get(CONFIG_ENV) or c.config.get("drill", {}).get("config")
+progress.install(console.ConsoleObserver())  # the library reports progress; this edge draws it
 
 
 @contextmanager
 def _stack(c: Context, config: str | None) -> Iterator[Stack]:
-    """A Stack for the config; drillkit errors become a clean non-zero exit with their message."""
+    """A Stack for the config; drillkit errors become a clean non-zero exit with their message
+    (2: a config error, 1: anything else)."""
     try:
-        stack = Stack(drill_config.load(_config_file(c, config)))
+        stack = Stack(drill_config.load(drill_config.config_file(config, c.config.get("drill", {}).get("config"))))
     except ConfigError as exc:
         console.error(f"config: {exc}")
         raise Exit(code=2) from None
     try:
         yield stack
+    except ConfigError as exc:
+        console.error(f"config: {exc}")
+        raise Exit(code=2) from None
     except DrillError as exc:
         console.error(str(exc))
         raise Exit(code=1) from None
@@ -64,13 +59,14 @@ def setup(c, config=None):
 @task(
     help={
         "config": CONFIG_HELP,
-        "http1_1": "register the writer over HTTP/1.1 (--use-http1.1), as the HOW-TO does",
+        "http1_1": "register the writer over HTTP/1.1 (--use-http1.1), as the HOW-TO does "
+        "(default: runtime.use_http11 from the config)",
     }
 )
-def up(c, config=None, http1_1=None):
+def up(c, config=None, http1_1=False):
     """Set up if needed, then start Restate, the local model and the writer, and register it."""
     with _stack(c, config) as stack:
-        operations.up(stack, use_http11=http1_1)
+        operations.up(stack, use_http11=True if http1_1 else None)
 
 
 @task(help={"config": CONFIG_HELP, "purge": "also delete Restate's data, the ledger and the last invocation id"})
@@ -97,10 +93,10 @@ def status(c, config=None):
         "force": "pass --force to replace an existing deployment at the same URI (default on)",
     }
 )
-def register(c, config=None, http1_1=None, force=True):
+def register(c, config=None, http1_1=False, force=True):
     """Register the writer with Restate using the downloaded `restate` CLI."""
     with _stack(c, config) as stack:
-        operations.register(stack, use_http11=http1_1, force=force)
+        operations.register(stack, use_http11=True if http1_1 else None, force=force)
 
 
 @task(
@@ -159,10 +155,25 @@ def resume(c, config=None, id=None):
 
 
 def _signal(name: str) -> signal.Signals:
+    """KILL or TERM only: a drill that says SIGTERM must have sent SIGTERM."""
+    chosen = str(name).upper().removeprefix("SIG")
+    if chosen not in ("KILL", "TERM"):
+        console.error(f"--signal {name!r}: use KILL or TERM")
+        raise Exit(code=2)
+    return signal.Signals["SIG" + chosen]
+
+
+def _number(flag: str, value: object, kind: type = float, minimum: float = 0) -> float:
+    """A numeric flag, checked: one line of error and exit 2, never a traceback."""
     try:
-        return signal.Signals["SIG" + name.upper().removeprefix("SIG")]
-    except KeyError:
-        raise Exit(f"unknown signal {name!r}: use KILL or TERM", code=2) from None
+        number = kind(value)
+    except (TypeError, ValueError):
+        console.error(f"--{flag} {value!r}: not a {'whole ' if kind is int else ''}number")
+        raise Exit(code=2) from None
+    if number < minimum:
+        console.error(f"--{flag} {value!r}: must be at least {minimum:g}")
+        raise Exit(code=2)
+    return number
 
 
 # -- components -------------------------------------------------------------------------------------
@@ -182,11 +193,18 @@ def restate_stop(c, config=None, purge=False):
         operations.stop_restate(stack, purge=purge)
 
 
+@task(name="kill", help={"config": CONFIG_HELP, "signal": "KILL (a crash, default) or TERM (graceful)"})
+def restate_kill(c, config=None, signal="KILL"):
+    """Kill the Restate server: its recorded, verified pid, or `docker kill` of the container."""
+    with _stack(c, config) as stack:
+        operations.kill_restate(stack, _signal(signal))
+
+
 @task(name="logs", help={"config": CONFIG_HELP, "follow": "keep streaming new lines", "tail": "lines to show"})
 def restate_logs(c, config=None, follow=False, tail=50):
     """Show the Restate server's log (the container's logs with Docker)."""
     with _stack(c, config) as stack:
-        operations.restate_logs(stack, follow=follow, tail=int(tail))
+        operations.restate_logs(stack, follow=follow, tail=int(_number("tail", tail, int, 1)))
 
 
 @task(name="start", help={"config": CONFIG_HELP})
@@ -215,7 +233,7 @@ def service_restart(c, config=None):
 def service_logs(c, config=None, tail=50):
     """Show the writer service's log."""
     with _stack(c, config) as stack:
-        operations.component_log(stack, "writer", int(tail))
+        operations.component_log(stack.writer, int(_number("tail", tail, int, 1)))
 
 
 @task(name="start", help={"config": CONFIG_HELP})
@@ -234,7 +252,10 @@ def llm_stop(c, config=None):
 
 # -- drills -----------------------------------------------------------------------------------------
 
-DEADLINE_HELP = "seconds allowed for each wait (step running, retrying, completion); past it the drill FAILs"
+DEADLINE_HELP = (
+    "fixed seconds for each wait (step running, retrying, completion); default: waits last as long as the "
+    "system makes progress, scaled by the pace the drill observes"
+)
 REPORT_HELP = "where to write journal.json, report.md and junit.xml (default: .drill/reports/<drill>-<time>)"
 KEEP_UP_HELP = "leave the stack running afterwards when the drill had to start it (default: stop what it started)"
 
@@ -243,8 +264,13 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+def _deadline(value: object) -> float | None:
+    return None if value is None else _number("deadline", value, float, 1)
+
+
 def _finish(records: list) -> None:
-    code = operations.drill_exit_code([r.verdict for r in records])
+    """Exit 0 on PASS, 1 on FAIL or error, 3 when a drill was INCONCLUSIVE (the environment failed)."""
+    code = exit_code([r.verdict for r in records])
     if code:
         raise Exit(code=code)
 
@@ -262,11 +288,32 @@ def _finish(records: list) -> None:
     },
 )
 def drill_crash(
-    c, config=None, signal="KILL", at="section:2", resume=True, deadline=120.0, report_dir=None, keep_up=False
+    c, config=None, signal="KILL", at="section:2", resume=True, deadline=None, report_dir=None, keep_up=False
 ):
     """Kill the writer mid-invocation, restart it, and prove the invocation completes with no step re-run."""
+    spec = catalog.crash(_signal(signal), at, resume, _deadline(deadline))
     with _stack(c, config) as stack:
-        spec = catalog.crash(_signal(signal), at, resume, float(deadline))
+        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+
+
+@task(
+    name="server-crash",
+    help={
+        "config": CONFIG_HELP,
+        "signal": "KILL (a crash, default) or TERM (graceful shutdown) of restate-server",
+        "at": "the step in flight when the server dies: outline, section:N, summary or save_report (default section:2)",
+        "resume": "after the server is back, resume at once (default); --no-resume waits for Restate's own retry",
+        "deadline": DEADLINE_HELP,
+        "report_dir": REPORT_HELP,
+        "keep_up": KEEP_UP_HELP,
+    },
+)
+def drill_server_crash(
+    c, config=None, signal="KILL", at="section:2", resume=True, deadline=None, report_dir=None, keep_up=False
+):
+    """Kill the Restate server mid-invocation, start it again, and prove the journal kept every finished step."""
+    spec = catalog.server_crash(_signal(signal), at, resume, _deadline(deadline))
+    with _stack(c, config) as stack:
         _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
 
 
@@ -281,14 +328,16 @@ def drill_crash(
         "keep_up": KEEP_UP_HELP,
     },
 )
-def drill_timeout(c, config=None, mode="down", expect=None, deadline=120.0, report_dir=None, keep_up=False):
+def drill_timeout(c, config=None, mode="down", expect=None, deadline=None, report_dir=None, keep_up=False):
     """Break the LLM endpoint and check Restate retries, then recovers, fails or pauses as expected."""
     if mode not in ("down", "hang", "pause"):
-        raise Exit(f"--mode {mode!r}: use down, hang or pause", code=2)
+        console.error(f"--mode {mode!r}: use down, hang or pause")
+        raise Exit(code=2)
     if expect not in (None, "recover", "fail", "pause"):
-        raise Exit(f"--expect {expect!r}: use recover, fail or pause", code=2)
+        console.error(f"--expect {expect!r}: use recover, fail or pause")
+        raise Exit(code=2)
+    spec = catalog.timeout(mode, expect, _deadline(deadline))
     with _stack(c, config) as stack:
-        spec = catalog.timeout(mode, expect, float(deadline))
         _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
 
 
@@ -302,10 +351,10 @@ def drill_timeout(c, config=None, mode="down", expect=None, deadline=120.0, repo
         "keep_up": KEEP_UP_HELP,
     },
 )
-def drill_tool_error(c, config=None, fail_first=2, deadline=120.0, report_dir=None, keep_up=False):
+def drill_tool_error(c, config=None, fail_first=2, deadline=None, report_dir=None, keep_up=False):
     """Make the durable tool fail N times and prove only it was retried, then the invocation succeeded."""
+    spec = catalog.tool_error(int(_number("fail-first", fail_first, int, 1)), _deadline(deadline))
     with _stack(c, config) as stack:
-        spec = catalog.tool_error(int(fail_first), float(deadline))
         _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
 
 
@@ -318,13 +367,13 @@ def drill_tool_error(c, config=None, fail_first=2, deadline=120.0, report_dir=No
     },
 )
 def drill_all(c, config=None, report_dir=None, keep_up=False):
-    """Run every drill in turn (crash KILL and TERM, timeout down/hang/pause, tool-error); exit 1 if any fails."""
+    """Run every drill in turn (crash KILL/TERM, server-crash, timeout down/hang/pause, tool-error)."""
     with _stack(c, config) as stack:
         results = catalog.run_all(stack, _path(report_dir), keep_up)
         _finish([r for r, _ in results])
 
 
-drill_ns = Collection("drill", drill_crash, drill_timeout, drill_tool_error, drill_all)
+drill_ns = Collection("drill", drill_crash, drill_server_crash, drill_timeout, drill_tool_error, drill_all)
 # -- benchmarks -------------------------------------------------------------------------------------
 
 
@@ -386,7 +435,7 @@ def engine_image(c, config=None):
 
 
 engine_ns = Collection("engine", engine_install, engine_start, engine_stop, engine_image)
-restate_ns = Collection("restate", restate_start, restate_stop, restate_logs)
+restate_ns = Collection("restate", restate_start, restate_stop, restate_kill, restate_logs)
 service_ns = Collection("service", service_start, service_stop, service_restart, service_logs)
 llm_ns = Collection("llm", llm_start, llm_stop)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from drillkit import console
+from drillkit import progress
 from drillkit.errors import DrillError
 
 GITHUB_RELEASE = "https://github.com/restatedev/restate/releases/download/v{version}/{archive}"
@@ -95,6 +95,11 @@ class BinaryStore:
     def cached(self, binary: Binary) -> Path:
         return self.cache / binary.command
 
+    def path(self, binary: Binary) -> Path:
+        """Where the binary is (PATH or cache), or where the cache would hold it once set up."""
+        found = self.find(binary)
+        return found[0] if found else self.cached(binary)
+
     def find(self, binary: Binary) -> tuple[Path, str] | None:
         """An existing binary of the pinned version, and where it was found; no download."""
         if self.use_path:
@@ -117,7 +122,7 @@ class BinaryStore:
                 data = fetch(binary)
             except (DrillError, httpx.HTTPError, OSError, subprocess.SubprocessError) as exc:
                 failures.append(f"{source}: {exc}")
-                console.warn(f"{binary.command} {self.version} from the {source}: {exc}")
+                progress.warn(f"{binary.command} {self.version} from the {source}: {exc}")
                 continue
             self._install(binary, data)
             return self.cached(binary), source
@@ -160,7 +165,7 @@ class BinaryStore:
             raise DrillError("the npm client is not installed")
         view = self._npm(["view", package, "dist.integrity", "--json"])
         expected = json.loads(view)
-        with tempfile.TemporaryDirectory() as tmp, console.activity(f"fetching {package} with npm"):
+        with tempfile.TemporaryDirectory() as tmp, progress.activity(f"fetching {package} with npm"):
             packed = json.loads(self._npm(["pack", package, "--json", "--pack-destination", tmp]))
             tarball = Path(tmp) / packed[0]["filename"]
             blob = tarball.read_bytes()
@@ -201,7 +206,7 @@ def _download(http: httpx.Client, url: str, description: str) -> bytes:
     with http.stream("GET", url) as response:
         response.raise_for_status()
         total = int(response.headers.get("content-length", 0)) or None
-        with console.transfer(description, total) as advance:
+        with progress.transfer(description, total) as advance:
             for chunk in response.iter_bytes(1 << 20):
                 chunks.append(chunk)
                 advance(len(chunk))

@@ -8,19 +8,16 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from writer_service.config import (
-    CONFIG_ENV,
-    DEFAULT_CONFIG,
-    ConfigError,
-    WriterConfig,
-    _Strict,
-    read_config_data,
-)
+from drillkit.errors import ConfigError
+from writer_service import config as writer_config
+from writer_service.config import CONFIG_ENV, DEFAULT_CONFIG, StrictModel, WriterConfig
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "ConfigError", "DrillConfig", "LocalModel", "Runtime", "load"]
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-class LocalModel(_Strict):
+
+class LocalModel(StrictModel):
     """The embedded LLM: llama.cpp (xllamacpp) serving a GGUF on loopback."""
 
     enabled: bool = True
@@ -35,13 +32,13 @@ class LocalModel(_Strict):
     threads: int = Field(default=2, ge=1)
 
 
-class DockerSettings(_Strict):
+class DockerSettings(StrictModel):
     image: str = "docker.restate.dev/restatedev/restate:{version}"
     container_name: str = "restate_dev"
     volume: str = "restate_dev_data"
 
 
-class Runtime(_Strict):
+class Runtime(StrictModel):
     backend: Literal["native", "docker", "auto"] = "native"
     restate_version: str = "1.7.12"
     state_dir: Path = Path(".drill")
@@ -78,11 +75,50 @@ class DrillConfig(WriterConfig):
     source: str = "<config>"
     """The file this came from (set by `load`): named in messages and handed to the writer process."""
 
+    # Relative paths in a config are relative to the project root, wherever `inv` runs from (the writer
+    # process is started there too, so it reads the same paths the same way).
+    def state_root(self) -> Path:
+        return from_project_root(self.runtime.state_dir)
+
+    def ledger_file(self) -> Path:
+        return from_project_root(self.ledger.path)
+
+    def gguf_file(self) -> Path | None:
+        return None if self.local_model.gguf is None else from_project_root(self.local_model.gguf)
+
+
+def config_file(flag: str | Path | None = None, task_default: str | None = None) -> Path:
+    """The one place that decides which config file is used: `--config`, else `$RESTATE_WRITER_CONFIG`
+    (the HOW-TO's variable), else the task default (invoke.yaml's `drill.config`), else
+    configs/local.yaml. A relative name is looked up from the current directory, then from the project
+    root (so `inv` works from anywhere in the checkout); the result is absolute."""
+    chosen = Path(flag or os.environ.get(CONFIG_ENV) or task_default or DEFAULT_CONFIG).expanduser()
+    if chosen.is_absolute():
+        return chosen
+    here = Path.cwd() / chosen
+    return here.resolve() if here.exists() else (PROJECT_ROOT / chosen).resolve()
+
+
+def from_project_root(path: Path) -> Path:
+    """Relative paths in configs (state dir, ledger, model) are relative to the project root."""
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
 
 def load(path: Path | str | None = None) -> DrillConfig:
-    """Load and validate the config (`--config`, else `$RESTATE_WRITER_CONFIG`, else configs/local.yaml)."""
-    file = Path(path) if path else Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
-    data = read_config_data(file)
-    if isinstance(data, dict):
-        data = {**data, "source": str(file)}
-    return DrillConfig.from_mapping(data, source=str(file))
+    """Load and validate a config file (see `config_file` for which one); raises drillkit's ConfigError."""
+    file = config_file(path)
+    try:
+        data = writer_config.read_config_data(file)
+        if isinstance(data, dict):
+            data = {**data, "source": str(file)}
+        return DrillConfig.from_mapping(data, source=str(file))
+    except writer_config.ConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def validate_mapping(data: object, source: str) -> DrillConfig:
+    """Validate a config mapping (a drill's derived config) with drillkit's error family."""
+    try:
+        return DrillConfig.from_mapping(data, source=source)
+    except writer_config.ConfigError as exc:
+        raise ConfigError(str(exc)) from None

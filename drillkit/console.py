@@ -1,10 +1,12 @@
-"""Console output: rich tables and progress on a terminal, plain timestamped lines in CI logs."""
+"""Console output for the edge (tasks.py): rich tables and progress on a terminal, plain timestamped
+lines in CI logs. The library never imports this; tasks install `ConsoleObserver` as drillkit's
+progress observer (`drillkit.progress.install`)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
@@ -92,3 +94,21 @@ def transfer(description: str, total: int | None) -> Iterator[Callable[[int], No
             next_mark += 0.25
 
     yield advance
+
+
+class ConsoleObserver:
+    """drillkit's progress, drawn on this console."""
+
+    _kinds: dict[str, Callable[[str], None]] = {"step": step, "ok": ok, "info": info, "warn": warn, "raw": raw}
+
+    def message(self, kind: str, text: str) -> None:
+        self._kinds.get(kind, info)(text)
+
+    def activity(self, text: str) -> AbstractContextManager[None]:
+        return activity(text)
+
+    def transfer(self, description: str, total: int | None) -> AbstractContextManager[Callable[[int], None]]:
+        return transfer(description, total)
+
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        table(title, columns, rows)

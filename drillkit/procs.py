@@ -93,6 +93,11 @@ class ProcessTable:
     def forget(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)
 
+    def _forget_if(self, record: ProcessRecord) -> None:
+        """Drop the record only if it is still this one (a restart may have written a newer one)."""
+        if self.load(record.name) == record:
+            self.forget(record.name)
+
     def names(self) -> list[str]:
         if not self.directory.exists():
             return []
@@ -155,9 +160,15 @@ class ProcessTable:
         record = self.load(name)
         if record is None:
             return None
+        return self.kill_record(record, sig, timeout_s)
+
+    def kill_record(self, record: ProcessRecord, sig: signal.Signals, timeout_s: float = 15.0) -> Stopped | None:
+        """`kill` of a record read earlier: the process signalled is exactly the one the caller saw (and
+        will report), verified again right before the signal; never whatever the record file says now."""
+        name = record.name
         if proc_start_ticks(record.pid) is None or is_zombie(record.pid):
             reap(record.pid)
-            self.forget(name)
+            self._forget_if(record)
             return None
         verify(record)
         started = time.monotonic()
@@ -171,7 +182,7 @@ class ProcessTable:
             escalated = True
             if not wait_gone(record.pid, 10.0):
                 raise ComponentError(f"{name}: pid {record.pid} survived SIGKILL")
-        self.forget(name)
+        self._forget_if(record)
         return Stopped(record, sig.name, escalated, round(time.monotonic() - started, 3))
 
 

@@ -60,11 +60,6 @@ class AdminApi(_Api):
     def healthy_admin(self) -> bool:
         return self.healthy("/health")
 
-    def register(self, uri: str, use_http11: bool = False, force: bool = True) -> dict[str, Any]:
-        body = {"uri": uri, "use_http_11": use_http11, "force": force}
-        response = self.request("POST", "/deployments", ok=(200, 201), json=body)
-        return dict(response.json())
-
     def services(self) -> list[str]:
         return [s["name"] for s in self.request("GET", "/services").json().get("services", [])]
 
@@ -99,6 +94,10 @@ class AdminApi(_Api):
     def resume(self, invocation_id: str) -> None:
         self.request("PATCH", f"/invocations/{invocation_id}/resume", ok=(200, 202, 204))
 
+    def kill_invocation(self, invocation_id: str) -> None:
+        """Restate's kill: the invocation ends at once, completed with failure, nothing more runs."""
+        self.request("PATCH", f"/invocations/{invocation_id}/kill", ok=(200, 202, 204))
+
     def invocations(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.query(
             "SELECT id, target, status, created_at, modified_at, retry_count, completion_result "
@@ -112,17 +111,26 @@ class IngressApi(_Api):
     def healthy_ingress(self) -> bool:
         return self.healthy("/restate/health")
 
-    def call(self, body: dict[str, Any], timeout_s: float = 600.0) -> Any:
+    def call(
+        self,
+        body: dict[str, Any],
+        timeout_s: float = 600.0,
+        headers: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
         """Synchronous `POST /WriterAgentRestate/run`: waits for the report."""
+        sent = {**(headers or {}), **({"idempotency-key": idempotency_key} if idempotency_key else {})}
         response = self.request(
-            "POST", f"/{SERVICE}/{HANDLER}", json=body, timeout=httpx.Timeout(timeout_s, connect=2.0)
+            "POST", f"/{SERVICE}/{HANDLER}", json=body, headers=sent, timeout=httpx.Timeout(timeout_s, connect=2.0)
         )
         return response.json()
 
-    def send(self, body: dict[str, Any], idempotency_key: str | None = None) -> str:
+    def send(
+        self, body: dict[str, Any], idempotency_key: str | None = None, headers: dict[str, str] | None = None
+    ) -> str:
         """Asynchronous `POST /WriterAgentRestate/run/send`: returns the invocation id (202 Accepted)."""
-        headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
-        response = self.request("POST", f"/{SERVICE}/{HANDLER}/send", ok=(200, 202), json=body, headers=headers)
+        sent = {**(headers or {}), **({"idempotency-key": idempotency_key} if idempotency_key else {})}
+        response = self.request("POST", f"/{SERVICE}/{HANDLER}/send", ok=(200, 202), json=body, headers=sent)
         data = response.json()
         if "invocationId" not in data:
             raise HttpError(

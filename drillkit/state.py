@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from drillkit.errors import DrillError
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,10 @@ class StateDir:
     def last_invocation_file(self) -> Path:
         return self.root / "last_invocation_id"
 
+    @property
+    def drill_lock_file(self) -> Path:
+        return self.root / "drill.lock"
+
     def log_file(self, component: str) -> Path:
         return self.logs / f"{component}.log"
 
@@ -63,3 +73,41 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     write_text_atomically(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+_held: dict[Path, int] = {}  # lock file -> depth: drill.all holds the lock across the drills it runs
+
+
+@contextmanager
+def drill_lock(state: StateDir, what: str) -> Iterator[None]:
+    """One drill at a time per state dir: a second is refused at once, naming the first one's pid.
+
+    An exclusive `flock` on `<state>/drill.lock`; the kernel drops it when its holder dies, so a killed
+    drill never leaves a stale lock. Re-entrant within one process (drill.all runs drills under it).
+    """
+    path = state.drill_lock_file
+    if path in _held:
+        _held[path] += 1
+        try:
+            yield
+        finally:
+            _held[path] -= 1
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown"
+            raise DrillError(f"another drill is running with this state dir ({state.root}): {holder}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, {what}, since {time.strftime('%H:%M:%S')}\n".encode(), 0)
+        _held[path] = 1
+        try:
+            yield
+        finally:
+            del _held[path]
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)

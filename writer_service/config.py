@@ -32,11 +32,13 @@ class ConfigError(Exception):
     """A configuration file is missing, unreadable or invalid. The message names the file and field."""
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Unknown fields are errors (a typo in a config must not pass silently); values are frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class WriterModel(_Strict):
+class WriterModel(StrictModel):
     """The OpenAI-compatible endpoint the writer calls."""
 
     base_url: str
@@ -65,7 +67,7 @@ class WriterModel(_Strict):
         return key
 
 
-class StepRetry(_Strict):
+class StepRetry(StrictModel):
     """Per-step retry options (`RunOptions`). All unset: the server's invocation retry policy applies."""
 
     max_attempts: int | None = Field(default=None, ge=1)
@@ -74,26 +76,26 @@ class StepRetry(_Strict):
     factor: float | None = Field(default=None, ge=1)
 
 
-class Pipeline(_Strict):
+class Pipeline(StrictModel):
     sections: int = Field(default=3, ge=1, le=12)
     llm_retry: StepRetry = StepRetry()
     tool_retry: StepRetry = StepRetry()
 
 
-class Paths(_Strict):
+class Paths(StrictModel):
     allowed_roots: tuple[Path, ...] = (Path("/tmp"),)
     """`output_dir` and `temp_dir` of a request must resolve inside one of these."""
 
 
-class Ledger(_Strict):
+class Ledger(StrictModel):
     path: Path = Path(".drill/ledger.jsonl")
 
 
-class ToolErrorFault(_Strict):
+class ToolErrorFault(StrictModel):
     fail_first: int = Field(default=0, ge=0)
 
 
-class CrashFault(_Strict):
+class CrashFault(StrictModel):
     during_step: str | None = None
 
     @field_validator("during_step")
@@ -104,7 +106,7 @@ class CrashFault(_Strict):
         return value
 
 
-class Faults(_Strict):
+class Faults(StrictModel):
     """Fault injection, off by default. Request bodies may carry their own when `allow_request_faults`."""
 
     tool_error: ToolErrorFault = ToolErrorFault()
@@ -115,14 +117,14 @@ class FaultPolicy(Faults):
     allow_request_faults: bool = False
 
 
-class Service(_Strict):
+class Service(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(default=9080, ge=1, le=65535)
     grace_period_s: float = Field(default=10.0, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-class WriterConfig(_Strict):
+class WriterConfig(StrictModel):
     writer_model: WriterModel
     pipeline: Pipeline = Pipeline()
     paths: Paths = Paths()

@@ -18,7 +18,8 @@ from typing import Any
 
 from drillkit import config as drill_config
 from drillkit.binaries import SERVER
-from drillkit.stack import Stack, http_ok
+from drillkit.components.process import http_ok
+from drillkit.stack import Stack
 from drillkit.waits import poll
 
 STUB = "stub-llm"
@@ -71,7 +72,7 @@ def machine(stack: Stack) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "restate_server": server_version,
         "restate_sdk": version("restate-sdk"),
-        "backend": stack.backend.name,
+        "backend": stack.server.name,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 
@@ -86,7 +87,7 @@ def timed(action: Any) -> tuple[Any, float]:
 def stub_stack(base: Stack, delay_ms: float = 0.0, **overrides: Any) -> Iterator[Stack]:
     """The base config pointed at the stub LLM (no local model), with the stub running; all stopped after."""
     name = f"bench-stub-{int(delay_ms)}ms"
-    path = base.derived_config(
+    path = base.writer.derived_config(
         name,
         {
             "writer_model.base_url": f"http://127.0.0.1:{STUB_PORT}/v1",

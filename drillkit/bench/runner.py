@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drillkit import console
+from drillkit import progress
 from drillkit.bench import scenarios
 from drillkit.bench.harness import Figure, machine
 from drillkit.stack import Stack
@@ -64,7 +64,7 @@ def run(stack: Stack, quick: bool, only: list[str] | None, out: Path | None) -> 
         if stack.needs_setup():
             stack.setup()
         for group in chosen:
-            console.step(f"bench: {group}")
+            progress.step(f"bench: {group}")
             stack.down()  # every group starts from nothing of ours running
             figures += groups[group]()
     finally:
@@ -79,7 +79,7 @@ def run(stack: Stack, quick: bool, only: list[str] | None, out: Path | None) -> 
     path = out or stack.state.root / "bench" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     write_json(path, result)
     show(figures, result["machine"])
-    console.info(f"results: {path} ({result['seconds']:.0f} s)")
+    progress.info(f"results: {path} ({result['seconds']:.0f} s)")
     return figures, path
 
 
@@ -100,7 +100,7 @@ def show(figures: list[Figure], machine_info: dict[str, Any]) -> None:
                 verdict,
             )
         )
-    console.table(
+    progress.table(
         f"benchmarks on {machine_info['cpu']} ({machine_info['cores']} cores), "
         f"restate-server {machine_info['restate_server']}, restate-sdk {machine_info['restate_sdk']}",
         ("group", "figure", "unit", "median", "min", "max", "target", ""),

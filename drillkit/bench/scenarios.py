@@ -22,14 +22,15 @@ from typing import Any
 
 import httpx
 
-from drillkit import console
+from drillkit import progress
 from drillkit.bench.harness import DirectContext, Figure, stub_stack, timed
+from drillkit.config import PROJECT_ROOT
 from drillkit.drills import catalog
 from drillkit.errors import DrillError, HttpError
 from drillkit.evidence import completed_step_names, in_flight_step, journaled_completions, reexecuted_after_journaled
 from drillkit.howto import RESTART_PROMPT, howto_body
 from drillkit.restate_api import HANDLER, SERVICE
-from drillkit.stack import PROJECT_ROOT, Stack
+from drillkit.stack import Stack
 from drillkit.waits import poll
 from writer_service.agent import WriterRuntime, write_report
 from writer_service.config import WriterConfig, step_order
@@ -72,7 +73,7 @@ def cold_start(stack: Stack, repeats: int) -> list[Figure]:
         totals.append(seconds)
         for phase, value in timings.phases.items():
             phases.setdefault(phase, []).append(value)
-        console.info(f"  cold start {i + 1}/{repeats}: inv up {commands[-1]:.2f} s, in-process {seconds:.2f} s")
+        progress.info(f"  cold start {i + 1}/{repeats}: inv up {commands[-1]:.2f} s, in-process {seconds:.2f} s")
     figures = [
         Figure("cold start", "inv up (command), all healthy", "s", commands, "< 3 s", statistics.median(commands) < 3),
         Figure("cold start", "Stack.up in-process", "s", totals),
@@ -136,9 +137,9 @@ def recovery_once(stack: Stack, sig: signal.Signals, resume: bool) -> tuple[floa
         60,
         interval_s=FAST_POLL,
     )
-    stack.kill_writer(sig)
+    stack.writer.kill(sig)
     _status_at(stack, invocation_id, ("backing-off", "paused"), 60)
-    stack.start_writer()  # returns once its health check answers
+    stack.writer.start()  # returns once its health check answers
     healthy = time.monotonic()
     if resume:
         try:
@@ -165,16 +166,16 @@ def recovery(base: Stack, repeats: int) -> list[Figure]:
         ]
         for label, sig, resume, policy in cases:
             if policy:
-                stack.restart_restate(policy)
+                stack.server.restart(policy)
             runs = [recovery_once(stack, sig, resume) for _ in range(repeats)]
             target = "< 0.5 s" if resume else None
             to_running = [r[0] for r in runs]
             met = statistics.median(to_running) < 0.5 if resume else None
             figures.append(Figure("recovery", f"{label}: healthy -> running", "s", to_running, target, met))
             figures.append(Figure("recovery", f"{label}: healthy -> completed", "s", [r[1] for r in runs]))
-            console.info(f"  {label}: running again after {statistics.median(to_running):.3f} s")
+            progress.info(f"  {label}: running again after {statistics.median(to_running):.3f} s")
             if policy:
-                stack.restart_restate()
+                stack.server.restart()
     figures[0].note = "stub LLM, 200 ms per call; status polled every 10 ms"
     return figures
 
@@ -289,7 +290,7 @@ def load(base: Stack, sizes: list[int]) -> list[Figure]:
             figures.append(Figure("load", f"{n} concurrent: throughput", "inv/s", [n / wall]))
             figures.append(Figure("load", f"{n} concurrent: latency p50", "s", [_percentile(latencies, 0.5)]))
             figures.append(Figure("load", f"{n} concurrent: latency p99", "s", [_percentile(latencies, 0.99)]))
-            console.info(f"  {n} concurrent: {n / wall:.1f} inv/s")
+            progress.info(f"  {n} concurrent: {n / wall:.1f} inv/s")
     return figures
 
 
@@ -313,7 +314,7 @@ def crash_storm(base: Stack, n: int, kills: int, seed: int = 7) -> list[Figure]:
         follower = LedgerFollower(ledger_path)
         seen = [0, 0]  # step executions so far, reports saved: the storm's own clock
 
-        def progress() -> tuple[int, int]:
+        def executed() -> tuple[int, int]:
             for e in follower.new_entries():
                 if e.invocation_id in ours:
                     seen[0] += 1
@@ -327,15 +328,15 @@ def crash_storm(base: Stack, n: int, kills: int, seed: int = 7) -> list[Figure]:
 
         for k in range(kills):
             # Kill after a random share of the remaining work: progress, not wall-clock, picks the moment.
-            done_now, _ = progress()
+            done_now, _ = executed()
             goal = done_now + rng.randint(1, max(2, (total_steps - done_now) // (kills - k + 1)))
-            executions, _ = poll(progress, partial(reached, goal), f"{goal} step executions", 300, interval_s=0.02)
+            executions, _ = poll(executed, partial(reached, goal), f"{goal} step executions", 300, interval_s=0.02)
             if executions < goal:
-                console.warn(f"  every invocation finished before kill {k + 1}/{kills}: {kills_done} kills in all")
+                progress.warn(f"  every invocation finished before kill {k + 1}/{kills}: {kills_done} kills in all")
                 break
-            stack.kill_writer(signal.SIGKILL)
+            stack.writer.kill(signal.SIGKILL)
             kills_done = k + 1
-            stack.start_writer()
+            stack.writer.start()
             for row in stack.admin.query(
                 f"SELECT id FROM sys_invocation WHERE status = 'backing-off' AND id IN ({id_list})"
             ):
@@ -343,7 +344,7 @@ def crash_storm(base: Stack, n: int, kills: int, seed: int = 7) -> list[Figure]:
                     stack.admin.resume(row["id"])
                 except HttpError:
                     pass
-            console.info(f"  kill {k + 1}/{kills} after {goal} step executions")
+            progress.info(f"  kill {k + 1}/{kills} after {goal} step executions")
 
         def open_count() -> int:
             rows = stack.admin.query(f"SELECT id, status FROM sys_invocation WHERE id IN ({id_list})")

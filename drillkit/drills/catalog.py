@@ -1,4 +1,4 @@
-"""The drills by name, and drill.all: every drill in turn with a summary."""
+"""The drills by name, their parameters checked before anything starts, and drill.all."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from drillkit import console
-from drillkit.drills.common import Scenario, bring_up, run_drill
+from drillkit import progress
 from drillkit.drills.crash import check_target, crash_scenario
-from drillkit.drills.record import PASS, DrillRecord
+from drillkit.drills.frame import Scenario, bring_up, run_drill
+from drillkit.drills.record import INCONCLUSIVE, PASS, DrillRecord
+from drillkit.drills.server_crash import server_crash_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
 from drillkit.drills.tool_error import check_request_faults, tool_error_scenario
 from drillkit.stack import Stack
-
-DEFAULT_DEADLINE_S = 120.0
+from drillkit.state import drill_lock
 
 
 @dataclass(frozen=True)
@@ -28,37 +28,52 @@ class DrillSpec:
     scenario: Scenario
     check: Callable[[Stack], None] | None = None
     """Refuses parameters this config cannot run (raises DrillError) before anything is started."""
+    deadline_s: float | None = None
+    """Fixed wait budget (--deadline); None: waits follow the pace the drill observes."""
+
+
+def _deadline(deadline_s: float | None) -> dict[str, Any]:
+    return {"deadline_s": deadline_s} if deadline_s is not None else {}
 
 
 def crash(
-    sig: signal.Signals = signal.SIGKILL,
-    at: str = "section:2",
-    resume: bool = True,
-    deadline_s: float = DEFAULT_DEADLINE_S,
+    sig: signal.Signals = signal.SIGKILL, at: str = "section:2", resume: bool = True, deadline_s: float | None = None
 ) -> DrillSpec:
-    params = {"signal": sig.name.removeprefix("SIG"), "at": at, "resume": resume, "deadline_s": deadline_s}
-    return DrillSpec("crash", params, crash_scenario(sig, at, resume, deadline_s), partial(check_target, at=at))
+    params = {"signal": sig.name.removeprefix("SIG"), "at": at, "resume": resume, **_deadline(deadline_s)}
+    return DrillSpec("crash", params, crash_scenario(sig, at, resume), partial(check_target, at=at), deadline_s)
 
 
-def timeout(mode: Mode = "down", expect: Expect | None = None, deadline_s: float = DEFAULT_DEADLINE_S) -> DrillSpec:
-    params = {"mode": mode, "expect": expect or DEFAULT_EXPECT[mode], "deadline_s": deadline_s}
-    return DrillSpec("timeout", params, timeout_scenario(mode, expect, deadline_s))
+def server_crash(
+    sig: signal.Signals = signal.SIGKILL, at: str = "section:2", resume: bool = True, deadline_s: float | None = None
+) -> DrillSpec:
+    params = {"signal": sig.name.removeprefix("SIG"), "at": at, "resume": resume, **_deadline(deadline_s)}
+    return DrillSpec(
+        "server-crash", params, server_crash_scenario(sig, at, resume), partial(check_target, at=at), deadline_s
+    )
 
 
-def tool_error(fail_first: int = 2, deadline_s: float = DEFAULT_DEADLINE_S) -> DrillSpec:
+def timeout(mode: Mode = "down", expect: Expect | None = None, deadline_s: float | None = None) -> DrillSpec:
+    params = {"mode": mode, "expect": expect or DEFAULT_EXPECT[mode], **_deadline(deadline_s)}
+    return DrillSpec("timeout", params, timeout_scenario(mode, expect), deadline_s=deadline_s)
+
+
+def tool_error(fail_first: int = 2, deadline_s: float | None = None) -> DrillSpec:
     return DrillSpec(
         "tool-error",
-        {"fail_first": fail_first, "deadline_s": deadline_s},
-        tool_error_scenario(fail_first, deadline_s),
+        {"fail_first": fail_first, **_deadline(deadline_s)},
+        tool_error_scenario(fail_first),
         partial(check_request_faults, fail_first=fail_first),
+        deadline_s,
     )
 
 
 def all_drills() -> list[DrillSpec]:
-    """What drill.all runs: both crash signals, the three timeout modes, the tool error."""
+    """What drill.all runs: both crash signals on the writer and on the server, the three timeout modes,
+    the tool error."""
     return [
         crash(signal.SIGKILL),
         crash(signal.SIGTERM),
+        server_crash(signal.SIGKILL),
         timeout("down"),
         timeout("hang"),
         timeout("pause"),
@@ -71,20 +86,30 @@ def run(
 ) -> tuple[DrillRecord, Path]:
     if spec.check is not None:
         spec.check(stack)
-    return run_drill(stack, spec.name, spec.parameters, spec.scenario, report_dir, keep_up)
+    return run_drill(stack, spec.name, spec.parameters, spec.scenario, report_dir, keep_up, spec.deadline_s)
 
 
-def run_all(stack: Stack, report_dir: Path | None = None, keep_up: bool = False) -> list[tuple[DrillRecord, Path]]:
+def label(spec: DrillSpec) -> str:
+    return "-".join([spec.name, *(str(v) for k, v in spec.parameters.items() if k in ("signal", "mode"))])
+
+
+def run_all(
+    stack: Stack, report_dir: Path | None = None, keep_up: bool = False, specs: list[DrillSpec] | None = None
+) -> list[tuple[DrillRecord, Path]]:
+    chosen = specs or all_drills()
+    for spec in chosen:
+        if spec.check is not None:
+            spec.check(stack)
     base = report_dir or stack.state.reports / f"all-{time.strftime('%Y%m%d-%H%M%S')}"
-    started = bring_up(stack)  # once for all drills, not once per drill
     results = []
-    try:
-        for number, spec in enumerate(all_drills(), start=1):
-            label = "-".join([spec.name, *(str(v) for k, v in spec.parameters.items() if k in ("signal", "mode"))])
-            results.append(run(stack, spec, base / f"{number:02d}-{label}", keep_up=True))
-    finally:
-        if started and not keep_up:
-            stack.down()
+    with drill_lock(stack.state, "drill.all"):
+        started = bring_up(stack)  # once for all drills, not once per drill
+        try:
+            for number, spec in enumerate(chosen, start=1):
+                results.append(run(stack, spec, base / f"{number:02d}-{label(spec)}", keep_up=True))
+        finally:
+            if started and not keep_up:
+                stack.down()
     rows = [
         (
             r.drill,
@@ -95,7 +120,9 @@ def run_all(stack: Stack, report_dir: Path | None = None, keep_up: bool = False)
         )
         for r, d in results
     ]
-    console.table("drill.all", ("drill", "parameters", "verdict", "time", "reports"), rows)
+    progress.table("drill.all", ("drill", "parameters", "verdict", "time", "reports"), rows)
     passed = sum(r.verdict == PASS for r, _ in results)
-    console.info(f"{passed} passed, {len(results) - passed} failed")
+    inconclusive = sum(r.verdict == INCONCLUSIVE for r, _ in results)
+    failed = len(results) - passed - inconclusive
+    progress.info(f"{passed} passed, {failed} failed" + (f", {inconclusive} inconclusive" if inconclusive else ""))
     return results

@@ -14,10 +14,22 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from drillkit import console
+from drillkit import progress
 from drillkit.state import write_json, write_text_atomically
 
-PASS, FAIL, ERROR = "PASS", "FAIL", "ERROR"
+PASS, FAIL, INCONCLUSIVE, ERROR = "PASS", "FAIL", "INCONCLUSIVE", "ERROR"
+# Exit codes of `inv drill.*` (2 is a usage or config error, raised before any drill runs).
+EXIT_CODES = {PASS: 0, FAIL: 1, ERROR: 1, INCONCLUSIVE: 3}
+
+
+def exit_code(verdicts: list[str]) -> int:
+    """0 when every drill passed; 1 if any failed or errored; else 3 if any was inconclusive."""
+    if any(v in (FAIL, ERROR) for v in verdicts):
+        return EXIT_CODES[FAIL]
+    if not verdicts or INCONCLUSIVE in verdicts:
+        return EXIT_CODES[INCONCLUSIVE]
+    return EXIT_CODES[PASS]
+
 
 # The columns of Restate's sys_invocation row that tell a person what happened to an invocation.
 ROW_SUMMARY = (
@@ -62,6 +74,8 @@ class DrillRecord:
     evidence: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    inconclusive: str | None = None
+    """Why the drill could not judge (the environment failed before the fault); None when it could."""
     duration_s: float | None = None
     invocation_id: str | None = None
 
@@ -70,7 +84,7 @@ class DrillRecord:
     def event(self, name: str, detail: str = "") -> Event:
         entry = Event(round(time.monotonic() - self._t0, 3), name, detail)
         self.timeline.append(entry)
-        console.info(f"[dim]{entry.offset_s:7.2f}s[/] {name}" + (f": {detail}" if detail else ""))
+        progress.info(f"[dim]{entry.offset_s:7.2f}s[/] {name}" + (f": {detail}" if detail else ""))
         return entry
 
     def event_at(self, epoch: float, name: str, detail: str = "") -> Event:
@@ -78,7 +92,7 @@ class DrillRecord:
         entry = Event(round(epoch - self.started_at, 3), name, detail)
         self.timeline.append(entry)
         self.timeline.sort(key=lambda e: e.offset_s)
-        console.info(f"[dim]{entry.offset_s:7.2f}s[/] {name}" + (f": {detail}" if detail else "") + " (from Restate)")
+        progress.info(f"[dim]{entry.offset_s:7.2f}s[/] {name}" + (f": {detail}" if detail else "") + " (from Restate)")
         return entry
 
     def expect(self, name: str, passed: bool, detail: str) -> bool:
@@ -95,18 +109,23 @@ class DrillRecord:
 
     @property
     def verdict(self) -> str:
+        """PASS only on evidence, FAIL only for what the system under test did, INCONCLUSIVE when the
+        environment failed before the fault could be judged, ERROR when the tool itself broke."""
         if self.error is not None:
             return ERROR
-        if not self.expectations or not all(e.passed for e in self.expectations):
+        if any(not e.passed for e in self.expectations):
             return FAIL
+        if self.inconclusive is not None or not self.expectations:
+            return INCONCLUSIVE
         return PASS
 
     def reasons(self) -> list[str]:
         if self.error is not None:
             return [self.error]
-        if not self.expectations:
-            return ["the drill checked no expectation"]
-        return [f"{'met' if e.passed else 'NOT met'}: {e.name}: {e.detail}" for e in self.expectations]
+        met = [f"{'met' if e.passed else 'NOT met'}: {e.name}: {e.detail}" for e in self.expectations]
+        if self.verdict == INCONCLUSIVE:
+            return [*met, f"inconclusive: {self.inconclusive or 'the drill checked no expectation'}"]
+        return met
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -148,6 +167,8 @@ def render_markdown(record: DrillRecord) -> str:
         lines.append(f"| {'✅' if e.passed else '❌'} | {e.name} | {_cell(e.detail)} |")
     if record.error:
         lines += ["", f"**Error:** {record.error}"]
+    if record.verdict == INCONCLUSIVE:
+        lines += ["", f"**Inconclusive:** {record.inconclusive or 'the drill checked no expectation'}"]
     lines += ["", "## Timeline", "", "| t (s) | event | detail |", "|---:|---|---|"]
     lines += [f"| {e.offset_s:.2f} | {e.event} | {_cell(e.detail)} |" for e in record.timeline]
     if record.notes:
@@ -206,14 +227,17 @@ def xml_safe(text: str) -> str:
 
 
 def render_junit(record: DrillRecord) -> str:
-    cases = record.expectations or [Expectation("drill ran", False, record.error or "no expectation checked")]
-    failures = sum(1 for c in cases if not c.passed)
+    cases = list(record.expectations)
+    if record.verdict == INCONCLUSIVE or not cases:
+        cases.append(Expectation("drill could judge the system", False, record.inconclusive or "no expectation"))
+    failures = sum(1 for c in cases if not c.passed) if record.verdict == FAIL else 0
     suite = ET.Element(
         "testsuite",
         name=f"drill.{record.drill}",
         tests=str(len(cases)),
-        failures=str(failures if record.error is None else 0),
+        failures=str(failures),
         errors="1" if record.error is not None else "0",
+        skipped=str(sum(1 for c in cases if not c.passed)) if record.verdict == INCONCLUSIVE else "0",
         time=f"{record.duration_s or 0:.3f}",
     )
     for case in cases:
@@ -224,8 +248,10 @@ def render_junit(record: DrillRecord) -> str:
             error = xml_safe(record.error)
             ET.SubElement(element, "error", message=error[:500]).text = error
         elif not case.passed:
+            # INCONCLUSIVE is JUnit's "skipped": the drill could not judge, which is not a failure.
+            tag = "skipped" if record.verdict == INCONCLUSIVE else "failure"
             detail = xml_safe(case.detail)
-            ET.SubElement(element, "failure", message=detail[:500]).text = detail
+            ET.SubElement(element, tag, message=detail[:500]).text = detail
     out = ET.SubElement(suite, "system-out")
     out.text = xml_safe("\n".join(f"{e.offset_s:.2f}s {e.event} {e.detail}" for e in record.timeline))
     text: str = ET.tostring(suite, encoding="unicode", xml_declaration=True)

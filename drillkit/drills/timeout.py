@@ -18,11 +18,10 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from drillkit.blackhole import BlackHole, closed_port
-from drillkit.drills.common import Drill
-from drillkit.drills.crash import check_completion
+from drillkit.drills import actions, checks, probes
+from drillkit.drills.frame import Drill, Scenario
 from drillkit.evidence import first_line, journal_steps, transient_errors
 from drillkit.howto import howto_body
-from writer_service.ledger import read_ledger
 
 Mode = Literal["down", "hang", "pause"]
 Expect = Literal["recover", "fail", "pause"]
@@ -34,46 +33,40 @@ HANG_ATTEMPTS = 3
 PAUSE_AFTER_ATTEMPTS = 3
 
 
-def timeout_scenario(mode: Mode, expect: Expect | None, deadline_s: float) -> Callable[[Drill], None]:
+def timeout_scenario(mode: Mode, expect: Expect | None) -> Scenario:
     wanted = expect or DEFAULT_EXPECT[mode]
 
     def scenario(drill: Drill) -> None:
-        {"down": _down, "hang": _hang, "pause": _pause}[mode](drill, wanted, deadline_s)
+        {"down": _down, "hang": _hang, "pause": _pause}[mode](drill, wanted)
 
     return scenario
 
 
 def _endpoint_down(drill: Drill) -> Callable[[], None]:
     """Make the LLM endpoint unreachable; returns how to bring it back."""
-    stack, record = drill.stack, drill.record
-    if stack.config.local_model.enabled:
-        drill.on_cleanup("local model running", stack.start_llm)
-        stack.stop_llm()
-        record.event("endpoint down", f"local model stopped ({stack.llm_url()} refuses connections)")
-
-        def restore() -> None:
-            stack.start_llm()
-            record.event("endpoint back", f"local model serving at {stack.llm_url()}")
-
-        return restore
+    drill.fault_injected = True
+    if drill.stack.model.enabled:
+        actions.stop_model(drill)
+        return lambda: actions.start_model(drill)
+    # A remote endpoint: the HOW-TO's "pointer base_url vers un host inexistant", on a closed loopback port.
     port = closed_port()
-    broken = stack.derived_config("timeout-down", {"writer_model.base_url": f"http://127.0.0.1:{port}/v1"})
-    drill.on_cleanup("writer on its own config", stack.restart_writer)
-    stack.restart_writer(broken)
-    record.event("endpoint down", f"writer restarted with base_url at closed port {port} ({broken})")
+    broken = drill.stack.writer.derived_config("timeout-down", {"writer_model.base_url": f"http://127.0.0.1:{port}/v1"})
+    drill.on_cleanup("writer on its own config", drill.stack.writer.restart)
+    actions.restart_writer(drill, broken)
+    drill.record.event("endpoint down", f"writer restarted with base_url at closed port {port} ({broken})")
 
     def restore_remote() -> None:
-        stack.restart_writer()
-        record.event("endpoint back", "writer restarted on its own config")
+        actions.restart_writer(drill, drill.stack.config.source)
+        drill.record.event("endpoint back", "writer restarted on its own config")
 
     return restore_remote
 
 
-def _wait_llm_retries(drill: Drill, deadline_s: float, statuses: tuple[str, ...]) -> dict[str, Any]:
-    row = drill.wait_invocation(
+def _wait_llm_retries(drill: Drill, statuses: tuple[str, ...]) -> dict[str, Any]:
+    row = probes.wait_invocation(
+        drill,
         lambda r: r.get("status") in statuses and (r.get("retry_count") or 0) >= 2,
         f"Restate to retry the {LLM_STEP} step",
-        deadline_s,
     )
     drill.record.event(
         "retrying seen",
@@ -83,7 +76,7 @@ def _wait_llm_retries(drill: Drill, deadline_s: float, statuses: tuple[str, ...]
     failure = str(row.get("last_failure") or "")
     drill.record.expect(
         f"Restate shows retries naming the LLM step ({LLM_STEP})",
-        row.get("last_failure_related_command_name") == LLM_STEP or f"{LLM_STEP}" in failure,
+        row.get("last_failure_related_command_name") == LLM_STEP or LLM_STEP in failure,
         f"retry_count={row.get('retry_count')}, related command={row.get('last_failure_related_command_name')!r}, "
         f"last_failure={first_line(failure, 200)!r}",
     )
@@ -105,64 +98,49 @@ def _check_outcome(drill: Drill, wanted: Expect, final: dict[str, Any], paused_s
             paused_seen,
             "status=paused seen" if paused_seen else "never paused",
         )
-    check_completion(drill, final)
+    checks.completed_with_success(drill, final)
 
 
-def _ledger_llm_attempts(drill: Drill) -> list[Any]:
-    entries = read_ledger(drill.stack.config.ledger.path, drill.record.invocation_id)
-    return [e for e in entries if e.step == LLM_STEP]
+def _llm_attempts(drill: Drill) -> list[Any]:
+    return [e for e in probes.ledger(drill) if e.step == LLM_STEP]
 
 
-def _down(drill: Drill, wanted: Expect, deadline_s: float) -> None:
+def _down(drill: Drill, wanted: Expect) -> None:
     restore = _endpoint_down(drill)
-    drill.send(howto_body())
-    _wait_llm_retries(drill, deadline_s, ("backing-off", "running", "ready"))
+    actions.send(drill, howto_body())
+    _wait_llm_retries(drill, ("backing-off", "running", "ready"))
     restore()
-    try:
-        drill.stack.admin.resume(drill.record.invocation_id or "")
-        drill.record.event("resumed", "retry now rather than at the next backoff")
-    except Exception as exc:  # already running again on its own: nothing to resume
-        drill.record.note(f"resume not needed: {exc}")
-    final = drill.wait_completed(deadline_s)
-    _check_outcome(drill, wanted, final, paused_seen=False)
-    attempts = _ledger_llm_attempts(drill)
+    actions.resume(drill)
+    _check_outcome(drill, wanted, probes.wait_completed(drill), paused_seen=False)
+    attempts = _llm_attempts(drill)
     errors = [a for a in attempts if a.outcome == "error"]
+    oks = [a for a in attempts if a.outcome == "ok"]
     drill.record.expect(
         f"the ledger shows {LLM_STEP} failing while the endpoint was down, then one success",
-        bool(errors) and [a.outcome for a in attempts][-1:] == ["ok"] and sum(a.outcome == "ok" for a in attempts) == 1,
-        f"{len(errors)} failed attempt(s) ({errors[0].error if errors else '-'}), then "
-        f"{sum(a.outcome == 'ok' for a in attempts)} ok",
+        bool(errors) and len(oks) == 1 and [a.outcome for a in attempts if a.outcome in ("ok", "error")][-1] == "ok",
+        f"{len(errors)} failed attempt(s) ({errors[0].error if errors else '-'}), then {len(oks)} ok",
     )
 
 
-def _hang(drill: Drill, wanted: Expect, deadline_s: float) -> None:
-    stack, record = drill.stack, drill.record
+def _hang(drill: Drill, wanted: Expect) -> None:
+    writer, record = drill.stack.writer, drill.record
     with BlackHole() as hole:
         overrides = {
             "writer_model.base_url": hole.url,
             "writer_model.timeout_s": HANG_TIMEOUT_S,
             "pipeline.llm_retry": {"max_attempts": HANG_ATTEMPTS, "initial_interval_ms": 100, "max_interval_ms": 500},
         }
-        hung = stack.derived_config("timeout-hang", overrides)
-        drill.on_cleanup("writer on its own config", stack.restart_writer)
-        stack.restart_writer(hung)
+        hung = writer.derived_config("timeout-hang", overrides)
+        drill.on_cleanup("writer on its own config", writer.restart)
+        drill.fault_injected = True
+        actions.restart_writer(drill, hung)
         record.event(
             "endpoint hangs",
             f"base_url {hole.url} accepts and never answers; client timeout "
             f"{HANG_TIMEOUT_S} s, {HANG_ATTEMPTS} attempts ({hung})",
         )
-        drill.send(howto_body())
-        row = drill.wait_invocation(
-            lambda r: (r.get("retry_count") or 0) >= 2 or r.get("status") == "completed",
-            f"Restate to retry the {LLM_STEP} step",
-            deadline_s,
-        )
-        record.event(
-            "retrying seen",
-            f"status={row.get('status')} retry_count={row.get('retry_count')} "
-            f"failure={first_line(row.get('last_failure'))!r}",
-        )
-        final = drill.wait_completed(deadline_s)
+        actions.send(drill, howto_body())
+        final = probes.wait_completed(drill)
         record.evidence["blackhole_connections"] = hole.accepted
     _check_outcome(drill, wanted, final, paused_seen=False)
     failure = str(final.get("completion_failure") or "")
@@ -171,22 +149,26 @@ def _hang(drill: Drill, wanted: Expect, deadline_s: float) -> None:
         "timeout" in failure.lower() or "timed out" in failure.lower(),
         failure[:300] or "no failure message",
     )
-    attempts = _ledger_llm_attempts(drill)
-    record.expect(
+    _check_hang_attempts(drill)
+
+
+def _check_hang_attempts(drill: Drill) -> None:
+    ended = [a for a in _llm_attempts(drill) if a.outcome != "started"]
+    drill.record.expect(
         f"{LLM_STEP} attempted {HANG_ATTEMPTS} times, each ended by the client timeout",
-        len(attempts) == HANG_ATTEMPTS
-        and all(a.outcome == "error" for a in attempts)
-        and all(a.duration_ms >= HANG_TIMEOUT_S * 1000 * 0.9 for a in attempts),
-        ", ".join(f"#{a.attempt} {a.outcome} after {a.duration_ms:.0f} ms" for a in attempts) or "no attempt",
+        len(ended) == HANG_ATTEMPTS
+        and all(a.outcome == "error" for a in ended)
+        and all(a.duration_ms >= HANG_TIMEOUT_S * 1000 * 0.9 for a in ended),
+        ", ".join(f"#{a.attempt} {a.outcome} after {a.duration_ms:.0f} ms" for a in ended) or "no attempt",
     )
-    later = [e.step for e in read_ledger(stack.config.ledger.path, record.invocation_id) if e.step != LLM_STEP]
-    record.expect("no later step ran", not later, ", ".join(later) or "none")
-    events = transient_errors(stack.admin.journal_events(record.invocation_id or ""))
-    record.evidence["journal_steps_at_failure"] = [s.name for s in journal_steps(drill.journal())]
-    record.note(f"{len(events)} TransientError event(s) in sys_journal_events")
+    later = sorted({e.step for e in probes.ledger(drill) if e.step != LLM_STEP})
+    drill.record.expect("no later step ran", not later, ", ".join(later) or "none")
+    events = transient_errors(drill.stack.admin.journal_events(drill.invocation_id))
+    drill.record.evidence["journal_steps_at_failure"] = [s.name for s in journal_steps(probes.journal(drill))]
+    drill.record.note(f"{len(events)} TransientError event(s) in sys_journal_events")
 
 
-def _pause(drill: Drill, wanted: Expect, deadline_s: float) -> None:
+def _pause(drill: Drill, wanted: Expect) -> None:
     stack, record = drill.stack, drill.record
     policy = {
         "RESTATE_DEFAULT_RETRY_POLICY__INITIAL_INTERVAL": "100ms",
@@ -194,13 +176,13 @@ def _pause(drill: Drill, wanted: Expect, deadline_s: float) -> None:
         "RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS": str(PAUSE_AFTER_ATTEMPTS),
         "RESTATE_DEFAULT_RETRY_POLICY__ON_MAX_ATTEMPTS": "pause",
     }
-    drill.on_cleanup("restate-server on the config's environment", stack.restart_restate)
-    stack.restart_restate(policy)
+    drill.on_cleanup("restate-server on the config's environment", stack.server.restart)
+    stack.server.restart(policy)
     record.event("server retry policy", f"{PAUSE_AFTER_ATTEMPTS} attempts, then pause")
     restore = _endpoint_down(drill)
-    drill.send(howto_body())
-    paused = drill.wait_invocation(lambda r: r.get("status") == "paused", "the invocation to pause", deadline_s)
-    failed = [a for a in _ledger_llm_attempts(drill) if a.outcome == "error"]
+    actions.send(drill, howto_body())
+    paused = probes.wait_invocation(drill, lambda r: r.get("status") == "paused", "the invocation to pause")
+    failed = [a for a in _llm_attempts(drill) if a.outcome == "error"]
     record.event("paused", f"after {len(failed)} failed attempt(s) of {LLM_STEP}")
     record.evidence["paused_row"] = paused
     record.expect(
@@ -209,7 +191,5 @@ def _pause(drill: Drill, wanted: Expect, deadline_s: float) -> None:
         f"ledger: {len(failed)} failed attempt(s) of {LLM_STEP} before the pause",
     )
     restore()
-    stack.admin.resume(record.invocation_id or "")
-    record.event("resumed", "PATCH /invocations/<id>/resume")
-    final = drill.wait_completed(deadline_s)
-    _check_outcome(drill, wanted, final, paused_seen=True)
+    actions.resume(drill)
+    _check_outcome(drill, wanted, probes.wait_completed(drill), paused_seen=True)

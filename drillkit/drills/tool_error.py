@@ -8,14 +8,12 @@ exactly once (they were replayed, not re-run), and the report file written once.
 
 from __future__ import annotations
 
-from drillkit.drills.common import Drill, Scenario
-from drillkit.drills.crash import check_completion
+from drillkit.drills import actions, checks, probes
+from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import DrillError
 from drillkit.evidence import attempt_counts, first_line, journal_steps, ok_counts, restate_time, transient_errors
 from drillkit.howto import howto_body
 from drillkit.stack import Stack
-from writer_service.config import step_order
-from writer_service.ledger import read_ledger
 
 
 def check_request_faults(stack: Stack, fail_first: int) -> None:
@@ -28,53 +26,61 @@ def check_request_faults(stack: Stack, fail_first: int) -> None:
         )
 
 
-def tool_error_scenario(fail_first: int, deadline_s: float) -> Scenario:
+def tool_error_scenario(fail_first: int) -> Scenario:
     def scenario(drill: Drill) -> None:
-        stack, record = drill.stack, drill.record
-        check_request_faults(stack, fail_first)
-        invocation_id = drill.send(
-            howto_body("Ecris un court rapport de test.", faults={"tool_error": {"fail_first": fail_first}})
+        actions.send(
+            drill, howto_body("Ecris un court rapport de test.", faults={"tool_error": {"fail_first": fail_first}})
         )
-        final = drill.wait_completed(deadline_s)
-        check_completion(drill, final)
-
-        events = transient_errors(stack.admin.journal_events(invocation_id))
-        steps = journal_steps(stack.admin.journal(invocation_id))
-        save_index = next((s.index for s in steps if s.name == "save_report"), None)
-        on_tool = [
-            e
-            for e in events
-            if "injected tool error" in str(e.get("error_message", ""))
-            or e.get("related_command_name") == "save_report"
-            or (save_index is not None and e.get("after_journal_entry_index") == save_index)
-        ]
-        for event in on_tool:
-            at = restate_time(event.get("appended_at"))
-            message = first_line(event.get("error_message"))
-            if at is not None:
-                record.event_at(at, "retrying seen", f"save_report: {message}")
-            else:
-                record.event("retrying seen", f"save_report: {message}")
-        record.expect(
-            "Restate's journal events show transient errors on save_report",
-            bool(on_tool),
-            f"{len(on_tool)} TransientError event(s) on save_report of {len(events)} in all "
-            "(Restate keeps one event per distinct error, not one per retry)",
+        # The fault rides in the request and bites when the tool runs: until then, only the model works.
+        probes.wait_journal(
+            drill, lambda rows: any(s.name == "save_report" for s in journal_steps(rows)), "save_report to start"
         )
-
-        entries = read_ledger(stack.config.ledger.path, invocation_id)
-        attempts, oks = attempt_counts(entries), ok_counts(entries)
-        record.expect(
-            f"save_report attempted {fail_first + 1} times ({fail_first} injected failures, then success)",
-            attempts["save_report"] == fail_first + 1 and oks["save_report"] == 1,
-            f"ledger: {attempts['save_report']} attempt(s), {oks['save_report']} ok",
-        )
-        llm_steps = [s for s in step_order(stack.config.pipeline.sections) if s != "save_report"]
-        wrong = {s: attempts[s] for s in llm_steps if attempts[s] != 1 or oks[s] != 1}
-        record.expect(
-            "every LLM step executed exactly once (replayed, not re-run, on each retry)",
-            not wrong,
-            "all once: " + ", ".join(llm_steps) if not wrong else f"executions: {wrong}",
-        )
+        drill.fault_injected = True
+        checks.completed_with_success(drill, probes.wait_completed(drill))
+        _check_tool_retried(drill)
+        _check_attempts(drill, fail_first)
 
     return scenario
+
+
+def _check_tool_retried(drill: Drill) -> None:
+    events = transient_errors(drill.stack.admin.journal_events(drill.invocation_id))
+    steps = journal_steps(probes.journal(drill))
+    save_index = next((s.index for s in steps if s.name == "save_report"), None)
+    on_tool = [
+        e
+        for e in events
+        if "injected tool error" in str(e.get("error_message", ""))
+        or e.get("related_command_name") == "save_report"
+        or (save_index is not None and e.get("after_journal_entry_index") == save_index)
+    ]
+    for event in on_tool:
+        at = restate_time(event.get("appended_at"))
+        message = first_line(event.get("error_message"))
+        if at is not None:
+            drill.record.event_at(at, "retrying seen", f"save_report: {message}")
+        else:
+            drill.record.event("retrying seen", f"save_report: {message}")
+    drill.record.expect(
+        "Restate's journal events show transient errors on save_report",
+        bool(on_tool),
+        f"{len(on_tool)} TransientError event(s) on save_report of {len(events)} in all "
+        "(Restate keeps one event per distinct error, not one per retry)",
+    )
+
+
+def _check_attempts(drill: Drill, fail_first: int) -> None:
+    entries = probes.ledger(drill)
+    attempts, oks = attempt_counts(entries), ok_counts(entries)
+    drill.record.expect(
+        f"save_report attempted {fail_first + 1} times ({fail_first} injected failures, then success)",
+        attempts["save_report"] == fail_first + 1 and oks["save_report"] == 1,
+        f"ledger: {attempts['save_report']} attempt(s), {oks['save_report']} ok",
+    )
+    llm_steps = [s for s in drill.stack.writer.steps() if s != "save_report"]
+    wrong = {s: attempts[s] for s in llm_steps if attempts[s] != 1 or oks[s] != 1}
+    drill.record.expect(
+        "every LLM step executed exactly once (replayed, not re-run, on each retry)",
+        not wrong,
+        "all once: " + ", ".join(llm_steps) if not wrong else f"executions: {wrong}",
+    )

@@ -13,13 +13,21 @@ import pytest
 
 from drillkit import config as drill_config
 from drillkit.drills import catalog
-from drillkit.operations import drill_exit_code
+from drillkit.drills.record import exit_code
 from drillkit.stack import Stack
 
 from .conftest import ROOT, make_config, our_live_processes
 
 INV = [sys.executable, "-m", "invoke"]
-ALL = ["01-crash-KILL", "02-crash-TERM", "03-timeout-down", "04-timeout-hang", "05-timeout-pause", "06-tool-error"]
+ALL = [
+    "01-crash-KILL",
+    "02-crash-TERM",
+    "03-server-crash-KILL",
+    "04-timeout-down",
+    "05-timeout-hang",
+    "06-timeout-pause",
+    "07-tool-error",
+]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +65,7 @@ def ledger_steps(record: dict, outcome: str | None = None) -> list[str]:
 def test_drill_all_passes_and_leaves_nothing_running(drill_all):
     out, reports, left = drill_all
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "6 passed, 0 failed" in out.stdout
+    assert "7 passed, 0 failed" in out.stdout
     assert left == []  # the drill started the stack, so it stopped it
     for name in ALL:
         assert {p.name for p in (reports / name).iterdir()} >= {"journal.json", "report.md", "junit.xml"}
@@ -114,8 +122,21 @@ def test_crash_term_evidence(drill_all):
     )
 
 
+def test_server_crash_evidence(drill_all):
+    record = journal(drill_all[1], "03-server-crash-KILL")
+    assert_in_order(
+        events(record), ["sent", "step done", "target running", "signalled", "killed", "server restarted", "completed"]
+    )
+    kept = next(e for e in record["expectations"] if "journal kept" in e["name"])
+    assert kept["passed"] and "outline" in kept["detail"]
+    assert record["evidence"]["completed_at_kill"] == ["outline", "section:1"]
+    assert record["evidence"]["invocation"]["completion_result"] == "success"
+    recovery = record["evidence"]["recovery_s"]
+    assert 0 <= recovery["restart_to_running"] <= recovery["restart_to_completed"]
+
+
 def test_timeout_down_evidence(drill_all):
-    record = journal(drill_all[1], "03-timeout-down")
+    record = journal(drill_all[1], "04-timeout-down")
     assert_in_order(events(record), ["endpoint down", "sent", "retrying seen", "endpoint back", "completed"])
     outline = [e for e in record["evidence"]["ledger"] if e["step"] == "outline"]
     assert [e["outcome"] for e in outline][-1] == "ok" and any(e["outcome"] == "error" for e in outline)
@@ -123,7 +144,7 @@ def test_timeout_down_evidence(drill_all):
 
 
 def test_timeout_hang_evidence(drill_all):
-    record = journal(drill_all[1], "04-timeout-hang")
+    record = journal(drill_all[1], "05-timeout-hang")
     row = record["evidence"]["invocation"]
     assert row["completion_result"] == "failure"
     assert "timed out" in row["completion_failure"].lower()
@@ -134,7 +155,7 @@ def test_timeout_hang_evidence(drill_all):
 
 
 def test_timeout_pause_evidence(drill_all):
-    record = journal(drill_all[1], "05-timeout-pause")
+    record = journal(drill_all[1], "06-timeout-pause")
     assert record["evidence"]["paused_row"]["status"] == "paused"
     assert_in_order(
         events(record),
@@ -145,7 +166,7 @@ def test_timeout_pause_evidence(drill_all):
 
 
 def test_tool_error_evidence(drill_all):
-    record = journal(drill_all[1], "06-tool-error")
+    record = journal(drill_all[1], "07-tool-error")
     attempts = ledger_steps(record)
     assert attempts.count("save_report") == 3
     for step in ("outline", "section:1", "section:2", "section:3", "summary"):
@@ -184,14 +205,14 @@ def test_a_drill_that_cannot_meet_its_expectation_fails_honestly(tmp_path, proje
     cfg = make_config(tmp_path, project_state)
     good = cfg.read_text()
     stack = Stack(drill_config.load(cfg))
-    real_kill = stack.kill_writer
+    real_kill = stack.writer.kill_record
 
-    def kill_then_break_the_config(sig=signal.SIGTERM):
-        stopped = real_kill(sig)
+    def kill_then_break_the_config(record, sig=signal.SIGTERM):
+        stopped = real_kill(record, sig)
         cfg.write_text(good.replace("port: 9080", "port: not-a-port"))  # the restarted writer exits at once
         return stopped
 
-    stack.kill_writer = kill_then_break_the_config
+    stack.writer.kill_record = kill_then_break_the_config
     try:
         record, directory = catalog.run(stack, catalog.crash(deadline_s=30), tmp_path / "r")
     finally:
@@ -204,4 +225,4 @@ def test_a_drill_that_cannot_meet_its_expectation_fails_honestly(tmp_path, proje
     assert "not healthy (exited)" in failed[0].detail and "service.port" in failed[0].detail
     assert "**FAIL**" in (directory / "report.md").read_text()
     assert ET.parse(directory / "junit.xml").getroot().get("failures") == "1"
-    assert drill_exit_code([record.verdict]) == 1
+    assert exit_code([record.verdict]) == 1

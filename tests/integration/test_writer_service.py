@@ -104,7 +104,7 @@ def test_injected_crash_replays_finished_steps_and_reruns_the_one_in_flight(stac
         30,
     )
     assert row["retry_count"] >= 1
-    restarted = stack.start_writer()
+    restarted = stack.writer.start()
     assert restarted.pid != writer_pid
     stack.admin.resume(invocation_id)
     row = wait_completed(stack, invocation_id)
@@ -124,10 +124,10 @@ def test_injected_crash_replays_finished_steps_and_reruns_the_one_in_flight(stac
 
 def test_sigterm_stops_the_writer_gracefully(stack):
     record = stack.procs.live("writer")
-    stopped = stack.kill_writer(signal.SIGTERM)
+    stopped = stack.writer.kill(signal.SIGTERM)
     assert stopped is not None and stopped.record.pid == record.pid
     assert not stopped.escalated  # it exited on SIGTERM by itself, within the grace period
     log = Path(record.log_file).read_text()
     assert "SIGTERM received: draining" in log
     assert log.rstrip().endswith("stopped")  # exited through the graceful path, not SIGKILL escalation
-    stack.start_writer()
+    stack.writer.start()

@@ -6,9 +6,15 @@ from types import SimpleNamespace
 import docker.errors
 import pytest
 
+from drillkit.components.docker_engine import engine_dir, interface_ipv4, pull_progress, socket_url
+from drillkit.components.restate_docker import DockerServer as _DockerServer
 from drillkit.config import Runtime
 from drillkit.errors import ComponentError
-from drillkit.restate_server import DockerServer
+from drillkit.restate_api import AdminApi, IngressApi
+
+
+def DockerServer(runtime, client=None):
+    return _DockerServer(runtime, AdminApi(runtime.admin_url), IngressApi(runtime.ingress_url), client=client)
 
 
 class FakeContainer:
@@ -88,8 +94,8 @@ def test_image_version_and_server_env_come_from_config():
 def test_start_is_idempotent_and_stop_removes_the_container():
     fake = FakeDocker()
     server = DockerServer(Runtime(), client=fake)
-    assert "restate_dev" in server.start()
-    assert "already running" in server.start()
+    assert "restate_dev" in server.launch()  # start() is launch() plus the readiness wait (integration tests)
+    assert "already running" in server.launch()
     assert len(fake.run_calls) == 1
     assert server.running().startswith("container restate_dev")
     assert server.log_lines(10) == ["line 1", "line 2"]
@@ -103,16 +109,14 @@ def test_start_is_idempotent_and_stop_removes_the_container():
 def test_missing_image_that_cannot_be_pulled_names_the_image():
     fake = FakeDocker(images=(), pull_error="registry unreachable")
     with pytest.raises(ComponentError, match=r"restate:1\.7\.12 is not present and cannot be pulled"):
-        DockerServer(Runtime(), client=fake).start()
+        DockerServer(Runtime(), client=fake).launch()
 
 
 def test_docker_deployment_uri_reaches_the_host():
     assert DockerServer(Runtime()).default_deployment_uri(9080) == "http://host.docker.internal:9080"
 
 
-def test_pull_progress_reports_layers_and_names_the_image_on_error(capsys):
-    from drillkit.restate_server import pull_progress
-
+def test_pull_progress_reports_layers_and_names_the_image_on_error(progress_lines):
     events = [
         {"status": "Pulling from restatedev/restate", "id": "1.7.12"},
         {"status": "Pulling fs layer", "id": "abc"},
@@ -121,15 +125,13 @@ def test_pull_progress_reports_layers_and_names_the_image_on_error(capsys):
         {"status": "Digest: sha256:0"},
     ]
     pull_progress(iter(events), "img:1")
-    out = capsys.readouterr().out
+    out = "\n".join(progress_lines)
     assert "abc: Pulling fs layer" in out and "abc: Download complete" in out and "Downloading" not in out
     with pytest.raises(ComponentError, match="docker pull img:1: manifest unknown"):
         pull_progress(iter([{"error": "manifest unknown"}]), "img:1")
 
 
 def test_engine_sockets_stay_short_in_deep_checkouts(tmp_path):
-    from drillkit.docker_engine import engine_dir, socket_url
-
     deep = tmp_path / ("x" * 80) / ".drill"
     assert len(socket_url(deep)) < 100
     assert engine_dir(deep) == engine_dir(deep)  # stable: the same checkout finds its engine again
@@ -151,12 +153,27 @@ def test_host_gateway_fallbacks(monkeypatch, ipam, interface, expected):
             attrs={"IPAM": {"Config": ipam}, "Options": {"com.docker.network.bridge.name": "br-test"}}
         )
     )
-    monkeypatch.setattr("drillkit.restate_server.interface_ipv4", lambda name: interface)
+    monkeypatch.setattr("drillkit.components.restate_docker.interface_ipv4", lambda name: interface)
     assert DockerServer(Runtime(), client=fake).host_gateway() == expected
 
 
 def test_interface_ipv4_reads_loopback():
-    from drillkit.restate_server import interface_ipv4
-
     assert interface_ipv4("lo") == "127.0.0.1"
     assert interface_ipv4("no-such-if0") is None
+
+
+def test_kill_signals_the_container_and_waits_for_its_removal():
+    fake = FakeDocker()
+    server = DockerServer(Runtime(), client=fake)
+    server.launch()
+    container = fake.running["restate_dev"]
+    signals = []
+
+    def kill(signal):
+        signals.append(signal)
+        fake.running.pop(container.name, None)  # --rm: the engine removes the dead container
+
+    container.kill = kill
+    assert "docker kill --signal SIGKILL" in server.kill(__import__("signal").SIGKILL)
+    assert signals == ["SIGKILL"] and server.running() is None
+    assert server.kill(__import__("signal").SIGKILL) is None  # nothing left to kill

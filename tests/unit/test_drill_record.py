@@ -7,7 +7,7 @@ from drillkit.drills.record import DrillRecord
 
 def test_verdicts():
     record = DrillRecord("crash", {"signal": "KILL"})
-    assert record.verdict == "FAIL"  # nothing checked is not a pass
+    assert record.verdict == "INCONCLUSIVE"  # nothing checked is not a pass, nor a failure of the system
     record.expect("a", True, "ok")
     assert record.verdict == "PASS"
     record.expect("b", False, "not ok")
@@ -31,6 +31,31 @@ def test_files_are_written_and_junit_survives_terminal_colour_codes(tmp_path):
     assert "# Drill `timeout`: **FAIL**" in report and "| ❌ | completed with failure |" in report
     assert "\\|" in report  # a pipe in evidence does not break the table
     assert '"verdict": "FAIL"' in paths["journal"].read_text()
+
+
+def test_inconclusive_when_the_environment_failed_before_the_fault(tmp_path):
+    record = DrillRecord("crash", {})
+    record.expect("writer running", True, "pid 1")
+    record.inconclusive = "the environment failed before the fault: step section:2 to be running: no progress"
+    assert record.verdict == "INCONCLUSIVE"
+    assert record.reasons()[-1].startswith("inconclusive: the environment failed")
+    record.finish()
+    paths = record.write(tmp_path)
+    suite = ET.parse(paths["junit"]).getroot()
+    assert suite.get("failures") == "0" and suite.get("skipped") == "1" and suite.find("testcase/skipped") is not None
+    assert "**Inconclusive:**" in paths["report"].read_text()
+    record.expect("completed with success", False, "failure")  # a failure the system caused outranks it
+    assert record.verdict == "FAIL"
+
+
+def test_exit_codes():
+    from drillkit.drills.record import exit_code
+
+    assert exit_code(["PASS", "PASS"]) == 0
+    assert exit_code(["PASS", "INCONCLUSIVE"]) == 3
+    assert exit_code(["INCONCLUSIVE", "FAIL"]) == 1
+    assert exit_code(["ERROR"]) == 1
+    assert exit_code([]) == 3
 
 
 def test_error_is_reported_as_a_junit_error(tmp_path):

@@ -43,15 +43,15 @@ def test_query_ready_is_false_while_partitions_are_missing():
     assert admin.query_ready() is False
 
 
-def test_register_posts_the_deployment():
-    seen = {}
+def test_kill_invocation_patches_restates_kill():
+    seen = []
 
     def handler(request):
-        seen.update(json.loads(request.content))
-        return httpx.Response(201, json={"id": "dp_1", "services": []})
+        seen.append((request.method, request.url.path))
+        return httpx.Response(200)
 
-    assert admin_with(handler).register("http://127.0.0.1:9080", use_http11=True)["id"] == "dp_1"
-    assert seen == {"uri": "http://127.0.0.1:9080", "use_http_11": True, "force": True}
+    admin_with(handler).kill_invocation("inv_1abc")
+    assert seen == [("PATCH", "/invocations/inv_1abc/kill")]
 
 
 def test_send_returns_the_invocation_id():

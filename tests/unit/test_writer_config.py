@@ -3,6 +3,8 @@ from pathlib import Path
 import pytest
 
 from drillkit import config as drill_config
+from drillkit.errors import ConfigError as DrillConfigError
+from drillkit.errors import DrillError
 from writer_service.config import ConfigError, WriterConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,7 +102,7 @@ def test_unknown_and_missing_fields(tmp_path):
 def test_runtime_section_is_validated_by_drillkit_only(tmp_path):
     path = write(tmp_path, "writer_model: {base_url: 'http://x', model: m}\nruntime: {backend: podman}\n")
     assert WriterConfig.load(path).writer_model.model == "m"  # the writer ignores runtime sections
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(DrillConfigError) as err:  # drillkit's own error family, same message
         drill_config.load(path)
     assert "field runtime.backend" in str(err.value)
     assert "'podman'" in str(err.value)
@@ -137,3 +139,21 @@ def test_docker_config_is_local_with_the_docker_backend():
     assert cfg.runtime.backend == "docker"
     assert cfg.runtime.image() == "docker.restate.dev/restatedev/restate:1.7.12"
     assert cfg.writer_model == drill_config.load(ROOT / "configs/local.yaml").writer_model
+
+
+def test_drillkit_config_errors_belong_to_its_one_exception_family(tmp_path):
+    assert issubclass(DrillConfigError, DrillError)
+    with pytest.raises(DrillConfigError, match="config file not found"):
+        drill_config.load(tmp_path / "missing.yaml")
+
+
+def test_config_file_choice_and_project_relative_paths(tmp_path, monkeypatch):
+    monkeypatch.delenv("RESTATE_WRITER_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)  # `inv` run from elsewhere still finds the project's configs
+    assert drill_config.config_file() == ROOT / "configs/local.yaml"
+    assert drill_config.config_file(None, "configs/docker.yaml") == ROOT / "configs/docker.yaml"
+    monkeypatch.setenv("RESTATE_WRITER_CONFIG", "configs/tests/config-dgx-remote.yaml")
+    assert drill_config.config_file(None, "configs/docker.yaml").name == "config-dgx-remote.yaml"
+    assert drill_config.config_file("/abs/x.yaml") == Path("/abs/x.yaml")
+    cfg = drill_config.load(ROOT / "configs/local.yaml")
+    assert cfg.state_root() == ROOT / ".drill" and cfg.ledger_file() == ROOT / ".drill/ledger.jsonl"

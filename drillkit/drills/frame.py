@@ -1,0 +1,197 @@
+"""The frame every drill runs in: one drill at a time, the stack up, a record, cleanups, a verdict.
+
+`run_drill` runs a scenario and, whatever happens (PASS, FAIL, INCONCLUSIVE, an error, a Ctrl-C),
+gathers Restate's rows and the writer's ledger for the invocations, kills any invocation a drill that
+did not pass leaves running, runs the scenario's cleanups in reverse order, and writes journal.json,
+report.md and junit.xml. The verdict is a function of that record (Jepsen's "record first, judge after").
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drillkit import progress
+from drillkit.drills.pace import Pace
+from drillkit.drills.record import ERROR, PASS, DrillRecord, row_summary
+from drillkit.errors import DrillError, Inconclusive
+from drillkit.evidence import journal_steps, transient_errors
+from drillkit.stack import Stack
+from drillkit.state import drill_lock
+from drillkit.waits import WaitTimeout
+
+POLL_S = 0.05  # journal and status polls: fast enough to catch a step in flight, cheap for Restate
+
+
+@dataclass
+class Drill:
+    """One run of a scenario: the stack, its record, its pace and the cleanups it registered."""
+
+    stack: Stack
+    record: DrillRecord
+    pace: Pace
+    cleanups: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)
+    fault_injected: bool = False
+    """Set by the action that injects the fault: a wait that runs out before it means the environment
+    failed (INCONCLUSIVE); after it, that the system under test did not recover (FAIL)."""
+    invocations: list[str] = field(default_factory=list)
+
+    def on_cleanup(self, what: str, action: Callable[[], Any]) -> None:
+        self.cleanups.append((what, action))
+
+    @property
+    def invocation_id(self) -> str:
+        if not self.record.invocation_id:
+            raise DrillError("the drill has not sent its invocation yet")
+        return self.record.invocation_id
+
+
+Scenario = Callable[[Drill], None]
+
+
+def bring_up(stack: Stack) -> bool:
+    """`up` unless everything already runs; True when this call started it (and so should stop it)."""
+    if stack.is_up():
+        return False
+    with progress.activity("bringing the stack up"):
+        stack.up()
+    return True
+
+
+def collect_evidence(drill: Drill) -> None:
+    """Restate's own view of the invocation, the CLI's text and the writer's ledger, into the record."""
+    record, stack = drill.record, drill.stack
+    invocation_id = record.invocation_id
+    if not invocation_id:
+        return
+    evidence = record.evidence
+    gatherers: dict[str, Callable[[], Any]] = {
+        "invocation": lambda: stack.admin.invocation(invocation_id),
+        "journal_steps": lambda: [asdict(s) for s in journal_steps(stack.admin.journal(invocation_id))],
+        "transient_errors": lambda: transient_errors(stack.admin.journal_events(invocation_id)),
+        "cli_describe": lambda: stack.cli().describe(invocation_id),
+    }
+    for key, gather in gatherers.items():
+        if evidence.get(key) is not None:
+            continue  # already taken by the scenario at completion (the CLI's describe): not run twice
+        try:
+            evidence[key] = gather()
+        except (DrillError, OSError) as exc:
+            evidence[key] = None
+            record.note(f"could not gather {key}: {exc}")
+    evidence["ledger"] = [asdict(e) for e in stack.writer.ledger(invocation_id)]
+
+
+def stop_unfinished(drill: Drill) -> None:
+    """A drill that did not pass leaves nothing running on after it: its unfinished invocations are killed."""
+    ids = drill.invocations or ([drill.record.invocation_id] if drill.record.invocation_id else [])
+    killed = []
+    for invocation_id in ids:
+        try:
+            row = drill.stack.admin.invocation(invocation_id) or {}
+            if row and row.get("status") != "completed":
+                drill.stack.admin.kill_invocation(invocation_id)
+                killed.append(invocation_id)
+        except DrillError as exc:
+            drill.record.note(f"could not kill unfinished invocation {invocation_id}: {exc}")
+    if killed:
+        drill.record.event("invocations killed", f"{len(killed)} unfinished (the drill did not pass): {killed[:5]}")
+
+
+def run_drill(
+    stack: Stack,
+    name: str,
+    parameters: dict[str, Any],
+    scenario: Scenario,
+    report_dir: Path | None = None,
+    keep_up: bool = False,
+    deadline_s: float | None = None,
+) -> tuple[DrillRecord, Path]:
+    """Run `scenario` with full bookkeeping; returns the record and the directory holding its reports.
+
+    Only one drill runs per state dir (a second is refused at once, naming the first one's pid). A stack
+    the drill had to bring up is brought down again at the end (unless `keep_up`): a drill leaves the
+    machine as it found it, failed or not.
+    """
+    with drill_lock(stack.state, f"drill.{name}"):
+        return _run_locked(stack, name, parameters, scenario, report_dir, keep_up, deadline_s)
+
+
+def _run_locked(
+    stack: Stack,
+    name: str,
+    parameters: dict[str, Any],
+    scenario: Scenario,
+    report_dir: Path | None,
+    keep_up: bool,
+    deadline_s: float | None,
+) -> tuple[DrillRecord, Path]:
+    record = DrillRecord(name, parameters)
+    drill = Drill(stack, record, Pace(fixed_s=deadline_s))
+    directory = report_dir or stack.state.reports / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    progress.step(f"drill {name} " + " ".join(f"{k}={v}" for k, v in parameters.items()))
+    interrupted = False
+    try:
+        if bring_up(stack):
+            record.event("stack up", "started for this drill")
+            if not keep_up:
+                drill.on_cleanup("stack down (the drill started it)", stack.down)
+        scenario(drill)
+    except WaitTimeout as exc:
+        detail = (
+            f"{'no progress for' if exc.stalled else 'not seen within'} {exc.timeout_s:g} s; last seen: {exc.last!r}"
+        )
+        if drill.fault_injected:
+            record.expect(f"wait for {exc.what}", False, detail)
+        else:
+            record.inconclusive = f"the environment failed before the fault: {exc.what}: {detail}"
+    except Inconclusive as exc:
+        record.inconclusive = str(exc)
+    except DrillError as exc:
+        if drill.fault_injected:
+            record.error = str(exc)
+        else:
+            record.inconclusive = f"the environment failed before the fault: {exc}"
+    except KeyboardInterrupt:
+        interrupted = True
+        record.error = "interrupted (Ctrl-C): cleanup ran, evidence so far kept"
+    except Exception as exc:  # a bug or an unforeseen failure still gets cleanup and a report
+        record.error = f"unexpected {type(exc).__name__}: {exc}"
+        record.note("traceback: " + "".join(traceback.format_exception(exc))[-3000:])
+    finally:
+        # Evidence first: a cleanup may stop the very server that holds it.
+        collect_evidence(drill)
+        if record.verdict != PASS:
+            stop_unfinished(drill)
+        for what, action in reversed(drill.cleanups):
+            try:
+                action()
+                record.event("cleanup", what)
+            except Exception as exc:  # cleanup must go on: report, never mask the drill's own outcome
+                record.note(f"cleanup '{what}' failed: {exc}")
+                progress.warn(f"cleanup '{what}' failed: {exc}")
+        record.evidence["pace"] = drill.pace.summary()
+        record.finish()
+        record.write(directory)
+        show_verdict(record, directory)
+    if interrupted:
+        raise KeyboardInterrupt
+    return record, directory
+
+
+def show_verdict(record: DrillRecord, directory: Path) -> None:
+    colour = {PASS: "green", "INCONCLUSIVE": "yellow"}.get(record.verdict, "red")
+    progress.info(f"[bold {colour}]{record.verdict}[/] drill {record.drill} in {record.duration_s:.1f} s")
+    for reason in record.reasons():
+        mark = "✓" if reason.startswith("met") else "✗"
+        progress.info(f"  {mark} {reason}" if record.verdict != ERROR else f"  ✗ {reason}")
+    if record.verdict != PASS:
+        row = record.evidence.get("invocation")
+        if row:
+            summary = row_summary(row)
+            progress.info("  Restate's row: " + ", ".join(f"{k}={str(v)[:200]!r}" for k, v in summary.items()))
+    progress.info(f"  reports: {directory}/report.md, journal.json, junit.xml")

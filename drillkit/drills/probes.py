@@ -1,0 +1,95 @@
+"""Probes: what a drill asks, never changes. Restate's invocation row and journal, the writer's ledger.
+
+Every wait here feeds the drill's pace (a step finished, the status or the retry count changed), so it
+ends only when the system stops moving (`drillkit.drills.pace`), not at a fixed time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from drillkit.drills.frame import POLL_S, Drill
+from drillkit.evidence import completed_step_names, in_flight_step, journal_steps, restate_time
+from drillkit.waits import poll
+from writer_service.ledger import LedgerEntry
+
+Row = dict[str, Any]
+Rows = list[dict[str, Any]]
+
+
+def invocation(drill: Drill, invocation_id: str | None = None) -> Row:
+    return drill.stack.admin.invocation(invocation_id or drill.invocation_id) or {}
+
+
+def journal(drill: Drill, invocation_id: str | None = None) -> Rows:
+    return drill.stack.admin.journal(invocation_id or drill.invocation_id)
+
+
+def ledger(drill: Drill, invocation_id: str | None = None) -> list[LedgerEntry]:
+    return drill.stack.writer.ledger(invocation_id or drill.invocation_id)
+
+
+def learn_from_journal(drill: Drill, rows: Rows) -> None:
+    """Each newly finished step: a timeline event, and its duration (Restate's timestamps) into the pace."""
+    for step in journal_steps(rows):
+        if step.completed and step.name not in drill.pace.step_seconds:
+            began, ended = restate_time(step.started_at), restate_time(step.completed_at)
+            drill.pace.step_took(step.name, (ended - began) if began and ended else 0.0)
+            drill.record.event("step done", step.name)
+    drill.pace.observe(len(rows))
+
+
+def wait_journal(drill: Drill, until: Callable[[Rows], bool], what: str) -> Rows:
+    def probe() -> Rows:
+        rows = journal(drill)
+        learn_from_journal(drill, rows)
+        return rows
+
+    return poll(probe, until, what, timeout_s=drill.pace.fixed_s or 24 * 3600, interval_s=0.02, stalled=drill.pace)
+
+
+def wait_step_running(drill: Drill, at: str, before: str | None) -> Rows:
+    """Until the step before `at` has finished and `at` is in flight: a finished step to protect, one to
+    interrupt."""
+
+    def ready(rows: Rows) -> bool:
+        return (before is None or before in completed_step_names(rows)) and in_flight_step(rows) == at
+
+    rows = wait_journal(drill, ready, f"step {at} to be running")
+    drill.record.event("target running", at)
+    return rows
+
+
+def wait_invocation(drill: Drill, until: Callable[[Row], bool], what: str) -> Row:
+    def probe() -> Row:
+        row = invocation(drill)
+        drill.pace.observe((row.get("status"), row.get("retry_count"), row.get("journal_size")))
+        return row
+
+    return poll(probe, until, what, timeout_s=drill.pace.fixed_s or 24 * 3600, interval_s=POLL_S, stalled=drill.pace)
+
+
+def wait_completed(drill: Drill) -> Row:
+    row = wait_invocation(drill, lambda r: r.get("status") == "completed", "the invocation to complete")
+    drill.record.event("completed", f"completion_result={row.get('completion_result')}")
+    return row
+
+
+RETRYING = ("backing-off", "paused", "ready", "scheduled")
+
+
+def retrying_or_done(row: Row) -> bool:
+    return row.get("status") in RETRYING or row.get("status") == "completed"
+
+
+def is_retrying(row: Row) -> bool:
+    return row.get("status") in RETRYING and (row.get("retry_count") or 0) >= 1
+
+
+def row_detail(row: Row) -> str:
+    return (
+        f"status={row.get('status')}, retry_count={row.get('retry_count')}, "
+        f"last_failure_error_code={row.get('last_failure_error_code')}, "
+        f"last_failure={str(row.get('last_failure'))[:160]!r}"
+    )

@@ -1,0 +1,55 @@
+"""drill.server-crash: the Restate server dies mid-invocation (SIGKILL or SIGTERM) and comes back.
+
+send -> wait until a step is done and the target step runs -> kill restate-server (its verified pid, or
+`docker kill` of the container; the named volume keeps the journal) -> start it again -> resume ->
+completed with success. PASS needs: completed with success, the journal still holds every step finished
+before the crash, and no finished step ran again. The report gives the time from the server's restart
+to the invocation running again and to completed.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from drillkit.drills import actions, checks, probes
+from drillkit.drills.crash import previous_step
+from drillkit.drills.frame import Drill, Scenario
+from drillkit.evidence import completed_step_names, journaled_completions
+from drillkit.howto import RESTART_PROMPT, howto_body
+
+
+def server_crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenario:
+    def scenario(drill: Drill) -> None:
+        actions.send(drill, howto_body(RESTART_PROMPT))
+        probes.wait_step_running(drill, at, previous_step(drill.stack.writer.steps(), at))
+        rows = probes.journal(drill)
+        journaled = journaled_completions(rows)
+        done_before = completed_step_names(rows)
+        drill.record.evidence["completed_at_kill"] = done_before
+
+        actions.kill_server(drill, sig)
+        ready = actions.start_server(drill)
+        kept = completed_step_names(probes.journal(drill))
+        drill.record.expect(
+            "the journal kept every step finished before the crash",
+            all(step in kept for step in done_before),
+            f"before: {', '.join(done_before) or 'none'}; after the restart: {', '.join(kept) or 'none'}",
+        )
+        if resume:
+            actions.resume(drill)
+        running = probes.wait_invocation(
+            drill, lambda r: r.get("status") in ("running", "completed"), "the invocation to run again"
+        )
+        to_running = time.monotonic() - ready
+        drill.record.event("running again", f"status={running.get('status')}, {to_running:.2f} s after the restart")
+        final = probes.wait_completed(drill)
+        to_completed = time.monotonic() - ready
+        drill.record.evidence["recovery_s"] = {
+            "restart_to_running": round(to_running, 3),
+            "restart_to_completed": round(to_completed, 3),
+        }
+        checks.completed_with_success(drill, final)
+        checks.no_finished_step_ran_again(drill, journaled, "the crash")
+
+    return scenario

@@ -1,0 +1,86 @@
+"""The library's only voice: progress goes to one observer that the edge installs.
+
+drillkit never prints. It reports what it is doing here (a step begins, something is ready, a wait is
+under way, a download advances, a table of results), and whoever drives it decides how that looks:
+`tasks.py` installs the rich console (`drillkit.console.ConsoleObserver`); tests and benchmarks that
+run the library in-process install nothing and stay quiet, or install a recorder to assert on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
+
+
+class Observer(Protocol):
+    def message(self, kind: str, text: str) -> None:
+        """kind: step, ok, info, warn or raw (external text shown as is)."""
+
+    def activity(self, text: str) -> AbstractContextManager[None]:
+        """Something that takes a while (a spinner, or a start and a timed end line)."""
+
+    def transfer(self, description: str, total: int | None) -> AbstractContextManager[Callable[[int], None]]:
+        """A download: the context yields `advance(n_bytes)`."""
+
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None: ...
+
+
+class Silent:
+    """The default: the library run in-process says nothing."""
+
+    def message(self, kind: str, text: str) -> None:
+        pass
+
+    @contextmanager
+    def activity(self, text: str) -> Iterator[None]:
+        yield
+
+    @contextmanager
+    def transfer(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        yield lambda n: None
+
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        pass
+
+
+_observer: Observer = Silent()
+
+
+def install(observer: Observer) -> Observer:
+    """Route progress to `observer`; returns the one it replaces."""
+    global _observer
+    previous, _observer = _observer, observer
+    return previous
+
+
+def step(text: str) -> None:
+    _observer.message("step", text)
+
+
+def ok(text: str) -> None:
+    _observer.message("ok", text)
+
+
+def info(text: str) -> None:
+    _observer.message("info", text)
+
+
+def warn(text: str) -> None:
+    _observer.message("warn", text)
+
+
+def raw(text: str) -> None:
+    _observer.message("raw", text)
+
+
+def activity(text: str) -> AbstractContextManager[None]:
+    return _observer.activity(text)
+
+
+def transfer(description: str, total: int | None) -> AbstractContextManager[Callable[[int], None]]:
+    return _observer.transfer(description, total)
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    _observer.table(title, columns, rows)
