@@ -28,16 +28,16 @@ def test_a_second_drill_is_refused_at_once_naming_the_first_ones_pid(tmp_path):
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         started = time.monotonic()
-        with pytest.raises(DrillError, match=rf"another drill is running .*pid {holder.pid}, drill.crash"):
-            with drill_lock(StateDir(tmp_path), "drill.timeout"):
-                pass
+        refused = rf"another drill is running .*pid {holder.pid}, drill.crash"
+        with pytest.raises(DrillError, match=refused), drill_lock(StateDir(tmp_path), "drill.timeout"):
+            pass
         assert time.monotonic() - started < 1.0
     finally:
         holder.kill()
         holder.wait()
-    with drill_lock(StateDir(tmp_path), "drill.timeout"):  # the kernel dropped the dead holder's lock
-        with drill_lock(StateDir(tmp_path), "drill.crash"):  # re-entrant in one process (drill.all)
-            pass
+    # The kernel dropped the dead holder's lock; and the lock is re-entrant in one process (drill.all).
+    with drill_lock(StateDir(tmp_path), "drill.timeout"), drill_lock(StateDir(tmp_path), "drill.crash"):
+        pass
 
 
 def test_pace_budget_grows_with_the_slowest_step_and_has_a_floor():
