@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from drillkit import llm_tap
+from drillkit.components import llm_tap
 from drillkit.procs import ProcessTable
 from drillkit.waits import poll
 

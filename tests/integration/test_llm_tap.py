@@ -13,8 +13,8 @@ import httpx
 import openai
 import pytest
 
-from drillkit import llm_tap
-from drillkit.llm_tap import TapFollower, read_tap, requests_per_step
+from drillkit.components import llm_tap
+from drillkit.components.llm_tap import TapFollower, read_tap, requests_per_step
 from drillkit.procs import ProcessTable, proc_start_ticks
 from drillkit.waits import poll
 

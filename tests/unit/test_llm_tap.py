@@ -7,8 +7,8 @@ import sys
 import httpx
 import pytest
 
-from drillkit import llm_tap
-from drillkit.llm_tap import TapFollower, read_tap, requests_per_step
+from drillkit.components import llm_tap
+from drillkit.components.llm_tap import TapFollower, read_tap, requests_per_step
 
 UPSTREAM = "http://upstream.test:8091"
 COMPLETION = {"id": "x", "object": "chat.completion", "choices": []}
@@ -309,7 +309,7 @@ def test_tap_argv_runs_the_module_from_one_process(tmp_path):
     assert argv == [
         sys.executable,
         "-m",
-        "drillkit.llm_tap",
+        "drillkit.components.llm_tap",
         "--host",
         "127.0.0.1",
         "--port",

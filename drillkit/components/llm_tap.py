@@ -5,7 +5,7 @@ ledger: it sees every request that reaches the model's door, whoever sent it and
 the sender. The writer never imports this module; a drill or a benchmark points the writer's
 `writer_model.base_url` at the tap instead of the model.
 
-    python -m drillkit.llm_tap --host 127.0.0.1 --port 8093 --upstream http://127.0.0.1:8091 \\
+    python -m drillkit.components.llm_tap --host 127.0.0.1 --port 8093 --upstream http://127.0.0.1:8091 \\
         --record .drill/llm-tap.jsonl
 
 Every path except `GET /tap/health` is forwarded to the upstream (method, path, query, body, end-to-end
@@ -40,7 +40,7 @@ zero-latency stub under the load benchmark it would be the bottleneck.
 
 Starting it as a recorded process (what a stack component does):
 
-    from drillkit import llm_tap
+    from drillkit.components import llm_tap
     from drillkit.procs import ProcessTable
 
     procs = ProcessTable(state / "procs")
@@ -60,6 +60,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
 import uuid
 from collections import Counter
@@ -70,11 +71,15 @@ from typing import Any, Literal
 
 import httpx
 
+from drillkit.components.process import ManagedProcess
+from drillkit.config import PROJECT_ROOT
+from drillkit.procs import ProcessRecord, ProcessTable
 from drillkit.waits import poll
 
-log = logging.getLogger("drillkit.llm_tap")
+log = logging.getLogger("drillkit.components.llm_tap")
 
 HEALTH_PATH = "/tap/health"
+DEFAULT_PORT = 8093
 INVOCATION_HEADER = "x-restate-invocation-id"
 STEP_HEADER = "x-writer-step"
 ATTEMPT_HEADER = "x-writer-attempt"
@@ -510,7 +515,7 @@ def tap_argv(python: str, host: str, port: int, upstream: str, record: Path | st
     return [
         python,
         "-m",
-        "drillkit.llm_tap",
+        "drillkit.components.llm_tap",
         "--host",
         host,
         "--port",
@@ -535,9 +540,40 @@ def wait_healthy(url: str, timeout_s: float) -> None:
     poll(probe, bool, f"LLM tap health at {health}", timeout_s, interval_s=0.02)
 
 
+class LlmTap(ManagedProcess):
+    """The tap as a component of the stack: started in front of `upstream`, recording into `record`."""
+
+    def __init__(self, procs: ProcessTable, log_file: Path, record: Path, port: int = DEFAULT_PORT) -> None:
+        super().__init__(procs, "llm-tap", "LLM tap", log_file)
+        self.record = record
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def health_url(self) -> str:
+        return f"{self.url}{HEALTH_PATH}"
+
+    def start(self, upstream: str) -> ProcessRecord:
+        """Serve in front of `upstream` (its base URL, without /v1); a running tap is stopped first, so
+        it always forwards where it is told."""
+        self.stop()
+        self.record.parent.mkdir(parents=True, exist_ok=True)
+        argv = tap_argv(sys.executable, "127.0.0.1", self.port, upstream.rstrip("/"), self.record)
+        return self.spawn_or_reuse(argv, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, cwd=PROJECT_ROOT)
+
+    def requests(self, invocation_ids: Iterable[str] | None = None) -> list[TapRequest]:
+        records = read_tap(self.record)
+        if invocation_ids is None:
+            return records
+        wanted = set(invocation_ids)
+        return [r for r in records if r.invocation_id in wanted]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m drillkit.llm_tap",
+        prog="python -m drillkit.components.llm_tap",
         description="A recording OpenAI-compatible reverse proxy: forwards everything, records every request.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
