@@ -7,6 +7,7 @@ URL, status and body, so a task can print what Restate actually said.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -152,3 +153,8 @@ def _sql_id(invocation_id: str) -> str:
     if not invocation_id.replace("_", "").isalnum():
         raise ValueError(f"not an invocation id: {invocation_id!r}")
     return invocation_id
+
+
+def sql_list(invocation_ids: Iterable[str]) -> str:
+    """`'inv_a', 'inv_b'` for an `IN (...)` clause, each id checked like `_sql_id`."""
+    return ", ".join(f"'{_sql_id(i)}'" for i in invocation_ids)

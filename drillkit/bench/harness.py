@@ -18,12 +18,10 @@ from typing import Any
 
 from drillkit import config as drill_config
 from drillkit.binaries import SERVER
-from drillkit.components.process import http_ok
+from drillkit.components.stub_llm import DEFAULT_PORT, StubLlm
 from drillkit.stack import Stack
-from drillkit.waits import poll
 
-STUB = "stub-llm"
-STUB_PORT = 8092
+STUB_PORT = DEFAULT_PORT
 
 
 @dataclass
@@ -97,15 +95,13 @@ def stub_stack(base: Stack, delay_ms: float = 0.0, **overrides: Any) -> Iterator
         },
     )
     stack = Stack(drill_config.load(path))
-    argv = [sys.executable, "-m", "drillkit.bench.stub_llm", "--port", str(STUB_PORT), "--delay-ms", str(delay_ms)]
-    stack.procs.kill(STUB)
-    stack.procs.spawn(STUB, argv, stack.state.log_file(STUB), env={**os.environ, "PYTHONPATH": str(Path.cwd())})
-    poll(lambda: http_ok(f"http://127.0.0.1:{STUB_PORT}/health"), bool, "the stub LLM", 30)
+    stub = StubLlm(stack.procs, stack.state.log_file("stub-llm"), STUB_PORT)
+    stub.start(delay_ms)
     try:
         yield stack
     finally:
         stack.down()
-        stack.procs.kill(STUB)
+        stub.stop()
         stack.close()
 
 

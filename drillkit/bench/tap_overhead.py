@@ -2,7 +2,7 @@
 
     python -m drillkit.bench.tap_overhead [--sequential 300] [--concurrency 50] [--requests 1000]
 
-Against the zero-latency stub endpoint (`drillkit.bench.stub_llm`, delay 0) so that only the tap's own
+Against the zero-latency stub endpoint (`drillkit.components.stub_llm`, delay 0) so that only the tap's own
 cost remains. Sequential requests alternate between the stub directly and the stub through the tap, on
 one keep-alive connection each, so drift on a shared machine hits both alike; the added latency is the
 median of the per-pair differences. Throughput: `concurrency` callers sending `requests` completions in
@@ -126,7 +126,7 @@ def measure_tap_overhead(
     stub_port, tap_port = _free_port(), _free_port()
     direct, tapped = f"http://127.0.0.1:{stub_port}", f"http://127.0.0.1:{tap_port}"
     record = work_dir / "llm-tap.jsonl"
-    stub_argv = [sys.executable, "-m", "drillkit.bench.stub_llm", "--port", str(stub_port), "--delay-ms", "0"]
+    stub_argv = [sys.executable, "-m", "drillkit.components.stub_llm", "--port", str(stub_port), "--delay-ms", "0"]
     procs.spawn("stub-llm", stub_argv, work_dir / "logs" / "stub-llm.log")
     try:
         poll(lambda: _ok(f"{direct}/health"), bool, "the stub LLM", 30, interval_s=0.02)

@@ -40,7 +40,7 @@ def tap(tmp_path_factory):
     procs = ProcessTable(state / "procs")
     stub_port, tap_port = free_port(), free_port()
     record = state / "llm-tap.jsonl"
-    stub_argv = [sys.executable, "-m", "drillkit.bench.stub_llm", "--port", str(stub_port), "--delay-ms", "200"]
+    stub_argv = [sys.executable, "-m", "drillkit.components.stub_llm", "--port", str(stub_port), "--delay-ms", "200"]
     stub = procs.spawn("stub-llm", stub_argv, state / "logs" / "stub-llm.log")
     poll(lambda: http_ok(f"http://127.0.0.1:{stub_port}/health"), bool, "the stub LLM", 30)
     argv = llm_tap.tap_argv(sys.executable, "127.0.0.1", tap_port, f"http://127.0.0.1:{stub_port}", record)

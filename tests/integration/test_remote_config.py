@@ -26,7 +26,7 @@ PORT = 8093
 @pytest.fixture
 def remote_stack(tmp_path, project_state, monkeypatch):
     procs = ProcessTable(tmp_path / "endpoint-procs")
-    argv = [sys.executable, "-m", "drillkit.bench.stub_llm", "--port", str(PORT)]
+    argv = [sys.executable, "-m", "drillkit.components.stub_llm", "--port", str(PORT)]
     procs.spawn("endpoint", argv, tmp_path / "endpoint.log", env={**os.environ, "PYTHONPATH": str(ROOT)})
     poll(lambda: http_ok(f"http://127.0.0.1:{PORT}/health"), bool, "the stand-in endpoint", 30)
     monkeypatch.setenv("WRITER_LLM_BASE_URL", f"http://127.0.0.1:{PORT}/v1")

@@ -5,7 +5,7 @@ import json
 
 from drillkit.bench.harness import DirectContext, Figure
 from drillkit.bench.scenarios import _percentile
-from drillkit.bench.stub_llm import completion
+from drillkit.components.stub_llm import completion
 from writer_service.agent import SUMMARY_SCHEMA, _outline_schema
 
 

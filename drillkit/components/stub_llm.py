@@ -1,6 +1,6 @@
 """A zero-latency OpenAI-compatible chat endpoint, so the model does not hide Restate's own costs.
 
-    python -m drillkit.bench.stub_llm --port 8092 [--delay-ms 0]
+    python -m drillkit.components.stub_llm --port 8092 [--delay-ms 0]
 
 It answers `POST /v1/chat/completions` at once (or after `--delay-ms`, to keep invocations in flight
 for crash storms): the outline and summary schemas get valid JSON, everything else a short text.
@@ -12,8 +12,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
+import sys
+from pathlib import Path
 from typing import Any
+
+from drillkit.components.process import ManagedProcess
+from drillkit.config import PROJECT_ROOT
+from drillkit.procs import ProcessRecord, ProcessTable
+
+DEFAULT_PORT = 8092
 
 TEXT = "A short stub section: the stub endpoint answers instantly so that only Restate's costs remain."
 
@@ -76,6 +85,35 @@ async def serve(host: str, port: int, delay_s: float) -> None:
     print(f"stub_llm: serving on http://{host}:{port}/v1 (delay {delay_s * 1000:.0f} ms)", flush=True)
     async with server:
         await stop.wait()
+
+
+class StubLlm(ManagedProcess):
+    """The stub as a component: drills that are about Restate (not the model) run on it."""
+
+    def __init__(self, procs: ProcessTable, log_file: Path, port: int = DEFAULT_PORT) -> None:
+        super().__init__(procs, "stub-llm", "stub LLM", log_file)
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def health_url(self) -> str:
+        return f"{self.url}/health"
+
+    def start(self, delay_ms: float = 0.0) -> ProcessRecord:
+        """Serve with `delay_ms` per completion (a running stub is stopped first: the delay is as asked)."""
+        self.stop()
+        argv = [
+            sys.executable,
+            "-m",
+            "drillkit.components.stub_llm",
+            "--port",
+            str(self.port),
+            "--delay-ms",
+            str(delay_ms),
+        ]
+        return self.spawn_or_reuse(argv, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, cwd=PROJECT_ROOT)
 
 
 def main() -> None:

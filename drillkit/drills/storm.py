@@ -1,0 +1,207 @@
+"""drill.storm: many invocations in flight, the writer (or the Restate server) SIGKILLed K times.
+
+N invocations, each with its own idempotency key, go through the LLM tap to the model (the real local
+model, or the stub when the point is Restate, not the model). At K seeded points of progress (a number
+of step executions, not a time) the target is SIGKILLed, restarted, and every invocation that backs off
+is resumed. PASS when all N complete with success, sending any key again returns the same output,
+every report file equals Restate's output, no step Restate had journaled as done is requested again
+from the model (tap) or executed again (ledger), the three sources agree, and the LLM requests per LLM
+step stay under the bound the report states. The report gives throughput, latency p50/p99, recovery
+per kill and requests per step.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from drillkit.components.llm_tap import LlmTap
+from drillkit.components.stub_llm import StubLlm
+from drillkit.drills import actions, storm_checks
+from drillkit.drills.frame import Drill, Scenario
+from drillkit.errors import DrillError, HttpError
+from drillkit.restate_api import sql_list
+from drillkit.howto import RESTART_PROMPT, howto_body
+from drillkit.stack import Stack
+from drillkit.waits import poll
+
+Target = Literal["writer", "server"]
+Llm = Literal["local", "stub"]
+STUB_DELAY_MS = 50.0
+
+
+@dataclass
+class Storm:
+    """What the storm sent and saw: its invocations and keys, the writer's config, the kills."""
+
+    n: int
+    kills: int
+    target: Target
+    seed: int
+    writer_config: str = ""
+    keys: dict[str, str] = field(default_factory=dict)  # invocation id -> idempotency key
+    bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recoveries: list[float] = field(default_factory=list)
+    started: float = 0.0
+    wall_s: float = 0.0
+
+
+def check_storm(stack: Stack, n: int, kills: int, target: str, llm: str) -> None:
+    if n < 1:
+        raise DrillError("--invocations must be at least 1")
+    if kills < 0:
+        raise DrillError("--kills cannot be negative")
+    if target not in ("writer", "server"):
+        raise DrillError(f"--target {target!r}: use writer or server")
+    if llm not in ("local", "stub"):
+        raise DrillError(f"--llm {llm!r}: use local or stub")
+    if llm == "local" and not stack.model.enabled:
+        raise DrillError(f"{stack.config.source}: local_model.enabled is false; use --llm stub (or a local config)")
+
+
+def storm_scenario(n: int, kills: int, target: Target, llm: Llm, seed: int) -> Scenario:
+    def scenario(drill: Drill) -> None:
+        storm = Storm(n, kills, target, seed)
+        tap = route_through_tap(drill, storm, llm)
+        send_all(drill, storm)
+        kill_at_progress_points(drill, storm)
+        wait_all_completed(drill, storm)
+        storm.wall_s = time.monotonic() - storm.started
+        storm_checks.judge(drill, storm, tap)
+
+    return scenario
+
+
+def route_through_tap(drill: Drill, storm: Storm, llm: Llm) -> LlmTap:
+    """Model (or stub) <- tap <- writer: the writer restarted on a derived config that names the tap."""
+    stack = drill.stack
+    base_url = stack.config.writer_model.base_url
+    overrides: dict[str, Any] = {}
+    if llm == "stub":
+        stub = StubLlm(stack.procs, stack.state.log_file("stub-llm"))
+        drill.on_cleanup("stub LLM stopped", stub.stop)
+        stub.start(STUB_DELAY_MS)
+        base_url = f"{stub.url}/v1"
+        overrides = {"writer_model.model": "stub", "writer_model.max_concurrency": 64}
+        drill.record.event("stub LLM", f"{stub.url}, {STUB_DELAY_MS:g} ms per answer")
+    upstream = urlsplit(base_url)
+    tap = LlmTap(stack.procs, stack.state.log_file("llm-tap"), stack.state.root / "llm-tap" / f"{uuid.uuid4().hex}.jsonl")
+    drill.on_cleanup("LLM tap stopped", tap.stop)
+    tap.start(f"{upstream.scheme}://{upstream.netloc}")
+    overrides["writer_model.base_url"] = f"{tap.url}{upstream.path}"
+    storm.writer_config = stack.writer.derived_config("storm", overrides)
+    drill.on_cleanup("writer on its own config", stack.writer.restart)
+    actions.restart_writer(drill, storm.writer_config)
+    drill.record.event("tap", f"writer -> {tap.url}{upstream.path} -> {base_url}; record {tap.record}")
+    drill.record.evidence["tap_record"] = str(tap.record)
+    return tap
+
+
+def send_all(drill: Drill, storm: Storm) -> None:
+    run = uuid.uuid4().hex[:8]  # a fresh key space per run: an old storm's keys must not dedupe this one
+    storm.started = time.monotonic()
+    for i in range(storm.n):
+        key = f"storm-{run}-{i}"
+        body = howto_body(f"{RESTART_PROMPT} ({i})")
+        invocation_id = drill.stack.ingress.send(body, idempotency_key=key)
+        drill.invocations.append(invocation_id)
+        storm.keys[invocation_id] = key
+        storm.bodies[invocation_id] = body
+    drill.record.invocation_id = drill.invocations[0]
+    drill.record.event("sent", f"{storm.n} invocations with idempotency keys storm-{run}-0..{storm.n - 1}")
+
+
+class Progress:
+    """Step executions and saved reports of the storm's invocations, read incrementally from the ledger."""
+
+    def __init__(self, drill: Drill, storm: Storm) -> None:
+        self.follower = drill.stack.writer.ledger_follower()
+        self.ours = set(storm.keys)
+        self.started = 0
+        self.saved = 0
+        self.last_ok = 0.0
+
+    def __call__(self) -> tuple[int, int]:
+        for e in self.follower.new_entries():
+            if e.invocation_id in self.ours:
+                self.started += e.outcome == "started"
+                self.saved += e.step == "save_report" and e.outcome == "ok"
+                if e.outcome == "ok":
+                    self.last_ok = e.time
+        return self.started, self.saved
+
+
+def kill_at_progress_points(drill: Drill, storm: Storm) -> None:
+    """K kills, each after a seeded share of the remaining work: progress, not the clock, picks the moment."""
+    rng = random.Random(storm.seed)
+    progress = Progress(drill, storm)
+    total = storm.n * len(drill.stack.writer.steps())
+    for k in range(storm.kills):
+        done, _ = progress()
+        goal = done + rng.randint(1, max(2, (total - done) // (storm.kills - k + 1)))
+
+        def reached(seen: tuple[int, int], goal: int = goal) -> bool:
+            drill.pace.observe(seen)
+            return seen[0] >= goal or seen[1] >= storm.n
+
+        seen = poll(progress, reached, f"{goal} step executions", 24 * 3600, interval_s=0.02, stalled=drill.pace)
+        if seen[1] >= storm.n:
+            drill.record.note(f"every invocation finished before kill {k + 1}/{storm.kills}")
+            break
+        drill.record.event(f"kill {k + 1}/{storm.kills}", f"after {seen[0]} step executions (goal {goal})")
+        kill_and_restart(drill, storm)
+        restarted = time.time()
+        resume_backing_off(drill, storm)
+        poll(
+            progress,
+            lambda _: progress.last_ok > restarted,
+            "a step to finish after the restart",
+            24 * 3600,
+            interval_s=0.02,
+            stalled=drill.pace,
+        )
+        storm.recoveries.append(round(progress.last_ok - restarted, 3))
+        drill.record.event("progress again", f"a step finished {storm.recoveries[-1]:.2f} s after the restart")
+
+
+def kill_and_restart(drill: Drill, storm: Storm) -> None:
+    if storm.target == "writer":
+        writer = drill.stack.writer.live()
+        if writer is None:
+            raise DrillError("the writer is not running: nothing to kill")
+        actions.kill_writer(drill, writer, signal.SIGKILL)
+        actions.restart_writer(drill, storm.writer_config)
+    else:
+        actions.kill_server(drill, signal.SIGKILL)
+        actions.start_server(drill)
+
+
+def resume_backing_off(drill: Drill, storm: Storm) -> None:
+    """Retry now every invocation of ours that backs off (rather than at its next backoff)."""
+    rows = drill.stack.admin.query(
+        f"SELECT id FROM sys_invocation WHERE status IN ('backing-off', 'paused') AND id IN ({sql_list(storm.keys)})"
+    )
+    resumed = 0
+    for row in rows:
+        try:
+            drill.stack.admin.resume(row["id"])
+            resumed += 1
+        except HttpError:
+            pass  # Restate got there first
+    drill.record.event("resumed", f"{resumed} backing-off invocation(s)")
+
+
+def wait_all_completed(drill: Drill, storm: Storm) -> None:
+    def open_count() -> int:
+        rows = drill.stack.admin.query(f"SELECT id, status FROM sys_invocation WHERE id IN ({sql_list(storm.keys)})")
+        still = sum(1 for r in rows if r.get("status") != "completed")
+        drill.pace.observe(still)
+        return still
+
+    poll(open_count, lambda c: c == 0, f"all {storm.n} invocations to complete", 24 * 3600, 0.2, stalled=drill.pace)
+    drill.record.event("completed", f"all {storm.n} invocations")

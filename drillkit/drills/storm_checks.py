@@ -1,0 +1,193 @@
+"""The storm's verdict from three sources that do not share a failure: Restate's journal, the writer's
+ledger and the LLM tap (which sees every request that reaches the model, whoever sent it).
+
+- all N completed with success, and each idempotency key sent again returns the same output;
+- each report file holds exactly Restate's output;
+- no step Restate had journaled as done was executed again (ledger) or requested again (tap);
+- the sources agree: every request the tap saw was an execution the ledger knows (same invocation, step,
+  attempt), and every LLM execution the ledger calls ok reached the model and was answered;
+- LLM requests stay within N·L + K·C (N invocations, L LLM steps, K kills, C the writer's concurrency
+  limit: a kill can cut at most C requests in flight, each asked once more).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from drillkit.components.llm_tap import LlmTap, TapRequest
+from drillkit.drills.frame import Drill
+from drillkit.errors import HttpError
+from drillkit.evidence import journaled_completions, restate_time
+from drillkit.restate_api import sql_list
+from writer_service.ledger import Execution, executions, read_ledger
+
+if TYPE_CHECKING:
+    from drillkit.drills.storm import Storm
+
+TOLERANCE_S = 0.005  # Restate's timestamps are in milliseconds
+SHOWN = 5
+
+
+def judge(drill: Drill, storm: Storm, tap: LlmTap) -> None:
+    stack, record = drill.stack, drill.record
+    ids = list(storm.keys)
+    rows = stack.admin.query(
+        f"SELECT id, status, completion_result, completion_failure, created_at, completed_at FROM sys_invocation "
+        f"WHERE id IN ({sql_list(ids)})"
+    )
+    failed = [r["id"] for r in rows if r.get("completion_result") != "success"]
+    record.expect(
+        f"all {storm.n} invocations completed with success",
+        len(rows) == storm.n and not failed,
+        f"{len(rows) - len(failed)}/{storm.n} success" + (f"; not: {failed[:SHOWN]}" if failed else ""),
+    )
+    outputs = same_output_again(drill, storm)
+    files_hold_outputs(drill, outputs)
+    journal = stack.admin.query(
+        "SELECT id, index, entry_type, name, entry_lite_json, appended_at FROM sys_journal "
+        f"WHERE id IN ({sql_list(ids)}) ORDER BY id, index"
+    )
+    by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in journal:
+        by_id[row["id"]].append(row)
+    journaled = {i: journaled_completions(by_id[i]) for i in ids}
+    runs = [e for e in executions(read_ledger(stack.config.ledger_file())) if e.invocation_id in storm.keys]
+    requests = tap.requests(ids)
+    nothing_done_twice(drill, journaled, runs, requests)
+    sources_agree(drill, runs, requests)
+    requests_within_bound(drill, storm, requests)
+    record.evidence["storm"] = figures(storm, rows)
+    record.note("storm figures: " + ", ".join(f"{k}={v}" for k, v in record.evidence["storm"].items()))
+
+
+def same_output_again(drill: Drill, storm: Storm) -> dict[str, Any]:
+    """Each key sent again (the synchronous call) returns what Restate stored for its invocation."""
+    outputs: dict[str, Any] = {}
+    differ = []
+    for invocation_id, key in storm.keys.items():
+        try:
+            outputs[invocation_id] = drill.stack.ingress.output(invocation_id)
+            again = drill.stack.ingress.call(storm.bodies[invocation_id], idempotency_key=key, timeout_s=60)
+        except HttpError as exc:
+            differ.append(f"{invocation_id}: {exc}")
+            continue
+        if again != outputs[invocation_id]:
+            differ.append(f"{invocation_id}: another output for key {key}")
+    drill.record.expect(
+        "sending any idempotency key again returns the same output",
+        not differ,
+        f"{len(storm.keys) - len(differ)}/{len(storm.keys)} keys answered with the stored output"
+        + (f"; {differ[:SHOWN]}" if differ else ""),
+    )
+    return outputs
+
+
+def files_hold_outputs(drill: Drill, outputs: dict[str, Any]) -> None:
+    wrong = []
+    for invocation_id, output in outputs.items():
+        path = Path(str(output.get("output_path"))) if isinstance(output, dict) else None
+        if path is None or not path.is_file() or path.read_text(encoding="utf-8") != output.get("markdown_report"):
+            wrong.append(f"{invocation_id}: {path}")
+    drill.record.expect(
+        "every report file holds exactly Restate's output",
+        not wrong and bool(outputs),
+        f"{len(outputs) - len(wrong)}/{len(outputs)} files equal their invocation's markdown_report"
+        + (f"; not: {wrong[:SHOWN]}" if wrong else ""),
+    )
+
+
+def nothing_done_twice(
+    drill: Drill, journaled: dict[str, dict[str, float]], runs: list[Execution], requests: list[TapRequest]
+) -> None:
+    def late(invocation_id: str, step: str | None, at: float) -> bool:
+        done = journaled.get(invocation_id, {}).get(step or "")
+        return done is not None and at > done + TOLERANCE_S
+
+    executed = sorted({f"{e.invocation_id}/{e.step}" for e in runs if late(e.invocation_id, e.step, e.started)})
+    requested = sorted(
+        {f"{r.invocation_id}/{r.step}" for r in requests if r.invocation_id and late(r.invocation_id, r.step, r.time)}
+    )
+    steps = sum(len(done) for done in journaled.values())
+    drill.record.expect(
+        "no step Restate had journaled as done was executed again (ledger)",
+        not executed,
+        f"{steps} journaled steps; executed again: {executed[:SHOWN] or 'none'}",
+    )
+    drill.record.expect(
+        "no step Restate had journaled as done was requested again from the model (tap)",
+        not requested,
+        f"{len(requests)} requests seen by the tap; requested again: {requested[:SHOWN] or 'none'}",
+    )
+
+
+def sources_agree(drill: Drill, runs: list[Execution], requests: list[TapRequest]) -> None:
+    """Every request the tap saw is an execution the ledger started; every ok LLM execution was answered."""
+    started = {(e.invocation_id, e.step, e.attempt) for e in runs}
+    unknown = [r for r in requests if (r.invocation_id, r.step, r.attempt) not in started]
+    answered = {(r.invocation_id, r.step, r.attempt) for r in requests if r.status == 200}
+    llm_ok = [e for e in runs if e.outcome == "ok" and e.step != "save_report"]
+    unseen = [e for e in llm_ok if (e.invocation_id, e.step, e.attempt) not in answered]
+    drill.record.expect(
+        "the tap and the ledger agree (each request an execution the ledger started; each ok LLM step answered)",
+        not unknown and not unseen,
+        f"{len(requests)} tap requests, {len(llm_ok)} ok LLM executions"
+        + (f"; tap saw requests the ledger never started: {[_key(r) for r in unknown[:SHOWN]]}" if unknown else "")
+        + (f"; ledger ok but the model never answered: {[_key(e) for e in unseen[:SHOWN]]}" if unseen else ""),
+    )
+
+
+def requests_within_bound(drill: Drill, storm: Storm, requests: list[TapRequest]) -> None:
+    llm_steps = [s for s in drill.stack.writer.steps() if s != "save_report"]
+    concurrency = drill.stack.writer.max_concurrency()
+    bound = storm.n * len(llm_steps) + storm.kills * concurrency
+    per_step = Counter((r.invocation_id, r.step) for r in requests)
+    ratio = len(requests) / (storm.n * len(llm_steps))
+    drill.record.evidence["llm_requests"] = {
+        "total": len(requests),
+        "per_llm_step": round(ratio, 3),
+        "bound": bound,
+        "most_for_one_step": max(per_step.values(), default=0),
+    }
+    drill.record.expect(
+        f"LLM requests within N·L + K·C = {storm.n}·{len(llm_steps)} + {storm.kills}·{concurrency} = {bound}",
+        len(requests) <= bound,
+        f"{len(requests)} requests, {ratio:.3f} per LLM step (bound {bound / (storm.n * len(llm_steps)):.3f})",
+    )
+
+
+def _key(item: TapRequest | Execution) -> str:
+    return f"{item.invocation_id}/{item.step}#{item.attempt}"
+
+
+def latencies(rows: list[dict[str, Any]]) -> list[float]:
+    found = []
+    for row in rows:
+        began, ended = restate_time(row.get("created_at")), restate_time(row.get("completed_at"))
+        if began is not None and ended is not None:
+            found.append(ended - began)
+    return sorted(found)
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, round(share * (len(values) - 1)))]
+
+
+def figures(storm: Storm, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    lat = latencies(rows)
+    return {
+        "invocations": storm.n,
+        "kills": storm.kills,
+        "target": storm.target,
+        "seed": storm.seed,
+        "wall_s": round(storm.wall_s, 2),
+        "throughput_inv_per_s": round(storm.n / storm.wall_s, 3) if storm.wall_s else None,
+        "latency_p50_s": round(percentile(lat, 0.5), 3),
+        "latency_p99_s": round(percentile(lat, 0.99), 3),
+        "latency_mean_s": round(statistics.fmean(lat), 3) if lat else None,
+        "recovery_s": storm.recoveries,
+    }
