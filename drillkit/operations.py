@@ -16,7 +16,7 @@ from typing import Any
 from drillkit import console, docker_engine
 from drillkit.binaries import SERVER
 from drillkit.errors import DrillError, HttpError
-from drillkit.howto import RESTART_PROMPT, howto_body, read_body
+from drillkit.howto import RESTART_PROMPT, fault_headers, howto_body, read_body
 from drillkit.procs import ProcessRecord, Stopped
 from drillkit.restate_server import docker_client
 from drillkit.stack import LLM, WRITER, Stack
@@ -137,7 +137,7 @@ def call(stack: Stack, prompt: str | None = None, body_file: str | None = None) 
     body = request_body(prompt, body_file, howto_body()["prompt"])
     with console.activity("POST /WriterAgentRestate/run (waiting for the report)"):
         try:
-            result = stack.ingress.call(body)
+            result = stack.ingress.call(body, headers=fault_headers(stack.state, body))
         except HttpError as exc:
             raise DrillError(f"the invocation failed: {exc}") from None
     console.ok(f"report written to {result.get('output_path')}")
@@ -147,7 +147,7 @@ def call(stack: Stack, prompt: str | None = None, body_file: str | None = None) 
 
 def send(stack: Stack, prompt: str | None = None, body_file: str | None = None) -> str:
     body = request_body(prompt, body_file, RESTART_PROMPT)
-    invocation_id = stack.ingress.send(body)
+    invocation_id = stack.ingress.send(body, headers=fault_headers(stack.state, body))
     stack.state.remember_invocation(invocation_id)
     console.ok(f"sent: invocation {invocation_id} (remembered as the last invocation)")
     return invocation_id

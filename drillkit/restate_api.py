@@ -112,16 +112,25 @@ class IngressApi(_Api):
     def healthy_ingress(self) -> bool:
         return self.healthy("/restate/health")
 
-    def call(self, body: dict[str, Any], timeout_s: float = 600.0) -> Any:
-        """Synchronous `POST /WriterAgentRestate/run`: waits for the report."""
+    def call(self, body: dict[str, Any], timeout_s: float = 600.0, headers: dict[str, str] | None = None) -> Any:
+        """Synchronous `POST /WriterAgentRestate/run`: waits for the report. `headers` go to the handler
+        too (Restate passes ingress headers on): the fault key travels that way."""
         response = self.request(
-            "POST", f"/{SERVICE}/{HANDLER}", json=body, timeout=httpx.Timeout(timeout_s, connect=2.0)
+            "POST",
+            f"/{SERVICE}/{HANDLER}",
+            json=body,
+            headers=headers or {},
+            timeout=httpx.Timeout(timeout_s, connect=2.0),
         )
         return response.json()
 
-    def send(self, body: dict[str, Any], idempotency_key: str | None = None) -> str:
+    def send(
+        self, body: dict[str, Any], idempotency_key: str | None = None, headers: dict[str, str] | None = None
+    ) -> str:
         """Asynchronous `POST /WriterAgentRestate/run/send`: returns the invocation id (202 Accepted)."""
-        headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
+        headers = dict(headers or {})
+        if idempotency_key:
+            headers["idempotency-key"] = idempotency_key
         response = self.request("POST", f"/{SERVICE}/{HANDLER}/send", ok=(200, 202), json=body, headers=headers)
         data = response.json()
         if "invocationId" not in data:

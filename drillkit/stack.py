@@ -32,7 +32,7 @@ from drillkit.restate_cli import RestateCli
 from drillkit.restate_server import DockerServer, NativeServer, ServerBackend, docker_available, wait_ready
 from drillkit.state import StateDir, write_text_atomically
 from drillkit.waits import WaitTimeout, poll
-from writer_service.config import HOST_OVERRIDE_ENV, apply_overrides, read_config_data
+from writer_service.config import FAULT_KEY_FILE_ENV, HOST_OVERRIDE_ENV, apply_overrides, read_config_data
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WRITER = "writer"
@@ -217,6 +217,7 @@ class Stack:
                 **os.environ,
                 "RESTATE_WRITER_CONFIG": config_file or self.config.source,
                 HOST_OVERRIDE_ENV: self.writer_host(),
+                FAULT_KEY_FILE_ENV: str(self.state.fault_key_file()),
             }
             live = self.procs.spawn(WRITER, argv, self.state.log_file(WRITER), env=env)
         self._wait_process_healthy(live, f"{self.writer_url()}/health", "writer service")

@@ -18,6 +18,7 @@ from drillkit import console
 from drillkit.drills.record import ERROR, PASS, DrillRecord, row_summary
 from drillkit.errors import DrillError, HttpError
 from drillkit.evidence import journal_steps, transient_errors
+from drillkit.howto import fault_headers
 from drillkit.stack import Stack
 from drillkit.waits import WaitTimeout, poll
 from writer_service.ledger import read_ledger
@@ -37,7 +38,8 @@ class Drill:
         self.cleanups.append((what, action))
 
     def send(self, body: dict[str, Any]) -> str:
-        invocation_id = self.stack.ingress.send(body)
+        # A body asking for faults carries the stack's fault key, or the writer refuses it (403).
+        invocation_id = self.stack.ingress.send(body, headers=fault_headers(self.stack.state, body))
         self.stack.state.remember_invocation(invocation_id)
         self.record.invocation_id = invocation_id
         self.record.event("sent", f"POST /WriterAgentRestate/run/send -> {invocation_id}")
