@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from drillkit.errors import DrillError
+from drillkit.state import StateDir
+from writer_service.config import FAULT_KEY_HEADER
 
 NOMINAL_PROMPT = "Ecris un court rapport de test."
 RESTART_PROMPT = "Ecris un rapport plus long pour tester un redemarrage."
@@ -27,6 +29,11 @@ def howto_body(prompt: str = NOMINAL_PROMPT, faults: dict[str, Any] | None = Non
     if faults:
         body["faults"] = faults
     return body
+
+
+def fault_headers(state: StateDir, body: dict[str, Any]) -> dict[str, str]:
+    """The header a body asking for faults must carry (the stack's fault key); none otherwise."""
+    return {FAULT_KEY_HEADER: state.fault_key()} if "faults" in body else {}
 
 
 def read_body(path: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from drillkit.binaries import SERVER
 from drillkit.components import docker_engine
 from drillkit.components.process import ManagedProcess
 from drillkit.errors import DrillError, HttpError
-from drillkit.howto import RESTART_PROMPT, howto_body, read_body
+from drillkit.howto import RESTART_PROMPT, fault_headers, howto_body, read_body
 from drillkit.procs import Stopped
 from drillkit.stack import Stack
 
@@ -145,7 +145,7 @@ def call(stack: Stack, prompt: str | None = None, body_file: str | None = None) 
     body = request_body(prompt, body_file, howto_body()["prompt"])
     with progress.activity("POST /WriterAgentRestate/run (waiting for the report)"):
         try:
-            result = stack.ingress.call(body)
+            result = stack.ingress.call(body, headers=fault_headers(stack.state, body))
         except HttpError as exc:
             raise DrillError(f"the invocation failed: {exc}") from None
     progress.ok(f"report written to {result.get('output_path')}")
@@ -155,7 +155,7 @@ def call(stack: Stack, prompt: str | None = None, body_file: str | None = None) 
 
 def send(stack: Stack, prompt: str | None = None, body_file: str | None = None) -> str:
     body = request_body(prompt, body_file, RESTART_PROMPT)
-    invocation_id = stack.ingress.send(body)
+    invocation_id = stack.ingress.send(body, headers=fault_headers(stack.state, body))
     stack.state.remember_invocation(invocation_id)
     progress.ok(f"sent: invocation {invocation_id} (remembered as the last invocation)")
     return invocation_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,32 @@ class StateDir:
     @property
     def drill_lock_file(self) -> Path:
         return self.root / "drill.lock"
+
+    def fault_key_file(self) -> Path:
+        """The file holding the stack's key for request fault injection, made on first use: a random
+        token, readable by its owner only, in a state dir closed to everyone else. The writer is started
+        with its name; drills send the key in a header. Never print it."""
+        path = self.root / "fault-key"
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        if path.exists():
+            os.chmod(path, 0o600)
+            return path
+        tmp = self.root / f".fault-key.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(secrets.token_urlsafe(32) + "\n")
+            try:
+                os.link(tmp, path)  # publish whole, and never over a key someone else just made
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    def fault_key(self) -> str:
+        return self.fault_key_file().read_text(encoding="utf-8").strip()
 
     def log_file(self, component: str) -> Path:
         return self.logs / f"{component}.log"

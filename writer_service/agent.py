@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,13 +22,20 @@ from typing import Any, TypeVar
 
 import restate
 from restate import TerminalError
+from restate.serde import BytesSerde
 
 from writer_service import faults as fault_injection
-from writer_service.config import Faults, StepRetry, WriterConfig
+from writer_service.config import FAULT_KEY_HEADER, Faults, StepRetry, WriterConfig
 from writer_service.ledger import ExecutionLedger
 from writer_service.llm import LlmClient, describe_error, is_retryable, parse_json_object, string_list
-from writer_service.models import InvalidRequest, ReportData, WriterRequest, parse_request
-from writer_service.report_files import PathNotAllowed, contained_dir, report_file_name, write_atomically
+from writer_service.models import ReportData, WriterRequest, parse_body, parse_request, shown
+from writer_service.report_files import (
+    PathNotAllowed,
+    contained_dir,
+    containing_root,
+    report_file_name,
+    write_contained,
+)
 
 SERVICE_NAME = "WriterAgentRestate"
 log = logging.getLogger("writer_service.agent")
@@ -44,6 +51,8 @@ class WriterRuntime:
     config: WriterConfig
     llm: LlmClient
     ledger: ExecutionLedger
+    fault_key: str | None = None
+    """The stack's key for request fault injection (see faults.load_fault_key); None refuses them all."""
 
 
 def run_options(retry: StepRetry) -> restate.RunOptions[Any]:
@@ -58,25 +67,58 @@ def run_options(retry: StepRetry) -> restate.RunOptions[Any]:
     )
 
 
-def validate(rt: WriterRuntime, body: Any) -> tuple[WriterRequest, Path, Faults]:
-    """Everything that makes a request unacceptable, checked before any step: a 400, never retried."""
+def validate(
+    rt: WriterRuntime, body: Any, headers: Mapping[str, str] | None = None
+) -> tuple[WriterRequest, Path, Faults]:
+    """Everything that makes a request unacceptable, checked before any step, and never retried: a bad
+    body or path is a 400, request faults without the stack's key a 403. `body` is the raw bytes the
+    handler received (or, from the benchmarks and tests, an already decoded object). Whatever goes wrong
+    in here, even an exception nobody foresaw, ends as a terminal error: an exception escaping the
+    handler would make Restate retry the invocation forever."""
+    field = "body"
     try:
-        request = parse_request(body)
+        request = parse_body(bytes(body)) if isinstance(body, bytes | bytearray) else parse_request(body)
         roots = rt.config.paths.allowed_roots
+        field = "research_info.temp_dir"
         contained_dir("temp_dir", request.research_info.temp_dir, roots)
+        field = "research_info.output_dir"
         output_dir = contained_dir("output_dir", request.research_info.output_dir, roots)
-    except (InvalidRequest, PathNotAllowed) as exc:
+        field = "faults"
+        faults = _request_faults(rt, request, headers or {})
+    except TerminalError:
+        raise
+    except PathNotAllowed as exc:
         raise TerminalError(str(exc), status_code=400) from None
-    faults: Faults = rt.config.faults
-    if request.faults is not None:
-        if not rt.config.faults.allow_request_faults:
-            raise TerminalError(
-                "invalid request: faults: request fault injection is disabled by this writer's config "
-                "(faults.allow_request_faults: false)",
-                status_code=400,
-            )
-        faults = request.faults
+    except Exception as exc:
+        log.warning("invalid request (%s): unexpected %s", field, type(exc).__name__)
+        raise TerminalError(
+            f"invalid request: {field}: {type(exc).__name__}: {shown(str(exc))}", status_code=400
+        ) from None
     return request, output_dir, faults
+
+
+def _request_faults(rt: WriterRuntime, request: WriterRequest, headers: Mapping[str, str]) -> Faults:
+    if request.faults is None:
+        return rt.config.faults
+    if not rt.config.faults.allow_request_faults:
+        raise TerminalError(
+            "invalid request: faults: request fault injection is disabled by this writer's config "
+            "(faults.allow_request_faults: false)",
+            status_code=400,
+        )
+    if not fault_injection.fault_key_matches(rt.fault_key, headers):
+        log.warning("request faults refused: no valid %s header", FAULT_KEY_HEADER)
+        raise TerminalError(
+            f"forbidden: faults: request fault injection needs the stack's fault key in the {FAULT_KEY_HEADER} "
+            "header; this request has none or a wrong one (or the writer has no key)",
+            status_code=403,
+        )
+    return request.faults
+
+
+def request_headers(ctx: Any) -> Mapping[str, str]:
+    """The ingress request's headers (Restate passes them on); none for a context without them."""
+    return getattr(ctx.request(), "headers", None) or {}
 
 
 class StepFailed(RuntimeError):
@@ -208,7 +250,7 @@ def render_markdown(topic: str, sections: list[str], bodies: list[str], summary:
 async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> dict[str, Any]:
     """The pipeline. `ctx` is Restate's context in the service; the benchmarks pass a direct one to
     measure the same code without Restate."""
-    request, output_dir, faults = validate(rt, body)
+    request, output_dir, faults = validate(rt, body, request_headers(ctx))
     steps = StepRunner(ctx, rt, faults)
     llm, pipeline = rt.llm, rt.config.pipeline
     n = pipeline.sections
@@ -254,7 +296,12 @@ async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> di
     file_name = report_file_name(plan["research_topic"], markdown)
 
     async def save_report(_attempt: int) -> str:
-        return str(write_atomically(output_dir, file_name, markdown))
+        # Checked again as it is written: output_dir may have been swapped for a symlink since validate.
+        try:
+            root = containing_root(output_dir, rt.config.paths.allowed_roots)
+            return str(write_contained(root, output_dir, file_name, markdown))
+        except PathNotAllowed as exc:
+            raise TerminalError(f"save_report: research_info.output_dir: {exc}", status_code=400) from None
 
     output_path = await steps.step("save_report", save_report, pipeline.tool_retry)
     return ReportData(
@@ -270,8 +317,10 @@ async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> di
 def build_service(rt: WriterRuntime) -> restate.Service:
     service = restate.Service(SERVICE_NAME)
 
-    @service.handler("run")
-    async def run(ctx: restate.Context, body: dict[str, Any]) -> dict[str, Any]:
+    # The raw bytes, not the SDK's JSON decoding: a body that is not UTF-8 or not JSON is then our own
+    # terminal 400 naming the problem, instead of the SDK's generic terminal 500.
+    @service.handler("run", input_serde=BytesSerde())
+    async def run(ctx: restate.Context, body: bytes) -> dict[str, Any]:
         return await write_report(ctx, rt, body)
 
     return service

@@ -22,6 +22,11 @@ CONFIG_ENV = "RESTATE_WRITER_CONFIG"
 # Overrides service.host: the drill runtime sets it when Restate runs in a container and must reach the
 # writer through the Docker bridge rather than loopback.
 HOST_OVERRIDE_ENV = "RESTATE_WRITER_HOST"
+# Request fault injection needs the stack's key: the writer reads it from the file this variable names
+# (no variable, no key: request faults are always refused), and a request carrying `faults` sends it in
+# this ingress header, which Restate passes on to the handler.
+FAULT_KEY_FILE_ENV = "RESTATE_WRITER_FAULT_KEY_FILE"
+FAULT_KEY_HEADER = "x-drill-fault-key"
 DEFAULT_CONFIG = Path("configs/local.yaml")
 STEP_NAMES = ("outline", "section", "summary", "save_report")
 # Sections of the shared file that belong to the drill runtime, not to the writer.

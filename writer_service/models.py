@@ -1,32 +1,107 @@
-"""Request and result shapes of `WriterAgentRestate.run`, exactly as the HOW-TO sends and expects them."""
+"""Request and result shapes of `WriterAgentRestate.run`, exactly as the HOW-TO sends and expects them.
+
+A request body comes from anyone who can reach Restate's ingress, so everything here is checked before
+any step runs, and every way a body can be wrong ends in the same `InvalidRequest` (a terminal 400).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import re
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from restate import TerminalError
 
 from writer_service.config import Faults
+
+# Limits on what a request may carry (documented in the README, "The writer").
+MAX_BODY_BYTES = 1_000_000
+MAX_PROMPT_CHARS = 20_000
+MAX_SEARCH_RESULTS = 50
+MAX_SEARCH_RESULT_CHARS = 10_000
+MAX_SEARCH_PLAN = 20
+MAX_PATH_CHARS = 1024
+MAX_PATH_COMPONENT_BYTES = 255  # NAME_MAX
+MAX_NAME_CHARS = 256  # vector_store_name, vector_store_id
+MAX_SHOWN_CHARS = 80  # how much of a bad value an error message repeats
+
+
+class InvalidRequest(TerminalError, ValueError):
+    """The body cannot be a WriterRequest; the message lists every problem by field. A terminal 400:
+    Restate fails the invocation at once instead of retrying it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status_code=400)
+
+
+def shown(value: object) -> str:
+    """An attacker-chosen value as an error message may repeat it: escaped (repr escapes control
+    characters and lone surrogates, which would not even encode) and cut short."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
+
+
+def _bad_characters(value: str, allowed_controls: str) -> str | None:
+    for char in value:
+        code = ord(char)
+        if 0xD800 <= code <= 0xDFFF:
+            return f"contains a lone surrogate ({char!r})"
+        if (code < 0x20 or 0x7F <= code < 0xA0) and char not in allowed_controls:
+            return "contains a NUL byte" if code == 0 else f"contains a control character ({char!r})"
+    return None
+
+
+def _text(value: str) -> str:
+    """Free text (prompt, search results): tabs and newlines are fine; NUL, other controls and lone
+    surrogates are not (they break the report's UTF-8, the logs, and C strings downstream)."""
+    problem = _bad_characters(value, "\t\n\r")
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _path(value: str) -> str:
+    """A directory path: absolute, printable, within PATH_MAX/NAME_MAX. A relative or empty path would
+    resolve against the writer's working directory, which no client should choose."""
+    problem = _bad_characters(value, "")
+    if problem is None and any(ch in value for ch in "\u2028\u2029\u200e\u200f\u202a\u202b\u202c\u202d\u202e"):
+        problem = "contains a line separator or a bidirectional control character"
+    if problem:
+        raise ValueError(problem)
+    if not value.startswith("/"):
+        raise ValueError(f"must be an absolute path (got {shown(value)})")
+    for part in value.split("/"):
+        if len(part.encode("utf-8")) > MAX_PATH_COMPONENT_BYTES:
+            raise ValueError(f"has a path component longer than {MAX_PATH_COMPONENT_BYTES} bytes")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+DirPath = Annotated[str, Field(max_length=MAX_PATH_CHARS), AfterValidator(_path)]
+Name = Annotated[str, Field(max_length=MAX_NAME_CHARS), AfterValidator(_text)]
 
 
 class ResearchInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    temp_dir: str
-    output_dir: str
-    max_search_plan: int = Field(ge=0)
-    vector_store_name: str | None = None
-    vector_store_id: str | None = None
-    search_results: list[str] = []
+    temp_dir: DirPath
+    output_dir: DirPath
+    max_search_plan: int = Field(ge=0, le=MAX_SEARCH_PLAN)
+    vector_store_name: Name | None = None
+    vector_store_id: Name | None = None
+    search_results: list[Annotated[Text, Field(max_length=MAX_SEARCH_RESULT_CHARS)]] = Field(
+        default=[], max_length=MAX_SEARCH_RESULTS
+    )
 
     @field_validator("max_search_plan", mode="before")
     @classmethod
     def _numeric_string(cls, value: Any) -> Any:
-        # The HOW-TO sends "1": accept an int or a string of digits, nothing looser.
+        # The HOW-TO sends "1": accept an int or a short string of ASCII digits, nothing looser.
         if isinstance(value, bool):
             raise ValueError("must be an integer or a numeric string")
         if isinstance(value, str):
-            if not value.strip().isdigit():
+            if not re.fullmatch(r"\s*[0-9]{1,6}\s*", value, flags=re.ASCII):
                 raise ValueError("must be an integer or a numeric string")
             return int(value)
         return value
@@ -35,10 +110,11 @@ class ResearchInfo(BaseModel):
 class WriterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(min_length=1)
+    prompt: Annotated[Text, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
     research_info: ResearchInfo
     faults: Faults | None = None
-    """Per-request fault injection; refused unless the config sets `faults.allow_request_faults`."""
+    """Per-request fault injection; refused unless the config sets `faults.allow_request_faults` and the
+    request carries the stack's fault key."""
 
 
 class Outline(BaseModel):
@@ -62,16 +138,53 @@ class ReportData(BaseModel):
     output_path: str
 
 
-class InvalidRequest(ValueError):
-    """The body cannot be a WriterRequest; the message lists every problem by field."""
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    parts = []
+    for part in loc:
+        text = str(part)
+        # Unknown keys are the client's own text: show them escaped and short.
+        parts.append(text if re.fullmatch(r"[A-Za-z0-9_\[\]-]{1,40}", text) else shown(text))
+    return ".".join(parts) or "body"
 
 
 def parse_request(body: Any) -> WriterRequest:
+    """A decoded JSON body as a WriterRequest, or `InvalidRequest` naming every bad field."""
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"invalid request: body: must be a JSON object, got {_json_type(body)}")
     try:
         return WriterRequest.model_validate(body)
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]) or "body"
-            problems.append(f"{field}: {err['msg']}")
+        for err in exc.errors(include_input=False, include_url=False):
+            problems.append(f"{_field_name(err['loc'])}: {err['msg']}")
         raise InvalidRequest("invalid request: " + "; ".join(problems)) from None
+
+
+def parse_body(raw: bytes) -> WriterRequest:
+    """The raw request bytes (the handler takes them as they came) as a WriterRequest: too large,
+    not UTF-8 or not JSON are the same terminal 400 as a bad field."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidRequest(f"invalid request: body: {len(raw)} bytes, more than the {MAX_BODY_BYTES} allowed")
+    if not raw.strip():
+        raise InvalidRequest("invalid request: body: empty; expected a JSON object")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"invalid request: body: not valid UTF-8 (byte {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"invalid request: body: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except (ValueError, RecursionError) as exc:  # too deeply nested, numbers too long to convert
+        raise InvalidRequest(f"invalid request: body: not acceptable JSON: {type(exc).__name__}") from None
+    return parse_request(data)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )

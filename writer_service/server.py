@@ -24,6 +24,7 @@ from restate.server import install_shutdown_hook
 
 from writer_service.agent import WriterRuntime, build_service
 from writer_service.config import CONFIG_ENV, HOST_OVERRIDE_ENV, ConfigError, WriterConfig
+from writer_service.faults import load_fault_key
 from writer_service.ledger import ExecutionLedger
 from writer_service.llm import LlmClient
 
@@ -46,7 +47,10 @@ def hypercorn_config(config: WriterConfig) -> Config:
 
 async def serve_writer(config: WriterConfig) -> None:
     runtime = WriterRuntime(
-        config=config, llm=LlmClient(config.writer_model), ledger=ExecutionLedger(config.ledger.path)
+        config=config,
+        llm=LlmClient(config.writer_model),
+        ledger=ExecutionLedger(config.ledger.path),
+        fault_key=load_fault_key(),
     )
     app = restate.app(services=[build_service(runtime)])
     stop = asyncio.Event()

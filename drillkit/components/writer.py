@@ -19,7 +19,14 @@ from drillkit.components.process import ManagedProcess
 from drillkit.config import PROJECT_ROOT, DrillConfig, validate_mapping
 from drillkit.procs import ProcessRecord, ProcessTable, Stopped
 from drillkit.state import StateDir, write_text_atomically
-from writer_service.config import CONFIG_ENV, HOST_OVERRIDE_ENV, apply_overrides, read_config_data, step_order
+from writer_service.config import (
+    CONFIG_ENV,
+    FAULT_KEY_FILE_ENV,
+    HOST_OVERRIDE_ENV,
+    apply_overrides,
+    read_config_data,
+    step_order,
+)
 from writer_service.ledger import LedgerEntry, LedgerFollower, read_ledger
 
 NAME = "writer"
@@ -45,7 +52,13 @@ class WriterService(ManagedProcess):
 
     def start(self, config_file: str | None = None) -> ProcessRecord:
         """Start with the stack's config, or `config_file` (a drill's derived config); reuse a live one."""
-        env = {**os.environ, CONFIG_ENV: config_file or self.config.source, HOST_OVERRIDE_ENV: self.host}
+        env = {
+            **os.environ,
+            CONFIG_ENV: config_file or self.config.source,
+            HOST_OVERRIDE_ENV: self.host,
+            # Request faults need the stack's key: the writer reads it from this file (never from argv/env).
+            FAULT_KEY_FILE_ENV: str(self.state.fault_key_file()),
+        }
         # Started from the project root: relative paths in the config mean the same to it as to drillkit.
         return self.spawn_or_reuse([sys.executable, str(SCRIPT)], env=env, cwd=PROJECT_ROOT)
 

@@ -14,23 +14,20 @@ from typing import Any
 
 from drillkit.drills.frame import Drill
 from drillkit.errors import DrillError, HttpError
+from drillkit.howto import fault_headers
 from drillkit.procs import ProcessRecord, Stopped
 
 
 def send(drill: Drill, body: dict[str, Any], idempotency_key: str | None = None) -> str:
     """§3.1 `curl .../WriterAgentRestate/run/send`."""
-    invocation_id = drill.stack.ingress.send(body, idempotency_key=idempotency_key, headers=fault_headers(drill, body))
+    # A body asking for faults carries the stack's fault key, or the writer refuses it (403).
+    headers = fault_headers(drill.stack.state, body)
+    invocation_id = drill.stack.ingress.send(body, idempotency_key=idempotency_key, headers=headers)
     drill.stack.state.remember_invocation(invocation_id)
     drill.record.invocation_id = drill.record.invocation_id or invocation_id
     drill.invocations.append(invocation_id)
     drill.record.event("sent", f"POST /WriterAgentRestate/run/send -> {invocation_id}")
     return invocation_id
-
-
-def fault_headers(drill: Drill, body: dict[str, Any]) -> dict[str, str]:
-    """A request that asks the writer for a fault carries the stack's key (the writer refuses it otherwise)."""
-    key_for = getattr(drill.stack, "fault_key_headers", None)
-    return key_for() if key_for is not None and "faults" in body else {}
 
 
 def running_writer(drill: Drill) -> ProcessRecord:

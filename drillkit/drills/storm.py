@@ -25,8 +25,8 @@ from drillkit.components.stub_llm import StubLlm
 from drillkit.drills import actions, storm_checks
 from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import DrillError, HttpError
-from drillkit.restate_api import sql_list
 from drillkit.howto import RESTART_PROMPT, howto_body
+from drillkit.restate_api import sql_list
 from drillkit.stack import Stack
 from drillkit.waits import poll
 
@@ -90,7 +90,9 @@ def route_through_tap(drill: Drill, storm: Storm, llm: Llm) -> LlmTap:
         overrides = {"writer_model.model": "stub", "writer_model.max_concurrency": 64}
         drill.record.event("stub LLM", f"{stub.url}, {STUB_DELAY_MS:g} ms per answer")
     upstream = urlsplit(base_url)
-    tap = LlmTap(stack.procs, stack.state.log_file("llm-tap"), stack.state.root / "llm-tap" / f"{uuid.uuid4().hex}.jsonl")
+    tap = LlmTap(
+        stack.procs, stack.state.log_file("llm-tap"), stack.state.root / "llm-tap" / f"{uuid.uuid4().hex}.jsonl"
+    )
     drill.on_cleanup("LLM tap stopped", tap.stop)
     tap.start(f"{upstream.scheme}://{upstream.netloc}")
     overrides["writer_model.base_url"] = f"{tap.url}{upstream.path}"
@@ -159,7 +161,7 @@ def kill_at_progress_points(drill: Drill, storm: Storm) -> None:
         resume_backing_off(drill, storm)
         poll(
             progress,
-            lambda _: progress.last_ok > restarted,
+            lambda _, since=restarted: progress.last_ok > since,
             "a step to finish after the restart",
             24 * 3600,
             interval_s=0.02,

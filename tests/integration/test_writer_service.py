@@ -9,7 +9,7 @@ import pytest
 
 from drillkit.errors import HttpError
 from drillkit.evidence import journal_steps
-from drillkit.howto import howto_body
+from drillkit.howto import fault_headers, howto_body
 from drillkit.waits import poll
 from writer_service.ledger import read_ledger
 
@@ -95,7 +95,7 @@ def test_injected_crash_replays_finished_steps_and_reruns_the_one_in_flight(stac
         "Ecris un rapport plus long pour tester un redemarrage.", faults={"crash": {"during_step": "section:2"}}
     )
     writer_pid = stack.procs.live("writer").pid
-    invocation_id = stack.ingress.send(body)
+    invocation_id = stack.ingress.send(body, headers=fault_headers(stack.state, body))
     poll(lambda: stack.procs.live("writer"), lambda r: r is None, "the writer to crash itself", 60)
     row = poll(
         lambda: stack.admin.invocation(invocation_id) or {},

@@ -1,16 +1,27 @@
+import hmac
+import json
+import logging
 import os
+import stat
 from pathlib import Path
 
 import pytest
 from restate import TerminalError
 
-from drillkit.howto import howto_body
+from drillkit.howto import fault_headers, howto_body
+from drillkit.state import StateDir
+from writer_service import agent
+from writer_service import faults as faults_module
 from writer_service.agent import WriterRuntime, validate
-from writer_service.config import WriterConfig
+from writer_service.config import FAULT_KEY_FILE_ENV, FAULT_KEY_HEADER, WriterConfig
 from writer_service.models import InvalidRequest, parse_request
 
+KEY = "k3y-for-tests"
 
-def runtime(tmp_path: Path, allow_faults: bool = True, roots: list[str] | None = None) -> WriterRuntime:
+
+def runtime(
+    tmp_path: Path, allow_faults: bool = True, roots: list[str] | None = None, key: str | None = KEY
+) -> WriterRuntime:
     cfg = WriterConfig.from_mapping(
         {
             "writer_model": {"base_url": "http://127.0.0.1:1/v1", "model": "m"},
@@ -18,7 +29,7 @@ def runtime(tmp_path: Path, allow_faults: bool = True, roots: list[str] | None =
             "faults": {"allow_request_faults": allow_faults},
         }
     )
-    return WriterRuntime(config=cfg, llm=None, ledger=None)  # type: ignore[arg-type]
+    return WriterRuntime(config=cfg, llm=None, ledger=None, fault_key=key)  # type: ignore[arg-type]
 
 
 def test_howto_body_is_accepted_as_is(tmp_path):
@@ -93,7 +104,194 @@ def test_dotdot_and_symlink_escapes_are_refused(tmp_path):
 
 def test_request_faults_only_when_the_config_allows(tmp_path):
     body = howto_body(faults={"tool_error": {"fail_first": 2}})
-    assert validate(runtime(tmp_path), body)[2].tool_error.fail_first == 2
+    assert validate(runtime(tmp_path), body, {FAULT_KEY_HEADER: KEY})[2].tool_error.fail_first == 2
     with pytest.raises(TerminalError) as err:
-        validate(runtime(tmp_path, allow_faults=False), body)
+        validate(runtime(tmp_path, allow_faults=False), body, {FAULT_KEY_HEADER: KEY})
     assert err.value.status_code == 400 and "allow_request_faults" in err.value.message
+
+
+def expect_400(rt: WriterRuntime, body: object, *needles: str) -> str:
+    with pytest.raises(TerminalError) as err:
+        validate(rt, body)
+    assert err.value.status_code == 400, err.value.message
+    for needle in needles:
+        assert needle in err.value.message, err.value.message
+    err.value.message.encode("utf-8")  # whatever the body held, the message itself is sendable
+    return err.value.message
+
+
+def with_info(**changes: object) -> dict[str, object]:
+    body = howto_body()
+    body["research_info"].update(changes)  # type: ignore[attr-defined]
+    return body
+
+
+@pytest.mark.parametrize("field", ["output_dir", "temp_dir"])
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("/tmp/a\x00b", "NUL"),
+        ("", "absolute"),
+        ("reports", "absolute"),
+        ("./reports", "absolute"),
+        ("../tmp", "absolute"),
+        ("/tmp/\ud800", "unicode"),  # pydantic refuses lone surrogates itself
+        ("/tmp/a\nb", "control character"),
+        ("/tmp/a\x1bb", "control character"),
+        ("/tmp/\u202ereversed", "bidirectional"),
+        ("/tmp/" + "a" * 300, "255 bytes"),
+        ("/tmp/" + "a/" * 600, "1024"),
+    ],
+)
+def test_bad_paths_are_terminal_400s_naming_the_field(tmp_path, field, value, needle):
+    expect_400(runtime(tmp_path), with_info(**{field: value}), f"research_info.{field}", needle)
+
+
+@pytest.mark.parametrize(
+    ("body", "needles"),
+    [
+        ({**howto_body(), "prompt": "x" * 20_001}, ("prompt", "20000")),
+        ({**howto_body(), "prompt": "a\x00b"}, ("prompt", "NUL")),
+        ({**howto_body(), "prompt": "a\udc80b"}, ("prompt", "surrogate")),  # pydantic lets \udc80-\udcff through
+        ({**howto_body(), "prompt": "a\x07b"}, ("prompt", "control")),
+        (with_info(search_results=["r"] * 51), ("search_results", "50")),
+        (with_info(search_results=["r" * 10_001]), ("search_results.0", "10000")),
+        (with_info(search_results=["ok", "\x00"]), ("search_results.1", "NUL")),
+        (with_info(max_search_plan=21), ("max_search_plan", "20")),
+        (with_info(max_search_plan=-1), ("max_search_plan",)),
+        (with_info(max_search_plan="9" * 5000), ("max_search_plan",)),
+        (with_info(max_search_plan="²"), ("max_search_plan",)),
+        (with_info(max_search_plan=10**400), ("max_search_plan",)),
+        (with_info(vector_store_name="v" * 257), ("vector_store_name",)),
+        ([howto_body()], ("body", "array")),
+        (None, ("body", "null")),
+        ("text", ("body", "string")),
+        ({"\ud800" * 500: 1, **howto_body()}, ("body", "unicode")),
+        ({"x" * 500: 1, **howto_body()}, ("'xxx", "...", "Extra inputs")),
+    ],
+)
+def test_bad_values_are_terminal_400s(tmp_path, body, needles):
+    message = expect_400(runtime(tmp_path), body, *needles)
+    assert len(message) < 2000
+
+
+def test_tabs_and_newlines_in_the_prompt_are_fine(tmp_path):
+    body = howto_body("Line one\n\tLine two\r\n")
+    assert validate(runtime(tmp_path), body)[0].prompt.startswith("Line one")
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (b"", "empty"),
+        (b"   ", "empty"),
+        (b"{", "not valid JSON"),
+        (b"{'prompt': 1}", "not valid JSON"),
+        (b'{"prompt": "\xff\xfe"}', "not valid UTF-8"),
+        (b"\xc3\x28", "not valid UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "JSON"),
+        (b'{"prompt": 1' + b"0" * 5000 + b"}", "JSON"),
+        (b"x" * 1_000_001, "bytes"),
+        (b"null", "null"),
+    ],
+)
+def test_raw_bodies_that_are_not_json_objects_are_400s(tmp_path, raw, needle):
+    expect_400(runtime(tmp_path), raw, "body", needle)
+
+
+def test_raw_body_of_the_howto_is_accepted(tmp_path):
+    request, _, _ = validate(runtime(tmp_path), json.dumps(howto_body()).encode())
+    assert request.research_info.max_search_plan == 1
+
+
+def test_realpath_errors_never_escape_validation(tmp_path, monkeypatch):
+    # Whatever a check raises, validation answers a terminal 400 naming the field, never an exception
+    # that Restate would retry (a NUL byte once made realpath raise ValueError forever).
+    def boom(_path: str) -> str:
+        raise ValueError("embedded null byte")
+
+    monkeypatch.setattr("writer_service.report_files.os.path.realpath", boom)
+    expect_400(runtime(tmp_path), howto_body(), "research_info.temp_dir", "ValueError")
+
+
+def test_any_unexpected_exception_in_validation_is_a_400(tmp_path, monkeypatch):
+    def boom(_body: object) -> None:
+        raise RuntimeError("surprise")
+
+    monkeypatch.setattr(agent, "parse_request", boom)
+    expect_400(runtime(tmp_path), howto_body(), "body", "RuntimeError")
+
+
+FAULTS = {"crash": {"during_step": "outline"}}
+
+
+@pytest.mark.parametrize(
+    ("key", "headers"),
+    [
+        (KEY, {}),
+        (KEY, {FAULT_KEY_HEADER: "wrong"}),
+        (KEY, {FAULT_KEY_HEADER: ""}),
+        (KEY, {FAULT_KEY_HEADER: KEY[:-1]}),
+        (KEY, {"x-other": KEY}),
+        (None, {FAULT_KEY_HEADER: KEY}),  # a writer without a key refuses every request fault
+        (None, {}),
+        (KEY, {FAULT_KEY_HEADER: "é\ud800"}),
+    ],
+)
+def test_request_faults_without_the_key_are_a_terminal_403(tmp_path, key, headers):
+    with pytest.raises(TerminalError) as err:
+        validate(runtime(tmp_path, key=key), howto_body(faults=FAULTS), headers)
+    assert err.value.status_code == 403
+    assert FAULT_KEY_HEADER in err.value.message
+    assert KEY not in err.value.message
+
+
+@pytest.mark.parametrize("name", [FAULT_KEY_HEADER, "X-Drill-Fault-Key"])
+def test_request_faults_with_the_key_are_accepted(tmp_path, name):
+    _, _, faults = validate(runtime(tmp_path), howto_body(faults=FAULTS), {name: KEY})
+    assert faults.crash.during_step == "outline"
+
+
+def test_the_key_is_compared_in_constant_time(monkeypatch):
+    calls = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(faults_module.hmac, "compare_digest", spy)
+    assert faults_module.fault_key_matches(KEY, {FAULT_KEY_HEADER: KEY})
+    assert not faults_module.fault_key_matches(KEY, {FAULT_KEY_HEADER: "nope"})
+    assert len(calls) == 2
+
+
+def test_config_refusal_comes_before_the_key(tmp_path):
+    with pytest.raises(TerminalError) as err:
+        validate(runtime(tmp_path, allow_faults=False), howto_body(faults=FAULTS), {})
+    assert err.value.status_code == 400 and "allow_request_faults" in err.value.message
+
+
+def test_the_key_file(tmp_path, caplog):
+    key_file = tmp_path / "fault-key"
+    assert faults_module.load_fault_key({}) is None
+    assert faults_module.load_fault_key({FAULT_KEY_FILE_ENV: str(key_file)}) is None  # missing
+    key_file.write_text("")
+    assert faults_module.load_fault_key({FAULT_KEY_FILE_ENV: str(key_file)}) is None  # empty
+    key_file.write_text("s3cret-value\n")
+    with caplog.at_level(logging.DEBUG):
+        assert faults_module.load_fault_key({FAULT_KEY_FILE_ENV: str(key_file)}) == "s3cret-value"
+    assert "s3cret-value" not in caplog.text
+
+
+def test_state_dir_makes_a_private_key_once(tmp_path):
+    state = StateDir(tmp_path / "state")
+    key_file = state.fault_key_file()
+    key = state.fault_key()
+    assert len(key) >= 32
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(state.root.stat().st_mode) == 0o700
+    assert StateDir(tmp_path / "state").fault_key() == key  # kept, not remade
+    assert [p.name for p in state.root.iterdir()] == ["fault-key"]  # no temporary left
+    assert fault_headers(state, howto_body()) == {}
+    assert fault_headers(state, howto_body(faults=FAULTS)) == {FAULT_KEY_HEADER: key}
