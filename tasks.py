@@ -400,11 +400,18 @@ def bench(c, config=None, quick=False, only=None, out=None):
 # -- a private Docker engine (for the Docker backend where none runs) -------------------------------
 
 
+def _engine_steps():  # type: ignore[no-untyped-def]
+    """drillkit.engine_steps, imported when an engine task runs: it brings docker-py, which the rest skip."""
+    from drillkit import engine_steps
+
+    return engine_steps
+
+
 @task(name="install", help={"config": CONFIG_HELP})
 def engine_install(c, config=None):
     """Install Debian's docker.io when no dockerd is on this machine (root; needs the Debian mirror)."""
     with _stack(c, config):
-        operations.install_engine()
+        _engine_steps().install_engine()
 
 
 @task(
@@ -417,21 +424,21 @@ def engine_install(c, config=None):
 def engine_start(c, config=None, image=True):
     """Start a private dockerd under the state dir (reused when running); prints its DOCKER_HOST."""
     with _stack(c, config) as stack:
-        operations.start_engine(stack, build=image)
+        _engine_steps().start_engine(stack, build=image)
 
 
 @task(name="stop", help={"config": CONFIG_HELP})
 def engine_stop(c, config=None):
     """Stop the private dockerd by its recorded PID."""
     with _stack(c, config) as stack:
-        operations.stop_engine(stack)
+        _engine_steps().stop_engine(stack)
 
 
 @task(name="image", help={"config": CONFIG_HELP})
 def engine_image(c, config=None):
     """Build the configured Restate image (docker import of the native binary and a CA bundle)."""
     with _stack(c, config) as stack:
-        operations.build_image(stack)
+        _engine_steps().build_image(stack)
 
 
 engine_ns = Collection("engine", engine_install, engine_start, engine_stop, engine_image)

@@ -8,14 +8,11 @@ record instead. Failures raise `DrillError`.
 from __future__ import annotations
 
 import json
-import os
 import signal
 from pathlib import Path
 from typing import Any
 
 from drillkit import progress
-from drillkit.binaries import SERVER
-from drillkit.components import docker_engine
 from drillkit.components.process import ManagedProcess
 from drillkit.errors import DrillError, HttpError
 from drillkit.howto import RESTART_PROMPT, fault_headers, howto_body, read_body
@@ -184,46 +181,3 @@ def resume(stack: Stack, invocation_id: str | None = None) -> None:
     chosen = last_or(stack, invocation_id)
     stack.admin.resume(chosen)
     progress.ok(f"resumed {chosen}")
-
-
-def install_engine() -> None:
-    docker_engine.install_engine()
-    progress.ok("dockerd is installed")
-
-
-def start_engine(stack: Stack, build: bool = True) -> str:
-    """Start the private engine, point this process's docker clients at it, build the image if asked."""
-    url = docker_engine.start_engine(stack.state.root, stack.procs, stack.state.log_file("dockerd"))
-    os.environ["DOCKER_HOST"] = url
-    record = stack.procs.live(docker_engine.PROCESS_NAME)
-    progress.ok(f"dockerd pid {record.pid if record else '?'} answers at {url}")
-    progress.info(f"use it with: export DOCKER_HOST={url}")
-    if build:
-        ensure_image(stack)
-    return url
-
-
-def ensure_image(stack: Stack) -> None:
-    image = stack.rt.image()
-    how = docker_engine.ensure_image(docker_engine.docker_client(), image, build_from=_native_server(stack))
-    progress.ok(f"image {image} is {how}")
-
-
-def build_image(stack: Stack) -> None:
-    image = stack.rt.image()
-    docker_engine.build_image(docker_engine.docker_client(), _native_server(stack), image)
-    progress.ok(f"built {image}")
-
-
-def _native_server(stack: Stack) -> Path:
-    found = stack.binaries.find(SERVER)
-    if found is None:
-        raise DrillError("restate-server is not installed: run `inv setup` first")
-    return found[0]
-
-
-def stop_engine(stack: Stack) -> None:
-    if docker_engine.stop_engine(stack.procs):
-        progress.ok("dockerd stopped")
-    else:
-        progress.info("no private dockerd of ours was running")

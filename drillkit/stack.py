@@ -17,7 +17,6 @@ from typing import Any
 
 from drillkit import progress
 from drillkit.binaries import CLI, SERVER, BinaryStore
-from drillkit.components.docker_engine import docker_available
 from drillkit.components.local_model import LocalModel
 from drillkit.components.process import http_ok
 from drillkit.components.restate_server import NativeServer, RestateServer
@@ -68,11 +67,14 @@ class Stack:
         """The Restate server of the configured backend (`auto`: Docker when an engine answers)."""
         if self._server is None:
             choice = self.rt.backend
-            if choice == "auto":
-                choice = "docker" if docker_available() else "native"
-            if choice == "docker":
-                from drillkit.components.restate_docker import DockerServer  # docker-py only when used
+            if choice in ("auto", "docker"):
+                # docker-py is imported only when Docker may be used: every other `inv` skips its cost.
+                from drillkit.components.docker_engine import docker_available
+                from drillkit.components.restate_docker import DockerServer
 
+                if choice == "auto":
+                    choice = "docker" if docker_available() else "native"
+            if choice == "docker":
                 self._server = DockerServer(self.rt, self.admin, self.ingress)
             else:
                 self._server = NativeServer(
