@@ -359,6 +359,45 @@ def drill_tool_error(c, config=None, fail_first=2, deadline=None, report_dir=Non
 
 
 @task(
+    name="storm",
+    help={
+        "config": CONFIG_HELP,
+        "invocations": "how many invocations in flight at once, each with its own idempotency key (default 40)",
+        "kills": "how many SIGKILLs of the target, at seeded points of progress (default 2)",
+        "target": "what is killed: writer (default) or server (restate-server)",
+        "llm": "local (the real local model, default) or stub (a fast stub: the point is Restate, not the model)",
+        "seed": "seed for the kill points (default 7): the same seed kills at the same progress",
+        "deadline": DEADLINE_HELP,
+        "report_dir": REPORT_HELP,
+        "keep_up": KEEP_UP_HELP,
+    },
+)
+def drill_storm(
+    c,
+    config=None,
+    invocations=40,
+    kills=2,
+    target="writer",
+    llm="local",
+    seed=7,
+    deadline=None,
+    report_dir=None,
+    keep_up=False,
+):
+    """Run many invocations through an LLM tap, SIGKILL the writer (or server) K times, prove nothing ran twice."""
+    spec = catalog.storm(
+        int(_number("invocations", invocations, int, 1)),
+        int(_number("kills", kills, int, 0)),
+        target,
+        llm,
+        int(_number("seed", seed, int, 0)),
+        _deadline(deadline),
+    )
+    with _stack(c, config) as stack:
+        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+
+
+@task(
     name="all",
     help={
         "config": CONFIG_HELP,
@@ -367,13 +406,13 @@ def drill_tool_error(c, config=None, fail_first=2, deadline=None, report_dir=Non
     },
 )
 def drill_all(c, config=None, report_dir=None, keep_up=False):
-    """Run every drill in turn (crash KILL/TERM, server-crash, timeout down/hang/pause, tool-error)."""
+    """Run every drill in turn (crash, server-crash, timeout down/hang/pause, tool-error, a small storm)."""
     with _stack(c, config) as stack:
         results = catalog.run_all(stack, _path(report_dir), keep_up)
         _finish([r for r, _ in results])
 
 
-drill_ns = Collection("drill", drill_crash, drill_server_crash, drill_timeout, drill_tool_error, drill_all)
+drill_ns = Collection("drill", drill_crash, drill_server_crash, drill_timeout, drill_tool_error, drill_storm, drill_all)
 # -- benchmarks -------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from drillkit.drills.crash import check_target, crash_scenario
 from drillkit.drills.frame import Scenario, bring_up, run_drill
 from drillkit.drills.record import INCONCLUSIVE, PASS, DrillRecord
 from drillkit.drills.server_crash import server_crash_scenario
+from drillkit.drills.storm import Llm, Target, check_storm, storm_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
 from drillkit.drills.tool_error import check_request_faults, tool_error_scenario
 from drillkit.stack import Stack
@@ -67,9 +68,27 @@ def tool_error(fail_first: int = 2, deadline_s: float | None = None) -> DrillSpe
     )
 
 
+def storm(
+    invocations: int = 40,
+    kills: int = 2,
+    target: Target = "writer",
+    llm: Llm = "local",
+    seed: int = 7,
+    deadline_s: float | None = None,
+) -> DrillSpec:
+    params = {"invocations": invocations, "kills": kills, "target": target, "llm": llm, "seed": seed}
+    return DrillSpec(
+        "storm",
+        {**params, **_deadline(deadline_s)},
+        storm_scenario(invocations, kills, target, llm, seed),
+        partial(check_storm, n=invocations, kills=kills, target=target, llm=llm),
+        deadline_s,
+    )
+
+
 def all_drills() -> list[DrillSpec]:
-    """What drill.all runs: both crash signals on the writer and on the server, the three timeout modes,
-    the tool error."""
+    """What drill.all runs: both crash signals on the writer, a server crash, the three timeout modes,
+    the tool error, and a small storm on the real model."""
     return [
         crash(signal.SIGKILL),
         crash(signal.SIGTERM),
@@ -78,6 +97,7 @@ def all_drills() -> list[DrillSpec]:
         timeout("hang"),
         timeout("pause"),
         tool_error(2),
+        storm(invocations=20, kills=2),
     ]
 
 
@@ -90,7 +110,7 @@ def run(
 
 
 def label(spec: DrillSpec) -> str:
-    return "-".join([spec.name, *(str(v) for k, v in spec.parameters.items() if k in ("signal", "mode"))])
+    return "-".join([spec.name, *(str(v) for k, v in spec.parameters.items() if k in ("signal", "mode", "target"))])
 
 
 def run_all(

@@ -17,8 +17,8 @@ import pytest
 
 from drillkit import config as drill_config
 from drillkit.components import docker_engine
-from drillkit.errors import DrillError
 from drillkit.engine_steps import ensure_image
+from drillkit.errors import DrillError
 from drillkit.procs import ProcessTable
 from drillkit.stack import Stack
 
