@@ -186,7 +186,7 @@ class Stack:
                 "--alias",
                 lm.alias,
                 "--ctx-size",
-                str(lm.ctx_size),
+                str(lm.ctx_total),
                 "--parallel",
                 str(lm.parallel),
                 "--threads",

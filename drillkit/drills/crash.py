@@ -24,7 +24,7 @@ from drillkit.howto import RESTART_PROMPT, howto_body
 from drillkit.stack import Stack
 from drillkit.waits import poll
 from writer_service.config import step_order
-from writer_service.ledger import read_ledger
+from writer_service.ledger import executions, read_ledger
 
 RETRYING = ("backing-off", "paused", "ready", "scheduled")
 
@@ -156,8 +156,8 @@ def crash_scenario(sig: signal.Signals, at: str, resume: bool, deadline_s: float
         final = drill.wait_completed(deadline_s)
         check_completion(drill, final)
 
-        entries = read_ledger(stack.config.ledger.path, drill.record.invocation_id)
-        rerun = reexecuted_after_journaled(entries, journaled)
+        runs = executions(read_ledger(stack.config.ledger.path, drill.record.invocation_id))
+        rerun = reexecuted_after_journaled(runs, journaled)
         record.expect(
             "no step that had finished before the kill ran again",
             not rerun,
@@ -165,7 +165,7 @@ def crash_scenario(sig: signal.Signals, at: str, resume: bool, deadline_s: float
             + (f"executed again: {', '.join(rerun)}" if rerun else "none executed again (replayed from the journal)"),
         )
         if flight:
-            again = [e for e in entries if e.step == flight and e.time > cutoff]
+            again = [e for e in runs if e.step == flight and e.started > cutoff]
             record.note(
                 f"step {flight} was in flight at the kill; it ran again after the restart "
                 f"({len(again)} execution(s)), as expected for a step that never finished"

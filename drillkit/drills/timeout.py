@@ -22,7 +22,7 @@ from drillkit.drills.common import Drill
 from drillkit.drills.crash import check_completion
 from drillkit.evidence import first_line, journal_steps, transient_errors
 from drillkit.howto import howto_body
-from writer_service.ledger import read_ledger
+from writer_service.ledger import executions, read_ledger
 
 Mode = Literal["down", "hang", "pause"]
 Expect = Literal["recover", "fail", "pause"]
@@ -110,7 +110,7 @@ def _check_outcome(drill: Drill, wanted: Expect, final: dict[str, Any], paused_s
 
 def _ledger_llm_attempts(drill: Drill) -> list[Any]:
     entries = read_ledger(drill.stack.config.ledger.path, drill.record.invocation_id)
-    return [e for e in entries if e.step == LLM_STEP]
+    return [e for e in executions(entries) if e.step == LLM_STEP]
 
 
 def _down(drill: Drill, wanted: Expect, deadline_s: float) -> None:
@@ -176,8 +176,8 @@ def _hang(drill: Drill, wanted: Expect, deadline_s: float) -> None:
         f"{LLM_STEP} attempted {HANG_ATTEMPTS} times, each ended by the client timeout",
         len(attempts) == HANG_ATTEMPTS
         and all(a.outcome == "error" for a in attempts)
-        and all(a.duration_ms >= HANG_TIMEOUT_S * 1000 * 0.9 for a in attempts),
-        ", ".join(f"#{a.attempt} {a.outcome} after {a.duration_ms:.0f} ms" for a in attempts) or "no attempt",
+        and all((a.duration_ms or 0) >= HANG_TIMEOUT_S * 1000 * 0.9 for a in attempts),
+        ", ".join(f"#{a.attempt} {a.outcome} after {a.duration_ms or 0:.0f} ms" for a in attempts) or "no attempt",
     )
     later = [e.step for e in read_ledger(stack.config.ledger.path, record.invocation_id) if e.step != LLM_STEP]
     record.expect("no later step ran", not later, ", ".join(later) or "none")

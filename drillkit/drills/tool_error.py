@@ -15,7 +15,7 @@ from drillkit.evidence import attempt_counts, first_line, journal_steps, ok_coun
 from drillkit.howto import howto_body
 from drillkit.stack import Stack
 from writer_service.config import step_order
-from writer_service.ledger import read_ledger
+from writer_service.ledger import executions, read_ledger
 
 
 def check_request_faults(stack: Stack, fail_first: int) -> None:
@@ -62,8 +62,8 @@ def tool_error_scenario(fail_first: int, deadline_s: float) -> Scenario:
             "(Restate keeps one event per distinct error, not one per retry)",
         )
 
-        entries = read_ledger(stack.config.ledger.path, invocation_id)
-        attempts, oks = attempt_counts(entries), ok_counts(entries)
+        runs = executions(read_ledger(stack.config.ledger.path, invocation_id))
+        attempts, oks = attempt_counts(runs), ok_counts(runs)
         record.expect(
             f"save_report attempted {fail_first + 1} times ({fail_first} injected failures, then success)",
             attempts["save_report"] == fail_first + 1 and oks["save_report"] == 1,
