@@ -241,3 +241,23 @@ def test_a_cancelled_waiter_does_not_keep_a_slot():
 
     waited, in_use = asyncio.run(scenario())
     assert waited < 0.05 and in_use == 1
+
+
+def test_retries_wait_behind_first_attempts():
+    async def scenario():
+        gate, order = SlotGate(1), []
+
+        async def call(invocation, attempt, label):
+            async with gate.slot(invocation, attempt):
+                order.append(label)
+                await asyncio.sleep(0.01)
+
+        holder = asyncio.create_task(call("inv_old", 1, "old: outline #1"))
+        await asyncio.sleep(0)
+        retry = asyncio.create_task(call("inv_old", 2, "old: outline #2"))  # oldest, but a retry
+        await asyncio.sleep(0)
+        fresh = asyncio.create_task(call("inv_new", 1, "new: outline #1"))
+        await asyncio.gather(holder, retry, fresh)
+        return order
+
+    assert asyncio.run(scenario()) == ["old: outline #1", "new: outline #1", "old: outline #2"]
