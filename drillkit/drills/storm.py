@@ -159,9 +159,13 @@ def kill_at_progress_points(drill: Drill, storm: Storm) -> None:
         kill_and_restart(drill, storm)
         restarted = time.time()
         resume_backing_off(drill, storm)
+
+        def moving_again(_: tuple[int, int], since: float = restarted) -> bool:
+            return progress.last_ok > since
+
         poll(
             progress,
-            lambda _, since=restarted: progress.last_ok > since,
+            moving_again,
             "a step to finish after the restart",
             24 * 3600,
             interval_s=0.02,

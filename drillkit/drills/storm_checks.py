@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drillkit.components.llm_tap import LlmTap, TapRequest
+from drillkit.components.writer import Execution
 from drillkit.drills.frame import Drill
 from drillkit.errors import HttpError
 from drillkit.evidence import journaled_completions, restate_time
 from drillkit.restate_api import sql_list
-from writer_service.ledger import Execution, executions, read_ledger
 
 if TYPE_CHECKING:
     from drillkit.drills.storm import Storm
@@ -54,7 +54,7 @@ def judge(drill: Drill, storm: Storm, tap: LlmTap) -> None:
     for row in journal:
         by_id[row["id"]].append(row)
     journaled = {i: journaled_completions(by_id[i]) for i in ids}
-    runs = [e for e in executions(read_ledger(stack.config.ledger_file())) if e.invocation_id in storm.keys]
+    runs = [e for e in stack.writer.executions() if e.invocation_id in storm.keys]
     requests = tap.requests(ids)
     nothing_done_twice(drill, journaled, runs, requests)
     sources_agree(drill, runs, requests)
