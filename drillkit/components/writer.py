@@ -98,9 +98,5 @@ class WriterService(ManagedProcess):
         """Real executions of step bodies (start and end paired; a killed one never ended)."""
         return executions(self.ledger(invocation_id))
 
-    def max_concurrency(self) -> int:
-        """LLM calls one writer process has in flight at most (the writer's backpressure)."""
-        return self.config.writer_model.max_concurrency
-
     def ledger_follower(self) -> LedgerFollower:
         return LedgerFollower(self.config.ledger_file())
