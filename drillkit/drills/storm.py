@@ -130,12 +130,15 @@ class Progress:
         self.ours = set(storm.keys)
         self.started = 0
         self.saved = 0
+        self.last_start = 0.0
         self.last_ok = 0.0
 
     def __call__(self) -> tuple[int, int]:
         for e in self.follower.new_entries():
             if e.invocation_id in self.ours:
-                self.started += e.outcome == "started"
+                if e.outcome == "started":
+                    self.started += 1
+                    self.last_start = e.time
                 self.saved += e.step == "save_report" and e.outcome == "ok"
                 if e.outcome == "ok":
                     self.last_ok = e.time
@@ -165,18 +168,15 @@ def kill_at_progress_points(drill: Drill, storm: Storm) -> None:
         resume_backing_off(drill, storm)
 
         def moving_again(_: tuple[int, int], since: float = restarted) -> bool:
-            return progress.last_ok > since
+            return progress.last_start > since and progress.last_ok > since
 
-        poll(
-            progress,
-            moving_again,
-            "a step to finish after the restart",
-            24 * 3600,
-            interval_s=0.02,
-            stalled=drill.pace,
+        poll(progress, moving_again, "work again after the restart", 24 * 3600, interval_s=0.02, stalled=drill.pace)
+        storm.recoveries.append(round(progress.last_start - restarted, 3))
+        drill.record.event(
+            "progress again",
+            f"a step execution started {progress.last_start - restarted:.2f} s after the restart, "
+            f"one finished {progress.last_ok - restarted:.2f} s after it",
         )
-        storm.recoveries.append(round(progress.last_ok - restarted, 3))
-        drill.record.event("progress again", f"a step finished {storm.recoveries[-1]:.2f} s after the restart")
 
 
 def kill_and_restart(drill: Drill, storm: Storm) -> None:
