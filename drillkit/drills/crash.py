@@ -42,6 +42,8 @@ def crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenario:
         drill.record.evidence["in_flight_at_kill"] = flight
         drill.record.evidence["completed_at_kill"] = completed_step_names(rows)
         checks.writer_gone(drill, stopped, sig)
+        if sig == signal.SIGKILL:  # SIGTERM drains: the target may finish, which the drill accepts
+            checks.fault_landed_as_planned(drill, at, flight)
 
         row = probes.wait_invocation(drill, probes.retrying_or_done, "Restate to show the invocation retrying")
         retrying = row.get("status") != "completed"
