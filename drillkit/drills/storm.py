@@ -1,7 +1,8 @@
 """drill.storm: many invocations in flight, the writer (or the Restate server) SIGKILLed K times.
 
-N invocations, each with its own idempotency key, go through the LLM tap to the model (the real local
-model, or the stub when the point is Restate, not the model). At K seeded points of progress (a number
+N invocations, each with its own idempotency key, go through the LLM tap to the model (`local`: the
+config's own endpoint, the embedded model or a remote one; `stub`: the stub, when the point is Restate,
+not the model). At K seeded points of progress (a number
 of step executions, not a time) the target is SIGKILLed, restarted, and every invocation that backs off
 is resumed. PASS when all N complete with success, sending any key again returns the same output,
 every report file equals Restate's output, no step Restate had journaled as done is requested again
@@ -63,8 +64,6 @@ def check_storm(stack: Stack, n: int, kills: int, target: str, llm: str) -> None
         raise DrillError(f"--target {target!r}: use writer or server")
     if llm not in ("local", "stub"):
         raise DrillError(f"--llm {llm!r}: use local or stub")
-    if llm == "local" and not stack.model.enabled:
-        raise DrillError(f"{stack.config.source}: local_model.enabled is false; use --llm stub (or a local config)")
 
 
 def storm_scenario(n: int, kills: int, target: Target, llm: Llm, seed: int) -> Scenario:
