@@ -365,7 +365,7 @@ def drill_tool_error(c, config=None, fail_first=2, deadline=None, report_dir=Non
         "invocations": "how many invocations in flight at once, each with its own idempotency key (default 40)",
         "kills": "how many SIGKILLs of the target, at seeded points of progress (default 2)",
         "target": "what is killed: writer (default) or server (restate-server)",
-        "llm": "local (the config's own endpoint: the real model, default) or stub (a 50 ms stub: the point is Restate)",
+        "llm": "local (the config's own endpoint, default) or stub (a 50 ms stub: the point is Restate)",
         "seed": "seed for the kill points (default 7): the same seed kills at the same progress",
         "deadline": DEADLINE_HELP,
         "report_dir": REPORT_HELP,
