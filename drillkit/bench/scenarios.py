@@ -34,7 +34,7 @@ from drillkit.stack import Stack
 from drillkit.waits import poll
 from writer_service.agent import WriterRuntime, write_report
 from writer_service.config import WriterConfig, step_order
-from writer_service.ledger import ExecutionLedger, LedgerFollower, read_ledger
+from writer_service.ledger import STARTED, ExecutionLedger, LedgerFollower, executions, read_ledger
 from writer_service.llm import LlmClient
 
 # Restate's default invocation retry policy (what a server without the drills' env uses).
@@ -317,7 +317,7 @@ def crash_storm(base: Stack, n: int, kills: int, seed: int = 7) -> list[Figure]:
         def executed() -> tuple[int, int]:
             for e in follower.new_entries():
                 if e.invocation_id in ours:
-                    seen[0] += 1
+                    seen[0] += e.outcome == STARTED
                     seen[1] += e.step == "save_report" and e.outcome == "ok"
             return seen[0], seen[1]
 
@@ -330,8 +330,8 @@ def crash_storm(base: Stack, n: int, kills: int, seed: int = 7) -> list[Figure]:
             # Kill after a random share of the remaining work: progress, not wall-clock, picks the moment.
             done_now, _ = executed()
             goal = done_now + rng.randint(1, max(2, (total_steps - done_now) // (kills - k + 1)))
-            executions, _ = poll(executed, partial(reached, goal), f"{goal} step executions", 300, interval_s=0.02)
-            if executions < goal:
+            started_now, _ = poll(executed, partial(reached, goal), f"{goal} step executions", 300, interval_s=0.02)
+            if started_now < goal:
                 progress.warn(f"  every invocation finished before kill {k + 1}/{kills}: {kills_done} kills in all")
                 break
             stack.writer.kill(signal.SIGKILL)
@@ -361,12 +361,12 @@ def crash_storm(base: Stack, n: int, kills: int, seed: int = 7) -> list[Figure]:
         by_id: dict[str, list[dict[str, Any]]] = {}
         for row in journal:
             by_id.setdefault(row["id"], []).append(row)
-        entries = read_ledger(ledger_path)
+        runs = executions(read_ledger(ledger_path))
         rerun = 0
         for invocation_id in ids:
-            mine = [e for e in entries if e.invocation_id == invocation_id]
+            mine = [e for e in runs if e.invocation_id == invocation_id]
             rerun += len(reexecuted_after_journaled(mine, journaled_completions(by_id.get(invocation_id, []))))
-        executions = sum(1 for e in entries if e.invocation_id in ours)
+        step_runs = sum(1 for e in runs if e.invocation_id in ours)
     return [
         Figure(
             "storm",
@@ -389,7 +389,7 @@ def crash_storm(base: Stack, n: int, kills: int, seed: int = 7) -> list[Figure]:
             "storm",
             "step executions (in-flight steps re-run after kills)",
             "count",
-            [executions],
+            [step_runs],
             None,
             None,
             f"{total_steps} steps in all",

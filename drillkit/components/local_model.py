@@ -78,7 +78,7 @@ class LocalModel(ManagedProcess):
             "--alias",
             lm.alias,
             "--ctx-size",
-            str(lm.ctx_size),
+            str(lm.ctx_total),
             "--parallel",
             str(lm.parallel),
             "--threads",

@@ -27,7 +27,9 @@ from writer_service.config import (
     read_config_data,
     step_order,
 )
-from writer_service.ledger import LedgerEntry, LedgerFollower, read_ledger
+from writer_service.ledger import Execution, LedgerEntry, LedgerFollower, executions, read_ledger
+
+__all__ = ["Execution", "LedgerEntry", "WriterService", "executions"]
 
 NAME = "writer"
 SCRIPT = PROJECT_ROOT / "scripts" / "restate_writer_service.py"
@@ -104,7 +106,12 @@ class WriterService(ManagedProcess):
         return step_order(self.config.pipeline.sections)
 
     def ledger(self, invocation_id: str | None = None) -> list[LedgerEntry]:
+        """The ledger's lines: a start line when a step body begins, an end line when it ends."""
         return read_ledger(self.config.ledger_file(), invocation_id)
+
+    def executions(self, invocation_id: str | None = None) -> list[Execution]:
+        """Real executions of step bodies (start and end paired; a killed one never ended)."""
+        return executions(self.ledger(invocation_id))
 
     def ledger_follower(self) -> LedgerFollower:
         return LedgerFollower(self.config.ledger_file())

@@ -88,8 +88,7 @@ def retried_after_kill(drill: Drill, row: Row, sig: signal.Signals) -> None:
 
 def no_finished_step_ran_again(drill: Drill, journaled: dict[str, float], when: str = "the kill") -> None:
     """No step Restate had journaled as finished executed again (ledger), nor reached the model (tap)."""
-    entries = drill.stack.writer.ledger(drill.invocation_id)
-    rerun = reexecuted_after_journaled(entries, journaled)
+    rerun = reexecuted_after_journaled(drill.stack.writer.executions(drill.invocation_id), journaled)
     done = ", ".join(journaled) or "none"
     drill.record.expect(
         f"no step that had finished before {when} ran again",

@@ -80,8 +80,9 @@ def come_back(drill: Drill, row: probes.Row, resume: bool) -> None:
 def note_in_flight(drill: Drill, flight: str | None) -> None:
     if not flight:
         return
-    again = [e for e in drill.stack.writer.ledger(drill.invocation_id) if e.step == flight]
+    runs = [e for e in drill.stack.writer.executions(drill.invocation_id) if e.step == flight]
+    killed = sum(1 for e in runs if e.outcome is None)
     drill.record.note(
-        f"step {flight} was in flight at the kill; the ledger holds {len(again)} line(s) for it: it ran again "
-        "after the restart if it never finished, as expected for a step in flight"
+        f"step {flight} was in flight at the kill: {len(runs)} execution(s) in the ledger, {killed} never finished "
+        "(cut by the kill); a step in flight may run again, as it never finished"
     )

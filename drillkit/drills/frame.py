@@ -41,7 +41,9 @@ class Drill:
     invocations: list[str] = field(default_factory=list)
 
     def on_cleanup(self, what: str, action: Callable[[], Any]) -> None:
-        self.cleanups.append((what, action))
+        """Run `action` at the end, on every path; registered once per `what` (a storm kills many times)."""
+        if all(known != what for known, _ in self.cleanups):
+            self.cleanups.append((what, action))
 
     @property
     def invocation_id(self) -> str:

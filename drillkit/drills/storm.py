@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from drillkit import config as drill_config
 from drillkit.components.llm_tap import LlmTap
 from drillkit.components.stub_llm import StubLlm
 from drillkit.drills import actions, storm_checks
@@ -44,6 +45,8 @@ class Storm:
     target: Target
     seed: int
     writer_config: str = ""
+    concurrency: int = 1
+    """LLM calls the writer has in flight at most, under the config it runs with during the storm."""
     keys: dict[str, str] = field(default_factory=dict)  # invocation id -> idempotency key
     bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     recoveries: list[float] = field(default_factory=list)
@@ -97,6 +100,7 @@ def route_through_tap(drill: Drill, storm: Storm, llm: Llm) -> LlmTap:
     tap.start(f"{upstream.scheme}://{upstream.netloc}")
     overrides["writer_model.base_url"] = f"{tap.url}{upstream.path}"
     storm.writer_config = stack.writer.derived_config("storm", overrides)
+    storm.concurrency = drill_config.load(storm.writer_config).writer_model.max_concurrency
     drill.on_cleanup("writer on its own config", stack.writer.restart)
     actions.restart_writer(drill, storm.writer_config)
     drill.record.event("tap", f"writer -> {tap.url}{upstream.path} -> {base_url}; record {tap.record}")
@@ -159,9 +163,13 @@ def kill_at_progress_points(drill: Drill, storm: Storm) -> None:
         kill_and_restart(drill, storm)
         restarted = time.time()
         resume_backing_off(drill, storm)
+
+        def moving_again(_: tuple[int, int], since: float = restarted) -> bool:
+            return progress.last_ok > since
+
         poll(
             progress,
-            lambda _, since=restarted: progress.last_ok > since,
+            moving_again,
             "a step to finish after the restart",
             24 * 3600,
             interval_s=0.02,
