@@ -154,11 +154,11 @@ def resume(c, config=None, id=None):
         operations.resume(stack, id)
 
 
-def _signal(name: str) -> signal.Signals:
-    """KILL or TERM only: a drill that says SIGTERM must have sent SIGTERM."""
+def _signal(name: str, allowed: tuple[str, ...] = ("KILL", "TERM")) -> signal.Signals:
+    """KILL or TERM only (or what `allowed` says): a drill that says SIGTERM must have sent SIGTERM."""
     chosen = str(name).upper().removeprefix("SIG")
-    if chosen not in ("KILL", "TERM"):
-        console.error(f"--signal {name!r}: use KILL or TERM")
+    if chosen not in allowed:
+        console.error(f"--signal {name!r}: use {' or '.join(allowed)}")
         raise Exit(code=2)
     return signal.Signals["SIG" + chosen]
 
@@ -205,6 +205,44 @@ def restate_logs(c, config=None, follow=False, tail=50):
     """Show the Restate server's log (the container's logs with Docker)."""
     with _stack(c, config) as stack:
         operations.restate_logs(stack, follow=follow, tail=int(_number("tail", tail, int, 1)))
+
+
+NODE_HELP = "the node's number, 1..runtime.cluster.nodes (cluster backend: configs/cluster.yaml)"
+
+
+def _node(value: object) -> int:
+    if value is None:
+        console.error("--node N is required (1..runtime.cluster.nodes)")
+        raise Exit(code=2)
+    return int(_number("node", value, int, 1))
+
+
+@task(name="node-start", help={"config": CONFIG_HELP, "node": NODE_HELP})
+def restate_node_start(c, config=None, node=None):
+    """Start (or thaw) one node of the cluster and wait until every partition has a leader again."""
+    with _stack(c, config) as stack:
+        operations.start_node(stack, _node(node))
+
+
+@task(name="node-stop", help={"config": CONFIG_HELP, "node": NODE_HELP})
+def restate_node_stop(c, config=None, node=None):
+    """Stop one node of the cluster gracefully (SIGTERM to its recorded pid, verified first)."""
+    with _stack(c, config) as stack:
+        operations.stop_node(stack, _node(node))
+
+
+@task(
+    name="node-kill",
+    help={
+        "config": CONFIG_HELP,
+        "node": NODE_HELP,
+        "signal": "KILL (a crash, default), TERM, or STOP (freeze it: alive but silent; node-start thaws it)",
+    },
+)
+def restate_node_kill(c, config=None, node=None, signal="KILL"):
+    """Kill one node of the cluster (its recorded, verified pid), or freeze it with STOP."""
+    with _stack(c, config) as stack:
+        operations.kill_node(stack, _node(node), _signal(signal, allowed=("KILL", "TERM", "STOP")))
 
 
 @task(name="start", help={"config": CONFIG_HELP})
@@ -481,7 +519,16 @@ def engine_image(c, config=None):
 
 
 engine_ns = Collection("engine", engine_install, engine_start, engine_stop, engine_image)
-restate_ns = Collection("restate", restate_start, restate_stop, restate_kill, restate_logs)
+restate_ns = Collection(
+    "restate",
+    restate_start,
+    restate_stop,
+    restate_kill,
+    restate_logs,
+    restate_node_start,
+    restate_node_stop,
+    restate_node_kill,
+)
 service_ns = Collection("service", service_start, service_stop, service_restart, service_logs)
 llm_ns = Collection("llm", llm_start, llm_stop)
 

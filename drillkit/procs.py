@@ -124,8 +124,10 @@ class ProcessTable:
         log_file: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        group: int | None = None,
     ) -> ProcessRecord:
-        """Start `argv` in its own session (Ctrl-C of the task does not reach it), output to `log_file`."""
+        """Start `argv` in its own session (Ctrl-C of the task does not reach it), output to `log_file`;
+        with `group`, under that group id (root only: lets a firewall rule match its sockets)."""
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "ab") as out:
             out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {' '.join(argv)}\n".encode())
@@ -139,6 +141,7 @@ class ProcessTable:
                     env=dict(env) if env is not None else None,
                     cwd=cwd,
                     start_new_session=True,
+                    group=group,
                 )
             except OSError as exc:
                 raise ComponentError(f"{name}: cannot start {argv[0]}: {exc.strerror}") from None
