@@ -435,6 +435,82 @@ def drill_storm(
         _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
 
 
+CLUSTER_NODE_HELP = (
+    "which node: leader (default: the one leading the partitions with the most invocations in flight), "
+    "follower (one leading none of them), or its number 1..N"
+)
+CLUSTER_LLM_HELP = "stub (default: a stub answering in 300 ms; the point is Restate) or local (the real model)"
+
+
+@task(
+    name="node-loss",
+    help={
+        "config": CONFIG_HELP + "; needs runtime.backend: cluster (configs/cluster.yaml)",
+        "node": CLUSTER_NODE_HELP,
+        "signal": "KILL (a crash, default) or STOP (frozen: alive but silent), sent to the recorded, verified pid",
+        "count": "how many nodes are lost: 1 (default; the others go on) or 2 (a majority: nothing moves meanwhile)",
+        "invocations": "how many invocations in flight, spread over the partitions (default 8)",
+        "llm": CLUSTER_LLM_HELP,
+        "deadline": DEADLINE_HELP,
+        "report_dir": REPORT_HELP,
+        "keep_up": KEEP_UP_HELP,
+    },
+)
+def drill_node_loss(
+    c,
+    config=None,
+    node="leader",
+    signal="KILL",
+    count=1,
+    invocations=8,
+    llm="stub",
+    deadline=None,
+    report_dir=None,
+    keep_up=False,
+):
+    """Lose cluster node(s) with invocations in flight; prove all complete, nothing done ran twice, it rejoins."""
+    spec = catalog.node_loss(
+        str(node),
+        _signal(signal, allowed=("KILL", "STOP")),
+        int(_number("count", count, int, 1)),
+        int(_number("invocations", invocations, int, 1)),
+        _llm(llm),
+        _deadline(deadline),
+    )
+    with _stack(c, config) as stack:
+        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+
+
+@task(
+    name="partition",
+    help={
+        "config": CONFIG_HELP + "; needs runtime.backend: cluster (configs/cluster.yaml)",
+        "node": CLUSTER_NODE_HELP,
+        "invocations": "how many invocations in flight, spread over the partitions (default 8)",
+        "llm": CLUSTER_LLM_HELP,
+        "deadline": DEADLINE_HELP,
+        "report_dir": REPORT_HELP,
+        "keep_up": KEEP_UP_HELP,
+    },
+)
+def drill_partition(
+    c, config=None, node="leader", invocations=8, llm="stub", deadline=None, report_dir=None, keep_up=False
+):
+    """Cut a cluster node off its peers and the writer (nftables); prove the rest go on and it rejoins."""
+    spec = catalog.partition(
+        str(node), int(_number("invocations", invocations, int, 1)), _llm(llm), _deadline(deadline)
+    )
+    with _stack(c, config) as stack:
+        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+
+
+def _llm(value: str) -> str:
+    if value not in ("stub", "local"):
+        console.error(f"--llm {value!r}: use stub or local")
+        raise Exit(code=2)
+    return value
+
+
 @task(
     name="all",
     help={
@@ -450,7 +526,17 @@ def drill_all(c, config=None, report_dir=None, keep_up=False):
         _finish([r for r, _ in results])
 
 
-drill_ns = Collection("drill", drill_crash, drill_server_crash, drill_timeout, drill_tool_error, drill_storm, drill_all)
+drill_ns = Collection(
+    "drill",
+    drill_crash,
+    drill_server_crash,
+    drill_timeout,
+    drill_tool_error,
+    drill_storm,
+    drill_node_loss,
+    drill_partition,
+    drill_all,
+)
 # -- benchmarks -------------------------------------------------------------------------------------
 
 
