@@ -544,7 +544,8 @@ drill_ns = Collection(
     help={
         "config": CONFIG_HELP,
         "quick": "fewer repeats and sizes (a few minutes); the full run repeats more and loads 200 invocations",
-        "only": "comma-separated groups: cold, drills, recovery, durability, load, storm (default: all)",
+        "only": "comma-separated groups: cold, drills, recovery, durability, load, storm, cluster "
+        "(default: all but cluster; with a cluster config, cluster)",
         "out": "JSON file for the results (default: .drill/bench/bench-<time>.json)",
     }
 )

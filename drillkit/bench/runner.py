@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from drillkit import progress
-from drillkit.bench import scenarios
+from drillkit.bench import cluster, scenarios
 from drillkit.bench.harness import Figure, machine
 from drillkit.stack import Stack
 from drillkit.state import write_json
@@ -24,6 +24,7 @@ class Plan:
     load_sizes: list[int]
     storm_size: int
     storm_kills: int
+    cluster_repeats: int = 5
 
 
 QUICK = Plan(
@@ -34,6 +35,7 @@ QUICK = Plan(
     load_sizes=[50],
     storm_size=50,
     storm_kills=3,
+    cluster_repeats=2,
 )
 FULL = Plan(
     cold_repeats=5,
@@ -44,7 +46,9 @@ FULL = Plan(
     storm_size=200,
     storm_kills=5,
 )
-GROUPS = ("cold", "drills", "recovery", "durability", "load", "storm")
+GROUPS = ("cold", "drills", "recovery", "durability", "load", "storm", "cluster")
+SINGLE_SERVER = ("cold", "drills", "recovery", "durability", "load", "storm")
+"""The groups run by default on a single-server config; `cluster` is the default with a cluster config."""
 
 
 def run(stack: Stack, quick: bool, only: list[str] | None, out: Path | None) -> tuple[list[Figure], Path]:
@@ -56,8 +60,12 @@ def run(stack: Stack, quick: bool, only: list[str] | None, out: Path | None) -> 
         "durability": lambda: scenarios.durability_cost(stack, plan.durability_repeats),
         "load": lambda: scenarios.load(stack, plan.load_sizes),
         "storm": lambda: scenarios.crash_storm(stack, plan.storm_size, plan.storm_kills),
+        "cluster": lambda: (
+            cluster.leader_loss(stack, plan.cluster_repeats) + cluster.throughput(stack, plan.cluster_repeats)
+        ),
     }
-    chosen = only or list(GROUPS)
+    default = ["cluster"] if stack.rt.backend == "cluster" else list(SINGLE_SERVER)
+    chosen = only or default
     started = time.monotonic()
     figures: list[Figure] = []
     try:
