@@ -173,11 +173,11 @@ def resume(c, config=None, id=None):
         operations.resume(stack, id)
 
 
-def _signal(name: str) -> signal.Signals:
-    """KILL or TERM only: a drill that says SIGTERM must have sent SIGTERM."""
+def _signal(name: str, allowed: tuple[str, ...] = ("KILL", "TERM")) -> signal.Signals:
+    """KILL or TERM only (or what `allowed` says): a drill that says SIGTERM must have sent SIGTERM."""
     chosen = str(name).upper().removeprefix("SIG")
-    if chosen not in ("KILL", "TERM"):
-        _usage(f"--signal {name!r}: use KILL or TERM")
+    if chosen not in allowed:
+        _usage(f"--signal {name!r}: use {' or '.join(allowed)}")
     return signal.Signals["SIG" + chosen]
 
 
@@ -229,6 +229,44 @@ def restate_logs(c, config=None, follow=False, tail=50):
     """Show the Restate server's log (the container's logs with Docker)."""
     with _stack(c, config) as stack:
         operations.restate_logs(stack, follow=follow, tail=int(_number("tail", tail, int, 1)))
+
+
+NODE_HELP = "the node's number, 1..runtime.cluster.nodes (cluster backend: configs/cluster.yaml)"
+
+
+def _node(value: object) -> int:
+    if value is None:
+        console.error("--node N is required (1..runtime.cluster.nodes)")
+        raise Exit(code=2)
+    return int(_number("node", value, int, 1))
+
+
+@task(name="node-start", help={"config": CONFIG_HELP, "node": NODE_HELP})
+def restate_node_start(c, config=None, node=None):
+    """Start (or thaw) one node of the cluster and wait until every partition has a leader again."""
+    with _stack(c, config) as stack:
+        operations.start_node(stack, _node(node))
+
+
+@task(name="node-stop", help={"config": CONFIG_HELP, "node": NODE_HELP})
+def restate_node_stop(c, config=None, node=None):
+    """Stop one node of the cluster gracefully (SIGTERM to its recorded pid, verified first)."""
+    with _stack(c, config) as stack:
+        operations.stop_node(stack, _node(node))
+
+
+@task(
+    name="node-kill",
+    help={
+        "config": CONFIG_HELP,
+        "node": NODE_HELP,
+        "signal": "KILL (a crash, default), TERM, or STOP (freeze it: alive but silent; node-start thaws it)",
+    },
+)
+def restate_node_kill(c, config=None, node=None, signal="KILL"):
+    """Kill one node of the cluster (its recorded, verified pid), or freeze it with STOP."""
+    with _stack(c, config) as stack:
+        operations.kill_node(stack, _node(node), _signal(signal, allowed=("KILL", "TERM", "STOP")))
 
 
 @task(name="start", help={"config": CONFIG_HELP})
@@ -427,6 +465,82 @@ def drill_storm(
     _run_drill(c, config, spec, report_dir, keep_up)
 
 
+CLUSTER_NODE_HELP = (
+    "which node: leader (default: the one leading the partitions with the most invocations in flight), "
+    "follower (one leading none of them), or its number 1..N"
+)
+CLUSTER_LLM_HELP = "stub (default: a stub answering in 300 ms; the point is Restate) or local (the real model)"
+
+
+@task(
+    name="node-loss",
+    help={
+        "config": CONFIG_HELP + "; needs runtime.backend: cluster (configs/cluster.yaml)",
+        "node": CLUSTER_NODE_HELP,
+        "signal": "KILL (a crash, default) or STOP (frozen: alive but silent), sent to the recorded, verified pid",
+        "count": "how many nodes are lost: 1 (default; the others go on) or 2 (a majority: nothing moves meanwhile)",
+        "invocations": "how many invocations in flight, spread over the partitions (default 8)",
+        "llm": CLUSTER_LLM_HELP,
+        "deadline": DEADLINE_HELP,
+        "report_dir": REPORT_HELP,
+        "keep_up": KEEP_UP_HELP,
+    },
+)
+def drill_node_loss(
+    c,
+    config=None,
+    node="leader",
+    signal="KILL",
+    count=1,
+    invocations=8,
+    llm="stub",
+    deadline=None,
+    report_dir=None,
+    keep_up=False,
+):
+    """Lose cluster node(s) with invocations in flight; prove all complete, nothing done ran twice, it rejoins."""
+    spec = catalog.node_loss(
+        str(node),
+        _signal(signal, allowed=("KILL", "STOP")),
+        int(_number("count", count, int, 1)),
+        int(_number("invocations", invocations, int, 1)),
+        _llm(llm),
+        _deadline(deadline),
+    )
+    with _stack(c, config) as stack:
+        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+
+
+@task(
+    name="partition",
+    help={
+        "config": CONFIG_HELP + "; needs runtime.backend: cluster (configs/cluster.yaml)",
+        "node": CLUSTER_NODE_HELP,
+        "invocations": "how many invocations in flight, spread over the partitions (default 8)",
+        "llm": CLUSTER_LLM_HELP,
+        "deadline": DEADLINE_HELP,
+        "report_dir": REPORT_HELP,
+        "keep_up": KEEP_UP_HELP,
+    },
+)
+def drill_partition(
+    c, config=None, node="leader", invocations=8, llm="stub", deadline=None, report_dir=None, keep_up=False
+):
+    """Cut a cluster node off its peers and the writer (nftables); prove the rest go on and it rejoins."""
+    spec = catalog.partition(
+        str(node), int(_number("invocations", invocations, int, 1)), _llm(llm), _deadline(deadline)
+    )
+    with _stack(c, config) as stack:
+        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+
+
+def _llm(value: str) -> str:
+    if value not in ("stub", "local"):
+        console.error(f"--llm {value!r}: use stub or local")
+        raise Exit(code=2)
+    return value
+
+
 @task(
     name="all",
     help={
@@ -442,7 +556,17 @@ def drill_all(c, config=None, report_dir=None, keep_up=False):
         _finish([r for r, _ in results])
 
 
-drill_ns = Collection("drill", drill_crash, drill_server_crash, drill_timeout, drill_tool_error, drill_storm, drill_all)
+drill_ns = Collection(
+    "drill",
+    drill_crash,
+    drill_server_crash,
+    drill_timeout,
+    drill_tool_error,
+    drill_storm,
+    drill_node_loss,
+    drill_partition,
+    drill_all,
+)
 # -- benchmarks -------------------------------------------------------------------------------------
 
 
@@ -450,7 +574,8 @@ drill_ns = Collection("drill", drill_crash, drill_server_crash, drill_timeout, d
     help={
         "config": CONFIG_HELP,
         "quick": "fewer repeats and sizes (a few minutes); the full run repeats more and loads 200 invocations",
-        "only": "comma-separated groups: cold, drills, recovery, durability, load, storm (default: all)",
+        "only": "comma-separated groups: cold, drills, recovery, durability, load, storm, cluster "
+        "(default: all but cluster; with a cluster config, cluster)",
         "out": "JSON file for the results (default: .drill/bench/bench-<time>.json)",
     }
 )
@@ -511,7 +636,16 @@ def engine_image(c, config=None):
 
 
 engine_ns = Collection("engine", engine_install, engine_start, engine_stop, engine_image)
-restate_ns = Collection("restate", restate_start, restate_stop, restate_kill, restate_logs)
+restate_ns = Collection(
+    "restate",
+    restate_start,
+    restate_stop,
+    restate_kill,
+    restate_logs,
+    restate_node_start,
+    restate_node_stop,
+    restate_node_kill,
+)
 service_ns = Collection("service", service_start, service_stop, service_restart, service_logs)
 llm_ns = Collection("llm", llm_start, llm_stop)
 

@@ -1,4 +1,4 @@
-"""The `restate-server` and `restate` CLI binaries, pinned to one version.
+"""The `restate-server`, `restate` CLI and `restatectl` binaries, pinned to one version.
 
 Where they come from, in order: PATH (when it reports the pinned version), the state dir's cache, the
 GitHub release archive (verified against the release's .sha256), the npm registry's platform packages
@@ -32,7 +32,7 @@ GITHUB_RELEASE = "https://github.com/restatedev/restate/releases/download/v{vers
 
 @dataclass(frozen=True)
 class Binary:
-    """One of the two programs: its name on disk and its names in each distribution channel."""
+    """One of the programs: its name on disk and its names in each distribution channel."""
 
     command: str  # restate-server | restate
     archive_stem: str  # restate-server | restate-cli (GitHub archive prefix)
@@ -41,6 +41,8 @@ class Binary:
 
 SERVER = Binary("restate-server", "restate-server", "restate-server")
 CLI = Binary("restate", "restate-cli", "restate")
+CTL = Binary("restatectl", "restatectl", "restatectl")
+"""The cluster tool (`status`, `partitions list`, `config get`): only the cluster backend needs it."""
 
 
 class IntegrityError(DrillError):

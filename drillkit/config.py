@@ -6,13 +6,22 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from drillkit.errors import ConfigError
 from writer_service import config as writer_config
 from writer_service.config import CONFIG_ENV, DEFAULT_CONFIG, LOCAL_PARALLEL_DEFAULT, StrictModel, WriterConfig
 
-__all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "ConfigError", "DrillConfig", "LocalModel", "Runtime", "load"]
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_CONFIG",
+    "ClusterSettings",
+    "ConfigError",
+    "DrillConfig",
+    "LocalModel",
+    "Runtime",
+    "load",
+]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,8 +54,34 @@ class DockerSettings(StrictModel):
     volume: str = "restate_dev_data"
 
 
+class ClusterSettings(StrictModel):
+    """`runtime.backend: cluster`: N native nodes on loopback. Node N (1-based) listens on
+    `<base>_port + N` for its fabric (node-to-node), admin and ingress; node 1 provisions the cluster."""
+
+    nodes: int = Field(default=3, ge=1, le=9)
+    name: str = "drill"
+    replication: int = Field(default=2, ge=1)
+    """Copies of every partition's state and log (`default-replication`), fixed at provisioning."""
+    partitions: int = Field(default=4, ge=1, le=64)
+    fabric_base_port: int = Field(default=5121, ge=1, le=65000)
+    admin_base_port: int = Field(default=9069, ge=1, le=65000)
+    ingress_base_port: int = Field(default=8079, ge=1, le=65000)
+    socket_gid_base: int = Field(default=46000, ge=1000)
+    """Node N runs with group id `socket_gid_base + N` when the tool runs as root, so that a firewall
+    rule can match the packets of its own sockets (`meta skgid`): on one host every node shares 127.0.0.1
+    and its outgoing connections leave from ephemeral ports, so a port alone cannot single them out."""
+
+    @field_validator("replication")
+    @classmethod
+    def _replication_fits(cls, value: int, info: ValidationInfo) -> int:
+        nodes = info.data.get("nodes")
+        if isinstance(nodes, int) and value > nodes:
+            raise ValueError(f"replication {value} needs at least {value} nodes (nodes: {nodes})")
+        return value
+
+
 class Runtime(StrictModel):
-    backend: Literal["native", "docker", "auto"] = "native"
+    backend: Literal["native", "docker", "auto", "cluster"] = "native"
     restate_version: str = "1.7.12"
     state_dir: Path = Path(".drill")
     ingress_url: str = "http://127.0.0.1:8080"
@@ -54,6 +89,7 @@ class Runtime(StrictModel):
     deployment_uri: str | None = None
     use_http11: bool = False
     docker: DockerSettings = DockerSettings()
+    cluster: ClusterSettings = ClusterSettings()
     server_env: dict[str, str] = {}
     ready_timeout_s: float = Field(default=30.0, gt=0)
 

@@ -62,6 +62,14 @@ def status(stack: Stack) -> None:
             for what, recorded, now in seen.differences()
         ]
         progress.table("records that no longer match", ("record", "pid", "what", "recorded", "now"), rows)
+    if stack.rt.backend == "cluster":
+        cluster = stack.cluster
+        leaders = cluster.leaders_or_none() if cluster.reachable() else None
+        if leaders is None:
+            progress.info("partition leaders: unknown (no node answers restatectl)")
+        else:
+            led = [(str(p), leaders.get(p, "[red]none[/]")) for p in range(cluster.settings.partitions)]
+            progress.table("partition leaders (restatectl)", ("partition", "leader"), led)
     last = stack.state.last_invocation()
     if last:
         progress.info(f"last invocation: {last}")
@@ -198,3 +206,42 @@ def resume(stack: Stack, invocation_id: str | None = None) -> None:
     chosen = last_or(stack, invocation_id)
     stack.admin.resume(chosen)
     progress.ok(f"resumed {chosen}")
+
+
+# -- one node of a cluster (runtime.backend: cluster) --------------------------------------------------
+
+
+def start_node(stack: Stack, number: int) -> None:
+    cluster = stack.cluster
+    with progress.activity(f"starting restate node n{number}"):
+        where = cluster.node_start(number)
+    leaders = cluster.leaders()
+    progress.ok(f"restate node {where} healthy; every partition has a leader: {_leaders_text(leaders)}")
+
+
+def stop_node(stack: Stack, number: int) -> None:
+    stopped = stack.cluster.node_stop(number)
+    if stopped is None:
+        progress.info(f"restate node n{number}: not running")
+    else:
+        progress.ok(f"restate node n{number}: pid {stopped.record.pid} stopped after {stopped.seconds:.2f} s")
+
+
+def kill_node(stack: Stack, number: int, sig: signal.Signals) -> None:
+    cluster = stack.cluster
+    if sig == signal.SIGSTOP:
+        record = cluster.node_freeze(number)
+        if record is None:
+            progress.info(f"restate node n{number}: not running")
+        else:
+            progress.ok(f"restate node n{number}: pid {record.pid} frozen (SIGSTOP); `inv restate.node-start` thaws it")
+        return
+    stopped = cluster.node_kill(number, sig)
+    if stopped is None:
+        progress.info(f"restate node n{number}: not running")
+    else:
+        progress.ok(f"restate node n{number}: pid {stopped.record.pid} gone {stopped.seconds:.2f} s after {sig.name}")
+
+
+def _leaders_text(leaders: dict[int, str]) -> str:
+    return ", ".join(f"p{p} {node}" for p, node in leaders.items())

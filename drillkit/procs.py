@@ -211,8 +211,10 @@ class ProcessTable:
         cwd: Path | None = None,
         config_digest: str | None = None,
         config_source: str | None = None,
+        group: int | None = None,
     ) -> ProcessRecord:
-        """Start `argv` in its own session (Ctrl-C of the task does not reach it), output to `log_file`.
+        """Start `argv` in its own session (Ctrl-C of the task does not reach it), output to `log_file`;
+        with `group`, under that group id (root only: lets a firewall rule match its sockets).
 
         Refuses (ProcessMismatch) while a record of that name names a PID that now runs another process:
         writing the new record would delete that one without anyone having looked at it."""
@@ -236,6 +238,7 @@ class ProcessTable:
                     env=dict(env) if env is not None else None,
                     cwd=cwd,
                     start_new_session=True,
+                    group=group,
                 )
             except OSError as exc:
                 raise ComponentError(f"{name}: cannot start {argv[0]}: {exc.strerror}") from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -27,12 +27,22 @@ class _Api:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._timeout = timeout
+        self._transport = transport
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> _Api:
+    def retarget(self, base_url: str) -> None:
+        """Talk to another node from now on (a cluster's survivor): same client settings, new base URL."""
+        if base_url.rstrip("/") == self.base_url:
+            return
+        self.http.close()
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.base_url, timeout=self._timeout, transport=self._transport)
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drillkit import progress
-from drillkit.binaries import CLI, SERVER, BinaryStore
+from drillkit.binaries import CLI, CTL, SERVER, Binary, BinaryStore
 from drillkit.components.local_model import LocalModel
 from drillkit.components.process import http_ok
 from drillkit.components.restate_server import PROCESS_NAME, NativeServer, RestateServer
@@ -27,6 +27,9 @@ from drillkit.procs import Observed, ProcessTable, net_namespace
 from drillkit.restate_api import SERVICE, AdminApi, IngressApi
 from drillkit.restate_cli import RestateCli
 from drillkit.state import StateDir
+
+if TYPE_CHECKING:
+    from drillkit.components.restate_cluster import RestateCluster
 
 
 @dataclass
@@ -77,6 +80,19 @@ class Stack:
                     choice = "docker" if docker_available() else "native"
             if choice == "docker":
                 self._server = DockerServer(self.rt, self.admin, self.ingress)
+            elif choice == "cluster":
+                from drillkit.components.restate_cluster import RestateCluster
+
+                self._server = RestateCluster(
+                    self.rt,
+                    self.admin,
+                    self.ingress,
+                    self.binaries.path(SERVER),
+                    self.binaries.path(CTL),
+                    self.state.root / "restate-cluster",
+                    self.state.logs,
+                    self.procs,
+                )
             else:
                 self._server = NativeServer(
                     self.rt,
@@ -98,18 +114,34 @@ class Stack:
             self._writer = WriterService(self.config, self.state, self.procs, host)
         return self._writer
 
+    @property
+    def cluster(self) -> RestateCluster:
+        """The cluster backend's server (its nodes, leaders, per-node actions); DrillError otherwise."""
+        from drillkit.components.restate_cluster import RestateCluster
+
+        if not isinstance(self.server, RestateCluster):
+            raise DrillError(
+                f"{self.config.source}: runtime.backend is {self.rt.backend}, not cluster "
+                "(use configs/cluster.yaml, or a config with `runtime.backend: cluster`)"
+            )
+        return self.server
+
     def cli(self) -> RestateCli:
         found = self.binaries.find(CLI)
         if found is None:
             raise DrillError("the restate CLI is not installed: run `inv setup`")
-        return RestateCli(found[0], self.rt.admin_url)
+        # The admin client's URL: a cluster's drills move it to a surviving node.
+        return RestateCli(found[0], self.admin.base_url)
+
+    def binaries_needed(self) -> tuple[Binary, ...]:
+        return (SERVER, CLI, CTL) if self.rt.backend == "cluster" else (SERVER, CLI)
 
     # -- setup ----------------------------------------------------------------------------------------
 
     def setup(self) -> list[tuple[str, str, str]]:
         """Fetch what is missing (binaries, model); returns (item, path, source) rows. Idempotent."""
         rows = []
-        for binary in (SERVER, CLI):
+        for binary in self.binaries_needed():
             path, source = self.binaries.ensure(binary)
             rows.append((binary.command, str(path), source))
         if self.model.enabled:
@@ -117,7 +149,7 @@ class Stack:
         return rows
 
     def needs_setup(self) -> bool:
-        missing = [b for b in (SERVER, CLI) if self.binaries.find(b) is None]
+        missing = [b for b in self.binaries_needed() if self.binaries.find(b) is None]
         return bool(missing) or (self.model.enabled and self.model.model_path() is None)
 
     # -- registration ---------------------------------------------------------------------------------
@@ -205,6 +237,12 @@ class Stack:
         output = timings.measure("register", lambda: self.register(use_http11))
         progress.ok(f"registered {self.deployment_uri()} with the restate CLI")
         progress.raw(output)
+        if self.rt.backend == "cluster":
+            timings.measure(
+                "registered everywhere",
+                lambda: self.cluster.wait_registered_everywhere(SERVICE, self.rt.ready_timeout_s),
+            )
+            progress.ok(f"every node's admin API lists {SERVICE}")
         return timings
 
     def down(self, purge: bool = False, forget_mismatched: bool = False) -> list[str]:
@@ -239,6 +277,7 @@ class Stack:
                 )
         if purge:
             shutil.rmtree(self.state.restate_data, ignore_errors=True)
+            shutil.rmtree(self.state.root / "restate-cluster", ignore_errors=True)
             self.config.ledger_file().unlink(missing_ok=True)
             self.state.last_invocation_file.unlink(missing_ok=True)
         if failures:
@@ -259,19 +298,23 @@ class Stack:
 
     def status(self) -> list[tuple[str, str, str, str]]:
         """(component, process, URL, health) rows."""
-        server_ok = self.server.healthy()
-        if isinstance(self.server, NativeServer):
-            server_cell = self._process_cell(PROCESS_NAME, self.server.settings_digest())
+        if self.rt.backend == "cluster":
+            rows = self.cluster.node_rows()
+            server_ok = any(row[3] == "ok" for row in rows)
         else:
-            server_cell = self.server.running() or "-"
-        rows = [
-            (
-                f"restate-server ({self.server.name})",
-                server_cell,
-                f"{self.rt.ingress_url} {self.rt.admin_url}",
-                "ok" if server_ok else "down",
-            )
-        ]
+            server_ok = self.server.healthy()
+            if isinstance(self.server, NativeServer):
+                server_cell = self._process_cell(PROCESS_NAME, self.server.settings_digest())
+            else:
+                server_cell = self.server.running() or "-"
+            rows = [
+                (
+                    f"restate-server ({self.server.name})",
+                    server_cell,
+                    f"{self.rt.ingress_url} {self.rt.admin_url}",
+                    "ok" if server_ok else "down",
+                )
+            ]
         if self.model.enabled:
             gguf = self.model.model_path()
             rows.append(

@@ -21,4 +21,16 @@ if ! command -v npm >/dev/null 2>&1; then
     exit 1
   fi
 fi
+# The partition drill (cluster backend) cuts a node off with nftables rules; without nft it says so
+# and ends INCONCLUSIVE. Installed here when we can (root, apt-get), never required.
+if ! command -v nft >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing Debian's nftables (for inv drill.partition)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null) \
+      || echo "bootstrap: could not install nftables; inv drill.partition will be INCONCLUSIVE" >&2
+  else
+    echo "bootstrap: nft is missing (not root): inv drill.partition will be INCONCLUSIVE" >&2
+  fi
+fi
 .venv/bin/inv setup
+.venv/bin/inv setup --config configs/cluster.yaml   # also restatectl, for the cluster backend

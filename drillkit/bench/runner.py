@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from drillkit import progress
-from drillkit.bench import model_load, scenarios
+from drillkit.bench import cluster, model_load, scenarios
 from drillkit.bench.harness import Figure, machine
 from drillkit.stack import Stack
 from drillkit.state import write_json
@@ -26,6 +26,7 @@ class Plan:
     storm_kills: int
     model_sizes: list[int]
     model_storm_size: int
+    cluster_repeats: int = 5
 
 
 QUICK = Plan(
@@ -38,6 +39,7 @@ QUICK = Plan(
     storm_kills=3,
     model_sizes=[20],
     model_storm_size=0,
+    cluster_repeats=2,
 )
 FULL = Plan(
     cold_repeats=5,
@@ -50,7 +52,9 @@ FULL = Plan(
     model_sizes=[20, 100],
     model_storm_size=100,
 )
-GROUPS = ("cold", "drills", "recovery", "durability", "load", "stub-load", "storm")
+GROUPS = ("cold", "drills", "recovery", "durability", "load", "stub-load", "storm", "cluster")
+SINGLE_SERVER = ("cold", "drills", "recovery", "durability", "load", "stub-load", "storm")
+"""The groups run by default on a single-server config; `cluster` is the default with a cluster config."""
 
 
 def run(stack: Stack, quick: bool, only: list[str] | None, out: Path | None) -> tuple[list[Figure], Path]:
@@ -63,8 +67,12 @@ def run(stack: Stack, quick: bool, only: list[str] | None, out: Path | None) -> 
         "load": lambda: model_load.model_load(stack, plan.model_sizes, plan.model_storm_size, 2),
         "stub-load": lambda: scenarios.load(stack, plan.load_sizes),
         "storm": lambda: scenarios.crash_storm(stack, plan.storm_size, plan.storm_kills),
+        "cluster": lambda: (
+            cluster.leader_loss(stack, plan.cluster_repeats) + cluster.throughput(stack, plan.cluster_repeats)
+        ),
     }
-    chosen = only or list(GROUPS)
+    default = ["cluster"] if stack.rt.backend == "cluster" else list(SINGLE_SERVER)
+    chosen = only or default
     started = time.monotonic()
     figures: list[Figure] = []
     try:

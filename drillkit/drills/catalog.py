@@ -13,6 +13,7 @@ from typing import Any
 from drillkit import progress
 from drillkit.drills.crash import check_target, crash_scenario
 from drillkit.drills.frame import Scenario, bring_up, run_drill
+from drillkit.drills.node_loss import INVOCATIONS, check_node_loss, node_loss_scenario
 from drillkit.drills.record import INCONCLUSIVE, PASS, DrillRecord
 from drillkit.drills.server_crash import server_crash_scenario
 from drillkit.drills.storm import Llm, Target, check_storm, storm_scenario
@@ -82,6 +83,46 @@ def storm(
         {**params, **_deadline(deadline_s)},
         storm_scenario(invocations, kills, target, llm, seed),
         partial(check_storm, n=invocations, kills=kills, target=target, llm=llm),
+        deadline_s,
+    )
+
+
+def node_loss(
+    target: str = "leader",
+    sig: signal.Signals = signal.SIGKILL,
+    count: int = 1,
+    invocations: int = INVOCATIONS,
+    llm: str = "stub",
+    deadline_s: float | None = None,
+) -> DrillSpec:
+    """Cluster backend: lose `count` nodes (KILL, or STOP to freeze them) with invocations in flight."""
+    params = {
+        "node": target,
+        "signal": sig.name.removeprefix("SIG"),
+        "count": count,
+        "invocations": invocations,
+        "llm": llm,
+        **_deadline(deadline_s),
+    }
+    return DrillSpec(
+        "node-loss",
+        params,
+        node_loss_scenario(target, sig, count, invocations, llm),
+        partial(check_node_loss, target=target, sig=sig, count=count, invocations=invocations),
+        deadline_s,
+    )
+
+
+def partition(
+    target: str = "leader", invocations: int = INVOCATIONS, llm: str = "stub", deadline_s: float | None = None
+) -> DrillSpec:
+    """Cluster backend: cut one node off from its peers and the writer (nftables) with invocations in flight."""
+    params = {"node": target, "invocations": invocations, "llm": llm, **_deadline(deadline_s)}
+    return DrillSpec(
+        "partition",
+        params,
+        node_loss_scenario(target, signal.SIGKILL, 1, invocations, llm, fault="cut"),
+        partial(check_node_loss, target=target, sig=signal.SIGKILL, count=1, invocations=invocations),
         deadline_s,
     )
 

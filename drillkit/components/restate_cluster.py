@@ -1,0 +1,517 @@
+"""A Restate cluster of N native nodes on one host, behind the `RestateServer` interface.
+
+Each node is a recorded `restate-server` process with its own TOML file, data dir, log and ports
+(fabric `5121+N`, admin `9069+N`, ingress `8079+N` by default). Node 1 provisions the cluster with the
+replication set in the config (it must be set before provisioning: Restate's default is 1), the
+metadata store and the log are replicated (Restate's own multi-node setup). `start` is the whole
+cluster: every node side by side, then every partition with an active leader, then SQL on the node the
+stack talks to. Nodes can be stopped, killed (KILL, or STOP to freeze them) and started one by one.
+
+Restate's view of the cluster comes from `restatectl` (the `partition_state`, `partitions` and `nodes`
+tables through `restatectl sql --jsonl`), asked only of nodes that are running and not cut off: a node
+in the address list that cannot be reached makes the whole query fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drillkit.components.restate_server import RestateServer, follow_file
+from drillkit.config import ClusterSettings, Runtime
+from drillkit.errors import ComponentError, DrillError, HttpError
+from drillkit.procs import ProcessRecord, ProcessTable, Stopped, proc_state, verify
+from drillkit.restate_api import AdminApi, IngressApi
+from drillkit.state import write_text_atomically
+from drillkit.waits import WaitTimeout, poll
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node's fixed facts: its number (1-based), name, ports and files."""
+
+    number: int
+    settings: ClusterSettings
+    home: Path  # <state>/restate-cluster
+    logs: Path
+
+    @property
+    def name(self) -> str:
+        return f"n{self.number}"
+
+    @property
+    def process(self) -> str:
+        return f"restate-server-{self.name}"
+
+    @property
+    def fabric_port(self) -> int:
+        return self.settings.fabric_base_port + self.number
+
+    @property
+    def admin_port(self) -> int:
+        return self.settings.admin_base_port + self.number
+
+    @property
+    def ingress_port(self) -> int:
+        return self.settings.ingress_base_port + self.number
+
+    @property
+    def fabric_url(self) -> str:
+        return f"http://{HOST}:{self.fabric_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{HOST}:{self.admin_port}"
+
+    @property
+    def ingress_url(self) -> str:
+        return f"http://{HOST}:{self.ingress_port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / self.name
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / f"{self.name}.toml"
+
+    @property
+    def log_file(self) -> Path:
+        return self.logs / f"restate-{self.name}.log"
+
+    @property
+    def socket_gid(self) -> int:
+        return self.settings.socket_gid_base + self.number
+
+
+def _toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def node_toml(settings: ClusterSettings, number: int, data_dir: Path) -> str:
+    """The node's config file. Keys checked against `restate-server --dump-config` of 1.7.12."""
+    fabric = settings.fabric_base_port + number
+    peers = ", ".join(_toml_str(f"http://{HOST}:{settings.fabric_base_port + n}") for n in range(1, settings.nodes + 1))
+    lines = [
+        f"# node {number} of {settings.nodes}, written by drillkit (restate_cluster.py); rewritten at every start",
+        f"node-name = {_toml_str(f'n{number}')}",
+        f"cluster-name = {_toml_str(settings.name)}",
+        f"base-dir = {_toml_str(str(data_dir))}",
+        # Only node 1 provisions; the others join. Replication is fixed at provisioning.
+        f"auto-provision = {'true' if number == 1 else 'false'}",
+        f"default-replication = {settings.replication}",
+        f"default-num-partitions = {settings.partitions}",
+        f"bind-ip = {_toml_str(HOST)}",
+        'listen-mode = "tcp"',
+        f"bind-port = {fabric}",
+        f"advertised-address = {_toml_str(f'http://{HOST}:{fabric}')}",
+        "log-disable-ansi-codes = true",
+        "",
+        "[metadata-client]",
+        'type = "replicated"',
+        f"addresses = [{peers}]",
+        "",
+        "[bifrost]",
+        'default-provider = "replicated"',
+        "",
+        "[admin]",
+        f"bind-port = {settings.admin_base_port + number}",
+        "",
+        "[ingress]",
+        f"bind-port = {settings.ingress_base_port + number}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# -- restatectl's view ------------------------------------------------------------------------------
+
+
+def parse_jsonl(text: str) -> list[dict[str, Any]]:
+    """`restatectl sql --jsonl` prints one JSON object per line, then a summary line ("3 rows. Query took ...")."""
+    rows = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            value = json.loads(line)
+            if isinstance(value, dict):
+                rows.append(value)
+    return rows
+
+
+def active_leaders(state_rows: list[dict[str, Any]], names: dict[str, str]) -> dict[int, str]:
+    """Partition id -> node name of its active leader, from `partition_state` rows (each node reports
+    its own processors) and `nodes` (plain node id -> name). A partition with no active leader is absent;
+    with two nodes claiming it (an old leader not yet told), the higher leader epoch wins."""
+    best: dict[int, tuple[int, str]] = {}
+    for row in state_rows:
+        if row.get("effective_mode") != "Leader" or row.get("replay_status") != "active":
+            continue
+        partition = row.get("partition_id")
+        if not isinstance(partition, int):
+            continue
+        epoch = _epoch(row.get("leader_epoch"))
+        node = names.get(str(row.get("plain_node_id")), str(row.get("plain_node_id")))
+        if partition not in best or epoch > best[partition][0]:
+            best[partition] = (epoch, node)
+    return {partition: node for partition, (_, node) in sorted(best.items())}
+
+
+def _epoch(value: object) -> int:
+    text = str(value or "").lstrip("e")
+    return int(text) if text.isdigit() else -1
+
+
+def partition_of(key: int, ranges: list[dict[str, Any]]) -> int | None:
+    """The partition whose key range holds `key` (`partitions` rows: partition_id, start_key, end_key)."""
+    for row in ranges:
+        if int(row["start_key"]) <= key <= int(row["end_key"]):
+            return int(row["partition_id"])
+    return None
+
+
+@dataclass(frozen=True)
+class Restatectl:
+    binary: Path
+    run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run
+
+    def argv(self, addresses: list[str], *args: str) -> list[str]:
+        return [str(self.binary), "--address", ",".join(addresses), "--connect-timeout", "1000", *args]
+
+    def execute(self, addresses: list[str], *args: str, timeout_s: float = 15.0) -> str:
+        if not addresses:
+            raise ComponentError("restatectl: no reachable node to ask")
+        argv = self.argv(addresses, *args)
+        env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "250", "TERM": "dumb"}
+        try:
+            out = self.run(argv, capture_output=True, text=True, timeout=timeout_s, env=env, check=False)
+        except subprocess.TimeoutExpired:
+            raise ComponentError(f"`{' '.join(argv)}` did not answer within {timeout_s:g} s") from None
+        if out.returncode != 0:
+            raise ComponentError(f"`{' '.join(argv)}` exited {out.returncode}: {(out.stderr or out.stdout)[-600:]}")
+        return str(out.stdout)
+
+    def sql(self, addresses: list[str], query: str) -> list[dict[str, Any]]:
+        return parse_jsonl(self.execute(addresses, "sql", "--jsonl", query))
+
+
+# -- the cluster --------------------------------------------------------------------------------------
+
+
+class RestateCluster(RestateServer):
+    name = "cluster"
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        admin: AdminApi,
+        ingress: IngressApi,
+        binary: Path,
+        ctl_binary: Path,
+        home: Path,
+        logs: Path,
+        procs: ProcessTable,
+    ) -> None:
+        super().__init__(runtime, admin, ingress)
+        self.settings = runtime.cluster
+        self.binary = binary
+        self.ctl = Restatectl(ctl_binary)
+        self.home = home
+        self.procs = procs
+        self.nodes = [Node(n, self.settings, home, logs) for n in range(1, self.settings.nodes + 1)]
+        self.cut_off: set[int] = set()
+        """Nodes a drill has cut off from the others (alive, but restatectl must not ask them)."""
+        self.entry = self.nodes[0]
+        # Talk to node 1, or to the first node running when it is not (a task run after a node loss).
+        self.point_at(next(iter(self.reachable()), self.nodes[0]))
+
+    # -- nodes ------------------------------------------------------------------------------------------
+
+    def node(self, number: int) -> Node:
+        if not 1 <= number <= len(self.nodes):
+            raise DrillError(f"no node {number}: the cluster has nodes 1..{len(self.nodes)}")
+        return self.nodes[number - 1]
+
+    def by_name(self, name: str) -> Node:
+        return self.node(int(name.lstrip("n")))
+
+    def live(self, node: Node) -> ProcessRecord | None:
+        return self.procs.live(node.process)
+
+    def live_nodes(self) -> list[Node]:
+        return [n for n in self.nodes if self.live(n) is not None]
+
+    def reachable(self) -> list[Node]:
+        """Running, not frozen, not cut off: the nodes restatectl and the drills may ask."""
+        return [n for n in self.live_nodes() if n.number not in self.cut_off and not self.frozen(n)]
+
+    def frozen(self, node: Node) -> bool:
+        record = self.live(node)
+        return record is not None and proc_state(record.pid) == "T"
+
+    def point_at(self, node: Node) -> None:
+        """The stack's admin and ingress clients (and the CLI) talk to `node` from now on."""
+        self.entry = node
+        self.admin.retarget(node.admin_url)
+        self.ingress.retarget(node.ingress_url)
+
+    def point_at_survivor(self, lost: set[int]) -> Node:
+        survivors = [n for n in self.nodes if n.number not in lost]
+        if not survivors:
+            raise DrillError("no node would be left to talk to")
+        if self.entry.number in lost:
+            self.point_at(survivors[0])
+        return self.entry
+
+    def uses_socket_groups(self) -> bool:
+        """Nodes run under their own group id only when that cannot fail: real root (a user namespace
+        that maps only root cannot switch to another group)."""
+        if os.geteuid() != 0:
+            return False
+        try:
+            mapping = Path("/proc/self/gid_map").read_text().split()
+        except OSError:
+            return False
+        return mapping[:3] == ["0", "0", "4294967295"]
+
+    def node_argv(self, node: Node) -> list[str]:
+        return [str(self.binary), "--config-file", str(node.config_file), "--no-logo"]
+
+    def node_env(self) -> dict[str, str]:
+        return {**os.environ, "RESTATE_LOG_DISABLE_ANSI_CODES": "true", **self.runtime.server_env}
+
+    def launch_node(self, node: Node) -> str:
+        live = self.live(node)
+        if live:
+            return f"{node.name} pid {live.pid} (already running)"
+        if not self.binary.is_file():
+            raise DrillError("restate-server is not installed: run `inv setup`")
+        node.data_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(node.config_file, node_toml(self.settings, node.number, node.data_dir))
+        group = node.socket_gid if self.uses_socket_groups() else None
+        record = self.procs.spawn(node.process, self.node_argv(node), node.log_file, env=self.node_env(), group=group)
+        return f"{node.name} pid {record.pid}"
+
+    def node_start(self, number: int, timeout_s: float | None = None) -> str:
+        """Start one node (its data kept) and wait until it answers and every partition has a leader."""
+        node = self.node(number)
+        if self.frozen(node):
+            self.node_thaw(number)
+        where = self.launch_node(node)
+        deadline = timeout_s or self.ready_timeout()
+        self.wait_node_healthy(node, deadline)
+        self.wait_leaders(deadline)
+        return where
+
+    def node_stop(self, number: int) -> Stopped | None:
+        return self.procs.kill(self.node(number).process, signal.SIGTERM)
+
+    def node_kill(self, number: int, sig: signal.Signals) -> Stopped | None:
+        """SIGKILL (and wait until gone) or any signal that ends it; see `node_freeze` for SIGSTOP."""
+        record = self.live(self.node(number))
+        return None if record is None else self.procs.kill_record(record, sig)
+
+    def node_freeze(self, number: int) -> ProcessRecord | None:
+        """SIGSTOP: the process stays, its sockets stay open, it answers nothing (a long GC pause, a VM freeze)."""
+        record = self.live(self.node(number))
+        if record is None:
+            return None
+        verify(record)
+        os.kill(record.pid, signal.SIGSTOP)
+        return record
+
+    def node_thaw(self, number: int) -> ProcessRecord | None:
+        record = self.live(self.node(number))
+        if record is None:
+            return None
+        verify(record)
+        os.kill(record.pid, signal.SIGCONT)
+        return record
+
+    def node_healthy(self, node: Node) -> bool:
+        if self.frozen(node):
+            return False
+        with AdminApi(node.admin_url) as admin:
+            return admin.healthy_admin()
+
+    def wait_node_healthy(self, node: Node, timeout_s: float) -> None:
+        def probe() -> str:
+            if self.live(node) is None:
+                return "exited"
+            return "healthy" if self.node_healthy(node) else "starting"
+
+        try:
+            state = poll(probe, lambda s: s != "starting", f"{node.name} admin health at {node.admin_url}", timeout_s)
+        except WaitTimeout:
+            state = f"not healthy after {timeout_s:g} s"
+        if state != "healthy":
+            tail = "\n".join(_tail(node.log_file, 15))
+            raise ComponentError(f"restate node {node.name} {state}; log {node.log_file}:\n{tail}")
+
+    # -- Restate's view -------------------------------------------------------------------------------
+
+    def ctl_sql(self, query: str) -> list[dict[str, Any]]:
+        return self.ctl.sql([n.fabric_url for n in self.reachable()], query)
+
+    def leaders(self) -> dict[int, str]:
+        """Partition id -> the node name of its active leader, as the reachable nodes report it."""
+        names = {str(r["plain_node_id"]): str(r["name"]) for r in self.ctl_sql("SELECT plain_node_id, name FROM nodes")}
+        state = self.ctl_sql(
+            "SELECT partition_id, plain_node_id, effective_mode, replay_status, leader_epoch FROM partition_state"
+        )
+        return active_leaders(state, names)
+
+    def leaders_or_none(self) -> dict[int, str] | None:
+        try:
+            return self.leaders()
+        except (ComponentError, ValueError):
+            return None
+
+    def all_led(self, leaders: dict[int, str] | None, excluding: set[str] | None = None) -> bool:
+        return (
+            leaders is not None
+            and len(leaders) == self.settings.partitions
+            and not (set(leaders.values()) & (excluding or set()))
+        )
+
+    def wait_leaders(self, timeout_s: float, excluding: set[str] | None = None) -> dict[int, str]:
+        """Until every partition has an active leader (on none of `excluding`)."""
+        shunned = excluding or set()
+        led = poll(
+            self.leaders_or_none,
+            lambda found: self.all_led(found, shunned),
+            f"an active leader for each of the {self.settings.partitions} partitions",
+            timeout_s,
+            interval_s=0.2,
+        )
+        assert led is not None
+        return led
+
+    def partition_ranges(self) -> list[dict[str, Any]]:
+        return self.ctl_sql("SELECT partition_id, start_key, end_key FROM partitions")
+
+    def services_on(self, node: Node) -> list[str]:
+        with AdminApi(node.admin_url) as admin:
+            return admin.services()
+
+    def wait_registered_everywhere(self, service: str, timeout_s: float) -> None:
+        """Right after registering on one node another can answer 404 for a moment: wait for each."""
+        for node in self.reachable():
+
+            def knows(node: Node = node) -> bool:
+                try:
+                    return service in self.services_on(node)
+                except HttpError:
+                    return False
+
+            poll(knows, bool, f"{node.name}'s admin API to list {service}", timeout_s, interval_s=0.1)
+
+    def ready_timeout(self) -> float:
+        return self.runtime.ready_timeout_s
+
+    # -- RestateServer ----------------------------------------------------------------------------------
+
+    def launch(self) -> str:
+        return ", ".join(self.launch_node(n) for n in self.nodes)
+
+    def start(self) -> str:
+        """Every node side by side, then every partition led, then SQL on the entry node."""
+        where = self.launch()
+        timeout_s = self.ready_timeout()
+        failures = []
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            for node, future in [(n, pool.submit(self.wait_node_healthy, n, timeout_s)) for n in self.nodes]:
+                try:
+                    future.result()
+                except DrillError as exc:
+                    failures.append(f"{node.name}: {exc}")
+        if failures:
+            if "already running" in where:
+                failures.append("a node started by this tool cannot be reached (another network namespace?)")
+            raise ComponentError("\n".join(failures))
+        try:
+            self.wait_leaders(timeout_s)
+            # After a restart the first SQL query can fail ("No such scanner"): ready means one succeeded.
+            poll(self.admin.query_ready, bool, f"SQL queries at {self.admin.base_url}/query", timeout_s)
+        except WaitTimeout as exc:
+            raise ComponentError(f"restate cluster ({where}) is not ready: {exc}") from None
+        return where
+
+    def stop(self, purge: bool = False) -> bool:
+        """SIGTERM every node at once (a lone node would wait for peers that are already gone); a frozen
+        node is thawed first so it can obey."""
+        for node in self.nodes:
+            if self.frozen(node):
+                self.node_thaw(node.number)
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            stopped = list(pool.map(lambda n: self.procs.kill(n.process, signal.SIGTERM), self.nodes))
+        if purge:
+            shutil.rmtree(self.home, ignore_errors=True)
+        return any(s is not None for s in stopped)
+
+    def kill(self, sig: signal.Signals) -> str | None:
+        """The whole cluster at once (server-crash on a cluster); `node_kill` for one node."""
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            results = list(pool.map(lambda n: (n, self.node_kill(n.number, sig)), self.nodes))
+        done = [f"{n.name} pid {s.record.pid}" for n, s in results if s is not None]
+        return f"{', '.join(done)} (gone after {sig.name})" if done else None
+
+    def running(self) -> str | None:
+        """Every node running: their pids; else None (a cluster missing a node is not `up`)."""
+        records = [(n, self.live(n)) for n in self.nodes]
+        if any(r is None for _, r in records):
+            return None
+        return ", ".join(f"{n.name} pid {r.pid}" for n, r in records if r is not None)
+
+    def log_lines(self, tail: int) -> list[str]:
+        return [f"{n.name} | {line}" for n in self.nodes for line in _tail(n.log_file, tail)]
+
+    def follow_logs(self) -> Iterator[str]:
+        yield from follow_file(self.entry.log_file)
+
+    def default_deployment_uri(self, service_port: int) -> str:
+        return f"http://{HOST}:{service_port}"
+
+    def healthy(self) -> bool:
+        return all(self.node_healthy(n) for n in self.nodes)
+
+    # -- status -----------------------------------------------------------------------------------------
+
+    def node_rows(self) -> list[tuple[str, str, str, str]]:
+        rows = []
+        for node in self.nodes:
+            record = self.live(node)
+            if record is None:
+                health = "down"
+            elif self.frozen(node):
+                health = "frozen (SIGSTOP)"
+            else:
+                health = "ok" if self.node_healthy(node) else "not answering"
+            if node.number in self.cut_off:
+                health += ", cut off"
+            rows.append(
+                (
+                    f"restate node {node.name}",
+                    f"pid {record.pid}" if record else "-",
+                    f"ingress {node.ingress_url} admin {node.admin_url} fabric :{node.fabric_port}",
+                    health,
+                )
+            )
+        return rows
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return []

@@ -1,0 +1,282 @@
+"""Cluster actions and probes: lose nodes (kill, freeze, cut off), bring them back, and ask Restate which
+node leads what. Like `actions.py`, every action that takes something away registers the cleanup that
+gives it back, on every path (Ctrl-C included), and marks the fault injected.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from drillkit.components.netcut import Cut, NetCut
+from drillkit.components.restate_cluster import Node, RestateCluster, partition_of
+from drillkit.components.stub_llm import StubLlm
+from drillkit.drills import actions
+from drillkit.drills.frame import Drill
+from drillkit.errors import DrillError, HttpError
+from drillkit.evidence import journal_steps
+from drillkit.howto import RESTART_PROMPT, howto_body
+from drillkit.restate_api import sql_list
+from drillkit.waits import poll
+
+Fault = Literal["kill", "freeze", "cut"]
+STUB_DELAY_MS = 300.0
+
+
+@dataclass
+class Flight:
+    """The invocations a cluster drill keeps in flight: ids, idempotency keys, bodies, partitions."""
+
+    keys: dict[str, str] = field(default_factory=dict)
+    bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    partitions: dict[str, int] = field(default_factory=dict)
+    watched: set[str] = field(default_factory=set)
+    """The invocations whose partition a lost node led: their progress is the recovery that counts."""
+    fault_at: float = 0.0
+    """Epoch seconds of the fault (ledger times are epoch seconds)."""
+    restored_at: float = 0.0
+
+
+# -- setup ------------------------------------------------------------------------------------------------
+
+
+def use_stub_llm(drill: Drill, delay_ms: float = STUB_DELAY_MS) -> None:
+    """The point is Restate, not the model: the writer answers from the stub (each step `delay_ms`)."""
+    stack = drill.stack
+    stub = StubLlm(stack.procs, stack.state.log_file("stub-llm"))
+    drill.on_cleanup("stub LLM stopped", stub.stop)
+    stub.start(delay_ms)
+    path = stack.writer.derived_config(
+        "cluster-stub", {"writer_model.base_url": f"{stub.url}/v1", "writer_model.model": "stub"}
+    )
+    drill.on_cleanup("writer on its own config", stack.writer.restart)
+    actions.restart_writer(drill, path)
+    drill.record.event("stub LLM", f"{stub.url}, {delay_ms:g} ms per answer")
+
+
+def send_flight(drill: Drill, n: int) -> Flight:
+    flight = Flight()
+    run = uuid.uuid4().hex[:8]
+    for i in range(n):
+        key = f"cluster-{run}-{i}"
+        body = howto_body(f"{RESTART_PROMPT} ({i})")
+        invocation_id = drill.stack.ingress.send(body, idempotency_key=key)
+        drill.invocations.append(invocation_id)
+        flight.keys[invocation_id] = key
+        flight.bodies[invocation_id] = body
+    drill.record.invocation_id = drill.invocations[0]
+    drill.record.event("sent", f"{n} invocations with idempotency keys cluster-{run}-0..{n - 1}")
+    return flight
+
+
+# -- probes -------------------------------------------------------------------------------------------------
+
+
+def journals(drill: Drill, flight: Flight) -> dict[str, list[dict[str, Any]]]:
+    rows = drill.stack.admin.query(
+        "SELECT id, index, entry_type, name, entry_lite_json, appended_at FROM sys_journal "
+        f"WHERE id IN ({sql_list(flight.keys)}) ORDER BY id, index"
+    )
+    by_id: dict[str, list[dict[str, Any]]] = {i: [] for i in flight.keys}
+    for row in rows:
+        by_id.setdefault(row["id"], []).append(row)
+    return by_id
+
+
+def wait_all_underway(drill: Drill, flight: Flight) -> None:
+    """Until every invocation has a step journaled as done: each has work to protect and work in flight."""
+
+    def done_counts() -> list[int]:
+        counts = [sum(s.completed for s in journal_steps(rows)) for rows in journals(drill, flight).values()]
+        drill.pace.observe(sum(counts))
+        return counts
+
+    poll(done_counts, lambda c: min(c) >= 1, "every invocation to finish a step", 24 * 3600, 0.05, drill.pace)
+    drill.record.event("underway", f"all {len(flight.keys)} invocations have a finished step")
+
+
+def locate(drill: Drill, flight: Flight) -> dict[int, str]:
+    """Each invocation's partition (its partition key in the partition table), and the leaders now."""
+    cluster = drill.stack.cluster
+    ranges = cluster.partition_ranges()
+    rows = drill.stack.admin.query(
+        f"SELECT id, partition_key FROM sys_invocation_status WHERE id IN ({sql_list(flight.keys)})"
+    )
+    for row in rows:
+        partition = partition_of(int(row["partition_key"]), ranges)
+        if partition is not None:
+            flight.partitions[row["id"]] = partition
+    leaders = cluster.leaders()
+    spread = Counter(flight.partitions.values())
+    drill.record.evidence["partitions_in_flight"] = dict(sorted(spread.items()))
+    drill.record.evidence["leaders_before"] = leaders
+    drill.record.event(
+        "leaders",
+        ", ".join(f"p{p} {leaders.get(p, 'none')} ({spread.get(p, 0)} in flight)" for p in sorted(leaders)),
+    )
+    return leaders
+
+
+def choose(cluster: RestateCluster, target: str, count: int, leaders: dict[int, str], flight: Flight) -> list[Node]:
+    """`leader`: the node leading the partitions with the most invocations in flight; `follower`: a node
+    leading none of them (else the fewest); a number: that node. `count` 2 adds the next by the same rule.
+    Marks the invocations whose partition a chosen node leads as the ones to watch."""
+    in_flight = Counter(flight.partitions.values())
+    weight = Counter({n.name: 0 for n in cluster.nodes})
+    for partition, node in leaders.items():
+        weight[node] += in_flight.get(partition, 0)
+    if target == "leader":
+        order = sorted(cluster.nodes, key=lambda n: (-weight[n.name], n.number))
+    elif target == "follower":
+        order = sorted(cluster.nodes, key=lambda n: (weight[n.name], n.number))
+    else:
+        first = cluster.node(int(target))
+        order = [first, *sorted((n for n in cluster.nodes if n != first), key=lambda n: (-weight[n.name], n.number))]
+    chosen = order[:count]
+    names = {n.name for n in chosen}
+    flight.watched = {i for i, p in flight.partitions.items() if leaders.get(p) in names}
+    return chosen
+
+
+def progress_after(drill: Drill, flight: Flight, since: float) -> float | None:
+    """End time (epoch) of the first step that *started* after `since` and finished ok, among the
+    invocations whose partition a lost node led (all of ours when it led none): only a living leader can
+    have asked the writer for it."""
+    ours = flight.watched or set(flight.keys)
+    ends = [
+        e.ended
+        for e in drill.stack.writer.executions()
+        if e.invocation_id in ours and e.started > since and e.outcome == "ok" and e.ended is not None
+    ]
+    return min(ends) if ends else None
+
+
+def started_after(drill: Drill, flight: Flight, since: float) -> list[str]:
+    return [
+        f"{e.invocation_id}/{e.step}"
+        for e in drill.stack.writer.executions()
+        if e.invocation_id in flight.keys and e.started > since
+    ]
+
+
+def wait_progress(drill: Drill, flight: Flight, since: float, what: str) -> float:
+    """Seconds from `since` (epoch) to the first step started and finished after it."""
+
+    def probe() -> float | None:
+        found = progress_after(drill, flight, since)
+        drill.pace.observe(found)
+        return found
+
+    ended = poll(probe, lambda t: t is not None, what, 24 * 3600, 0.02, drill.pace)
+    assert ended is not None
+    return ended - since
+
+
+def wait_all_completed(drill: Drill, flight: Flight) -> list[dict[str, Any]]:
+    def rows() -> list[dict[str, Any]]:
+        try:
+            found = drill.stack.admin.query(
+                "SELECT id, status, completion_result, completion_failure FROM sys_invocation "
+                f"WHERE id IN ({sql_list(flight.keys)})"
+            )
+        except HttpError as exc:  # after a restart the first query can fail ("No such scanner")
+            drill.record.note(f"query retried: {exc}")
+            return []
+        drill.pace.observe(sorted(r.get("status", "") for r in found))
+        return found
+
+    done = poll(
+        rows,
+        lambda r: len(r) == len(flight.keys) and all(x.get("status") == "completed" for x in r),
+        f"all {len(flight.keys)} invocations to complete",
+        24 * 3600,
+        0.2,
+        drill.pace,
+    )
+    drill.record.event("completed", f"all {len(flight.keys)} invocations")
+    return done
+
+
+# -- actions ------------------------------------------------------------------------------------------------
+
+
+def lose(drill: Drill, nodes: list[Node], fault: Fault, sig: signal.Signals, netcut: NetCut | None = None) -> float:
+    """Take the nodes away (the stack already talks to a survivor); returns the epoch time of the fault."""
+    cluster = drill.stack.cluster
+    names = ", ".join(n.name for n in nodes)
+    for node in nodes:
+
+        def give_back(node: Node = node) -> None:
+            restore(drill, [node], fault, netcut)
+
+        drill.on_cleanup(f"restate node {node.name} back", give_back)
+    drill.fault_injected = True
+    at = time.time()
+    for node in nodes:
+        record = cluster.live(node)
+        if record is None:
+            raise DrillError(f"restate node {node.name} was not running when the drill came to take it away")
+        if fault == "kill":
+            stopped = cluster.node_kill(node.number, sig)
+            drill.record.event("killed", f"{sig.name} to {node.name}'s recorded pid {record.pid}" + _gone(stopped))
+        elif fault == "freeze":
+            cluster.node_freeze(node.number)
+            drill.record.event("frozen", f"SIGSTOP to {node.name}'s recorded pid {record.pid} (alive, silent)")
+        else:
+            assert netcut is not None
+            peers = tuple(n.fabric_port for n in cluster.nodes if n != node)
+            text = netcut.apply(
+                Cut(node.name, node.fabric_port, node.socket_gid, peers, drill.stack.config.service.port)
+            )
+            cluster.cut_off.add(node.number)
+            drill.record.evidence["nft_rules"] = text
+            drill.record.event("cut off", f"{node.name}: nftables drops its fabric traffic and its calls to the writer")
+    drill.record.evidence["lost"] = names
+    return at
+
+
+def restore(drill: Drill, nodes: list[Node], fault: Fault, netcut: NetCut | None = None) -> None:
+    """Bring the nodes back (idempotent: also the cleanup): start, thaw, or remove the rules."""
+    cluster = drill.stack.cluster
+    for node in nodes:
+        if fault == "cut":
+            assert netcut is not None
+            if netcut.heal():
+                drill.record.event("healed", "nftables table removed")
+            cluster.cut_off.discard(node.number)
+        elif fault == "freeze":
+            if cluster.frozen(node):
+                cluster.node_thaw(node.number)
+                drill.record.event("thawed", f"SIGCONT to {node.name}")
+        else:
+            cluster.launch_node(node)
+
+
+def wait_led_without(drill: Drill, nodes: list[Node]) -> dict[int, str]:
+    """While the nodes are away: every partition gets an active leader among the others."""
+    cluster = drill.stack.cluster
+    leaders = cluster.wait_leaders(cluster.ready_timeout(), excluding={n.name for n in nodes})
+    drill.record.event("led without", ", ".join(f"p{p} {n}" for p, n in leaders.items()))
+    return leaders
+
+
+def wait_rejoined(drill: Drill, nodes: list[Node]) -> dict[int, str]:
+    """Each node answers again, and every partition has an active leader (asked of all nodes, them too)."""
+    cluster = drill.stack.cluster
+    timeout = cluster.ready_timeout()
+    for node in nodes:
+        cluster.wait_node_healthy(node, timeout)
+    leaders = cluster.wait_leaders(timeout)
+    drill.record.event(
+        "rejoined",
+        f"{', '.join(n.name for n in nodes)} healthy; leaders: " + ", ".join(f"p{p} {n}" for p, n in leaders.items()),
+    )
+    return leaders
+
+
+def _gone(stopped: Any) -> str:
+    return f", gone after {stopped.seconds:.2f} s" if stopped is not None else " (already gone)"

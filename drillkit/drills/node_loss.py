@@ -1,0 +1,185 @@
+"""drill.node-loss and drill.partition: a Restate cluster loses nodes while invocations are in flight.
+
+send N invocations (spread over the partitions by their keys) -> wait until each has a step journaled
+as done -> find each one's partition and the partitions' leaders -> talk to a survivor -> take the
+chosen node(s) away: SIGKILL, SIGSTOP (frozen: alive and silent), or an nftables cut (partition) ->
+
+- one node lost (a minority): the survivors go on; the report gives the time from the fault to a step
+  started and finished after it (progress again); then the node comes back and rejoins;
+- two lost (a majority of three): no step may start while they are away (`HOLD_S`), nothing is lost;
+  they come back, then progress again.
+
+PASS when every invocation completed with success, each idempotency key sent again (through the node
+that came back) returns the stored output, every report file holds that output, no step Restate had
+journaled as done executed again (the writer's ledger against the final journals), the lost node(s)
+answer again and every partition has an active leader. Never on `retry_count`: it resets on a
+leadership change.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+from drillkit.components.netcut import NetCut
+from drillkit.drills import cluster_faults as cf
+from drillkit.drills.frame import Drill, Scenario
+from drillkit.drills.storm_checks import files_hold_outputs
+from drillkit.errors import DrillError, HttpError
+from drillkit.evidence import journaled_completions, reexecuted_after_journaled
+from drillkit.restate_api import IngressApi, sql_list
+from drillkit.stack import Stack
+
+HOLD_S = 5.0
+"""How long a majority stays down while the drill watches that nothing moves."""
+SETTLE_S = 1.0
+"""Steps the writer had already been asked for when the majority went down may still start this late."""
+INVOCATIONS = 8
+
+
+def check_node_loss(stack: Stack, target: str, sig: signal.Signals, count: int, invocations: int) -> None:
+    cluster = stack.cluster  # DrillError for another backend
+    if target not in ("leader", "follower") and not (target.isdigit() and 1 <= int(target) <= len(cluster.nodes)):
+        raise DrillError(f"--node {target!r}: use leader, follower or 1..{len(cluster.nodes)}")
+    if sig not in (signal.SIGKILL, signal.SIGSTOP):
+        raise DrillError("--signal: use KILL or STOP")
+    if count not in (1, 2) or count >= len(cluster.nodes):
+        raise DrillError(f"--count {count}: use 1, or 2 (a majority of 3); the cluster has {len(cluster.nodes)} nodes")
+    if invocations < 1:
+        raise DrillError("--invocations must be at least 1")
+
+
+def node_loss_scenario(
+    target: str, sig: signal.Signals, count: int, invocations: int, llm: str, fault: cf.Fault | None = None
+) -> Scenario:
+    chosen_fault: cf.Fault = fault or ("freeze" if sig == signal.SIGSTOP else "kill")
+
+    def scenario(drill: Drill) -> None:
+        cluster = drill.stack.cluster
+        netcut = NetCut() if chosen_fault == "cut" else None
+        if netcut is not None:
+            netcut.check_possible(cluster.uses_socket_groups())  # Inconclusive before any fault
+        if llm == "stub":
+            cf.use_stub_llm(drill)
+        flight = cf.send_flight(drill, invocations)
+        cf.wait_all_underway(drill, flight)
+        leaders = cf.locate(drill, flight)
+        lost = cf.choose(cluster, target, count, leaders, flight)
+        lost_numbers = {n.number for n in lost}
+        survivor = cluster.point_at_survivor(lost_numbers)
+        drill.record.event(
+            "target", f"{', '.join(n.name for n in lost)} ({target}); the drill talks to {survivor.name} from now on"
+        )
+
+        flight.fault_at = cf.lose(drill, lost, chosen_fault, sig, netcut)
+        recovery: dict[str, Any] = {}
+        if count == 1:
+            seconds = cf.wait_progress(drill, flight, flight.fault_at, "a step to start and finish after the fault")
+            recovery["fault_to_progress_s"] = round(seconds, 3)
+            drill.record.event(
+                "progress again",
+                f"a step of an invocation {lost[0].name} led started and finished {seconds:.2f} s after the fault"
+                if flight.watched
+                else f"a step started and finished {seconds:.2f} s after the fault ({lost[0].name} led none in flight)",
+            )
+            during = cf.wait_led_without(drill, lost)
+            drill.record.expect(
+                f"while {lost[0].name} was away, every partition had an active leader among the others",
+                cluster.all_led(during, {lost[0].name}),
+                ", ".join(f"p{p} {n}" for p, n in during.items()),
+            )
+            cf.restore(drill, lost, chosen_fault, netcut)
+        else:
+            time.sleep(HOLD_S)  # the observation window itself: nothing to poll for, absence is the point
+            moved = cf.started_after(drill, flight, flight.fault_at + SETTLE_S)
+            drill.record.expect(
+                f"no step started while a majority was down ({HOLD_S:g} s watched)",
+                not moved,
+                f"steps started from {SETTLE_S:g} s after the fault: {moved[:5] or 'none'}",
+            )
+            flight.restored_at = time.time()
+            cf.restore(drill, lost, chosen_fault, netcut)
+            seconds = cf.wait_progress(drill, flight, flight.restored_at, "a step to start and finish after the return")
+            recovery["return_to_progress_s"] = round(seconds, 3)
+            drill.record.event("progress again", f"a step started and finished {seconds:.2f} s after the return")
+        leaders_after = cf.wait_rejoined(drill, lost)
+        drill.record.evidence["recovery_s"] = recovery
+        drill.record.evidence["leaders_after"] = leaders_after
+        cf.wait_all_completed(drill, flight)
+        judge(drill, flight, lost_numbers, leaders_after)
+
+    return scenario
+
+
+def judge(drill: Drill, flight: cf.Flight, lost: set[int], leaders_after: dict[int, str]) -> None:
+    stack, record = drill.stack, drill.record
+    cluster = stack.cluster
+    rows = stack.admin.query(
+        "SELECT id, status, completion_result, completion_failure FROM sys_invocation "
+        f"WHERE id IN ({sql_list(flight.keys)})"
+    )
+    failed = [r["id"] for r in rows if r.get("completion_result") != "success"]
+    record.expect(
+        f"all {len(flight.keys)} invocations completed with success",
+        len(rows) == len(flight.keys) and not failed,
+        f"{len(rows) - len(failed)}/{len(flight.keys)} success" + (f"; not: {failed[:5]}" if failed else ""),
+    )
+    # Ask through a node that was lost: it serves the same results once it is back.
+    back = cluster.node(min(lost))
+    outputs = same_output_again(drill, flight, back.ingress_url)
+    files_hold_outputs(drill, outputs)
+    journals = cf.journals(drill, flight)
+    rerun = []
+    for invocation_id in flight.keys:
+        done = journaled_completions(journals.get(invocation_id, []))
+        rerun += [
+            f"{invocation_id}/{s}" for s in reexecuted_after_journaled(stack.writer.executions(invocation_id), done)
+        ]
+    steps = sum(len(journaled_completions(rows)) for rows in journals.values())
+    record.expect(
+        "no step Restate had journaled as done was executed again (ledger)",
+        not rerun,
+        f"{steps} journaled steps; executed again: {rerun[:5] or 'none'}",
+    )
+    retried = sorted(
+        {
+            f"{e.invocation_id}/{e.step}"
+            for e in stack.writer.executions()
+            if e.invocation_id in flight.keys and (e.attempt or 1) > 1
+        }
+    )
+    record.note(f"in-flight steps that ran again (allowed: never journaled as done): {retried[:10] or 'none'}")
+    record.expect(
+        "the lost node(s) answer again",
+        all(cluster.node_healthy(cluster.node(n)) for n in lost),
+        ", ".join(f"n{n} admin health ok" for n in sorted(lost)),
+    )
+    record.expect(
+        "every partition has an active leader again",
+        cluster.all_led(leaders_after),
+        ", ".join(f"p{p} {n}" for p, n in leaders_after.items()),
+    )
+
+
+def same_output_again(drill: Drill, flight: cf.Flight, ingress_url: str) -> dict[str, Any]:
+    """Each key sent again through `ingress_url` returns what Restate stored for its invocation."""
+    outputs: dict[str, Any] = {}
+    differ = []
+    with IngressApi(ingress_url) as ingress:
+        for invocation_id, key in flight.keys.items():
+            try:
+                outputs[invocation_id] = drill.stack.ingress.output(invocation_id)
+                again = ingress.call(flight.bodies[invocation_id], idempotency_key=key, timeout_s=60)
+            except HttpError as exc:
+                differ.append(f"{invocation_id}: {exc}")
+                continue
+            if again != outputs[invocation_id]:
+                differ.append(f"{invocation_id}: another output for key {key}")
+    drill.record.expect(
+        f"each idempotency key sent again (through {ingress_url}) returns the same output",
+        not differ,
+        f"{len(flight.keys) - len(differ)}/{len(flight.keys)} keys answered with the stored output"
+        + (f"; {differ[:5]}" if differ else ""),
+    )
+    return outputs
