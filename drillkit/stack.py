@@ -70,40 +70,7 @@ class Stack:
     def server(self) -> RestateServer:
         """The Restate server of the configured backend (`auto`: Docker when an engine answers)."""
         if self._server is None:
-            choice = self.rt.backend
-            if choice in ("auto", "docker"):
-                # docker-py is imported only when Docker may be used: every other `inv` skips its cost.
-                from drillkit.components.docker_engine import docker_available
-                from drillkit.components.restate_docker import DockerServer
-
-                if choice == "auto":
-                    choice = "docker" if docker_available() else "native"
-            if choice == "docker":
-                self._server = DockerServer(self.rt, self.admin, self.ingress)
-            elif choice == "cluster":
-                from drillkit.components.restate_cluster import RestateCluster
-
-                self._server = RestateCluster(
-                    self.rt,
-                    self.admin,
-                    self.ingress,
-                    self.binaries.path(SERVER),
-                    self.binaries.path(CTL),
-                    self.state.root / "restate-cluster",
-                    self.state.logs,
-                    self.procs,
-                )
-            else:
-                self._server = NativeServer(
-                    self.rt,
-                    self.admin,
-                    self.ingress,
-                    self.binaries.path(SERVER),
-                    self.state.restate_data,
-                    self.procs,
-                    self.state.log_file("restate-server"),
-                    config_source=self.config.source,
-                )
+            self._server = restate_backend(self)
         return self._server
 
     @property
@@ -284,52 +251,92 @@ class Stack:
             raise DrillError("could not stop everything:\n  " + "\n  ".join(failures))
         return stopped
 
-    def _process_cell(self, name: str, digest: str | None = None) -> str:
-        """`pid N`, `-`, or what is wrong with the record: not ours any more, or another config."""
-        seen = self.procs.observe(name)
-        if seen is None:
-            return "-"
-        if seen.state == "mismatch":
-            return f"pid {seen.record.pid}: NOT OURS NOW (see below)"
-        cell = f"pid {seen.record.pid}"
-        if digest is not None and seen.record.config_digest != digest:
-            cell += f" (started with another config: {seen.record.config_source or 'unrecorded'})"
-        return cell
-
     def status(self) -> list[tuple[str, str, str, str]]:
         """(component, process, URL, health) rows."""
-        if self.rt.backend == "cluster":
-            rows = self.cluster.node_rows()
-            server_ok = any(row[3] == "ok" for row in rows)
+        return status_rows(self)
+
+
+def restate_backend(stack: Stack) -> RestateServer:
+    """The configured backend's server; Docker and cluster modules are imported only when chosen
+    (docker-py costs every other `inv` a seventh of a second)."""
+    rt, choice = stack.rt, stack.rt.backend
+    if choice in ("auto", "docker"):
+        from drillkit.components.docker_engine import docker_available
+        from drillkit.components.restate_docker import DockerServer
+
+        if choice == "auto":
+            choice = "docker" if docker_available() else "native"
+        if choice == "docker":
+            return DockerServer(rt, stack.admin, stack.ingress)
+    if choice == "cluster":
+        from drillkit.components.restate_cluster import RestateCluster
+
+        return RestateCluster(
+            rt,
+            stack.admin,
+            stack.ingress,
+            stack.binaries.path(SERVER),
+            stack.binaries.path(CTL),
+            stack.state.root / "restate-cluster",
+            stack.state.logs,
+            stack.procs,
+        )
+    return NativeServer(
+        rt,
+        stack.admin,
+        stack.ingress,
+        stack.binaries.path(SERVER),
+        stack.state.restate_data,
+        stack.procs,
+        stack.state.log_file("restate-server"),
+        config_source=stack.config.source,
+    )
+
+
+def process_cell(stack: Stack, name: str, digest: str | None = None) -> str:
+    """`pid N`, `-`, or what is wrong with the record: not ours any more, or another config."""
+    seen = stack.procs.observe(name)
+    if seen is None:
+        return "-"
+    if seen.state == "mismatch":
+        return f"pid {seen.record.pid}: NOT OURS NOW (see below)"
+    cell = f"pid {seen.record.pid}"
+    if digest is not None and seen.record.config_digest != digest:
+        cell += f" (started with another config: {seen.record.config_source or 'unrecorded'})"
+    return cell
+
+
+def status_rows(stack: Stack) -> list[tuple[str, str, str, str]]:
+    """(component, process, URL, health): the server (or each node), the model, the writer."""
+    if stack.rt.backend == "cluster":
+        rows = stack.cluster.node_rows()
+        server_ok = any(row[3] == "ok" for row in rows)
+    else:
+        server = stack.server
+        server_ok = server.healthy()
+        if isinstance(server, NativeServer):
+            server_cell = process_cell(stack, PROCESS_NAME, server.settings_digest())
         else:
-            server_ok = self.server.healthy()
-            if isinstance(self.server, NativeServer):
-                server_cell = self._process_cell(PROCESS_NAME, self.server.settings_digest())
-            else:
-                server_cell = self.server.running() or "-"
-            rows = [
-                (
-                    f"restate-server ({self.server.name})",
-                    server_cell,
-                    f"{self.rt.ingress_url} {self.rt.admin_url}",
-                    "ok" if server_ok else "down",
-                )
-            ]
-        if self.model.enabled:
-            gguf = self.model.model_path()
-            rows.append(
-                (
-                    "local model",
-                    self._process_cell(self.model.name, self.model.config_stamp(gguf).digest if gguf else None),
-                    f"{self.model.url}/v1",
-                    "ok" if self.model.healthy() else "down",
-                )
+            server_cell = server.running() or "-"
+        rows = [
+            (
+                f"restate-server ({server.name})",
+                server_cell,
+                f"{stack.rt.ingress_url} {stack.rt.admin_url}",
+                "ok" if server_ok else "down",
             )
-        else:
-            rows.append(("LLM endpoint (remote)", "-", self.config.writer_model.base_url, "not probed"))
-        health = "ok" if http_ok(self.writer.health_url()) else "down"
-        if health == "ok" and server_ok:
-            health += ", registered" if self.registered() else ", not registered"
-        writer_cell = self._process_cell(self.writer.name, self.writer.config_stamp().digest)
-        rows.append(("writer service", writer_cell, self.writer.url, health))
-        return rows
+        ]
+    model = stack.model
+    if model.enabled:
+        gguf = model.model_path()
+        digest = model.config_stamp(gguf).digest if gguf else None
+        health = "ok" if model.healthy() else "down"
+        rows.append(("local model", process_cell(stack, model.name, digest), f"{model.url}/v1", health))
+    else:
+        rows.append(("LLM endpoint (remote)", "-", stack.config.writer_model.base_url, "not probed"))
+    writer = stack.writer
+    health = "ok" if http_ok(writer.health_url()) else "down"
+    if health == "ok" and server_ok:
+        health += ", registered" if stack.registered() else ", not registered"
+    rows.append(("writer service", process_cell(stack, writer.name, writer.config_stamp().digest), writer.url, health))
+    return rows

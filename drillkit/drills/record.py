@@ -174,21 +174,23 @@ def render_markdown(record: DrillRecord) -> str:
     lines += [f"| {e.offset_s:.2f} | {e.event} | {_cell(e.detail)} |" for e in record.timeline]
     if record.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in record.notes]
-    ledger = record.evidence.get("ledger") or []
+    lines += evidence_sections(record.evidence)
+    return "\n".join(lines) + "\n"
+
+
+def evidence_sections(evidence: dict[str, Any]) -> list[str]:
+    """The report's evidence: the writer's ledger, Restate's journal and row, the CLI's text."""
+    lines: list[str] = []
+    ledger = evidence.get("ledger") or []
     if ledger:
-        lines += [
-            "",
-            "## Writer ledger (real executions)",
-            "",
-            "| step | attempt | pid | outcome | ms | error |",
-            "|---|---:|---:|---|---:|---|",
-        ]
+        lines += ["", "## Writer ledger (real executions)", "", "| step | attempt | pid | outcome | ms | error |"]
+        lines.append("|---|---:|---:|---|---:|---|")
         lines += [
             f"| {e.step} | {e.attempt} | {e.pid} | {e.outcome or 'never finished'} | "
             f"{'' if e.duration_ms is None else f'{e.duration_ms:.0f}'} | {_cell(e.error or '')} |"
             for e in executions([LedgerEntry(**line) for line in ledger])
         ]
-    steps = record.evidence.get("journal_steps") or []
+    steps = evidence.get("journal_steps") or []
     if steps:
         lines += [
             "",
@@ -198,20 +200,13 @@ def render_markdown(record: DrillRecord) -> str:
             "|---:|---|---|---|",
         ]
         lines += [f"| {s['index']} | {s['name']} | {s['completed']} | {s['result']} |" for s in steps]
-    row = record.evidence.get("invocation")
+    row = evidence.get("invocation")
     if row:
-        lines += [
-            "",
-            "## Restate's `sys_invocation` row",
-            "",
-            "```json",
-            json.dumps(row_summary(row), indent=2),
-            "```",
-        ]
-    describe = record.evidence.get("cli_describe")
+        lines += ["", "## Restate's `sys_invocation` row", "", "```json", json.dumps(row_summary(row), indent=2), "```"]
+    describe = evidence.get("cli_describe")
     if describe:
         lines += ["", "## `restate invocations describe`", "", "```", describe.rstrip(), "```"]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _cell(text: str) -> str:
