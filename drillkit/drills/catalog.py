@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from drillkit import progress
+from drillkit.drills import html_report
 from drillkit.drills.crash import check_target, crash_scenario
 from drillkit.drills.frame import Scenario, bring_up, run_drill
 from drillkit.drills.record import INCONCLUSIVE, PASS, DrillRecord
@@ -141,6 +142,7 @@ def run_all(
         for r, d in results
     ]
     progress.table("drill.all", ("drill", "parameters", "verdict", "time", "reports"), rows)
+    progress.info(f"index: {html_report.write_index(base, [d for _, d in results])}")
     passed = sum(r.verdict == PASS for r, _ in results)
     inconclusive = sum(r.verdict == INCONCLUSIVE for r, _ in results)
     failed = len(results) - passed - inconclusive

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drillkit import progress
+from drillkit import progress, traces
 from drillkit.drills.pace import Pace
 from drillkit.drills.record import ERROR, PASS, DrillRecord, row_summary
 from drillkit.errors import DrillError, Inconclusive
@@ -130,9 +130,26 @@ def _run_locked(
     keep_up: bool,
     deadline_s: float | None,
 ) -> tuple[DrillRecord, Path]:
+    directory = report_dir or stack.state.reports / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if stack.server.name != "native":
+        note = "no Restate trace: the Docker backend's server cannot reach the drill's loopback trace collector"
+        return _run_traced(stack, name, parameters, scenario, directory, keep_up, deadline_s, note)
+    with traces.collecting() as collector:
+        return _run_traced(stack, name, parameters, scenario, directory, keep_up, deadline_s, collector)
+
+
+def _run_traced(
+    stack: Stack,
+    name: str,
+    parameters: dict[str, Any],
+    scenario: Scenario,
+    directory: Path,
+    keep_up: bool,
+    deadline_s: float | None,
+    collector: traces.TraceCollector | str,
+) -> tuple[DrillRecord, Path]:
     record = DrillRecord(name, parameters)
     drill = Drill(stack, record, Pace(fixed_s=deadline_s))
-    directory = report_dir or stack.state.reports / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     progress.step(f"drill {name} " + " ".join(f"{k}={v}" for k, v in parameters.items()))
     interrupted = False
     try:
@@ -165,6 +182,10 @@ def _run_locked(
     finally:
         # Evidence first: a cleanup may stop the very server that holds it.
         collect_evidence(drill)
+        finished = (record.evidence.get("invocation") or {}).get("status") == "completed"
+        record.evidence.update(
+            traces.keep_invocation_trace(collector, record.invocation_id, record.started_at, directory, finished)
+        )
         if record.verdict != PASS:
             stop_unfinished(drill)
         for what, action in reversed(drill.cleanups):
@@ -194,4 +215,4 @@ def show_verdict(record: DrillRecord, directory: Path) -> None:
         if row:
             summary = row_summary(row)
             progress.info("  Restate's row: " + ", ".join(f"{k}={str(v)[:200]!r}" for k, v in summary.items()))
-    progress.info(f"  reports: {directory}/report.md, journal.json, junit.xml")
+    progress.info(f"  reports: {directory}/report.html, report.md, journal.json, junit.xml")
