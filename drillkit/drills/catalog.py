@@ -5,12 +5,13 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from drillkit import progress
+from drillkit import live, progress
 from drillkit.drills import html_report
 from drillkit.drills.crash import check_target, crash_scenario
 from drillkit.drills.frame import Scenario, bring_up, run_drill
@@ -102,12 +103,16 @@ def all_drills() -> list[DrillSpec]:
     ]
 
 
+LIVE_DRILLS = ("storm",)  # long enough to want a live status of its own
+
+
 def run(
     stack: Stack, spec: DrillSpec, report_dir: Path | None = None, keep_up: bool = False
 ) -> tuple[DrillRecord, Path]:
     if spec.check is not None:
         spec.check(stack)
-    return run_drill(stack, spec.name, spec.parameters, spec.scenario, report_dir, keep_up, spec.deadline_s)
+    with live.watch(stack, f"drill.{spec.name}") if spec.name in LIVE_DRILLS else nullcontext():
+        return run_drill(stack, spec.name, spec.parameters, spec.scenario, report_dir, keep_up, spec.deadline_s)
 
 
 def label(spec: DrillSpec) -> str:
@@ -126,8 +131,9 @@ def run_all(
     with drill_lock(stack.state, "drill.all"):
         started = bring_up(stack)  # once for all drills, not once per drill
         try:
-            for number, spec in enumerate(chosen, start=1):
-                results.append(run(stack, spec, base / f"{number:02d}-{label(spec)}", keep_up=True))
+            with live.watch(stack, "drill.all"):
+                for number, spec in enumerate(chosen, start=1):
+                    results.append(run(stack, spec, base / f"{number:02d}-{label(spec)}", keep_up=True))
         finally:
             if started and not keep_up:
                 stack.down()
