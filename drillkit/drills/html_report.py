@@ -157,6 +157,14 @@ def lay_out(data: dict[str, Any]) -> tuple[list[str], list[Bar], float]:
         if bar.end is None:
             bar.end = _first(timeline, ("killed", "signalled"), bar.start) or span
     fault = _first(timeline, FAULTS)
+    flight = evidence.get("in_flight_at_kill")
+    if flight and fault is not None and not any(b.step == flight and b.start <= fault <= (b.end or span) for b in bars):
+        # The one-line ledger writes a line when a body ends, so a body killed mid-run left none: Restate's
+        # journal still saw it in flight at the kill. It started when the step before it ended (the
+        # pipeline is sequential), else when the drill saw it running.
+        ends = [b.end for b in bars if b.end is not None and b.end <= fault]
+        began = max(ends) if ends else (_first(timeline, ("target running",)) or fault)
+        bars.append(Bar(str(flight), began, fault, "killed", f"{flight}: in flight at the kill (Restate's journal)"))
     back = _first(timeline, ("running again", "resumed", *RESTARTS), fault) if fault is not None else None
     if fault is not None and back is not None:
         for step in journal:
@@ -230,7 +238,7 @@ def timeline_svg(data: dict[str, Any]) -> str:
     for start, end, status in status_band(data, span):
         colour = STATUS_COLOURS.get(status, STATUS_COLOURS["unknown"])
         out.append(
-            f'<rect x="{x(start)}" y="{y(0) + 5}" width="{max(1.0, x(end) - x(start))}" height="{BAR_H}" '
+            f'<rect x="{x(start)}" y="{y(0) + 5}" width="{max(1.0, round(x(end) - x(start), 2))}" height="{BAR_H}" '
             f'fill="{colour}"><title>{esc(status)} from {start:.2f} s to {end:.2f} s</title></rect>'
         )
     for bar in bars:
@@ -238,7 +246,8 @@ def timeline_svg(data: dict[str, Any]) -> str:
         end = bar.end if bar.end is not None else span
         stroke = ' stroke="#000" stroke-dasharray="3,2"' if bar.outcome == "killed" else ""
         out.append(
-            f'<rect x="{x(bar.start)}" y="{y(lane) + 5}" width="{max(2.0, x(end) - x(bar.start))}" height="{BAR_H}" '
+            f'<rect x="{x(bar.start)}" y="{y(lane) + 5}" width="{max(2.0, round(x(end) - x(bar.start), 2))}" '
+            f'height="{BAR_H}" '
             f'fill="{OUTCOME_COLOURS[bar.outcome]}" rx="2" class="{bar.outcome}"{stroke}>'
             f"<title>{esc(bar.label)} ({bar.start:.2f}-{end:.2f} s)</title></rect>"
         )
@@ -248,12 +257,14 @@ def timeline_svg(data: dict[str, Any]) -> str:
             start, duration = float(attempt.get("offset_s", 0)), float(attempt.get("duration_s", 0))
             colour = OUTCOME_COLOURS["error" if attempt.get("failed") else "done"]
             out.append(
-                f'<rect x="{x(start)}" y="{y(lane) + 5}" width="{max(2.0, x(start + duration) - x(start))}" '
+                f'<rect x="{x(start)}" y="{y(lane) + 5}" width="{max(2.0, round(x(start + duration) - x(start), 2))}" '
                 f'height="{BAR_H}" fill="{colour}" fill-opacity="0.55" stroke="{colour}" rx="2">'
                 f"<title>invocation-attempt {'failed' if attempt.get('failed') else 'ok'} "
                 f"({start:.2f} s, {duration:.2f} s)</title></rect>"
             )
             for event in attempt.get("events") or []:
+                if event.get("name") != "run_ended":
+                    continue
                 at = x(float(event.get("offset_s", 0)))
                 out.append(
                     f'<line x1="{at}" x2="{at}" y1="{y(lane) + 4}" y2="{y(lane) + 22}" stroke="#263238">'
@@ -270,7 +281,7 @@ def timeline_svg(data: dict[str, Any]) -> str:
             f"{esc(event.get('detail', ''))}</title></line>"
         )
         out.append(
-            f'<text x="{at + 3}" y="{label_y}" fill="{colour}">{esc(event.get("event"))} '
+            f'<text x="{round(at + 3, 2)}" y="{label_y}" fill="{colour}">{esc(event.get("event"))} '
             f"{float(event.get('offset_s', 0)):.2f}s</text>"
         )
     axis_y = y(len(lanes)) + 14

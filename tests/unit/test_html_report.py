@@ -270,3 +270,16 @@ def test_collector_receives_otlp_json_over_http():
         assert answer.status_code == 200
         assert len(collector.spans("inv_1")) == 1
         assert httpx.post(f"http://127.0.0.1:{port}/v1/traces", content=b"\x00proto", timeout=5).status_code == 415
+
+
+def test_one_line_ledger_killed_step_comes_from_restates_journal():
+    data = record("PASS", crash_ledger())
+    data["evidence"]["in_flight_at_kill"] = "section:2"
+    bars = html_report.lay_out(data)[1]
+    killed = [b for b in bars if b.outcome == "killed"]
+    assert [(b.step, round(b.start, 2), round(b.end or 0, 2)) for b in killed] == [("section:2", 2.2, 2.25)]
+    # With the two-line format the ledger itself shows it: nothing added.
+    two = [*two_lines("outline", 0.1, 1.2), *two_lines("section:1", 1.3, 2.2), *two_lines("section:2", 2.21)]
+    data = record("PASS", two)
+    data["evidence"]["in_flight_at_kill"] = "section:2"
+    assert len([b for b in html_report.lay_out(data)[1] if b.outcome == "killed"]) == 1
