@@ -284,9 +284,12 @@ def keep_invocation_trace(
             "trace_note": "Restate sent no span for the invocation (a server started before tracing was configured, "
             "or killed before its exporter flushed)"
         }
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / "trace.json"
-    path.write_text(json.dumps(jaeger_document(spans), indent=1))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(jaeger_document(spans), indent=1))
+    except OSError as exc:  # the drill's own outcome and cleanups come first
+        return {"trace_note": f"could not write {path}: {exc}"}
     evidence: dict[str, Any] = {"trace_file": path.name, "trace_spans": timeline_spans(spans, started_at)}
     if not any(s.name.startswith("invocation-end") for s in spans):
         evidence["trace_note"] = (

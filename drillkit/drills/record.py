@@ -1,4 +1,4 @@
-"""What a drill leaves behind: a timeline, expectations with verdicts, the evidence, and three files.
+"""What a drill leaves behind: a timeline, expectations with verdicts, the evidence, and four files.
 
 `journal.json` (everything, for machines), `report.md` (the same for a person), `junit.xml` (one
 test case per expectation, for CI) and `report.html` (a timeline picture, `html_report.py`) are written
