@@ -18,6 +18,7 @@ if not _console.is_terminal:
     # CI logs and pipes: wide enough that tables keep one row per line.
     _console = Console(highlight=False, soft_wrap=True, width=200)
 _errors = Console(stderr=True, highlight=False, soft_wrap=True)
+_live_areas: list[str] = []  # live status areas on screen now (`live`)
 
 
 def interactive() -> bool:
@@ -65,7 +66,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) 
 def activity(message: str) -> Iterator[None]:
     """A spinner on a terminal, a start line and a timed end line otherwise."""
     started = time.monotonic()
-    if interactive():
+    if interactive() and not _live_areas:  # rich before 14 allows one live display at a time
         with _console.status(message):
             yield
     else:
@@ -110,7 +111,11 @@ def live(title: str) -> Iterator[Callable[[Mapping[str, object]], None]]:
     a plain line at most every PLAIN_EVERY_S seconds, and the last values once at the end."""
     if interactive():
         with Live(f"[bold]{title}[/]", console=_console, refresh_per_second=4, transient=True) as area:
-            yield lambda fields: area.update(f"[bold]{title}[/] " + status_line("", fields)[2:])
+            _live_areas.append(title)
+            try:
+                yield lambda fields: area.update(f"[bold]{title}[/] " + status_line("", fields)[2:])
+            finally:
+                _live_areas.remove(title)
         return
     last: dict[str, object] = {}
     shown = [time.monotonic()]
