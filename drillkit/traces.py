@@ -293,7 +293,7 @@ def keep_invocation_trace(
     evidence: dict[str, Any] = {"trace_file": path.name, "trace_spans": timeline_spans(spans, started_at)}
     if not any(s.name.startswith("invocation-end") for s in spans):
         evidence["trace_note"] = (
-            "no invocation-end span arrived: the trace is partial (a server killed mid-attempt loses the spans "
-            "it had not exported yet)"
+            "no invocation-end span: the trace is partial (the invocation had not ended when the drill gathered "
+            "its evidence, or a server killed mid-attempt lost the spans it had not exported yet)"
         )
     return evidence
