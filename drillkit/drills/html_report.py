@@ -405,8 +405,10 @@ def render_index(runs: list[tuple[str, dict[str, Any]]]) -> str:
     for link, data in runs:
         verdict = str(data.get("verdict", "?"))
         duration = data.get("duration_s")
+        parameters = " ".join(f"{k}={v}" for k, v in (data.get("parameters") or {}).items() if k != "deadline_s")
         rows.append(
-            f'<tr><td><a href="{esc(link)}">{esc(data.get("drill"))}</a></td><td><span class="verdict" '
+            f'<tr><td><a href="{esc(link)}">{esc(data.get("drill"))}</a></td><td>{esc(parameters)}</td>'
+            f'<td><span class="verdict" '
             f'style="background:{VERDICT_COLOURS.get(verdict, "#555")}">{esc(verdict)}</span></td>'
             f"<td class='num'>{esc(f'{float(duration):.1f} s' if duration is not None else '?')}</td>"
             f"<td>{esc('; '.join(str(r) for r in data.get('reasons') or [] if not str(r).startswith('met')))}</td></tr>"
@@ -417,7 +419,8 @@ def render_index(runs: list[tuple[str, dict[str, Any]]]) -> str:
                 "<!DOCTYPE html>",
                 '<html lang="en"><head><meta charset="utf-8"><title>drills</title>',
                 f"<style>{CSS}</style></head><body><h1>Drills</h1>",
-                "<table><tr><th>drill</th><th>verdict</th><th>duration</th><th>what was not met</th></tr>",
+                "<table><tr><th>drill</th><th>parameters</th><th>verdict</th><th>duration</th>"
+                "<th>what was not met</th></tr>",
                 *rows,
                 "</table></body></html>",
             ]
