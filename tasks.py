@@ -3,6 +3,11 @@
 Each task is a docstring, help for its flags and a few calls into drillkit; the logic lives there.
 Every task takes `--config FILE` (default: $RESTATE_WRITER_CONFIG, else `drill.config` from
 invoke.yaml / INVOKE_DRILL_CONFIG, else configs/local.yaml).
+
+Exit codes: 0 success (a drill: PASS); 1 failure (a drill: FAIL, or anything that could not be done);
+2 usage or config (a flag's value, a config file, a running component started with another config);
+3 inconclusive (a drill whose environment failed before the fault could be judged). Every error is one
+`error: ...` message on stderr.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from invoke import Collection, Context, Exit, task
 
@@ -23,6 +29,12 @@ from drillkit.stack import Stack
 
 CONFIG_HELP = "config file (default: $RESTATE_WRITER_CONFIG, else configs/local.yaml)"
 progress.install(console.ConsoleObserver())  # the library reports progress; this edge draws it
+
+
+def _usage(message: str) -> NoReturn:
+    """A flag's value that cannot be used: one line on stderr, exit 2, never a traceback."""
+    console.error(message)
+    raise Exit(code=2)
 
 
 @contextmanager
@@ -69,11 +81,18 @@ def up(c, config=None, http1_1=False):
         operations.up(stack, use_http11=True if http1_1 else None)
 
 
-@task(help={"config": CONFIG_HELP, "purge": "also delete Restate's data, the ledger and the last invocation id"})
-def down(c, config=None, purge=False):
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "purge": "also delete Restate's data, the ledger and the last invocation id",
+        "forget_mismatched": "drop the records whose pid now runs another process (never signalled; check "
+        "`inv status` first)",
+    }
+)
+def down(c, config=None, purge=False, forget_mismatched=False):
     """Stop everything this tool started (writer, model, Restate server or container). Idempotent."""
     with _stack(c, config) as stack:
-        operations.down(stack, purge=purge)
+        operations.down(stack, purge=purge, forget_mismatched=forget_mismatched)
 
 
 @task(help={"config": CONFIG_HELP})
@@ -158,21 +177,26 @@ def _signal(name: str) -> signal.Signals:
     """KILL or TERM only: a drill that says SIGTERM must have sent SIGTERM."""
     chosen = str(name).upper().removeprefix("SIG")
     if chosen not in ("KILL", "TERM"):
-        console.error(f"--signal {name!r}: use KILL or TERM")
-        raise Exit(code=2)
+        _usage(f"--signal {name!r}: use KILL or TERM")
     return signal.Signals["SIG" + chosen]
+
+
+def _choice(flag: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        _usage(f"--{flag} {value!r}: use {', '.join(choices[:-1])} or {choices[-1]}")
+    return str(value)
 
 
 def _number(flag: str, value: object, kind: type = float, minimum: float = 0) -> float:
     """A numeric flag, checked: one line of error and exit 2, never a traceback."""
     try:
         number = kind(value)
-    except (TypeError, ValueError):
-        console.error(f"--{flag} {value!r}: not a {'whole ' if kind is int else ''}number")
-        raise Exit(code=2) from None
+    except (TypeError, ValueError, OverflowError):
+        _usage(f"--{flag} {value!r}: not a {'whole ' if kind is int else ''}number")
+    if number != number or number in (float("inf"), float("-inf")):  # nan, inf: parse, but mean nothing
+        _usage(f"--{flag} {value!r}: not a finite number")
     if number < minimum:
-        console.error(f"--{flag} {value!r}: must be at least {minimum:g}")
-        raise Exit(code=2)
+        _usage(f"--{flag} {value!r}: must be at least {minimum:g}")
     return number
 
 
@@ -268,6 +292,20 @@ def _deadline(value: object) -> float | None:
     return None if value is None else _number("deadline", value, float, 1)
 
 
+def _run_drill(c: Context, config: str | None, spec: catalog.DrillSpec, report_dir: str | None, keep_up: bool) -> None:
+    """Check the drill's parameters against the config (a refusal is a usage error, exit 2), run it,
+    exit with its verdict's code."""
+    with _stack(c, config) as stack:
+        if spec.check is not None:
+            try:
+                spec.check(stack)
+            except ConfigError:
+                raise
+            except DrillError as exc:
+                _usage(str(exc))
+        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+
+
 def _finish(records: list) -> None:
     """Exit 0 on PASS, 1 on FAIL or error, 3 when a drill was INCONCLUSIVE (the environment failed)."""
     code = exit_code([r.verdict for r in records])
@@ -292,8 +330,7 @@ def drill_crash(
 ):
     """Kill the writer mid-invocation, restart it, and prove the invocation completes with no step re-run."""
     spec = catalog.crash(_signal(signal), at, resume, _deadline(deadline))
-    with _stack(c, config) as stack:
-        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+    _run_drill(c, config, spec, report_dir, keep_up)
 
 
 @task(
@@ -313,8 +350,7 @@ def drill_server_crash(
 ):
     """Kill the Restate server mid-invocation, start it again, and prove the journal kept every finished step."""
     spec = catalog.server_crash(_signal(signal), at, resume, _deadline(deadline))
-    with _stack(c, config) as stack:
-        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+    _run_drill(c, config, spec, report_dir, keep_up)
 
 
 @task(
@@ -330,15 +366,11 @@ def drill_server_crash(
 )
 def drill_timeout(c, config=None, mode="down", expect=None, deadline=None, report_dir=None, keep_up=False):
     """Break the LLM endpoint and check Restate retries, then recovers, fails or pauses as expected."""
-    if mode not in ("down", "hang", "pause"):
-        console.error(f"--mode {mode!r}: use down, hang or pause")
-        raise Exit(code=2)
-    if expect not in (None, "recover", "fail", "pause"):
-        console.error(f"--expect {expect!r}: use recover, fail or pause")
-        raise Exit(code=2)
+    _choice("mode", mode, ("down", "hang", "pause"))
+    if expect is not None:
+        _choice("expect", expect, ("recover", "fail", "pause"))
     spec = catalog.timeout(mode, expect, _deadline(deadline))
-    with _stack(c, config) as stack:
-        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+    _run_drill(c, config, spec, report_dir, keep_up)
 
 
 @task(
@@ -354,8 +386,7 @@ def drill_timeout(c, config=None, mode="down", expect=None, deadline=None, repor
 def drill_tool_error(c, config=None, fail_first=2, deadline=None, report_dir=None, keep_up=False):
     """Make the durable tool fail N times and prove only it was retried, then the invocation succeeded."""
     spec = catalog.tool_error(int(_number("fail-first", fail_first, int, 1)), _deadline(deadline))
-    with _stack(c, config) as stack:
-        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+    _run_drill(c, config, spec, report_dir, keep_up)
 
 
 @task(
@@ -365,7 +396,7 @@ def drill_tool_error(c, config=None, fail_first=2, deadline=None, report_dir=Non
         "invocations": "how many invocations in flight at once, each with its own idempotency key (default 40)",
         "kills": "how many SIGKILLs of the target, at seeded points of progress (default 2)",
         "target": "what is killed: writer (default) or server (restate-server)",
-        "llm": "local (the real local model, default) or stub (a fast stub: the point is Restate, not the model)",
+        "llm": "local (the config's own endpoint, default) or stub (a 50 ms stub: the point is Restate)",
         "seed": "seed for the kill points (default 7): the same seed kills at the same progress",
         "deadline": DEADLINE_HELP,
         "report_dir": REPORT_HELP,
@@ -388,13 +419,12 @@ def drill_storm(
     spec = catalog.storm(
         int(_number("invocations", invocations, int, 1)),
         int(_number("kills", kills, int, 0)),
-        target,
-        llm,
+        _choice("target", target, ("writer", "server")),  # type: ignore[arg-type]
+        _choice("llm", llm, ("local", "stub")),  # type: ignore[arg-type]
         int(_number("seed", seed, int, 0)),
         _deadline(deadline),
     )
-    with _stack(c, config) as stack:
-        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+    _run_drill(c, config, spec, report_dir, keep_up)
 
 
 @task(
@@ -442,7 +472,7 @@ def bench(c, config=None, quick=False, only=None, out=None):
     groups = [g.strip() for g in only.split(",")] if only else None
     unknown = sorted(set(groups or []) - set(bench_runner.GROUPS))
     if unknown:
-        raise Exit(f"--only: unknown group(s) {', '.join(unknown)}; use {', '.join(bench_runner.GROUPS)}", code=2)
+        _usage(f"--only {only!r}: unknown group(s) {', '.join(unknown)}; use {', '.join(bench_runner.GROUPS)}")
     with _stack(c, config) as stack:
         bench_runner.run(stack, quick=quick, only=groups, out=_path(out))
 

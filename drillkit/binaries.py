@@ -121,8 +121,8 @@ class BinaryStore:
             try:
                 data = fetch(binary)
             except (DrillError, httpx.HTTPError, OSError, subprocess.SubprocessError) as exc:
-                failures.append(f"{source}: {exc}")
-                progress.warn(f"{binary.command} {self.version} from the {source}: {exc}")
+                failures.append(f"{source}: {failure_reason(exc)}")
+                progress.warn(f"{binary.command} {self.version} from the {source}: {failure_reason(exc)}")
                 continue
             self._install(binary, data)
             return self.cached(binary), source
@@ -176,8 +176,24 @@ class BinaryStore:
         argv = ["npm", *args]
         out = self._run(argv, capture_output=True, text=True, timeout=600, check=False)
         if out.returncode != 0:
-            raise DrillError(f"`{' '.join(argv)}` exited {out.returncode}: {out.stderr.strip()[-500:]}")
+            # npm's own lines, without the pointer to its debug log: one readable line in our error.
+            lines = [line.strip() for line in out.stderr.splitlines() if line.strip()]
+            detail = "; ".join(line for line in lines if "complete log of this run" not in line)[-500:]
+            raise DrillError(f"`{' '.join(argv)}` exited {out.returncode}: {detail or 'no message'}")
         return out.stdout
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why one source failed, in one line: what was asked (an HTTP URL) and the error, never an empty string."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, httpx.RequestError):
+        try:
+            text = f"{exc.request.url}: {text}"
+        except RuntimeError:  # no request attached
+            pass
+    elif isinstance(exc, httpx.HTTPStatusError):
+        text = f"{exc.request.url}: HTTP {exc.response.status_code}"
+    return text
 
 
 def verify_integrity(blob: bytes, integrity: str, what: str) -> None:

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 
 from drillkit.errors import ConfigError
 from writer_service import config as writer_config
-from writer_service.config import CONFIG_ENV, DEFAULT_CONFIG, StrictModel, WriterConfig
+from writer_service.config import CONFIG_ENV, DEFAULT_CONFIG, LOCAL_PARALLEL_DEFAULT, StrictModel, WriterConfig
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "ConfigError", "DrillConfig", "LocalModel", "Runtime", "load"]
 
@@ -27,9 +27,16 @@ class LocalModel(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8091, ge=1, le=65535)
     alias: str = "smollm2"
-    ctx_size: int = Field(default=4096, ge=256)
-    parallel: int = Field(default=4, ge=1)
+    ctx_per_slot: int = Field(default=2048, ge=256)
+    """Context tokens each slot gets (prompt plus answer); llama.cpp splits its total across the slots."""
+    parallel: int = Field(default=LOCAL_PARALLEL_DEFAULT, ge=1)
+    """Requests served at once; also the writer's default `writer_model.max_concurrency`."""
     threads: int = Field(default=2, ge=1)
+
+    @property
+    def ctx_total(self) -> int:
+        """`--ctx-size` for llama.cpp: every slot gets `ctx_per_slot`."""
+        return self.parallel * self.ctx_per_slot
 
 
 class DockerSettings(StrictModel):

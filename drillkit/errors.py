@@ -13,6 +13,11 @@ class ConfigError(DrillError):
     """A config file is missing or invalid; the message names the file, the field and the value."""
 
 
+class ConfigMismatch(ConfigError):
+    """A running component was started with another config, and restarting it would not be what the user
+    expects (the message names both configs and what to do)."""
+
+
 class Inconclusive(DrillError):
     """The environment failed before the fault could be judged (the model never answered, the target
     step was never reached, a fault could not be injected as planned): neither PASS nor FAIL."""

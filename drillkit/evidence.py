@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from writer_service.ledger import LedgerEntry
+from writer_service.ledger import Execution
 
 
 @dataclass(frozen=True)
@@ -112,15 +112,17 @@ def first_line(text: object, limit: int = 160) -> str:
     return str(text or "").strip().splitlines()[0][:limit] if text else ""
 
 
-def ok_counts(entries: list[LedgerEntry]) -> Counter[str]:
-    return Counter(e.step for e in entries if e.outcome == "ok")
+def ok_counts(runs: list[Execution]) -> Counter[str]:
+    """Executions per step that ended ok."""
+    return Counter(e.step for e in runs if e.outcome == "ok")
 
 
-def attempt_counts(entries: list[LedgerEntry]) -> Counter[str]:
-    return Counter(e.step for e in entries)
+def attempt_counts(runs: list[Execution]) -> Counter[str]:
+    """Executions per step that started, finished or not (a kill mid-step counts)."""
+    return Counter(e.step for e in runs)
 
 
-def reexecuted_after_journaled(entries: list[LedgerEntry], journaled_at: dict[str, float]) -> list[str]:
+def reexecuted_after_journaled(runs: list[Execution], journaled_at: dict[str, float]) -> list[str]:
     """Steps executed again after Restate had journaled their completion: must be empty.
 
     "Finished" is Restate's word, not the writer's: a step whose body returned but whose result the
@@ -128,11 +130,7 @@ def reexecuted_after_journaled(entries: list[LedgerEntry], journaled_at: dict[st
     a re-run only if it *started* after the step's completion was in the journal.
     """
     tolerance = 0.005  # Restate's timestamps are in milliseconds
-    rerun = {
-        e.step
-        for e in entries
-        if e.step in journaled_at and e.time - e.duration_ms / 1000 > journaled_at[e.step] + tolerance
-    }
+    rerun = {e.step for e in runs if e.step in journaled_at and e.started > journaled_at[e.step] + tolerance}
     return sorted(rerun)
 
 

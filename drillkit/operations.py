@@ -32,9 +32,9 @@ def up(stack: Stack, use_http11: bool | None = None) -> None:
     progress.ok(f"all up ({phases})")
 
 
-def down(stack: Stack, purge: bool = False) -> None:
+def down(stack: Stack, purge: bool = False, forget_mismatched: bool = False) -> None:
     with progress.activity("stopping what this tool started"):
-        stopped = stack.down(purge=purge)
+        stopped = stack.down(purge=purge, forget_mismatched=forget_mismatched)
     if stopped:
         progress.ok("stopped: " + ", ".join(stopped))
     else:
@@ -46,7 +46,22 @@ def down(stack: Stack, purge: bool = False) -> None:
 
 
 def status(stack: Stack) -> None:
+    elsewhere = stack.elsewhere()
+    if elsewhere:
+        progress.warn(elsewhere)
     progress.table("components", ("component", "process", "URL", "health"), stack.status())
+    mismatched = stack.mismatched()
+    if mismatched:
+        progress.warn(
+            "process records whose pid now runs another process (never signalled; kept until "
+            "`inv down --forget-mismatched`):"
+        )
+        rows = [
+            (seen.record.name, seen.record.pid, what, recorded, now)
+            for seen in mismatched
+            for what, recorded, now in seen.differences()
+        ]
+        progress.table("records that no longer match", ("record", "pid", "what", "recorded", "now"), rows)
     last = stack.state.last_invocation()
     if last:
         progress.info(f"last invocation: {last}")
@@ -139,6 +154,7 @@ def request_body(prompt: str | None, body_file: str | None, default_prompt: str)
 
 
 def call(stack: Stack, prompt: str | None = None, body_file: str | None = None) -> Any:
+    stack.check_reachable()
     body = request_body(prompt, body_file, howto_body()["prompt"])
     with progress.activity("POST /WriterAgentRestate/run (waiting for the report)"):
         try:
@@ -151,6 +167,7 @@ def call(stack: Stack, prompt: str | None = None, body_file: str | None = None) 
 
 
 def send(stack: Stack, prompt: str | None = None, body_file: str | None = None) -> str:
+    stack.check_reachable()
     body = request_body(prompt, body_file, RESTART_PROMPT)
     invocation_id = stack.ingress.send(body, headers=fault_headers(stack.state, body))
     stack.state.remember_invocation(invocation_id)

@@ -1,9 +1,10 @@
 """Processes the tool starts: recorded on disk, verified before any signal, never killed by name.
 
 A record holds the PID, the command line and the kernel's start time (field 22 of /proc/PID/stat, in
-clock ticks since boot). A PID that the kernel has reused for another process has another start time
-or command line, so it is never signalled: `ProcessMismatch` is raised instead and the stale record is
-reported.
+clock ticks since boot), and the digest of the config the process was started with. A PID that the
+kernel has reused for another process has another start time or command line, so it is never
+signalled: `ProcessMismatch` is raised instead. Such a record is kept and reported (status, down) until
+the user drops it; only a record whose PID no longer exists at all is cleared by itself.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
 
@@ -32,6 +34,10 @@ class ProcessRecord:
     cmdline: list[str]
     started_at: float
     log_file: str
+    config_digest: str | None = None
+    """sha256 of the config the process runs with (see the component); None in records made before."""
+    config_source: str | None = None
+    """The config file it was started with, named in messages."""
 
 
 def proc_start_ticks(pid: int) -> int | None:
@@ -43,6 +49,28 @@ def proc_start_ticks(pid: int) -> int | None:
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     fields = stat[stat.rindex(")") + 2 :].split()
     return int(fields[19])
+
+
+_boot_time: float | None = None
+
+
+def ticks_to_time(ticks: int | None) -> str:
+    """A start time in clock ticks since boot, as local wall-clock time (for people reading a difference)."""
+    global _boot_time
+    if ticks is None:
+        return "-"
+    if _boot_time is None:
+        btime = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+        _boot_time = float(btime.split()[1])
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(_boot_time + ticks / os.sysconf("SC_CLK_TCK")))
+
+
+def net_namespace(pid: int | str) -> str | None:
+    """`net:[inode]` of the process's network namespace; None when it cannot be read (gone, not ours)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
 
 
 def proc_state(pid: int) -> str | None:
@@ -59,6 +87,31 @@ def proc_cmdline(pid: int) -> list[str] | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A record next to what its PID is now: `running` (still the recorded process) or `mismatch` (the PID
+    now belongs to another process, or the process changed its command line)."""
+
+    record: ProcessRecord
+    state: Literal["running", "mismatch"]
+    now_ticks: int | None
+    now_cmdline: list[str] | None
+
+    def differences(self) -> list[tuple[str, str, str]]:
+        """(what, recorded, now) for each field that differs."""
+        rows = []
+        if self.now_ticks != self.record.start_ticks:
+            rows.append(("start time", ticks_to_time(self.record.start_ticks), ticks_to_time(self.now_ticks)))
+        if self.now_cmdline != self.record.cmdline:
+            rows.append(("command line", " ".join(self.record.cmdline), " ".join(self.now_cmdline or [])))
+        return rows
+
+    def describe(self) -> str:
+        """One paragraph for an error or a warning: what the record says, what the PID is now."""
+        changes = "; ".join(f"{what}: recorded {was!r}, now {now!r}" for what, was, now in self.differences())
+        return f"{self.record.name}: pid {self.record.pid} is no longer the process this tool started ({changes})"
 
 
 @dataclass(frozen=True)
@@ -105,15 +158,47 @@ class ProcessTable:
 
     # -- probes -------------------------------------------------------------------------------------
 
-    def live(self, name: str) -> ProcessRecord | None:
-        """The record if its process is alive and still the one recorded; a stale record is dropped."""
+    def observe(self, name: str) -> Observed | None:
+        """The record compared with its PID now; None when there is no record. A record whose PID no
+        longer exists (or is a zombie) is cleared here: nothing can be mistaken for it. A record whose
+        PID now runs something else is kept, to be reported: it is never deleted silently."""
         record = self.load(name)
         if record is None:
             return None
-        if matches(record):
-            return record
-        self.forget(name)
-        return None
+        ticks, cmdline = proc_start_ticks(record.pid), proc_cmdline(record.pid)
+        if ticks is None or is_zombie(record.pid):
+            reap(record.pid)
+            self._forget_if(record)
+            return None
+        state: Literal["running", "mismatch"] = (
+            "running" if ticks == record.start_ticks and cmdline == record.cmdline else "mismatch"
+        )
+        return Observed(record, state, ticks, cmdline)
+
+    def live(self, name: str) -> ProcessRecord | None:
+        """The record if its process is alive and still the one recorded (a mismatching record is kept)."""
+        seen = self.observe(name)
+        return seen.record if seen is not None and seen.state == "running" else None
+
+    def mismatched(self) -> list[Observed]:
+        """Every record whose PID now belongs to another process: reported by status and down."""
+        return [seen for name in self.names() if (seen := self.observe(name)) and seen.state == "mismatch"]
+
+    def forget_mismatched(self, seen: Observed) -> None:
+        """Drop a mismatching record on the user's word (`inv down --forget-mismatched`), never signalling."""
+        self._forget_if(seen.record)
+
+    def elsewhere(self) -> list[tuple[ProcessRecord, str]]:
+        """Recorded, running processes in another network namespace than this one (with that namespace):
+        nothing they serve on loopback can be reached from here."""
+        here = net_namespace("self")
+        found = []
+        for name in self.names():
+            record = self.live(name)
+            theirs = net_namespace(record.pid) if record else None
+            if record is not None and theirs is not None and here is not None and theirs != here:
+                found.append((record, theirs))
+        return found
 
     # -- actions ------------------------------------------------------------------------------------
 
@@ -124,8 +209,20 @@ class ProcessTable:
         log_file: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        config_digest: str | None = None,
+        config_source: str | None = None,
     ) -> ProcessRecord:
-        """Start `argv` in its own session (Ctrl-C of the task does not reach it), output to `log_file`."""
+        """Start `argv` in its own session (Ctrl-C of the task does not reach it), output to `log_file`.
+
+        Refuses (ProcessMismatch) while a record of that name names a PID that now runs another process:
+        writing the new record would delete that one without anyone having looked at it."""
+        seen = self.observe(name)
+        if seen is not None and seen.state == "mismatch":
+            raise ProcessMismatch(
+                seen.describe()
+                + f"; nothing was signalled. Its record {self.path(name)} is kept; once you have checked that pid "
+                f"{seen.record.pid} is not ours, `inv down --forget-mismatched` drops it"
+            )
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "ab") as out:
             out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {' '.join(argv)}\n".encode())
@@ -147,7 +244,7 @@ class ProcessTable:
         if ticks is None or cmdline is None:
             code = proc.wait()
             raise ComponentError(f"{name}: exited at once with code {code}; see {log_file}")
-        record = ProcessRecord(name, proc.pid, ticks, cmdline, time.time(), str(log_file))
+        record = ProcessRecord(name, proc.pid, ticks, cmdline, time.time(), str(log_file), config_digest, config_source)
         self.save(record)
         return record
 
@@ -211,11 +308,7 @@ def matches(record: ProcessRecord) -> bool:
 def verify(record: ProcessRecord) -> None:
     ticks, cmdline = proc_start_ticks(record.pid), proc_cmdline(record.pid)
     if ticks != record.start_ticks or cmdline != record.cmdline:
-        raise ProcessMismatch(
-            f"{record.name}: pid {record.pid} is no longer the process this tool started "
-            f"(recorded start {record.start_ticks}, command {' '.join(record.cmdline)!r}; "
-            f"now start {ticks}, command {' '.join(cmdline or [])!r}); not signalling it"
-        )
+        raise ProcessMismatch(Observed(record, "mismatch", ticks, cmdline).describe() + "; not signalling it")
 
 
 def is_alive(pid: int) -> bool:

@@ -19,11 +19,11 @@ from drillkit import progress
 from drillkit.binaries import CLI, SERVER, BinaryStore
 from drillkit.components.local_model import LocalModel
 from drillkit.components.process import http_ok
-from drillkit.components.restate_server import NativeServer, RestateServer
+from drillkit.components.restate_server import PROCESS_NAME, NativeServer, RestateServer
 from drillkit.components.writer import WriterService
 from drillkit.config import DrillConfig
-from drillkit.errors import ComponentError, DrillError
-from drillkit.procs import ProcessTable
+from drillkit.errors import ComponentError, ConfigError, DrillError
+from drillkit.procs import Observed, ProcessTable, net_namespace
 from drillkit.restate_api import SERVICE, AdminApi, IngressApi
 from drillkit.restate_cli import RestateCli
 from drillkit.state import StateDir
@@ -48,6 +48,7 @@ class Stack:
         self.config = config
         self.rt = config.runtime
         self.state = StateDir(config.state_root())
+        self.state.prepare()
         self.procs = ProcessTable(self.state.procs)
         self.binaries = BinaryStore(self.state.bin, self.rt.restate_version)
         self.admin = AdminApi(self.rt.admin_url)
@@ -85,6 +86,7 @@ class Stack:
                     self.state.restate_data,
                     self.procs,
                     self.state.log_file("restate-server"),
+                    config_source=self.config.source,
                 )
         return self._server
 
@@ -134,6 +136,33 @@ class Stack:
         except DrillError:
             return False
 
+    # -- where the recorded processes are ---------------------------------------------------------------
+
+    def elsewhere(self) -> str | None:
+        """Why nothing of ours can be reached from here, when our processes live in another network
+        namespace (say, a `scripts/loopback-only` shell); None when they are reachable (or none run)."""
+        foreign = self.procs.elsewhere()
+        if not foreign:
+            return None
+        names = ", ".join(f"{record.name} (pid {record.pid}, {ns})" for record, ns in foreign)
+        here = net_namespace("self")
+        return (
+            f"this tool's processes run in another network namespace than this shell ({here}): {names}. "
+            "Nothing they serve on loopback can be reached from here. Run this command in the shell they were "
+            "started in (each `scripts/loopback-only` shell has a namespace of its own, shared with no other), "
+            "or stop them with `inv down` (it works from anywhere) and start them again here"
+        )
+
+    def check_reachable(self) -> None:
+        """Fail at once (not after a health-check deadline) when our processes live in another namespace."""
+        message = self.elsewhere()
+        if message:
+            raise ComponentError(message)
+
+    def mismatched(self) -> list[Observed]:
+        """Process records whose pid now runs another process: kept, never signalled, reported."""
+        return self.procs.mismatched()
+
     # -- whole stack ----------------------------------------------------------------------------------
 
     def is_up(self) -> bool:
@@ -145,6 +174,7 @@ class Stack:
         """Setup if needed; start the server, the model and the writer side by side (none needs another
         to start: the writer reaches the model only when a step runs); then register."""
         timings = Timings()
+        self.check_reachable()
         if self.needs_setup():
             timings.measure("setup", self.setup)
         server, writer = self.server, self.writer  # chosen once, before the threads
@@ -161,6 +191,7 @@ class Stack:
                 f"local model pid {self.model.start().pid}: {self.model.url}/v1 ({self.config.local_model.alias})"
             )
         failures = []
+        config_failed = False
         with progress.activity("starting " + ", ".join(parts)), ThreadPoolExecutor(len(parts)) as pool:
             futures = {name: pool.submit(timings.measure, name, action) for name, action in parts.items()}
             for name, future in futures.items():
@@ -168,17 +199,20 @@ class Stack:
                     progress.ok(future.result())
                 except DrillError as exc:
                     failures.append(f"{name}: {exc}")
+                    config_failed |= isinstance(exc, ConfigError)
         if failures:
-            raise ComponentError("\n".join(failures))
+            raise (ConfigError if config_failed else ComponentError)("\n".join(failures))
         output = timings.measure("register", lambda: self.register(use_http11))
         progress.ok(f"registered {self.deployment_uri()} with the restate CLI")
         progress.raw(output)
         return timings
 
-    def down(self, purge: bool = False) -> list[str]:
+    def down(self, purge: bool = False, forget_mismatched: bool = False) -> list[str]:
         """Stop everything this tool started (writer, model, server), in that order. Idempotent.
 
         Each part is stopped even if an earlier one fails; the failures are raised together at the end.
+        A record whose pid now runs another process is never signalled: it is a failure too (with what
+        differs), and its record is kept unless `forget_mismatched` (the user has checked it).
         """
         stopped: list[str] = []
         failures: list[str] = []
@@ -193,6 +227,16 @@ class Stack:
                     stopped.append(label)
             except DrillError as exc:
                 failures.append(f"{label}: {exc}")
+        for seen in self.mismatched():
+            if forget_mismatched:
+                self.procs.forget_mismatched(seen)
+                progress.warn(f"{seen.describe()}: not signalled; its record is dropped as asked")
+            else:
+                failures.append(
+                    f"{seen.describe()}: not signalled; record kept at {self.procs.path(seen.record.name)} "
+                    "(`inv status` shows it; `inv down --forget-mismatched` drops it once you have checked "
+                    f"that pid {seen.record.pid} is not ours)"
+                )
         if purge:
             shutil.rmtree(self.state.restate_data, ignore_errors=True)
             self.config.ledger_file().unlink(missing_ok=True)
@@ -201,32 +245,48 @@ class Stack:
             raise DrillError("could not stop everything:\n  " + "\n  ".join(failures))
         return stopped
 
+    def _process_cell(self, name: str, digest: str | None = None) -> str:
+        """`pid N`, `-`, or what is wrong with the record: not ours any more, or another config."""
+        seen = self.procs.observe(name)
+        if seen is None:
+            return "-"
+        if seen.state == "mismatch":
+            return f"pid {seen.record.pid}: NOT OURS NOW (see below)"
+        cell = f"pid {seen.record.pid}"
+        if digest is not None and seen.record.config_digest != digest:
+            cell += f" (started with another config: {seen.record.config_source or 'unrecorded'})"
+        return cell
+
     def status(self) -> list[tuple[str, str, str, str]]:
         """(component, process, URL, health) rows."""
         server_ok = self.server.healthy()
+        if isinstance(self.server, NativeServer):
+            server_cell = self._process_cell(PROCESS_NAME, self.server.settings_digest())
+        else:
+            server_cell = self.server.running() or "-"
         rows = [
             (
                 f"restate-server ({self.server.name})",
-                self.server.running() or "-",
+                server_cell,
                 f"{self.rt.ingress_url} {self.rt.admin_url}",
                 "ok" if server_ok else "down",
             )
         ]
         if self.model.enabled:
-            model = self.model.live()
+            gguf = self.model.model_path()
             rows.append(
                 (
                     "local model",
-                    f"pid {model.pid}" if model else "-",
+                    self._process_cell(self.model.name, self.model.config_stamp(gguf).digest if gguf else None),
                     f"{self.model.url}/v1",
                     "ok" if self.model.healthy() else "down",
                 )
             )
         else:
             rows.append(("LLM endpoint (remote)", "-", self.config.writer_model.base_url, "not probed"))
-        writer = self.writer.live()
         health = "ok" if http_ok(self.writer.health_url()) else "down"
         if health == "ok" and server_ok:
             health += ", registered" if self.registered() else ", not registered"
-        rows.append(("writer service", f"pid {writer.pid}" if writer else "-", self.writer.url, health))
+        writer_cell = self._process_cell(self.writer.name, self.writer.config_stamp().digest)
+        rows.append(("writer service", writer_cell, self.writer.url, health))
         return rows

@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drillkit.errors import DrillError
+from drillkit.errors import ConfigError, DrillError
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,23 @@ class StateDir:
     def drill_lock_file(self) -> Path:
         return self.root / "drill.lock"
 
+    def prepare(self) -> None:
+        """Make the state dir, closed to everyone but its owner (0700) from its first use: process
+        records, logs, reports and the fault key live here."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        mode = self.root.stat().st_mode
+        if mode & stat.S_ISVTX:
+            # A shared sticky directory such as /tmp: closing it would break everyone else.
+            raise ConfigError(f"runtime.state_dir: {self.root} is a shared directory; give the tool one of its own")
+        if stat.S_IMODE(mode) != 0o700:
+            os.chmod(self.root, 0o700)
+
     def fault_key_file(self) -> Path:
         """The file holding the stack's key for request fault injection, made on first use: a random
         token, readable by its owner only, in a state dir closed to everyone else. The writer is started
         with its name; drills send the key in a header. Never print it."""
         path = self.root / "fault-key"
-        self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o700)
+        self.prepare()
         if path.exists():
             os.chmod(path, 0o600)
             return path

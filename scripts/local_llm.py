@@ -22,7 +22,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8091, help="port to listen on (default 8091)")
     parser.add_argument("--alias", default="smollm2", help="model name clients ask for (default smollm2)")
-    parser.add_argument("--ctx-size", type=int, default=4096, help="total context, shared by the slots")
+    parser.add_argument(
+        "--ctx-size", type=int, default=8192, help="total context, split evenly across the slots (default 8192)"
+    )
     parser.add_argument("--parallel", type=int, default=4, help="concurrent request slots")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for generation")
     return parser.parse_args(argv)

@@ -7,7 +7,8 @@ Steps, in order (names are stable; drills and tests rely on them):
   save_report    tool: writes the Markdown report under output_dir
 
 A step body runs for real at most until it succeeds; after a crash Restate replays finished steps from
-its journal and runs only the one that was in flight. The ledger records every real execution.
+its journal and runs only the one that was in flight. The ledger records every real execution (its start
+and its end).
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from restate.serde import BytesSerde
 from writer_service import faults as fault_injection
 from writer_service.config import FAULT_KEY_HEADER, Faults, StepRetry, WriterConfig
 from writer_service.ledger import ExecutionLedger
-from writer_service.llm import LlmClient, describe_error, is_retryable, parse_json_object, string_list
+from writer_service.llm import (
+    LlmClient,
+    StepAttempt,
+    describe_error,
+    is_retryable,
+    parse_json_object,
+    string_list,
+)
 from writer_service.models import ReportData, WriterRequest, parse_body, parse_request, shown
 from writer_service.report_files import (
     PathNotAllowed,
@@ -135,7 +143,8 @@ class StepRunner:
         self.faults = faults
         self.invocation_id = ctx.request().id
 
-    async def step(self, name: str, action: Callable[[int], Awaitable[T]], retry: StepRetry) -> T:
+    async def step(self, name: str, action: Callable[[StepAttempt], Awaitable[T]], retry: StepRetry) -> T:
+        """Run `action` as the durable step `name`; it gets the attempt (number, step, invocation) it is."""
         executed = False
 
         async def body() -> T:
@@ -144,13 +153,14 @@ class StepRunner:
             ledger = self.rt.ledger
             attempt = ledger.attempts_so_far(self.invocation_id, name) + 1
             started = time.monotonic()
+            ledger.start(self.invocation_id, name, attempt)
             log.info("executing step=%s invocation=%s attempt=%d", name, self.invocation_id, attempt)
             if fault_injection.crash_due(self.faults, name, attempt):
                 ledger.record(self.invocation_id, name, attempt, "crash", started, "injected crash")
                 fault_injection.crash_now(name)
             try:
                 fault_injection.maybe_fail_tool(self.faults, name, attempt)
-                result = await action(attempt)
+                result = await action(StepAttempt(self.invocation_id, name, attempt))
             except TerminalError as exc:
                 ledger.record(self.invocation_id, name, attempt, "error", started, exc.message)
                 raise
@@ -256,13 +266,14 @@ async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> di
     n = pipeline.sections
     context = _context(request)
 
-    async def outline(_attempt: int) -> dict[str, Any]:
+    async def outline(call: StepAttempt) -> dict[str, Any]:
         answer = await llm.json(
             SYSTEM_PROMPT,
             f"Plan a report for this request: {request.prompt}\n{context}\n"
             f"Give a research topic and exactly {n} section titles.",
             "outline",
             _outline_schema(n),
+            call,
         )
         return outline_from_answer(answer, request.prompt, n)
 
@@ -271,16 +282,17 @@ async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> di
     bodies: list[str] = []
     for index, title in enumerate(plan["sections"], start=1):
 
-        async def section(_attempt: int, title: str = title) -> str:
+        async def section(call: StepAttempt, title: str = title) -> str:
             return await llm.text(
                 SYSTEM_PROMPT,
                 f"Report topic: {plan['research_topic']}\nRequest: {request.prompt}\n{context}\n"
                 f'Write the section titled "{title}" in one or two short paragraphs.',
+                call,
             )
 
         bodies.append(await steps.step(f"section:{index}", section, pipeline.llm_retry))
 
-    async def summary(_attempt: int) -> dict[str, Any]:
+    async def summary(call: StepAttempt) -> dict[str, Any]:
         answer = await llm.json(
             SYSTEM_PROMPT,
             f"Report topic: {plan['research_topic']}\nSections:\n"
@@ -288,6 +300,7 @@ async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> di
             + "\nWrite a short summary and up to three follow-up questions.",
             "summary",
             SUMMARY_SCHEMA,
+            call,
         )
         return summary_from_answer(answer)
 
@@ -295,7 +308,7 @@ async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> di
     markdown = render_markdown(plan["research_topic"], plan["sections"], bodies, digest)
     file_name = report_file_name(plan["research_topic"], markdown)
 
-    async def save_report(_attempt: int) -> str:
+    async def save_report(_call: StepAttempt) -> str:
         # Checked again as it is written: output_dir may have been swapped for a symlink since validate.
         try:
             root = containing_root(output_dir, rt.config.paths.allowed_roots)

@@ -31,6 +31,10 @@ DEFAULT_CONFIG = Path("configs/local.yaml")
 STEP_NAMES = ("outline", "section", "summary", "save_report")
 # Sections of the shared file that belong to the drill runtime, not to the writer.
 RUNTIME_SECTIONS = ("runtime", "local_model")
+# LLM calls in flight per writer process when the config does not say: a remote endpoint's share for one
+# writer; the local model serves `local_model.parallel` at once (see `default_max_concurrency`).
+REMOTE_MAX_CONCURRENCY = 8
+LOCAL_PARALLEL_DEFAULT = 4  # drillkit.config.LocalModel.parallel's default
 
 
 class ConfigError(Exception):
@@ -55,6 +59,9 @@ class WriterModel(StrictModel):
     temperature: float = Field(default=0.2, ge=0, le=2)
     structured_output: Literal["json_schema", "json_object", "text"] = "json_schema"
     """How the outline and summary ask for JSON; servers without json_schema use json_object or text."""
+    max_concurrency: int = Field(default=REMOTE_MAX_CONCURRENCY, ge=1)
+    """LLM calls in flight per writer process; more wait for a slot inside their step, outside `timeout_s`.
+    Unset: what the endpoint serves at once (`default_max_concurrency`)."""
 
     @field_validator("base_url")
     @classmethod
@@ -140,8 +147,13 @@ class WriterConfig(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _drop_runtime_sections(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        model = data.get("writer_model")
+        if isinstance(model, dict) and model.get("max_concurrency") is None:
+            data = {**data, "writer_model": {**model, "max_concurrency": default_max_concurrency(data)}}
         # The writer alone ignores the drill runtime's sections; drillkit's subclass validates them.
-        if cls is WriterConfig and isinstance(data, dict):
+        if cls is WriterConfig:
             return {k: v for k, v in data.items() if k not in RUNTIME_SECTIONS}
         return data
 
@@ -159,6 +171,25 @@ class WriterConfig(StrictModel):
             return cls.model_validate(expand_env(data, source, ()))
         except ValidationError as exc:
             raise ConfigError(describe_validation_error(source, exc)) from None
+
+
+def default_max_concurrency(data: dict[str, Any]) -> int:
+    """LLM calls a writer sends at once when `writer_model.max_concurrency` is unset: the local model's
+    slot count (`local_model.parallel`) when the file's local model is enabled (the default), else
+    `REMOTE_MAX_CONCURRENCY`. More would only queue inside the endpoint, where the wait counts against
+    the client timeout."""
+    local = data.get("local_model")
+    if local is None:
+        local = {}
+    elif not isinstance(local, dict):  # a validated LocalModel passed to the drill config directly
+        local = {"enabled": getattr(local, "enabled", True), "parallel": getattr(local, "parallel", None)}
+    if local.get("enabled", True) is False:
+        return REMOTE_MAX_CONCURRENCY
+    try:
+        parallel = int(local.get("parallel") or LOCAL_PARALLEL_DEFAULT)
+    except (TypeError, ValueError):  # drillkit's validation of local_model names the field
+        parallel = LOCAL_PARALLEL_DEFAULT
+    return max(parallel, 1)
 
 
 def step_order(sections: int) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from drillkit import live, progress
-from drillkit.bench import scenarios
+from drillkit.bench import model_load, scenarios
 from drillkit.bench.harness import Figure, machine
 from drillkit.stack import Stack
 from drillkit.state import write_json
@@ -24,6 +24,8 @@ class Plan:
     load_sizes: list[int]
     storm_size: int
     storm_kills: int
+    model_sizes: list[int]
+    model_storm_size: int
 
 
 QUICK = Plan(
@@ -34,6 +36,8 @@ QUICK = Plan(
     load_sizes=[50],
     storm_size=50,
     storm_kills=3,
+    model_sizes=[20],
+    model_storm_size=0,
 )
 FULL = Plan(
     cold_repeats=5,
@@ -43,8 +47,10 @@ FULL = Plan(
     load_sizes=[50, 200],
     storm_size=200,
     storm_kills=5,
+    model_sizes=[20, 100],
+    model_storm_size=100,
 )
-GROUPS = ("cold", "drills", "recovery", "durability", "load", "storm")
+GROUPS = ("cold", "drills", "recovery", "durability", "load", "stub-load", "storm")
 
 
 def run(stack: Stack, quick: bool, only: list[str] | None, out: Path | None) -> tuple[list[Figure], Path]:
@@ -54,7 +60,8 @@ def run(stack: Stack, quick: bool, only: list[str] | None, out: Path | None) -> 
         "drills": lambda: scenarios.drill_times(stack, plan.drill_repeats),
         "recovery": lambda: scenarios.recovery(stack, plan.recovery_repeats),
         "durability": lambda: scenarios.durability_cost(stack, plan.durability_repeats),
-        "load": lambda: scenarios.load(stack, plan.load_sizes),
+        "load": lambda: model_load.model_load(stack, plan.model_sizes, plan.model_storm_size, 2),
+        "stub-load": lambda: scenarios.load(stack, plan.load_sizes),
         "storm": lambda: scenarios.crash_storm(stack, plan.storm_size, plan.storm_kills),
     }
     chosen = only or list(GROUPS)

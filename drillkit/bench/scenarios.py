@@ -10,14 +10,12 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import signal
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from functools import partial
 from typing import Any
 
 import httpx
@@ -27,14 +25,14 @@ from drillkit.bench.harness import DirectContext, Figure, stub_stack, timed
 from drillkit.config import PROJECT_ROOT
 from drillkit.drills import catalog
 from drillkit.errors import DrillError, HttpError
-from drillkit.evidence import completed_step_names, in_flight_step, journaled_completions, reexecuted_after_journaled
+from drillkit.evidence import completed_step_names, in_flight_step
 from drillkit.howto import RESTART_PROMPT, howto_body
 from drillkit.restate_api import HANDLER, SERVICE
 from drillkit.stack import Stack
 from drillkit.waits import poll
 from writer_service.agent import WriterRuntime, write_report
 from writer_service.config import WriterConfig, step_order
-from writer_service.ledger import ExecutionLedger, LedgerFollower, read_ledger
+from writer_service.ledger import ExecutionLedger
 from writer_service.llm import LlmClient
 
 # Restate's default invocation retry policy (what a server without the drills' env uses).
@@ -299,101 +297,38 @@ def _sql_ids(ids: list[str]) -> str:
 
 
 def crash_storm(base: Stack, n: int, kills: int, seed: int = 7) -> list[Figure]:
-    """N invocations in flight; SIGKILL the writer `kills` times at seeded random points of progress."""
-    rng = random.Random(seed)
-    steps = len(step_order(base.config.pipeline.sections))
-    with stub_stack(base, delay_ms=50) as stack:
-        stack.up()
-        ledger_path = stack.config.ledger.path
-        started = time.monotonic()
-        ids = [stack.ingress.send(howto_body(RESTART_PROMPT)) for _ in range(n)]
-        id_list = _sql_ids(ids)
-        ours = set(ids)
-        total_steps = n * steps
+    """`drill.storm` on the stub LLM (the point is Restate and the writer, not the model): N invocations
+    in flight, the writer SIGKILLed `kills` times at seeded points of progress."""
+    spec = catalog.storm(invocations=n, kills=kills, llm="stub", seed=seed)
+    return storm_figures("storm", f"{n} invocations, {kills} SIGKILLs (stub)", base, spec)
 
-        follower = LedgerFollower(ledger_path)
-        seen = [0, 0]  # step executions so far, reports saved: the storm's own clock
 
-        def executed() -> tuple[int, int]:
-            for e in follower.new_entries():
-                if e.invocation_id in ours:
-                    seen[0] += 1
-                    seen[1] += e.step == "save_report" and e.outcome == "ok"
-            return seen[0], seen[1]
-
-        kills_done = 0
-
-        def reached(goal: int, seen: tuple[int, int]) -> bool:
-            return seen[0] >= goal or seen[1] >= n
-
-        for k in range(kills):
-            # Kill after a random share of the remaining work: progress, not wall-clock, picks the moment.
-            done_now, _ = executed()
-            goal = done_now + rng.randint(1, max(2, (total_steps - done_now) // (kills - k + 1)))
-            executions, _ = poll(executed, partial(reached, goal), f"{goal} step executions", 300, interval_s=0.02)
-            if executions < goal:
-                progress.warn(f"  every invocation finished before kill {k + 1}/{kills}: {kills_done} kills in all")
-                break
-            stack.writer.kill(signal.SIGKILL)
-            kills_done = k + 1
-            stack.writer.start()
-            for row in stack.admin.query(
-                f"SELECT id FROM sys_invocation WHERE status = 'backing-off' AND id IN ({id_list})"
-            ):
-                try:
-                    stack.admin.resume(row["id"])
-                except HttpError:
-                    pass
-            progress.info(f"  kill {k + 1}/{kills} after {goal} step executions")
-
-        def open_count() -> int:
-            rows = stack.admin.query(f"SELECT id, status FROM sys_invocation WHERE id IN ({id_list})")
-            return sum(1 for r in rows if r["status"] != "completed")
-
-        poll(open_count, lambda c: c == 0, "every invocation to complete", 600, interval_s=0.1)
-        wall = time.monotonic() - started
-        rows = stack.admin.query(f"SELECT id, completion_result FROM sys_invocation WHERE id IN ({id_list})")
-        succeeded = sum(1 for r in rows if r.get("completion_result") == "success")
-        journal = stack.admin.query(
-            "SELECT id, index, entry_type, name, entry_lite_json, appended_at FROM sys_journal "
-            f"WHERE id IN ({id_list}) ORDER BY id, index"
-        )
-        by_id: dict[str, list[dict[str, Any]]] = {}
-        for row in journal:
-            by_id.setdefault(row["id"], []).append(row)
-        entries = read_ledger(ledger_path)
-        rerun = 0
-        for invocation_id in ids:
-            mine = [e for e in entries if e.invocation_id == invocation_id]
-            rerun += len(reexecuted_after_journaled(mine, journaled_completions(by_id.get(invocation_id, []))))
-        executions = sum(1 for e in entries if e.invocation_id in ours)
-    return [
+def storm_figures(group: str, label: str, base: Stack, spec: catalog.DrillSpec) -> list[Figure]:
+    """Run a storm drill and turn its record into figures: verdict, re-runs, requests per step, timings."""
+    record, directory = catalog.run(base, spec, base.state.reports / "bench" / f"storm-{uuid.uuid4().hex[:8]}", True)
+    storm: dict[str, Any] = record.evidence.get("storm") or {}
+    requests: dict[str, Any] = record.evidence.get("llm_requests") or {}
+    rerun = [e for e in record.expectations if "journaled as done" in e.name]
+    nothing_twice = bool(rerun) and all(e.passed for e in rerun)
+    succeeded = next((e.detail for e in record.expectations if "completed with success" in e.name), "")
+    passed = record.verdict == "PASS"
+    recoveries = [float(x) for x in storm.get("recovery_s") or []]
+    figures = [
+        Figure(group, f"{label}: verdict", "pass", [float(passed)], "PASS", passed, f"{succeeded}; {directory}"),
         Figure(
-            "storm",
-            f"{n} invocations, {kills} SIGKILLs: completed with success",
+            group,
+            f"{label}: finished steps run or requested again",
             "count",
-            [succeeded],
-            f"{n} of {n}",
-            succeeded == n,
-        ),
-        Figure(
-            "storm",
-            "finished steps executed again",
-            "count",
-            [rerun],
+            [float(not nothing_twice)],
             "0",
-            rerun == 0,
-            "judged against Restate's journal completion times",
+            nothing_twice,
         ),
-        Figure(
-            "storm",
-            "step executions (in-flight steps re-run after kills)",
-            "count",
-            [executions],
-            None,
-            None,
-            f"{total_steps} steps in all",
-        ),
-        Figure("storm", "wall time", "s", [wall]),
-        Figure("storm", "throughput under kills", "inv/s", [n / wall]),
+        Figure(group, f"{label}: LLM requests per LLM step (tap)", "x", [float(requests.get("per_llm_step") or 0)]),
+        Figure(group, f"{label}: wall time", "s", [float(storm.get("wall_s") or 0)]),
+        Figure(group, f"{label}: throughput under kills", "inv/s", [float(storm.get("throughput_inv_per_s") or 0)]),
+        Figure(group, f"{label}: latency p50", "s", [float(storm.get("latency_p50_s") or 0)]),
+        Figure(group, f"{label}: latency p99", "s", [float(storm.get("latency_p99_s") or 0)]),
     ]
+    if recoveries:
+        figures.append(Figure(group, f"{label}: recovery, restart -> a step finished", "s", recoveries))
+    return figures

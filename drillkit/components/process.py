@@ -1,23 +1,53 @@
 """What every component that is a local process of ours shares: a record, a health URL, a log.
 
-Start is idempotent (a live, verified process is reused) and waits for the component's own health
-check with a deadline; kill signals the recorded PID after verifying it and reports exactly the process
-it signalled; nothing is ever found or killed by name.
+Start is idempotent (a live, verified process started with the same config is reused; one started with
+another config is restarted, and says so) and waits for the component's own health check with a
+deadline. Before a new process is spawned its port must be free. Kill signals the recorded PID after
+verifying it and reports exactly the process it signalled; nothing is ever found or killed by name.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import signal
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from drillkit import progress
 from drillkit.errors import ComponentError
+from drillkit.ports import ensure_free
 from drillkit.procs import ProcessRecord, ProcessTable, Stopped
 from drillkit.waits import WaitTimeout, poll
 
 HEALTH_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class ConfigStamp:
+    """Which config a process runs with: the digest of the resolved settings it depends on, and the file."""
+
+    digest: str
+    source: str
+
+
+def config_digest(settings: Any) -> str:
+    """sha256 of a resolved, validated config mapping (keys sorted: the same settings, the same digest)."""
+    text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where a component listens, and the config field that sets it (named when the port is taken)."""
+
+    host: str
+    port: int
+    field: str
 
 
 def http_ok(url: str) -> bool:
@@ -43,8 +73,14 @@ class ManagedProcess:
         self.what = what
         self.log_file = log_file
 
+    stop_timeout_s = 15.0
+
     def health_url(self) -> str:
         raise NotImplementedError
+
+    def listens(self) -> list[Listen]:
+        """The ports that must be free before a new process starts (none: not checked)."""
+        return []
 
     def live(self) -> ProcessRecord | None:
         return self.procs.live(self.name)
@@ -56,10 +92,39 @@ class ManagedProcess:
         return log_tail(self.log_file, tail).splitlines()
 
     def spawn_or_reuse(
-        self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        stamp: ConfigStamp | None = None,
     ) -> ProcessRecord:
-        """The live process, or a new one; then wait until it answers its health check."""
-        record = self.live() or self.procs.spawn(self.name, argv, self.log_file, env=env, cwd=cwd)
+        """The live process, or a new one; then wait until it answers its health check.
+
+        With a `stamp`, a live process started with another config (or before configs were recorded) is
+        stopped and started again on this one, and progress says so: two configs are never mixed."""
+        record = self.live()
+        if record is not None and stamp is not None and record.config_digest != stamp.digest:
+            was = record.config_source or "a config this tool did not record"
+            same_file = record.config_source == stamp.source
+            progress.info(
+                f"{self.what} (pid {record.pid}) runs on {was}"
+                + (" as it was when started (it has changed since)" if same_file else "")
+                + f": restarting it on {stamp.source}"
+            )
+            self.procs.kill_record(record, signal.SIGTERM, self.stop_timeout_s)
+            record = None
+        if record is None:
+            for where in self.listens():
+                ensure_free(where.host, where.port, self.what, where.field, self.procs)
+            record = self.procs.spawn(
+                self.name,
+                argv,
+                self.log_file,
+                env=env,
+                cwd=cwd,
+                config_digest=stamp.digest if stamp else None,
+                config_source=stamp.source if stamp else None,
+            )
         self.wait_healthy(record)
         return record
 
@@ -88,4 +153,4 @@ class ManagedProcess:
         return None if record is None else self.procs.kill_record(record, sig, timeout_s)
 
     def stop(self) -> Stopped | None:
-        return self.kill(signal.SIGTERM)
+        return self.kill(signal.SIGTERM, self.stop_timeout_s)

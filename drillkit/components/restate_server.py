@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from drillkit import traces
+from drillkit import progress, traces
+from drillkit.components.process import config_digest
 from drillkit.config import Runtime
-from drillkit.errors import ComponentError, DrillError
+from drillkit.errors import ComponentError, ConfigMismatch, DrillError
+from drillkit.ports import ensure_free
 from drillkit.procs import ProcessTable
 from drillkit.restate_api import AdminApi, IngressApi
 from drillkit.waits import WaitTimeout, poll
@@ -70,6 +72,29 @@ class RestateServer(ABC):
         return None
 
     # -- shared -----------------------------------------------------------------------------------------
+
+    def settings_digest(self) -> str:
+        """The digest of what the server runs with: version, addresses, its environment (a drill's extra
+        `RESTATE_*` variables included). Registration settings are not the server's."""
+        rt = self.runtime
+        return config_digest(
+            {
+                "backend": self.name,
+                "restate_version": rt.restate_version,
+                "ingress_url": rt.ingress_url,
+                "admin_url": rt.admin_url,
+                "server_env": rt.server_env,
+                "image": rt.image() if self.name == "docker" else None,
+            }
+        )
+
+    def ensure_ports_free(self, procs: ProcessTable) -> None:
+        """Before a new server starts: its ingress and admin ports are free (else, whose they are)."""
+        for url, field in (
+            (self.runtime.ingress_url, "runtime.ingress_url"),
+            (self.runtime.admin_url, "runtime.admin_url"),
+        ):
+            ensure_free(host_of(url), port_of(url), f"restate-server ({self.name})", field, procs)
 
     def start(self) -> str:
         """Start (reusing a running server) and wait until it is ready for drills."""
@@ -122,8 +147,10 @@ class NativeServer(RestateServer):
         data_dir: Path,
         procs: ProcessTable,
         log_file: Path,
+        config_source: str = "<config>",
     ) -> None:
         super().__init__(runtime, admin, ingress)
+        self.config_source = config_source
         self.binary = binary
         self.data_dir = data_dir
         self.procs = procs
@@ -148,13 +175,36 @@ class NativeServer(RestateServer):
         }
 
     def launch(self) -> str:
+        digest = self.settings_digest()
         live = self.procs.live(PROCESS_NAME)
+        if live and live.config_digest not in (None, digest):
+            # Not restarted behind the user's back: invocations in flight and a drill may depend on it.
+            was = live.config_source or "another config"
+            raise ConfigMismatch(
+                f"restate-server (pid {live.pid}) runs with the runtime settings of {was}; {self.config_source} "
+                "asks for different ones (version, addresses or server_env; a drill may have restarted it with "
+                f"its own, or the file changed). Not mixing them: run `inv down --config {was}` first, "
+                f"or use --config {was}"
+            )
+        if live and live.config_digest is None:
+            progress.warn(
+                f"restate-server (pid {live.pid}) was started before this tool recorded configs: reusing it as "
+                f"is; `inv down` then `inv up` to be sure it runs on {self.config_source}"
+            )
         if live:
             return f"pid {live.pid} (already running)"
         if not self.binary.is_file():
             raise DrillError("restate-server is not installed: run `inv setup`")
+        self.ensure_ports_free(self.procs)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        record = self.procs.spawn(PROCESS_NAME, self.argv(), self.log_file, env=self.env())
+        record = self.procs.spawn(
+            PROCESS_NAME,
+            self.argv(),
+            self.log_file,
+            env=self.env(),
+            config_digest=digest,
+            config_source=self.config_source,
+        )
         return f"pid {record.pid}"
 
     def stop(self, purge: bool = False) -> bool:

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from drillkit.components.process import ManagedProcess
-from drillkit.config import PROJECT_ROOT, DrillConfig, validate_mapping
+from drillkit.components.process import ConfigStamp, Listen, ManagedProcess, config_digest
+from drillkit.config import PROJECT_ROOT, DrillConfig, load, validate_mapping
 from drillkit.procs import ProcessRecord, ProcessTable, Stopped
 from drillkit.state import StateDir, write_text_atomically
 from writer_service.config import (
@@ -27,7 +27,9 @@ from writer_service.config import (
     read_config_data,
     step_order,
 )
-from writer_service.ledger import LedgerEntry, LedgerFollower, read_ledger
+from writer_service.ledger import Execution, LedgerEntry, LedgerFollower, executions, read_ledger
+
+__all__ = ["Execution", "LedgerEntry", "WriterService", "executions"]
 
 NAME = "writer"
 SCRIPT = PROJECT_ROOT / "scripts" / "restate_writer_service.py"
@@ -40,6 +42,7 @@ class WriterService(ManagedProcess):
         self.state = state
         self.host = host
         """Where it listens: the config's address, or the Docker bridge's gateway for a container."""
+        self.stop_timeout_s = config.service.grace_period_s + 5.0
 
     @property
     def url(self) -> str:
@@ -48,10 +51,23 @@ class WriterService(ManagedProcess):
     def health_url(self) -> str:
         return f"{self.url}/health"
 
+    def listens(self) -> list[Listen]:
+        return [Listen(self.host, self.config.service.port, "service.port")]
+
+    def config_stamp(self, config_file: str | None = None) -> ConfigStamp:
+        """The digest of what the writer process reads from its config (every section but the drill
+        runtime's, `extends` and `${VAR}` resolved) and where it listens."""
+        config = self.config
+        if config_file is not None and config_file != config.source:
+            config = load(config_file)
+        settings = config.model_dump(mode="json", exclude={"runtime", "local_model", "source"})
+        return ConfigStamp(config_digest({"writer": settings, "host": self.host}), config_file or config.source)
+
     # -- actions ------------------------------------------------------------------------------------
 
     def start(self, config_file: str | None = None) -> ProcessRecord:
-        """Start with the stack's config, or `config_file` (a drill's derived config); reuse a live one."""
+        """Start with the stack's config, or `config_file` (a drill's derived config); reuse a live one
+        running on the same config, restart (and say so) one running on another."""
         env = {
             **os.environ,
             CONFIG_ENV: config_file or self.config.source,
@@ -60,15 +76,16 @@ class WriterService(ManagedProcess):
             FAULT_KEY_FILE_ENV: str(self.state.fault_key_file()),
         }
         # Started from the project root: relative paths in the config mean the same to it as to drillkit.
-        return self.spawn_or_reuse([sys.executable, str(SCRIPT)], env=env, cwd=PROJECT_ROOT)
+        stamp = self.config_stamp(config_file)
+        return self.spawn_or_reuse([sys.executable, str(SCRIPT)], env=env, cwd=PROJECT_ROOT, stamp=stamp)
 
     def kill(self, sig: signal.Signals = signal.SIGTERM, timeout_s: float | None = None) -> Stopped | None:
         """Signal the recorded pid (verified first); SIGTERM gets the grace period before escalation."""
-        return super().kill(sig, self.config.service.grace_period_s + 5.0 if timeout_s is None else timeout_s)
+        return super().kill(sig, self.stop_timeout_s if timeout_s is None else timeout_s)
 
     def kill_record(self, record: ProcessRecord, sig: signal.Signals) -> Stopped | None:
         """Signal exactly the process a drill saw and will name in its report."""
-        return self.procs.kill_record(record, sig, self.config.service.grace_period_s + 5.0)
+        return self.procs.kill_record(record, sig, self.stop_timeout_s)
 
     def restart(self, config_file: str | None = None) -> ProcessRecord:
         self.kill(signal.SIGTERM)
@@ -89,7 +106,12 @@ class WriterService(ManagedProcess):
         return step_order(self.config.pipeline.sections)
 
     def ledger(self, invocation_id: str | None = None) -> list[LedgerEntry]:
+        """The ledger's lines: a start line when a step body begins, an end line when it ends."""
         return read_ledger(self.config.ledger_file(), invocation_id)
+
+    def executions(self, invocation_id: str | None = None) -> list[Execution]:
+        """Real executions of step bodies (start and end paired; a killed one never ended)."""
+        return executions(self.ledger(invocation_id))
 
     def ledger_follower(self) -> LedgerFollower:
         return LedgerFollower(self.config.ledger_file())

@@ -13,7 +13,7 @@ from typing import Any
 
 from drillkit.drills.frame import Drill
 from drillkit.drills.probes import Row, is_retrying, row_detail
-from drillkit.errors import HttpError
+from drillkit.errors import HttpError, Inconclusive
 from drillkit.evidence import reexecuted_after_journaled
 from drillkit.procs import Stopped
 
@@ -86,10 +86,19 @@ def retried_after_kill(drill: Drill, row: Row, sig: signal.Signals) -> None:
     )
 
 
+def fault_landed_as_planned(drill: Drill, at: str, in_flight: str | None) -> None:
+    """The kill was meant to cut `at` in flight; if it had finished first, the drill cannot judge what it
+    set out to (the environment outran it): INCONCLUSIVE, never a PASS on a fault that did not happen."""
+    if in_flight != at:
+        raise Inconclusive(
+            f"the fault was not injected as planned: step {at} was no longer in flight when the kill landed "
+            f"(in flight: {in_flight or 'none'}); run again, or pick another --at"
+        )
+
+
 def no_finished_step_ran_again(drill: Drill, journaled: dict[str, float], when: str = "the kill") -> None:
     """No step Restate had journaled as finished executed again (ledger), nor reached the model (tap)."""
-    entries = drill.stack.writer.ledger(drill.invocation_id)
-    rerun = reexecuted_after_journaled(entries, journaled)
+    rerun = reexecuted_after_journaled(drill.stack.writer.executions(drill.invocation_id), journaled)
     done = ", ".join(journaled) or "none"
     drill.record.expect(
         f"no step that had finished before {when} ran again",

@@ -41,7 +41,9 @@ class Drill:
     invocations: list[str] = field(default_factory=list)
 
     def on_cleanup(self, what: str, action: Callable[[], Any]) -> None:
-        self.cleanups.append((what, action))
+        """Run `action` at the end, on every path; registered once per `what` (a storm kills many times)."""
+        if all(known != what for known, _ in self.cleanups):
+            self.cleanups.append((what, action))
 
     @property
     def invocation_id(self) -> str:
@@ -158,50 +160,62 @@ def _run_traced(
             if not keep_up:
                 drill.on_cleanup("stack down (the drill started it)", stack.down)
         scenario(drill)
-    except WaitTimeout as exc:
-        detail = (
-            f"{'no progress for' if exc.stalled else 'not seen within'} {exc.timeout_s:g} s; last seen: {exc.last!r}"
-        )
+    except KeyboardInterrupt:
+        interrupted = True
+        record.error = "interrupted (Ctrl-C): cleanup ran, evidence so far kept"
+    except Exception as exc:  # judged below; a bug or an unforeseen failure still gets cleanup and a report
+        judge_exception(drill, exc)
+    finally:
+        finish(drill, directory, collector)
+    if interrupted:
+        raise KeyboardInterrupt
+    return record, directory
+
+
+def judge_exception(drill: Drill, exc: Exception) -> None:
+    """What an exception out of a scenario means for the verdict: the system's failure only after the
+    fault; before it, the environment's (INCONCLUSIVE); anything unforeseen, the tool's (ERROR)."""
+    record = drill.record
+    if isinstance(exc, WaitTimeout):
+        why = "no progress for" if exc.stalled else "not seen within"
+        detail = f"{why} {exc.timeout_s:g} s; last seen: {exc.last!r}"
         if drill.fault_injected:
             record.expect(f"wait for {exc.what}", False, detail)
         else:
             record.inconclusive = f"the environment failed before the fault: {exc.what}: {detail}"
-    except Inconclusive as exc:
+    elif isinstance(exc, Inconclusive):
         record.inconclusive = str(exc)
-    except DrillError as exc:
+    elif isinstance(exc, DrillError):
         if drill.fault_injected:
             record.error = str(exc)
         else:
             record.inconclusive = f"the environment failed before the fault: {exc}"
-    except KeyboardInterrupt:
-        interrupted = True
-        record.error = "interrupted (Ctrl-C): cleanup ran, evidence so far kept"
-    except Exception as exc:  # a bug or an unforeseen failure still gets cleanup and a report
+    else:
         record.error = f"unexpected {type(exc).__name__}: {exc}"
         record.note("traceback: " + "".join(traceback.format_exception(exc))[-3000:])
-    finally:
-        # Evidence first: a cleanup may stop the very server that holds it.
-        collect_evidence(drill)
-        finished = (record.evidence.get("invocation") or {}).get("status") == "completed"
-        record.evidence.update(
-            traces.keep_invocation_trace(collector, record.invocation_id, record.started_at, directory, finished)
-        )
-        if record.verdict != PASS:
-            stop_unfinished(drill)
-        for what, action in reversed(drill.cleanups):
-            try:
-                action()
-                record.event("cleanup", what)
-            except Exception as exc:  # cleanup must go on: report, never mask the drill's own outcome
-                record.note(f"cleanup '{what}' failed: {exc}")
-                progress.warn(f"cleanup '{what}' failed: {exc}")
-        record.evidence["pace"] = drill.pace.summary()
-        record.finish()
-        record.write(directory)
-        show_verdict(record, directory)
-    if interrupted:
-        raise KeyboardInterrupt
-    return record, directory
+
+
+def finish(drill: Drill, directory: Path, collector: traces.TraceCollector | str = "no trace collector") -> None:
+    """Evidence, then (unless PASS) kill what still runs, then cleanups, then the files and the verdict."""
+    record = drill.record
+    collect_evidence(drill)  # first: a cleanup may stop the very server that holds it
+    finished = (record.evidence.get("invocation") or {}).get("status") == "completed"
+    record.evidence.update(
+        traces.keep_invocation_trace(collector, record.invocation_id, record.started_at, directory, finished)
+    )
+    if record.verdict != PASS:
+        stop_unfinished(drill)
+    for what, action in reversed(drill.cleanups):
+        try:
+            action()
+            record.event("cleanup", what)
+        except Exception as exc:  # cleanup must go on: report, never mask the drill's own outcome
+            record.note(f"cleanup '{what}' failed: {exc}")
+            progress.warn(f"cleanup '{what}' failed: {exc}")
+    record.evidence["pace"] = drill.pace.summary()
+    record.finish()
+    record.write(directory)
+    show_verdict(record, directory)
 
 
 def show_verdict(record: DrillRecord, directory: Path) -> None:

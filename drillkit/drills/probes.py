@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from drillkit.components.writer import Execution
 from drillkit.drills.frame import POLL_S, Drill
 from drillkit.evidence import completed_step_names, in_flight_step, journal_steps, restate_time
 from drillkit.waits import poll
-from writer_service.ledger import LedgerEntry
 
 Row = dict[str, Any]
 Rows = list[dict[str, Any]]
@@ -26,8 +26,9 @@ def journal(drill: Drill, invocation_id: str | None = None) -> Rows:
     return drill.stack.admin.journal(invocation_id or drill.invocation_id)
 
 
-def ledger(drill: Drill, invocation_id: str | None = None) -> list[LedgerEntry]:
-    return drill.stack.writer.ledger(invocation_id or drill.invocation_id)
+def executions(drill: Drill, invocation_id: str | None = None) -> list[Execution]:
+    """The writer's ledger for the invocation: each real execution of a step body, finished or not."""
+    return drill.stack.writer.executions(invocation_id or drill.invocation_id)
 
 
 def learn_from_journal(drill: Drill, rows: Rows) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from drillkit import progress
+from drillkit.components.writer import LedgerEntry, executions
 from drillkit.drills import html_report
 from drillkit.state import write_json, write_text_atomically
 
@@ -186,9 +187,9 @@ def render_markdown(record: DrillRecord) -> str:
             "|---|---:|---:|---|---:|---|",
         ]
         lines += [
-            f"| {e['step']} | {e['attempt']} | {e['pid']} | {e['outcome']} | {e['duration_ms']:.0f} | "
-            f"{_cell(e.get('error') or '')} |"
-            for e in ledger
+            f"| {e.step} | {e.attempt} | {e.pid} | {e.outcome or 'never finished'} | "
+            f"{'' if e.duration_ms is None else f'{e.duration_ms:.0f}'} | {_cell(e.error or '')} |"
+            for e in executions([LedgerEntry(**line) for line in ledger])
         ]
     steps = record.evidence.get("journal_steps") or []
     if steps:

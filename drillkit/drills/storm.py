@@ -1,7 +1,8 @@
 """drill.storm: many invocations in flight, the writer (or the Restate server) SIGKILLed K times.
 
-N invocations, each with its own idempotency key, go through the LLM tap to the model (the real local
-model, or the stub when the point is Restate, not the model). At K seeded points of progress (a number
+N invocations, each with its own idempotency key, go through the LLM tap to the model (`local`: the
+config's own endpoint, the embedded model or a remote one; `stub`: the stub, when the point is Restate,
+not the model). At K seeded points of progress (a number
 of step executions, not a time) the target is SIGKILLed, restarted, and every invocation that backs off
 is resumed. PASS when all N complete with success, sending any key again returns the same output,
 every report file equals Restate's output, no step Restate had journaled as done is requested again
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from drillkit import config as drill_config
 from drillkit.components.llm_tap import LlmTap
 from drillkit.components.stub_llm import StubLlm
 from drillkit.drills import actions, storm_checks
@@ -44,6 +46,8 @@ class Storm:
     target: Target
     seed: int
     writer_config: str = ""
+    concurrency: int = 1
+    """LLM calls the writer has in flight at most, under the config it runs with during the storm."""
     keys: dict[str, str] = field(default_factory=dict)  # invocation id -> idempotency key
     bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     recoveries: list[float] = field(default_factory=list)
@@ -60,8 +64,6 @@ def check_storm(stack: Stack, n: int, kills: int, target: str, llm: str) -> None
         raise DrillError(f"--target {target!r}: use writer or server")
     if llm not in ("local", "stub"):
         raise DrillError(f"--llm {llm!r}: use local or stub")
-    if llm == "local" and not stack.model.enabled:
-        raise DrillError(f"{stack.config.source}: local_model.enabled is false; use --llm stub (or a local config)")
 
 
 def storm_scenario(n: int, kills: int, target: Target, llm: Llm, seed: int) -> Scenario:
@@ -97,6 +99,7 @@ def route_through_tap(drill: Drill, storm: Storm, llm: Llm) -> LlmTap:
     tap.start(f"{upstream.scheme}://{upstream.netloc}")
     overrides["writer_model.base_url"] = f"{tap.url}{upstream.path}"
     storm.writer_config = stack.writer.derived_config("storm", overrides)
+    storm.concurrency = drill_config.load(storm.writer_config).writer_model.max_concurrency
     drill.on_cleanup("writer on its own config", stack.writer.restart)
     actions.restart_writer(drill, storm.writer_config)
     drill.record.event("tap", f"writer -> {tap.url}{upstream.path} -> {base_url}; record {tap.record}")
@@ -126,12 +129,15 @@ class Progress:
         self.ours = set(storm.keys)
         self.started = 0
         self.saved = 0
+        self.last_start = 0.0
         self.last_ok = 0.0
 
     def __call__(self) -> tuple[int, int]:
         for e in self.follower.new_entries():
             if e.invocation_id in self.ours:
-                self.started += e.outcome == "started"
+                if e.outcome == "started":
+                    self.started += 1
+                    self.last_start = e.time
                 self.saved += e.step == "save_report" and e.outcome == "ok"
                 if e.outcome == "ok":
                     self.last_ok = e.time
@@ -159,16 +165,17 @@ def kill_at_progress_points(drill: Drill, storm: Storm) -> None:
         kill_and_restart(drill, storm)
         restarted = time.time()
         resume_backing_off(drill, storm)
-        poll(
-            progress,
-            lambda _, since=restarted: progress.last_ok > since,
-            "a step to finish after the restart",
-            24 * 3600,
-            interval_s=0.02,
-            stalled=drill.pace,
+
+        def moving_again(_: tuple[int, int], since: float = restarted) -> bool:
+            return progress.last_start > since and progress.last_ok > since
+
+        poll(progress, moving_again, "work again after the restart", 24 * 3600, interval_s=0.02, stalled=drill.pace)
+        storm.recoveries.append(round(progress.last_start - restarted, 3))
+        drill.record.event(
+            "progress again",
+            f"a step execution started {progress.last_start - restarted:.2f} s after the restart, "
+            f"one finished {progress.last_ok - restarted:.2f} s after it",
         )
-        storm.recoveries.append(round(progress.last_ok - restarted, 3))
-        drill.record.event("progress again", f"a step finished {storm.recoveries[-1]:.2f} s after the restart")
 
 
 def kill_and_restart(drill: Drill, storm: Storm) -> None:

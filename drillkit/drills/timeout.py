@@ -102,7 +102,7 @@ def _check_outcome(drill: Drill, wanted: Expect, final: dict[str, Any], paused_s
 
 
 def _llm_attempts(drill: Drill) -> list[Any]:
-    return [e for e in probes.ledger(drill) if e.step == LLM_STEP]
+    return [e for e in probes.executions(drill) if e.step == LLM_STEP]
 
 
 def _down(drill: Drill, wanted: Expect) -> None:
@@ -117,7 +117,7 @@ def _down(drill: Drill, wanted: Expect) -> None:
     oks = [a for a in attempts if a.outcome == "ok"]
     drill.record.expect(
         f"the ledger shows {LLM_STEP} failing while the endpoint was down, then one success",
-        bool(errors) and len(oks) == 1 and [a.outcome for a in attempts if a.outcome in ("ok", "error")][-1] == "ok",
+        bool(errors) and len(oks) == 1 and attempts[-1].outcome == "ok",
         f"{len(errors)} failed attempt(s) ({errors[0].error if errors else '-'}), then {len(oks)} ok",
     )
 
@@ -153,15 +153,15 @@ def _hang(drill: Drill, wanted: Expect) -> None:
 
 
 def _check_hang_attempts(drill: Drill) -> None:
-    ended = [a for a in _llm_attempts(drill) if a.outcome != "started"]
+    runs = _llm_attempts(drill)
     drill.record.expect(
         f"{LLM_STEP} attempted {HANG_ATTEMPTS} times, each ended by the client timeout",
-        len(ended) == HANG_ATTEMPTS
-        and all(a.outcome == "error" for a in ended)
-        and all(a.duration_ms >= HANG_TIMEOUT_S * 1000 * 0.9 for a in ended),
-        ", ".join(f"#{a.attempt} {a.outcome} after {a.duration_ms:.0f} ms" for a in ended) or "no attempt",
+        len(runs) == HANG_ATTEMPTS
+        and all(a.outcome == "error" for a in runs)
+        and all((a.duration_ms or 0) >= HANG_TIMEOUT_S * 1000 * 0.9 for a in runs),
+        ", ".join(f"#{a.attempt} {a.outcome} after {a.duration_ms or 0:.0f} ms" for a in runs) or "no attempt",
     )
-    later = sorted({e.step for e in probes.ledger(drill) if e.step != LLM_STEP})
+    later = sorted({e.step for e in probes.executions(drill) if e.step != LLM_STEP})
     drill.record.expect("no later step ran", not later, ", ".join(later) or "none")
     events = transient_errors(drill.stack.admin.journal_events(drill.invocation_id))
     drill.record.evidence["journal_steps_at_failure"] = [s.name for s in journal_steps(probes.journal(drill))]

@@ -70,8 +70,8 @@ def _check_tool_retried(drill: Drill) -> None:
 
 
 def _check_attempts(drill: Drill, fail_first: int) -> None:
-    entries = probes.ledger(drill)
-    attempts, oks = attempt_counts(entries), ok_counts(entries)
+    runs = probes.executions(drill)
+    attempts, oks = attempt_counts(runs), ok_counts(runs)
     drill.record.expect(
         f"save_report attempted {fail_first + 1} times ({fail_first} injected failures, then success)",
         attempts["save_report"] == fail_first + 1 and oks["save_report"] == 1,

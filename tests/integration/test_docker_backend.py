@@ -115,9 +115,9 @@ def test_every_drill_passes_with_the_docker_backend(engine, cfg, tmp_path):
     stack = Stack(drill_config.load(cfg))
     try:
         out = inv(cfg, "drill.all", "--report-dir", str(tmp_path / "all"))
-        assert "7 passed, 0 failed" in out
+        assert "8 passed, 0 failed" in out
         verdicts = [json.loads(p.read_text())["verdict"] for p in sorted((tmp_path / "all").glob("*/journal.json"))]
-        assert verdicts == ["PASS"] * 7  # the server crash is `docker kill` of restate_dev here
+        assert verdicts == ["PASS"] * 8  # the server crash is `docker kill` of restate_dev here
         assert engine.containers.list(all=True, filters={"name": "restate_dev"}) == []  # the drill stopped it
         assert our_live_processes(stack) == []
     finally:

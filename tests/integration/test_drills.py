@@ -15,6 +15,7 @@ from drillkit import config as drill_config
 from drillkit.drills import catalog
 from drillkit.drills.record import exit_code
 from drillkit.stack import Stack
+from writer_service.ledger import Execution, LedgerEntry, executions
 
 from .conftest import ROOT, make_config, our_live_processes
 
@@ -27,6 +28,7 @@ ALL = [
     "05-timeout-hang",
     "06-timeout-pause",
     "07-tool-error",
+    "08-storm-writer",
 ]
 
 
@@ -58,14 +60,21 @@ def events(record: dict) -> list[str]:
     return [e["event"] for e in record["timeline"]]
 
 
+def ledger_runs(record: dict, step: str | None = None) -> list[Execution]:
+    """The drill's ledger lines paired into executions (of one step when given)."""
+    runs = executions([LedgerEntry(**e) for e in record["evidence"]["ledger"]])
+    return [r for r in runs if step is None or r.step == step]
+
+
 def ledger_steps(record: dict, outcome: str | None = None) -> list[str]:
-    return [e["step"] for e in record["evidence"]["ledger"] if outcome is None or e["outcome"] == outcome]
+    """The step of each execution (that ended with `outcome` when given)."""
+    return [r.step for r in ledger_runs(record) if outcome is None or r.outcome == outcome]
 
 
 def test_drill_all_passes_and_leaves_nothing_running(drill_all):
     out, reports, left = drill_all
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "7 passed, 0 failed" in out.stdout
+    assert "8 passed, 0 failed" in out.stdout
     assert left == []  # the drill started the stack, so it stopped it
     for name in ALL:
         assert {p.name for p in (reports / name).iterdir()} >= {"journal.json", "report.md", "junit.xml"}
@@ -107,8 +116,10 @@ def test_crash_kill_evidence(drill_all):
     ok = ledger_steps(record, "ok")
     assert ok.count("outline") == 1 and ok.count("section:1") == 1  # finished before the kill: never again
     assert ok == ["outline", "section:1", "section:2", "section:3", "summary", "save_report"]
-    pids = {e["pid"] for e in record["evidence"]["ledger"]}
+    pids = {r.pid for r in ledger_runs(record)}
     assert len(pids) == 2  # before and after the restart
+    section2 = ledger_runs(record, "section:2")
+    assert [r.attempt for r in section2] == [1, 2] and section2[-1].outcome == "ok"  # the kill's start counted
     assert Path(record["evidence"]["output"]["output_path"]).is_file()
 
 
@@ -138,8 +149,8 @@ def test_server_crash_evidence(drill_all):
 def test_timeout_down_evidence(drill_all):
     record = journal(drill_all[1], "04-timeout-down")
     assert_in_order(events(record), ["endpoint down", "sent", "retrying seen", "endpoint back", "completed"])
-    outline = [e for e in record["evidence"]["ledger"] if e["step"] == "outline"]
-    assert [e["outcome"] for e in outline][-1] == "ok" and any(e["outcome"] == "error" for e in outline)
+    outline = ledger_runs(record, "outline")
+    assert [r.outcome for r in outline][-1] == "ok" and any(r.outcome == "error" for r in outline)
     assert record["evidence"]["invocation"]["completion_result"] == "success"
 
 
@@ -148,9 +159,9 @@ def test_timeout_hang_evidence(drill_all):
     row = record["evidence"]["invocation"]
     assert row["completion_result"] == "failure"
     assert "timed out" in row["completion_failure"].lower()
-    outline = [e for e in record["evidence"]["ledger"] if e["step"] == "outline"]
-    assert [e["outcome"] for e in outline] == ["error"] * 3
-    assert all(e["duration_ms"] >= 1300 for e in outline)  # each attempt waited for the client's timeout
+    outline = ledger_runs(record, "outline")
+    assert [r.outcome for r in outline] == ["error"] * 3
+    assert all((r.duration_ms or 0) >= 1300 for r in outline)  # each attempt waited for the client's timeout
     assert record["evidence"]["blackhole_connections"] >= 3
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from drillkit import config as drill_config
+from drillkit.evidence import completed_step_names, in_flight_step, journaled_completions, reexecuted_after_journaled
 from drillkit.procs import is_alive
 from drillkit.stack import Stack
 from drillkit.waits import poll
@@ -175,3 +176,39 @@ def test_the_howto_by_hand_against_inv_up(cfg):
         manual.wait(timeout=30)
         inv(cfg, "down")
         stack.close()
+
+
+def test_a_restate_server_killed_by_hand_and_restarted_with_inv_loses_nothing(cfg):
+    """`kill -9` of restate-server mid-invocation (its recorded pid, by hand), then `inv restate.start`."""
+    stack = Stack(drill_config.load(cfg))
+    inv(cfg, "up")
+    inv(cfg, "send")
+    invocation_id = stack.state.last_invocation()
+    assert invocation_id
+    rows = poll(
+        lambda: stack.admin.journal(invocation_id),
+        lambda r: len(completed_step_names(r)) >= 1 and in_flight_step(r) is not None,
+        "a finished step and one in flight",
+        120,
+        interval_s=0.05,
+    )
+    done_before = completed_step_names(rows)
+    server_pid = json.loads((stack.state.procs / "restate-server.json").read_text())["pid"]
+    subprocess.run(["kill", "-9", str(server_pid)], check=True)
+    poll(lambda: is_alive(server_pid), lambda alive: not alive, "restate-server to die", 10)
+
+    assert "restate-server pid" in inv(cfg, "restate.start").stdout
+    inv(cfg, "resume", check=False)  # Restate may already have resumed it by itself
+    poll(
+        lambda: inv(cfg, "describe").stdout,
+        lambda text: "completed with success" in text,
+        "the invocation to complete with success after the server restart",
+        300,
+        interval_s=1.0,
+    )
+    journaled = journaled_completions(stack.admin.journal(invocation_id))
+    assert set(done_before) <= set(journaled)  # the journal kept every step finished before the crash
+    kept = {step: at for step, at in journaled.items() if step in done_before}
+    assert reexecuted_after_journaled(stack.writer.executions(invocation_id), kept) == []
+    inv(cfg, "down")
+    stack.close()

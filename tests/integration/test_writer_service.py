@@ -11,7 +11,7 @@ from drillkit.errors import HttpError
 from drillkit.evidence import journal_steps
 from drillkit.howto import fault_headers, howto_body
 from drillkit.waits import poll
-from writer_service.ledger import read_ledger
+from writer_service.ledger import executions, read_ledger
 
 STEPS = ["outline", "section:1", "section:2", "section:3", "summary", "save_report"]
 
@@ -27,7 +27,8 @@ def wait_completed(stack, invocation_id, timeout_s=120.0):
 
 
 def ledger_for(stack, invocation_id):
-    return read_ledger(stack.config.ledger.path, invocation_id)
+    """The invocation's executions (start and end lines paired)."""
+    return executions(read_ledger(stack.config.ledger.path, invocation_id))
 
 
 def test_howto_body_returns_the_report_data(stack):
@@ -54,6 +55,7 @@ def test_howto_body_returns_the_report_data(stack):
     assert all(s.completed and s.result == "Success" for s in steps)
     entries = ledger_for(stack, invocation_id)
     assert [(e.step, e.attempt, e.outcome) for e in entries] == [(s, 1, "ok") for s in STEPS]
+    assert all(e.ended is not None and e.started <= e.ended for e in entries)
 
 
 def test_body_without_prompt_fails_at_once(stack):

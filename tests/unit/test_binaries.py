@@ -131,3 +131,23 @@ def test_verify_integrity_formats():
         verify_integrity(b"abc", sri(b"abd"), "x")
     with pytest.raises(IntegrityError, match="unsupported"):
         verify_integrity(b"abc", "md5-xyz", "x")
+
+
+def test_both_sources_unreachable_name_each_with_what_was_asked_and_why(tmp_path):
+    npm_stderr = (
+        "npm error code ENOTFOUND\nnpm error network request to https://registry.npmjs.org/x failed\n"
+        "npm error A complete log of this run can be found in: /root/.npm/_logs/x.log\n"
+    )
+
+    def npm(argv, **kwargs):
+        return subprocess.CompletedProcess(argv, 1, "", npm_stderr)
+
+    with pytest.raises(DrillError) as err:
+        store(tmp_path, github(None), npm).ensure(SERVER)
+    lines = str(err.value).splitlines()
+    assert lines[0] == "cannot get restate-server 1.7.12:"
+    assert lines[1].startswith("  GitHub release: https://github.com/restatedev/restate/releases/download/v1.7.12/")
+    assert lines[1].endswith("no route to host")
+    assert lines[2].startswith("  npm registry: `npm view @restatedev/restate-server-linux-x64@1.7.12")
+    assert "ENOTFOUND" in lines[2] and "complete log" not in lines[2]
+    assert lines[3].startswith("Put a restate-server 1.7.12 binary on PATH")

@@ -65,3 +65,34 @@ def test_a_wait_ends_when_progress_stops_not_at_a_fixed_time():
     assert err.value.stalled and err.value.last == 9
     assert 0.2 < time.monotonic() - started < 5
     assert "no progress for 0.2 s" in str(err.value)
+
+
+def _drill(fault_injected: bool):
+    from types import SimpleNamespace
+
+    from drillkit.drills.frame import Drill
+    from drillkit.drills.record import DrillRecord
+
+    drill = Drill(SimpleNamespace(), DrillRecord("crash", {}), Pace())  # type: ignore[arg-type]
+    drill.fault_injected = fault_injected
+    return drill
+
+
+@pytest.mark.parametrize(
+    ("fault_injected", "exc", "verdict"),
+    [
+        (False, WaitTimeout("step section:2 to be running", 120, None, stalled=True), "INCONCLUSIVE"),
+        (True, WaitTimeout("the invocation to complete", 30, {"status": "backing-off"}, stalled=True), "FAIL"),
+        (False, DrillError("local model (pid 7) is not healthy"), "INCONCLUSIVE"),
+        (True, DrillError("restate-server did not become ready"), "ERROR"),
+        (True, ValueError("a bug"), "ERROR"),
+    ],
+)
+def test_what_an_exception_means_depends_on_whether_the_fault_was_injected(fault_injected, exc, verdict):
+    from drillkit.drills.frame import judge_exception
+
+    drill = _drill(fault_injected)
+    judge_exception(drill, exc)
+    assert drill.record.verdict == verdict
+    if verdict == "INCONCLUSIVE":
+        assert drill.record.inconclusive.startswith("the environment failed before the fault")

@@ -88,3 +88,19 @@ def test_drill_parameters_are_checked_before_anything_starts(monkeypatch):
     remote = Stack(drill_config.load(root / "configs/tests/config-dgx-remote.yaml"))
     with pytest.raises(DrillError, match="allow_request_faults is false"):
         catalog.run(remote, catalog.tool_error(2))
+
+
+def test_the_ledger_table_has_one_row_per_execution():
+    from dataclasses import asdict
+
+    from drillkit.drills.record import render_markdown
+    from writer_service.ledger import LedgerEntry
+
+    record = DrillRecord("crash", {"signal": "KILL"})
+    record.evidence["ledger"] = [
+        asdict(LedgerEntry(1.0, "inv_1", "section:2", 1, 11, "started", 0.0)),  # SIGKILLed in it
+        asdict(LedgerEntry(3.0, "inv_1", "section:2", 2, 12, "started", 0.0)),
+        asdict(LedgerEntry(3.4, "inv_1", "section:2", 2, 12, "ok", 400.0)),
+    ]
+    rows = [line for line in render_markdown(record).splitlines() if line.startswith("| section:2 |")]
+    assert rows == ["| section:2 | 1 | 11 | never finished |  |  |", "| section:2 | 2 | 12 | ok | 400 |  |"]

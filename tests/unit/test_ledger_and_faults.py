@@ -6,21 +6,65 @@ import pytest
 
 from writer_service import faults
 from writer_service.config import Faults
-from writer_service.ledger import ExecutionLedger, read_ledger
+from writer_service.ledger import ExecutionLedger, LedgerEntry, executions, read_ledger
+
+
+def _run(ledger, invocation, step, outcome, error=None):
+    """One execution as the step runner writes it: a start line, then an end line."""
+    attempt = ledger.attempts_so_far(invocation, step) + 1
+    ledger.start(invocation, step, attempt)
+    ledger.record(invocation, step, attempt, outcome, 0.0, error)
 
 
 def test_entries_and_attempt_counts_survive_a_new_process_view(tmp_path):
     path = tmp_path / "ledger.jsonl"
     first = ExecutionLedger(path)
-    first.record("inv_a", "save_report", 1, "error", 0.0, "boom")
-    first.record("inv_a", "save_report", 2, "ok", 0.0)
-    first.record("inv_b", "outline", 1, "ok", 0.0)
+    _run(first, "inv_a", "save_report", "error", "boom")
+    _run(first, "inv_a", "save_report", "ok")
+    _run(first, "inv_b", "outline", "ok")
     restarted = ExecutionLedger(path)  # as after a process restart: state only on disk
     assert restarted.attempts_so_far("inv_a", "save_report") == 2
     assert restarted.attempts_so_far("inv_a", "outline") == 0
     entries = restarted.entries("inv_a")
-    assert [(e.step, e.attempt, e.outcome) for e in entries] == [("save_report", 1, "error"), ("save_report", 2, "ok")]
-    assert entries[0].pid == os.getpid() and entries[0].error == "boom"
+    assert [(e.step, e.attempt, e.outcome) for e in entries] == [
+        ("save_report", 1, "started"),
+        ("save_report", 1, "error"),
+        ("save_report", 2, "started"),
+        ("save_report", 2, "ok"),
+    ]
+    assert entries[1].pid == os.getpid() and entries[1].error == "boom"
+    assert [(x.attempt, x.outcome, x.error) for x in executions(entries)] == [(1, "error", "boom"), (2, "ok", None)]
+
+
+def test_a_killed_execution_is_started_without_an_end_and_counts_as_an_attempt(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    doomed = ExecutionLedger(path)
+    doomed.start("inv_a", "section:2", doomed.attempts_so_far("inv_a", "section:2") + 1)  # then SIGKILL
+    restarted = ExecutionLedger(path)
+    assert restarted.attempts_so_far("inv_a", "section:2") == 1
+    _run(restarted, "inv_a", "section:2", "ok")
+    runs = executions(read_ledger(path))
+    assert [(x.attempt, x.outcome, x.ended is None) for x in runs] == [(1, None, True), (2, "ok", False)]
+    assert runs[1].started >= runs[0].started and runs[1].duration_ms is not None
+
+
+def test_executions_pair_lines_by_invocation_step_attempt_and_pid():
+    lines = [
+        LedgerEntry(10.0, "inv_a", "outline", 1, 7, "started", 0.0),
+        LedgerEntry(10.5, "inv_b", "outline", 1, 7, "started", 0.0),
+        LedgerEntry(11.0, "inv_b", "outline", 1, 7, "ok", 500.0),
+        LedgerEntry(12.0, "inv_a", "outline", 1, 7, "error", 2000.0, "LLM timeout"),
+        LedgerEntry(13.0, "inv_a", "outline", 2, 8, "started", 0.0),  # a new process, never finished
+        LedgerEntry(20.0, "inv_c", "summary", 1, 7, "ok", 1000.0),  # an end without a start: implied at 19
+    ]
+    runs = executions(lines)
+    assert [(x.invocation_id, x.attempt, x.started, x.ended, x.outcome) for x in runs] == [
+        ("inv_a", 1, 10.0, 12.0, "error"),
+        ("inv_b", 1, 10.5, 11.0, "ok"),
+        ("inv_a", 2, 13.0, None, None),
+        ("inv_c", 1, 19.0, 20.0, "ok"),
+    ]
+    assert runs[0].error == "LLM timeout"
 
 
 def test_torn_last_line_is_skipped(tmp_path):
@@ -66,25 +110,26 @@ def test_crash_only_on_the_named_steps_first_attempt():
     assert not faults.crash_due(Faults(), "section:2", 1)
 
 
-def _entry(step, end, duration_ms, outcome="ok"):
-    from writer_service.ledger import LedgerEntry
+def _run_at(step, started, outcome="ok", attempt=1):
+    from writer_service.ledger import Execution
 
-    return LedgerEntry(end, "inv_a", step, 1, 1, outcome, duration_ms)
+    return Execution("inv_a", step, attempt, 1, started, started + 0.3, outcome, 300.0)
 
 
 def test_reexecution_is_judged_against_restates_journal():
-    from drillkit.evidence import reexecuted_after_journaled
+    from drillkit.evidence import attempt_counts, ok_counts, reexecuted_after_journaled
 
     journaled = {"outline": 100.0, "section:1": 101.0}
-    replayed = [_entry("outline", 99.9, 500), _entry("section:1", 100.9, 800)]
+    replayed = [_run_at("outline", 99.4), _run_at("section:1", 100.1)]
     assert reexecuted_after_journaled(replayed, journaled) == []
-    # section:1's body returned (ledger ok at 100.9) but ran again from 102: it had been journaled at 101
-    rerun = [*replayed, _entry("section:1", 102.5, 400)]
+    # section:1's body returned before 101 but ran again from 102: it had been journaled at 101
+    rerun = [*replayed, _run_at("section:1", 102.2, attempt=2)]
     assert reexecuted_after_journaled(rerun, journaled) == ["section:1"]
     # a step never journaled (the kill came before Restate got its result) may run again
-    assert (
-        reexecuted_after_journaled([_entry("section:2", 103.0, 300), _entry("section:2", 105.0, 300)], journaled) == []
-    )
+    assert reexecuted_after_journaled([_run_at("section:2", 102.7), _run_at("section:2", 104.7)], journaled) == []
+    # an execution killed before it ended counts as an attempt, not as an ok
+    killed = [_run_at("section:2", 102.7), _run_at("section:2", 104.7, outcome=None, attempt=2)]
+    assert attempt_counts(killed)["section:2"] == 2 and ok_counts(killed)["section:2"] == 1
 
 
 NOTIFICATION_1 = '{"Notification":{"ty":{"Completion":"Run"},"id":{"CompletionId":1},"result":"Success"}}'
@@ -124,11 +169,13 @@ def test_attempt_counts_follow_appends_from_other_processes(tmp_path):
     path = tmp_path / "ledger.jsonl"
     mine, other = ExecutionLedger(path), ExecutionLedger(path)
     assert mine.attempts_so_far("inv_a", "summary") == 0
-    other.record("inv_a", "summary", 1, "error", 0.0, "x")
+    other.start("inv_a", "summary", 1)
     assert mine.attempts_so_far("inv_a", "summary") == 1  # seen without re-reading the whole file
+    other.record("inv_a", "summary", 1, "error", 0.0, "x")
+    assert mine.attempts_so_far("inv_a", "summary") == 1  # an end line is not another attempt
     with open(path, "ab") as handle:
         handle.write(b'{"time": 1, "invocation_id": "inv_a", "step": "summary"')  # a line being written
     assert mine.attempts_so_far("inv_a", "summary") == 1
     with open(path, "ab") as handle:
-        handle.write(b', "attempt": 2, "pid": 1, "outcome": "ok", "duration_ms": 1}\n')
+        handle.write(b', "attempt": 2, "pid": 1, "outcome": "started", "duration_ms": 0}\n')
     assert mine.attempts_so_far("inv_a", "summary") == 2

@@ -1,5 +1,6 @@
 import asyncio
 import json
+from unittest.mock import patch
 
 import httpx2
 import openai
@@ -7,7 +8,7 @@ import pytest
 
 from writer_service.agent import outline_from_answer, summary_from_answer
 from writer_service.config import WriterModel
-from writer_service.llm import LlmClient, describe_error, is_retryable, parse_json_object
+from writer_service.llm import LlmClient, SlotGate, StepAttempt, describe_error, is_retryable, parse_json_object
 
 REQUEST = httpx2.Request("POST", "http://llm/v1/chat/completions")
 
@@ -116,3 +117,147 @@ def test_no_client_side_retries():
     with pytest.raises(openai.APIStatusError):
         asyncio.run(_client(handler).text("sys", "user"))
     assert len(calls) == 1  # Restate retries, not the client
+
+
+class OneSlotServer:
+    """A mock transport shaped like llama.cpp: `slots` requests served at once, the rest queue, and the
+    client's read timeout (started when the request reaches the transport, as on a socket) counts the queue."""
+
+    def __init__(self, slots: int, answer_s: float) -> None:
+        self.slots = asyncio.Semaphore(slots)
+        self.answer_s = answer_s
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.headers: list[dict[str, str]] = []
+
+    async def __call__(self, request):
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.headers.append(dict(request.headers))
+        try:
+            return await asyncio.wait_for(self._serve(), request.extensions["timeout"]["read"])
+        except TimeoutError:
+            raise httpx2.ReadTimeout("timed out", request=request) from None
+        finally:
+            self.in_flight -= 1
+
+    async def _serve(self):
+        async with self.slots:
+            await asyncio.sleep(self.answer_s)
+            return _completion("text")
+
+
+def _limited_client(server, max_concurrency, timeout_s=5.0):
+    settings = WriterModel(
+        base_url="http://llm/v1", model="smollm2", timeout_s=timeout_s, max_concurrency=max_concurrency
+    )
+    return LlmClient(settings, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(server)))
+
+
+async def _calls(client, n):
+    return await asyncio.gather(
+        *(client.text("sys", "user", StepAttempt(f"inv_{i}", "outline", 1)) for i in range(n)), return_exceptions=True
+    )
+
+
+def test_at_most_max_concurrency_calls_are_in_flight():
+    server = OneSlotServer(slots=10, answer_s=0.02)
+    answers = asyncio.run(_calls(_limited_client(server, 3), 10))
+    assert answers == ["text"] * 10
+    assert server.most_in_flight == 3
+
+
+def test_the_timeout_does_not_count_the_wait_for_a_slot():
+    # The endpoint answers one request at a time in 0.1 s; the last of 5 calls waits about 0.4 s, more
+    # than the 0.25 s timeout. Waiting in the writer, outside the timeout, every call succeeds ...
+    answers = asyncio.run(_calls(_limited_client(OneSlotServer(slots=1, answer_s=0.1), 1, timeout_s=0.25), 5))
+    assert answers == ["text"] * 5
+    # ... while sent at once, the endpoint's queue counts against the timeout: the retry storm's cause.
+    answers = asyncio.run(_calls(_limited_client(OneSlotServer(slots=1, answer_s=0.1), 5, timeout_s=0.25), 5))
+    assert any(isinstance(a, openai.APITimeoutError) for a in answers)
+
+
+def test_a_long_wait_for_a_slot_is_logged(caplog):
+    caplog.set_level("INFO", logger="writer_service.llm")
+    with patch("writer_service.llm.SLOW_SLOT_S", 0.05):
+        asyncio.run(_calls(_limited_client(OneSlotServer(slots=1, answer_s=0.1), 1), 2))
+    assert "for one of 1 LLM slots step=outline invocation=inv_1" in caplog.text
+
+
+def test_requests_name_invocation_step_and_attempt():
+    server = OneSlotServer(slots=1, answer_s=0)
+    client = _limited_client(server, 1)
+    asyncio.run(client.json("sys", "user", "summary", {"type": "object"}, StepAttempt("inv_x", "summary", 3)))
+    asyncio.run(client.text("sys", "user"))  # outside a step: no headers, no failure
+    first, second = server.headers
+    assert first["x-restate-invocation-id"] == "inv_x"
+    assert first["x-writer-step"] == "summary"
+    assert first["x-writer-attempt"] == "3"
+    assert "x-writer-step" not in second
+
+
+def test_waiting_calls_are_served_oldest_invocation_first():
+    async def scenario():
+        gate, order = SlotGate(1), []
+
+        async def call(invocation, label):
+            async with gate.slot(invocation):
+                order.append(label)
+                await asyncio.sleep(0.01)
+
+        holder = asyncio.create_task(call("inv_old", "old: outline"))
+        await asyncio.sleep(0)
+        newcomers = [asyncio.create_task(call(f"inv_new{i}", f"new{i}: outline")) for i in range(2)]
+        await asyncio.sleep(0)
+        follow_up = asyncio.create_task(call("inv_old", "old: section:1"))  # arrives last, seen first
+        await asyncio.gather(holder, *newcomers, follow_up)
+        return order, gate.in_use
+
+    order, in_use = asyncio.run(scenario())
+    assert order == ["old: outline", "old: section:1", "new0: outline", "new1: outline"]
+    assert in_use == 0
+
+
+def test_a_cancelled_waiter_does_not_keep_a_slot():
+    async def scenario():
+        gate = SlotGate(1)
+        release = asyncio.Event()
+
+        async def hold():
+            async with gate.slot("a"):
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        waiter = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        waiter.cancel()  # e.g. Restate aborted the attempt while it waited
+        release.set()
+        await holder
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        async with gate.slot("b") as waited:
+            return waited, gate.in_use
+
+    waited, in_use = asyncio.run(scenario())
+    assert waited < 0.05 and in_use == 1
+
+
+def test_retries_wait_behind_first_attempts():
+    async def scenario():
+        gate, order = SlotGate(1), []
+
+        async def call(invocation, attempt, label):
+            async with gate.slot(invocation, attempt):
+                order.append(label)
+                await asyncio.sleep(0.01)
+
+        holder = asyncio.create_task(call("inv_old", 1, "old: outline #1"))
+        await asyncio.sleep(0)
+        retry = asyncio.create_task(call("inv_old", 2, "old: outline #2"))  # oldest, but a retry
+        await asyncio.sleep(0)
+        fresh = asyncio.create_task(call("inv_new", 1, "new: outline #1"))
+        await asyncio.gather(holder, retry, fresh)
+        return order
+
+    assert asyncio.run(scenario()) == ["old: outline #1", "new: outline #1", "old: outline #2"]

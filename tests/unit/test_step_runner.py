@@ -11,7 +11,8 @@ from restate import TerminalError
 from writer_service.agent import StepFailed, StepRunner, WriterRuntime, run_options
 from writer_service.config import Faults, StepRetry, WriterConfig
 from writer_service.faults import InjectedToolError
-from writer_service.ledger import ExecutionLedger
+from writer_service.ledger import ExecutionLedger, executions
+from writer_service.llm import StepAttempt
 
 
 class FakeContext:
@@ -44,17 +45,40 @@ def make(tmp_path, faults=None, journal=None):
     return StepRunner(ctx, WriterRuntime(cfg, llm=None, ledger=ledger), faults or Faults()), ledger, ctx  # type: ignore[arg-type]
 
 
-async def _value(attempt):
-    return {"attempt": attempt}
+async def _value(call):
+    return {"attempt": call.attempt}
 
 
 def test_executed_step_is_recorded_once(tmp_path, caplog):
     runner, ledger, _ = make(tmp_path)
     caplog.set_level("INFO")
     assert asyncio.run(runner.step("outline", _value, StepRetry())) == {"attempt": 1}
-    [entry] = ledger.entries("inv_test")
-    assert (entry.step, entry.attempt, entry.outcome) == ("outline", 1, "ok")
+    start, end = ledger.entries("inv_test")
+    assert (start.step, start.attempt, start.outcome) == ("outline", 1, "started")
+    assert (end.step, end.attempt, end.outcome) == ("outline", 1, "ok")
+    [run] = executions(ledger.entries())
+    assert (run.step, run.attempt, run.outcome) == ("outline", 1, "ok")
     assert "executed step=outline invocation=inv_test attempt=1" in caplog.text
+
+
+def test_the_action_learns_its_invocation_step_and_attempt(tmp_path):
+    runner, _, _ = make(tmp_path)
+    seen = []
+
+    async def action(call):
+        seen.append(call)
+        return call.headers()
+
+    headers = asyncio.run(runner.step("section:2", action, StepRetry()))
+    assert seen == [StepAttempt("inv_test", "section:2", 1)]
+    assert headers == {"X-Restate-Invocation-Id": "inv_test", "X-Writer-Step": "section:2", "X-Writer-Attempt": "1"}
+
+
+def test_the_run_after_a_kill_mid_step_is_attempt_2(tmp_path):
+    runner, ledger, _ = make(tmp_path)
+    ledger.start("inv_test", "section:1", 1)  # an earlier process started the step and was SIGKILLed
+    assert asyncio.run(runner.step("section:1", _value, StepRetry())) == {"attempt": 2}
+    assert [(x.attempt, x.outcome) for x in executions(ledger.entries())] == [(1, None), (2, "ok")]
 
 
 def test_replayed_step_does_not_run_or_write(tmp_path, caplog):
@@ -75,8 +99,8 @@ def test_terminal_llm_error_becomes_terminal_error(tmp_path):
     with pytest.raises(TerminalError) as err:
         asyncio.run(runner.step("summary", unauthorized, StepRetry()))
     assert "summary" in err.value.message and "401" in err.value.message
-    [entry] = ledger.entries()
-    assert entry.outcome == "error" and "401" in entry.error
+    [run] = executions(ledger.entries())
+    assert run.outcome == "error" and "401" in (run.error or "")
 
 
 def test_transient_error_is_raised_for_restate_to_retry(tmp_path):
@@ -103,7 +127,7 @@ def test_tool_error_fault_counts_attempts_from_the_ledger(tmp_path):
     # a new runner (as after a restart) still knows two attempts failed
     runner2, _, _ = make(tmp_path, faults=faults)
     assert asyncio.run(runner2.step("save_report", _value, StepRetry())) == {"attempt": 3}
-    assert [e.outcome for e in ledger.entries()] == ["error", "error", "ok"]
+    assert [x.outcome for x in executions(ledger.entries())] == ["error", "error", "ok"]
 
 
 def test_run_options_from_config():

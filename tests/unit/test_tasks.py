@@ -50,3 +50,48 @@ def test_task_has_a_docstring_and_help_for_every_flag(name):
     params = [p for p in inspect.signature(task.body).parameters if p != "c"]
     missing = [p for p in params if p not in task.help]
     assert not missing, f"{name}: no help for {missing}"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("x", "not a whole number"), ("0", "must be at least 1"), ("1e999", "not a whole number"), (None, "not a whole")],
+)
+def test_numeric_flags_fail_with_one_line_and_exit_2(value, message, capsys):
+    from invoke import Exit
+
+    with pytest.raises(Exit) as err:
+        tasks._number("tail", value, int, 1)
+    assert err.value.code == 2
+    err_text = capsys.readouterr().err
+    assert err_text.startswith("error: --tail") and message in err_text and err_text.count("\n") == 1
+
+
+def test_float_flags_refuse_nan_and_infinity(capsys):
+    from invoke import Exit
+
+    for value in ("nan", "inf"):
+        with pytest.raises(Exit) as err:
+            tasks._number("deadline", value, float, 1)
+        assert err.value.code == 2
+    assert tasks._number("deadline", "2.5", float, 1) == 2.5
+
+
+@pytest.mark.parametrize(
+    ("task", "kwargs", "flag"),
+    [
+        ("drill.storm", {"target": "db"}, "--target"),
+        ("drill.storm", {"llm": "gpt"}, "--llm"),
+        ("drill.storm", {"invocations": "many"}, "--invocations"),
+        ("drill.timeout", {"mode": "slow"}, "--mode"),
+        ("drill.crash", {"signal": "HUP"}, "--signal"),
+        ("bench", {"only": "cold,nope"}, "--only"),
+        ("restate.logs", {"tail": "-3"}, "--tail"),
+    ],
+)
+def test_bad_flags_exit_2_before_anything_starts(task, kwargs, flag, capsys):
+    from invoke import Context, Exit
+
+    with pytest.raises(Exit) as err:
+        TASKS[task].body(Context(), **kwargs)
+    assert err.value.code == 2
+    assert capsys.readouterr().err.startswith(f"error: {flag}")

@@ -157,3 +157,39 @@ def test_config_file_choice_and_project_relative_paths(tmp_path, monkeypatch):
     assert drill_config.config_file("/abs/x.yaml") == Path("/abs/x.yaml")
     cfg = drill_config.load(ROOT / "configs/local.yaml")
     assert cfg.state_root() == ROOT / ".drill" and cfg.ledger_file() == ROOT / ".drill/ledger.jsonl"
+
+
+MODEL = "writer_model: {base_url: 'http://127.0.0.1:1/v1', model: m}\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("", 4),  # no local_model section: the local model is enabled by default, with 4 slots
+        ("local_model: {parallel: 2}\n", 2),
+        ("local_model: {enabled: true}\n", 4),
+        ("local_model: {enabled: false, parallel: 2}\n", 8),  # a remote endpoint: the documented default
+    ],
+)
+def test_max_concurrency_defaults_to_what_the_endpoint_serves(tmp_path, extra, expected):
+    path = write(tmp_path, MODEL + extra)
+    assert WriterConfig.load(path).writer_model.max_concurrency == expected
+    assert drill_config.load(path).writer_model.max_concurrency == expected
+
+
+def test_max_concurrency_set_in_the_file_wins(tmp_path):
+    path = write(tmp_path, "writer_model: {base_url: 'http://x:1/v1', model: m, max_concurrency: 3}\n")
+    assert WriterConfig.load(path).writer_model.max_concurrency == 3
+
+
+def test_shipped_configs_resolve_max_concurrency(monkeypatch):
+    assert WriterConfig.load(ROOT / "configs/local.yaml").writer_model.max_concurrency == 4
+    monkeypatch.setenv("WRITER_LLM_BASE_URL", "http://dgx.internal:8000/v1")
+    assert WriterConfig.load(ROOT / "configs/tests/config-dgx-remote.yaml").writer_model.max_concurrency == 8
+
+
+def test_local_model_context_is_per_slot(tmp_path):
+    cfg = drill_config.load(ROOT / "configs/local.yaml")
+    assert (cfg.local_model.ctx_per_slot, cfg.local_model.parallel, cfg.local_model.ctx_total) == (2048, 4, 8192)
+    with pytest.raises(DrillConfigError, match=r"local_model\.ctx_size: unknown field"):
+        drill_config.load(write(tmp_path, MODEL + "local_model: {ctx_size: 4096}\n"))

@@ -1,0 +1,70 @@
+"""No secret ever reaches a log, a report or the console: a crash drill through `inv`, on a remote-style
+config whose API key comes from the environment (pointed at the stub LLM), then every file the run left
+under the state dir's logs/ and reports/ (and the records, derived configs, the drill's own output)
+searched for the API key and for the stack's fault key."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from drillkit import config as drill_config
+from drillkit.procs import ProcessTable
+from drillkit.stack import Stack, http_ok
+from drillkit.waits import poll
+
+from .conftest import ROOT, make_config, our_live_processes
+
+REMOTE = ROOT / "configs" / "tests" / "config-dgx-remote.yaml"
+PORT = 8094
+INV = [sys.executable, "-m", "invoke"]
+
+
+def test_crash_drill_leaks_neither_the_api_key_nor_the_fault_key(tmp_path, project_state, monkeypatch):
+    api_key = "sk-drill-" + secrets.token_hex(16)
+    monkeypatch.setenv("WRITER_LLM_BASE_URL", f"http://127.0.0.1:{PORT}/v1")
+    monkeypatch.setenv("WRITER_LLM_MODEL", "stub-model")
+    monkeypatch.setenv("WRITER_LLM_API_KEY", api_key)
+    monkeypatch.delenv("RESTATE_WRITER_CONFIG", raising=False)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    endpoint = ProcessTable(tmp_path / "endpoint-procs")
+    argv = [sys.executable, "-m", "drillkit.components.stub_llm", "--port", str(PORT), "--delay-ms", "200"]
+    endpoint.spawn("endpoint", argv, tmp_path / "endpoint.log", env=env)
+    cfg = make_config(tmp_path, project_state, base=REMOTE, **{"runtime.backend": "native"})
+    stack = Stack(drill_config.load(cfg))
+    try:
+        poll(lambda: http_ok(f"http://127.0.0.1:{PORT}/health"), bool, "the stub endpoint", 30)
+        drill = subprocess.run(
+            [*INV, "drill.crash", "--config", str(cfg)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert drill.returncode == 0, drill.stdout + drill.stderr
+        fault_key = stack.state.fault_key()
+        assert len(fault_key) > 20
+
+        searched = [stack.state.logs, stack.state.reports, stack.state.procs, stack.state.root / "drill-configs"]
+        files = [p for folder in searched if folder.exists() for p in folder.rglob("*") if p.is_file()]
+        assert any(p.parent.parent == stack.state.reports for p in files), "the drill wrote no report"
+        assert any(p.name == "writer.log" for p in files)
+        texts = {str(p): p.read_bytes().decode(errors="replace") for p in files}
+        texts["drill stdout"], texts["drill stderr"] = drill.stdout, drill.stderr
+        for secret, what in ((api_key, "API key"), (fault_key, "fault key")):
+            leaks = [name for name, text in texts.items() if secret in text]
+            assert leaks == [], f"the {what} appears in {leaks}"
+    finally:
+        subprocess.run([*INV, "down", "--purge", "--config", str(cfg)], cwd=ROOT, env=env, capture_output=True)
+        endpoint.kill("endpoint", signal.SIGTERM)
+        assert our_live_processes(stack) == []
+        stack.close()
+
+
+def test_the_state_dir_is_closed_to_others(tmp_path, project_state):
+    cfg = make_config(tmp_path, project_state)
+    stack = Stack(drill_config.load(cfg))
+    try:
+        assert (Path(stack.state.root).stat().st_mode & 0o777) == 0o700
+    finally:
+        stack.close()
