@@ -22,7 +22,7 @@ from invoke import Collection, Context, Exit, task
 
 from drillkit import config as drill_config
 from drillkit import console, operations, progress
-from drillkit.drills import catalog
+from drillkit.drills import catalog, html_report
 from drillkit.drills.record import exit_code
 from drillkit.errors import ConfigError, DrillError
 from drillkit.stack import Stack
@@ -556,6 +556,17 @@ def drill_all(c, config=None, report_dir=None, keep_up=False):
         _finish([r for r, _ in results])
 
 
+@task(help={"path": "a drill's journal.json, or the report dir holding it"})
+def report(c, path):
+    """Render a drill's report.html again from its journal.json."""
+    try:
+        written = html_report.rerender(Path(path))
+    except DrillError as exc:
+        console.error(str(exc))
+        raise Exit(code=1) from None
+    console.ok(f"wrote {written}")
+
+
 drill_ns = Collection(
     "drill",
     drill_crash,
@@ -649,7 +660,7 @@ restate_ns = Collection(
 service_ns = Collection("service", service_start, service_stop, service_restart, service_logs)
 llm_ns = Collection("llm", llm_start, llm_stop)
 
-ns = Collection(setup, up, down, status, register, call, send, kill, describe, list_invocations, resume, bench)
+ns = Collection(setup, up, down, status, register, call, send, kill, describe, list_invocations, resume, bench, report)
 ns.add_collection(restate_ns)
 ns.add_collection(service_ns)
 ns.add_collection(llm_ns)

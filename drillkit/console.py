@@ -5,10 +5,11 @@ progress observer (`drillkit.progress.install`)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
 from rich.console import Console
+from rich.live import Live
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -17,6 +18,7 @@ if not _console.is_terminal:
     # CI logs and pipes: wide enough that tables keep one row per line.
     _console = Console(highlight=False, soft_wrap=True, width=200)
 _errors = Console(stderr=True, highlight=False, soft_wrap=True)
+_live_areas: list[str] = []  # live status areas on screen now (`live`)
 
 
 def interactive() -> bool:
@@ -64,7 +66,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) 
 def activity(message: str) -> Iterator[None]:
     """A spinner on a terminal, a start line and a timed end line otherwise."""
     started = time.monotonic()
-    if interactive():
+    if interactive() and not _live_areas:  # rich before 14 allows one live display at a time
         with _console.status(message):
             yield
     else:
@@ -96,6 +98,40 @@ def transfer(description: str, total: int | None) -> Iterator[Callable[[int], No
     yield advance
 
 
+PLAIN_EVERY_S = 15.0  # a live status in CI logs: one plain line at most this often
+
+
+def status_line(title: str, fields: Mapping[str, object]) -> str:
+    return f"{title}: " + ", ".join(f"{name} {value}" for name, value in fields.items())
+
+
+@contextmanager
+def live(title: str) -> Iterator[Callable[[Mapping[str, object]], None]]:
+    """One status line kept up to date below the scrolling output (rich's Live) on a terminal; in logs,
+    a plain line at most every PLAIN_EVERY_S seconds, and the last values once at the end."""
+    if interactive():
+        with Live(f"[bold]{title}[/]", console=_console, refresh_per_second=4, transient=True) as area:
+            _live_areas.append(title)
+            try:
+                yield lambda fields: area.update(f"[bold]{title}[/] " + status_line("", fields)[2:])
+            finally:
+                _live_areas.remove(title)
+        return
+    last: dict[str, object] = {}
+    shown = [time.monotonic()]
+
+    def update(fields: Mapping[str, object]) -> None:
+        last.clear()
+        last.update(fields)
+        if time.monotonic() - shown[0] >= PLAIN_EVERY_S:
+            shown[0] = time.monotonic()
+            info(status_line(title, fields))
+
+    yield update
+    if last:
+        info(status_line(title, last))
+
+
 class ConsoleObserver:
     """drillkit's progress, drawn on this console."""
 
@@ -112,3 +148,6 @@ class ConsoleObserver:
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         table(title, columns, rows)
+
+    def live(self, title: str) -> AbstractContextManager[Callable[[Mapping[str, object]], None]]:
+        return live(title)

@@ -8,7 +8,7 @@ run the library in-process install nothing and stay quiet, or install a recorder
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
@@ -24,6 +24,13 @@ class Observer(Protocol):
         """A download: the context yields `advance(n_bytes)`."""
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None: ...
+
+    def live(self, title: str) -> AbstractContextManager[Callable[[Mapping[str, object]], None]]:
+        """A status that keeps changing (steps done, invocations completed, elapsed): the context yields
+        `update(fields)`, each call replacing the previous values."""
+
+
+Updater = Callable[[Mapping[str, object]], None]
 
 
 class Silent:
@@ -42,6 +49,10 @@ class Silent:
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         pass
+
+    @contextmanager
+    def live(self, title: str) -> Iterator[Updater]:
+        yield lambda fields: None
 
 
 _observer: Observer = Silent()
@@ -84,3 +95,9 @@ def transfer(description: str, total: int | None) -> AbstractContextManager[Call
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     _observer.table(title, columns, rows)
+
+
+def live(title: str) -> AbstractContextManager[Updater]:
+    # An observer written before `live` existed (a test's recorder) simply shows nothing live.
+    hook = getattr(_observer, "live", None)
+    return hook(title) if hook is not None else Silent().live(title)

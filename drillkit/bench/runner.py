@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drillkit import progress
+from drillkit import live, progress
 from drillkit.bench import cluster, model_load, scenarios
 from drillkit.bench.harness import Figure, machine
 from drillkit.stack import Stack
@@ -78,10 +78,11 @@ def run(stack: Stack, quick: bool, only: list[str] | None, out: Path | None) -> 
     try:
         if stack.needs_setup():
             stack.setup()
-        for group in chosen:
-            progress.step(f"bench: {group}")
-            stack.down()  # every group starts from nothing of ours running
-            figures += groups[group]()
+        with live.watch(stack, "bench"):
+            for group in chosen:
+                progress.step(f"bench: {group}")
+                stack.down()  # every group starts from nothing of ours running
+                figures += groups[group]()
     finally:
         stack.down()
     result: dict[str, Any] = {

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from drillkit import progress
+from drillkit import progress, traces
 from drillkit.components.process import config_digest
 from drillkit.config import Runtime
 from drillkit.errors import ComponentError, ConfigMismatch, DrillError
@@ -170,6 +170,7 @@ class NativeServer(RestateServer):
             "RESTATE_BIND_ADDRESS": f"{fabric_host}:5122",
             "RESTATE_ADVERTISED_ADDRESS": f"http://{fabric_host}:5122",
             "RESTATE_LOG_DISABLE_ANSI_CODES": "true",  # the log file is read by people and by `restate.logs`
+            **traces.server_env(),  # invocation spans to the drill's loopback collector (drillkit/traces.py)
             **self.runtime.server_env,
         }
 

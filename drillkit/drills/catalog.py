@@ -5,12 +5,14 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from drillkit import progress
+from drillkit import live, progress
+from drillkit.drills import html_report
 from drillkit.drills.crash import check_target, crash_scenario
 from drillkit.drills.frame import Scenario, bring_up, run_drill
 from drillkit.drills.node_loss import INVOCATIONS, check_node_loss, node_loss_scenario
@@ -142,12 +144,16 @@ def all_drills() -> list[DrillSpec]:
     ]
 
 
+LIVE_DRILLS = ("storm",)  # long enough to want a live status of its own
+
+
 def run(
     stack: Stack, spec: DrillSpec, report_dir: Path | None = None, keep_up: bool = False
 ) -> tuple[DrillRecord, Path]:
     if spec.check is not None:
         spec.check(stack)
-    return run_drill(stack, spec.name, spec.parameters, spec.scenario, report_dir, keep_up, spec.deadline_s)
+    with live.watch(stack, f"drill.{spec.name}") if spec.name in LIVE_DRILLS else nullcontext():
+        return run_drill(stack, spec.name, spec.parameters, spec.scenario, report_dir, keep_up, spec.deadline_s)
 
 
 def label(spec: DrillSpec) -> str:
@@ -166,8 +172,9 @@ def run_all(
     with drill_lock(stack.state, "drill.all"):
         started = bring_up(stack)  # once for all drills, not once per drill
         try:
-            for number, spec in enumerate(chosen, start=1):
-                results.append(run(stack, spec, base / f"{number:02d}-{label(spec)}", keep_up=True))
+            with live.watch(stack, "drill.all"):
+                for number, spec in enumerate(chosen, start=1):
+                    results.append(run(stack, spec, base / f"{number:02d}-{label(spec)}", keep_up=True))
         finally:
             if started and not keep_up:
                 stack.down()
@@ -182,6 +189,7 @@ def run_all(
         for r, d in results
     ]
     progress.table("drill.all", ("drill", "parameters", "verdict", "time", "reports"), rows)
+    progress.info(f"index: {html_report.write_index(base, [d for _, d in results])}")
     passed = sum(r.verdict == PASS for r, _ in results)
     inconclusive = sum(r.verdict == INCONCLUSIVE for r, _ in results)
     failed = len(results) - passed - inconclusive

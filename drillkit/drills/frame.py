@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drillkit import progress
+from drillkit import progress, traces
 from drillkit.drills.pace import Pace
 from drillkit.drills.record import ERROR, PASS, DrillRecord, row_summary
 from drillkit.errors import DrillError, Inconclusive
@@ -132,9 +132,26 @@ def _run_locked(
     keep_up: bool,
     deadline_s: float | None,
 ) -> tuple[DrillRecord, Path]:
+    directory = report_dir or stack.state.reports / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if stack.server.name != "native":
+        note = "no Restate trace: the Docker backend's server cannot reach the drill's loopback trace collector"
+        return _run_traced(stack, name, parameters, scenario, directory, keep_up, deadline_s, note)
+    with traces.collecting() as collector:
+        return _run_traced(stack, name, parameters, scenario, directory, keep_up, deadline_s, collector)
+
+
+def _run_traced(
+    stack: Stack,
+    name: str,
+    parameters: dict[str, Any],
+    scenario: Scenario,
+    directory: Path,
+    keep_up: bool,
+    deadline_s: float | None,
+    collector: traces.TraceCollector | str,
+) -> tuple[DrillRecord, Path]:
     record = DrillRecord(name, parameters)
     drill = Drill(stack, record, Pace(fixed_s=deadline_s))
-    directory = report_dir or stack.state.reports / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     progress.step(f"drill {name} " + " ".join(f"{k}={v}" for k, v in parameters.items()))
     interrupted = False
     try:
@@ -149,7 +166,7 @@ def _run_locked(
     except Exception as exc:  # judged below; a bug or an unforeseen failure still gets cleanup and a report
         judge_exception(drill, exc)
     finally:
-        finish(drill, directory)
+        finish(drill, directory, collector)
     if interrupted:
         raise KeyboardInterrupt
     return record, directory
@@ -178,10 +195,14 @@ def judge_exception(drill: Drill, exc: Exception) -> None:
         record.note("traceback: " + "".join(traceback.format_exception(exc))[-3000:])
 
 
-def finish(drill: Drill, directory: Path) -> None:
+def finish(drill: Drill, directory: Path, collector: traces.TraceCollector | str = "no trace collector") -> None:
     """Evidence, then (unless PASS) kill what still runs, then cleanups, then the files and the verdict."""
     record = drill.record
     collect_evidence(drill)  # first: a cleanup may stop the very server that holds it
+    finished = (record.evidence.get("invocation") or {}).get("status") == "completed"
+    record.evidence.update(
+        traces.keep_invocation_trace(collector, record.invocation_id, record.started_at, directory, finished)
+    )
     if record.verdict != PASS:
         stop_unfinished(drill)
     for what, action in reversed(drill.cleanups):
@@ -208,4 +229,4 @@ def show_verdict(record: DrillRecord, directory: Path) -> None:
         if row:
             summary = row_summary(row)
             progress.info("  Restate's row: " + ", ".join(f"{k}={str(v)[:200]!r}" for k, v in summary.items()))
-    progress.info(f"  reports: {directory}/report.md, journal.json, junit.xml")
+    progress.info(f"  reports: {directory}/report.html, report.md, journal.json, junit.xml")

@@ -1,7 +1,8 @@
-"""What a drill leaves behind: a timeline, expectations with verdicts, the evidence, and three files.
+"""What a drill leaves behind: a timeline, expectations with verdicts, the evidence, and four files.
 
-`journal.json` (everything, for machines), `report.md` (the same for a person) and `junit.xml` (one
-test case per expectation, for CI) are written under the drill's report dir on every outcome.
+`journal.json` (everything, for machines), `report.md` (the same for a person), `junit.xml` (one
+test case per expectation, for CI) and `report.html` (a timeline picture, `html_report.py`) are written
+under the drill's report dir on every outcome.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from xml.etree import ElementTree as ET
 
 from drillkit import progress
 from drillkit.components.writer import LedgerEntry, executions
+from drillkit.drills import html_report
 from drillkit.state import write_json, write_text_atomically
 
 PASS, FAIL, INCONCLUSIVE, ERROR = "PASS", "FAIL", "INCONCLUSIVE", "ERROR"
@@ -147,6 +149,7 @@ class DrillRecord:
         write_json(paths["journal"], self.to_dict())
         write_text_atomically(paths["report"], render_markdown(self))
         write_text_atomically(paths["junit"], render_junit(self))
+        paths["html"] = html_report.write_html(directory, self.to_dict())
         return paths
 
 

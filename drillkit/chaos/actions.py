@@ -1,0 +1,74 @@
+"""Chaos Toolkit actions: what an experiment does to the writer and Restate (drillkit's own actions)."""
+
+from __future__ import annotations
+
+import signal as signals
+
+from drillkit.chaos._stack import chosen_invocation, stack_for
+from drillkit.errors import DrillError
+from drillkit.howto import RESTART_PROMPT, fault_headers, howto_body
+
+__all__ = [
+    "kill_server",
+    "kill_writer",
+    "resume_invocation",
+    "send_invocation",
+    "start_server",
+    "start_writer",
+]
+
+
+def _signal(name: str) -> signals.Signals:
+    try:
+        return signals.Signals[name if name.startswith("SIG") else f"SIG{name}"]
+    except KeyError:
+        raise DrillError(f"unknown signal {name!r} (KILL, TERM, ...)") from None
+
+
+def send_invocation(config_path: str, prompt: str = RESTART_PROMPT, tool_failures: int = 0) -> str:
+    """Send the HOW-TO's asynchronous invocation (`/WriterAgentRestate/run/send`); returns its id, which
+    is remembered as the last invocation. `tool_failures` > 0 asks the writer to fail `save_report` on
+    its first N attempts (request fault injection, allowed by configs/local.yaml)."""
+    body = howto_body(prompt, {"tool_error": {"fail_first": tool_failures}} if tool_failures else None)
+    with stack_for(config_path) as stack:
+        invocation_id = stack.ingress.send(body, headers=fault_headers(stack.state, body))
+        stack.state.remember_invocation(invocation_id)
+        return invocation_id
+
+
+def kill_writer(config_path: str, signal: str = "KILL") -> dict[str, object]:
+    """Signal the writer's recorded pid (verified first) and wait until it is gone."""
+    with stack_for(config_path) as stack:
+        stopped = stack.writer.kill(_signal(signal))
+        if stopped is None:
+            raise DrillError("the writer service was not running")
+        return {"pid": stopped.record.pid, "signal": _signal(signal).name, "gone_after_s": round(stopped.seconds, 3)}
+
+
+def start_writer(config_path: str) -> int:
+    """Start the writer (reusing a running one) and wait for its health check; returns its pid."""
+    with stack_for(config_path) as stack:
+        return stack.writer.start().pid
+
+
+def kill_server(config_path: str, signal: str = "KILL") -> str:
+    """Signal restate-server (its verified pid, or the container)."""
+    with stack_for(config_path) as stack:
+        killed = stack.server.kill(_signal(signal))
+        if killed is None:
+            raise DrillError("restate-server was not running")
+        return killed
+
+
+def start_server(config_path: str) -> str:
+    """Start restate-server (its data kept; reusing a running one) and wait until it is ready."""
+    with stack_for(config_path) as stack:
+        return stack.server.start()
+
+
+def resume_invocation(config_path: str, invocation_id: str = "") -> str:
+    """Retry a backing-off or paused invocation now (default: the last one sent)."""
+    with stack_for(config_path) as stack:
+        chosen = chosen_invocation(stack, invocation_id)
+        stack.admin.resume(chosen)
+        return chosen

@@ -1,0 +1,67 @@
+"""Chaos Toolkit probes: what an experiment asks of the writer and Restate; they change nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drillkit.chaos._stack import chosen_invocation, stack_for
+from drillkit.drills.record import row_summary
+from drillkit.evidence import completed_step_names, in_flight_step
+from drillkit.waits import WaitTimeout, poll
+
+__all__ = [
+    "invocation_completed_with_success",
+    "invocation_status",
+    "step_running",
+    "writer_healthy",
+]
+
+
+def writer_healthy(config_path: str) -> bool:
+    """The writer's recorded process is alive and answers its health check."""
+    with stack_for(config_path) as stack:
+        return stack.writer.live() is not None and stack.writer.healthy()
+
+
+def invocation_status(config_path: str, invocation_id: str = "") -> dict[str, Any]:
+    """Restate's `sys_invocation` row (status, completion_result, retry_count, last failure, ...) of the
+    invocation (default: the last one sent); empty when Restate does not know it."""
+    with stack_for(config_path) as stack:
+        return row_summary(stack.admin.invocation(chosen_invocation(stack, invocation_id)) or {})
+
+
+def invocation_completed_with_success(config_path: str, invocation_id: str = "", timeout_s: float = 0) -> bool:
+    """True when the invocation (default: the last one sent) completed with success, waiting up to
+    `timeout_s` while it has not completed. With no id and none sent yet there is nothing that failed:
+    True (a steady state checked before any experiment ran)."""
+    with stack_for(config_path) as stack:
+        chosen = invocation_id or stack.state.last_invocation()
+        if not chosen:
+            return True
+
+        def row() -> dict[str, Any]:
+            return stack.admin.invocation(chosen) or {}
+
+        try:
+            final = poll(row, lambda r: r.get("status") == "completed", f"{chosen} to complete", timeout_s, 0.1)
+        except WaitTimeout:
+            return False
+        return final.get("completion_result") == "success"
+
+
+def step_running(config_path: str, step: str = "section:2", timeout_s: float = 300) -> bool:
+    """Wait until `step` of the last invocation is in flight after the step before it finished (the
+    moment the crash drill strikes); False if that was not seen within `timeout_s`."""
+    with stack_for(config_path) as stack:
+        chosen = chosen_invocation(stack, "")
+        steps = stack.writer.steps()
+        before = steps[steps.index(step) - 1] if step in steps and steps.index(step) else None
+
+        def ready(rows: list[dict[str, Any]]) -> bool:
+            return (before is None or before in completed_step_names(rows)) and in_flight_step(rows) == step
+
+        try:
+            poll(lambda: stack.admin.journal(chosen), ready, f"step {step} running", timeout_s, 0.02)
+        except WaitTimeout:
+            return False
+        return True
