@@ -14,6 +14,7 @@ from pathlib import Path
 
 from drillkit.errors import ComponentError
 from drillkit.procs import ProcessRecord, ProcessTable
+from drillkit.waits import WaitTimeout, poll
 
 LISTEN = "0A"
 
@@ -74,12 +75,22 @@ def recorded_owner(port: int, procs: ProcessTable) -> ProcessRecord | None:
     return None
 
 
-def ensure_free(host: str, port: int, what: str, field: str, procs: ProcessTable) -> None:
+RELEASE_GRACE_S = 5.0
+
+
+def ensure_free(
+    host: str, port: int, what: str, field: str, procs: ProcessTable, grace_s: float = RELEASE_GRACE_S
+) -> None:
     """Raise PortInUse, naming the port and its owner, when something already listens at host:port.
 
-    Called only when the component itself is not running (its own live process is reused, not probed)."""
-    if not listening(host, port):
+    Called only when the component itself is not running (its own live process is reused, not probed).
+    A process that was just killed can hold its listening socket for a moment while its threads exit (a
+    drill restarts the server right after a SIGKILL): the port gets `grace_s` to be released first."""
+    try:
+        poll(lambda: listening(host, port), lambda busy: not busy, f"port {port} to be free", grace_s, 0.05)
         return
+    except WaitTimeout:
+        pass
     owner = recorded_owner(port, procs)
     who = (
         f"our {owner.name} (pid {owner.pid}, recorded in {procs.path(owner.name)})"
