@@ -40,7 +40,16 @@ class LocalModel(StrictModel):
     """Context tokens each slot gets (prompt plus answer); llama.cpp splits its total across the slots."""
     parallel: int = Field(default=LOCAL_PARALLEL_DEFAULT, ge=1)
     """Requests served at once; also the writer's default `writer_model.max_concurrency`."""
-    threads: int = Field(default=2, ge=1)
+    threads: int | None = Field(default=None, ge=1)
+    """CPU threads for generation; None: one less than the cores (at least 1). llama.cpp's threads
+    spin-wait on each other: with every core taken and anything else running, generation collapses
+    (measured on 2 cores beside two CPU hogs: 11-27 tok/s with 2 threads, 47-55 with 1; idle: 138 vs 82).
+    A core left for Restate, the writer and the drill keeps the model's pace, and the drills' verdicts,
+    steady on a busy machine."""
+
+    @property
+    def generation_threads(self) -> int:
+        return self.threads or max(1, (os.cpu_count() or 2) - 1)
 
     @property
     def ctx_total(self) -> int:

@@ -82,7 +82,7 @@ class LocalModel(ManagedProcess):
             "--parallel",
             str(lm.parallel),
             "--threads",
-            str(lm.threads),
+            str(lm.generation_threads),
         ]
 
     def start(self) -> ProcessRecord:

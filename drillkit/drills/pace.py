@@ -3,7 +3,7 @@
 A fixed 120 s is too long on an idle machine and too short on a busy one (LLM steps took 6-30 s with two
 CPU hogs beside the drill). So every wait watches progress (a step finished, a status changed, a retry
 was counted) and ends only when nothing has moved for `budget_s`: five times the slowest step seen so
-far, never under `floor_s`; before any step has finished, `first_step_s` (the model's first answer).
+far, never under `floor_s` (60 s); before any step has finished, `first_step_s` (the model's first answer).
 `--deadline` fixes the budget instead.
 """
 
@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-FLOOR_S = 30.0
+FLOOR_S = 60.0
 FIRST_STEP_S = 120.0
 FACTOR = 5.0
 
