@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from drillkit.drills.frame import Drill
 from drillkit.errors import DrillError, HttpError
-from drillkit.howto import fault_headers
+from drillkit.howto import RESTART_PROMPT, fault_headers, howto_body
 from drillkit.procs import ProcessRecord, Stopped
 
 
@@ -28,6 +30,30 @@ def send(drill: Drill, body: dict[str, Any], idempotency_key: str | None = None)
     drill.invocations.append(invocation_id)
     drill.record.event("sent", f"POST /WriterAgentRestate/run/send -> {invocation_id}")
     return invocation_id
+
+
+@dataclass(kw_only=True)
+class Batch:
+    """Invocations sent together, each with its own idempotency key (so each can be sent again)."""
+
+    keys: dict[str, str] = field(default_factory=dict)
+    """invocation id -> idempotency key"""
+    bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def send_batch(drill: Drill, batch: Batch, n: int, prefix: str) -> None:
+    """N invocations of the HOW-TO's restart body, keyed `<prefix>-<run>-<i>`: a fresh key space per run,
+    so an earlier run's keys never dedupe this one."""
+    run = uuid.uuid4().hex[:8]
+    for i in range(n):
+        key = f"{prefix}-{run}-{i}"
+        body = howto_body(f"{RESTART_PROMPT} ({i})")
+        invocation_id = drill.stack.ingress.send(body, idempotency_key=key)
+        drill.invocations.append(invocation_id)
+        batch.keys[invocation_id] = key
+        batch.bodies[invocation_id] = body
+    drill.record.invocation_id = drill.invocations[0]
+    drill.record.event("sent", f"{n} invocations with idempotency keys {prefix}-{run}-0..{n - 1}")
 
 
 def running_writer(drill: Drill) -> ProcessRecord:

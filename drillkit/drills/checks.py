@@ -11,11 +11,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from drillkit.drills.actions import Batch
 from drillkit.drills.frame import Drill
 from drillkit.drills.probes import Row, is_retrying, row_detail
 from drillkit.errors import HttpError, Inconclusive
 from drillkit.evidence import reexecuted_after_journaled
 from drillkit.procs import Stopped
+from drillkit.restate_api import IngressApi
 
 
 def completed_with_success(drill: Drill, row: Row) -> None:
@@ -42,6 +44,46 @@ def completed_with_success(drill: Drill, row: Row) -> None:
     )
     path = Path(str(output.get("output_path"))) if output else None
     record.expect("the report file exists", path is not None and path.is_file(), str(path))
+
+
+def same_output_again(drill: Drill, batch: Batch, ingress: IngressApi | None = None) -> dict[str, Any]:
+    """Each idempotency key sent again (the synchronous call, through `ingress` when given: a surviving
+    node) returns what Restate stored for its invocation. Returns the stored outputs."""
+    outputs: dict[str, Any] = {}
+    differ = []
+    again_through = ingress or drill.stack.ingress
+    for invocation_id, key in batch.keys.items():
+        try:
+            outputs[invocation_id] = drill.stack.ingress.output(invocation_id)
+            again = again_through.call(batch.bodies[invocation_id], idempotency_key=key, timeout_s=60)
+        except HttpError as exc:
+            differ.append(f"{invocation_id}: {exc}")
+            continue
+        if again != outputs[invocation_id]:
+            differ.append(f"{invocation_id}: another output for key {key}")
+    where = f" (through {again_through.base_url})" if ingress is not None else ""
+    drill.record.expect(
+        f"sending any idempotency key again{where} returns the same output",
+        not differ,
+        f"{len(batch.keys) - len(differ)}/{len(batch.keys)} keys answered with the stored output"
+        + (f"; {differ[:5]}" if differ else ""),
+    )
+    return outputs
+
+
+def files_hold_outputs(drill: Drill, outputs: dict[str, Any]) -> None:
+    """Every report file holds exactly the markdown Restate stored as its invocation's output."""
+    wrong = []
+    for invocation_id, output in outputs.items():
+        path = Path(str(output.get("output_path"))) if isinstance(output, dict) else None
+        if path is None or not path.is_file() or path.read_text(encoding="utf-8") != output.get("markdown_report"):
+            wrong.append(f"{invocation_id}: {path}")
+    drill.record.expect(
+        "every report file holds exactly Restate's output",
+        not wrong and bool(outputs),
+        f"{len(outputs) - len(wrong)}/{len(outputs)} files equal their invocation's markdown_report"
+        + (f"; not: {wrong[:5]}" if wrong else ""),
+    )
 
 
 def fetch_output(drill: Drill) -> dict[str, Any] | None:

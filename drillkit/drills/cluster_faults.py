@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,7 +18,6 @@ from drillkit.drills import actions
 from drillkit.drills.frame import Drill
 from drillkit.errors import DrillError, HttpError
 from drillkit.evidence import journal_steps
-from drillkit.howto import RESTART_PROMPT, howto_body
 from drillkit.restate_api import sql_list
 from drillkit.waits import poll
 
@@ -28,11 +26,9 @@ STUB_DELAY_MS = 300.0
 
 
 @dataclass
-class Flight:
-    """The invocations a cluster drill keeps in flight: ids, idempotency keys, bodies, partitions."""
+class Flight(actions.Batch):
+    """The invocations a cluster drill keeps in flight: ids, idempotency keys, bodies (a Batch), partitions."""
 
-    keys: dict[str, str] = field(default_factory=dict)
-    bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     partitions: dict[str, int] = field(default_factory=dict)
     watched: set[str] = field(default_factory=set)
     """The invocations whose partition a lost node led: their progress is the recovery that counts."""
@@ -60,16 +56,7 @@ def use_stub_llm(drill: Drill, delay_ms: float = STUB_DELAY_MS) -> None:
 
 def send_flight(drill: Drill, n: int) -> Flight:
     flight = Flight()
-    run = uuid.uuid4().hex[:8]
-    for i in range(n):
-        key = f"cluster-{run}-{i}"
-        body = howto_body(f"{RESTART_PROMPT} ({i})")
-        invocation_id = drill.stack.ingress.send(body, idempotency_key=key)
-        drill.invocations.append(invocation_id)
-        flight.keys[invocation_id] = key
-        flight.bodies[invocation_id] = body
-    drill.record.invocation_id = drill.invocations[0]
-    drill.record.event("sent", f"{n} invocations with idempotency keys cluster-{run}-0..{n - 1}")
+    actions.send_batch(drill, flight, n, "cluster")
     return flight
 
 

@@ -23,10 +23,10 @@ import time
 from typing import Any
 
 from drillkit.components.netcut import NetCut
+from drillkit.drills import checks
 from drillkit.drills import cluster_faults as cf
 from drillkit.drills.frame import Drill, Scenario
-from drillkit.drills.storm_checks import files_hold_outputs
-from drillkit.errors import DrillError, HttpError
+from drillkit.errors import DrillError
 from drillkit.evidence import journaled_completions, reexecuted_after_journaled
 from drillkit.restate_api import IngressApi, sql_list
 from drillkit.stack import Stack
@@ -127,8 +127,9 @@ def judge(drill: Drill, flight: cf.Flight, lost: set[int], leaders_after: dict[i
     )
     # Ask through a node that was lost: it serves the same results once it is back.
     back = cluster.node(min(lost))
-    outputs = same_output_again(drill, flight, back.ingress_url)
-    files_hold_outputs(drill, outputs)
+    with IngressApi(back.ingress_url) as ingress:
+        outputs = checks.same_output_again(drill, flight, ingress)
+    checks.files_hold_outputs(drill, outputs)
     journals = cf.journals(drill, flight)
     rerun = []
     for invocation_id in flight.keys:
@@ -160,26 +161,3 @@ def judge(drill: Drill, flight: cf.Flight, lost: set[int], leaders_after: dict[i
         cluster.all_led(leaders_after),
         ", ".join(f"p{p} {n}" for p, n in leaders_after.items()),
     )
-
-
-def same_output_again(drill: Drill, flight: cf.Flight, ingress_url: str) -> dict[str, Any]:
-    """Each key sent again through `ingress_url` returns what Restate stored for its invocation."""
-    outputs: dict[str, Any] = {}
-    differ = []
-    with IngressApi(ingress_url) as ingress:
-        for invocation_id, key in flight.keys.items():
-            try:
-                outputs[invocation_id] = drill.stack.ingress.output(invocation_id)
-                again = ingress.call(flight.bodies[invocation_id], idempotency_key=key, timeout_s=60)
-            except HttpError as exc:
-                differ.append(f"{invocation_id}: {exc}")
-                continue
-            if again != outputs[invocation_id]:
-                differ.append(f"{invocation_id}: another output for key {key}")
-    drill.record.expect(
-        f"each idempotency key sent again (through {ingress_url}) returns the same output",
-        not differ,
-        f"{len(flight.keys) - len(differ)}/{len(flight.keys)} keys answered with the stored output"
-        + (f"; {differ[:5]}" if differ else ""),
-    )
-    return outputs

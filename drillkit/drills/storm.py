@@ -27,7 +27,6 @@ from drillkit.components.stub_llm import StubLlm
 from drillkit.drills import actions, storm_checks
 from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import DrillError, HttpError
-from drillkit.howto import RESTART_PROMPT, howto_body
 from drillkit.restate_api import sql_list
 from drillkit.stack import Stack
 from drillkit.waits import poll
@@ -38,8 +37,8 @@ STUB_DELAY_MS = 50.0
 
 
 @dataclass
-class Storm:
-    """What the storm sent and saw: its invocations and keys, the writer's config, the kills."""
+class Storm(actions.Batch):
+    """What the storm sent and saw: its invocations and keys (a Batch), the writer's config, the kills."""
 
     n: int
     kills: int
@@ -48,8 +47,6 @@ class Storm:
     writer_config: str = ""
     concurrency: int = 1
     """LLM calls the writer has in flight at most, under the config it runs with during the storm."""
-    keys: dict[str, str] = field(default_factory=dict)  # invocation id -> idempotency key
-    bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     recoveries: list[float] = field(default_factory=list)
     started: float = 0.0
     wall_s: float = 0.0
@@ -70,7 +67,8 @@ def storm_scenario(n: int, kills: int, target: Target, llm: Llm, seed: int) -> S
     def scenario(drill: Drill) -> None:
         storm = Storm(n, kills, target, seed)
         tap = route_through_tap(drill, storm, llm)
-        send_all(drill, storm)
+        storm.started = time.monotonic()
+        actions.send_batch(drill, storm, n, "storm")
         kill_at_progress_points(drill, storm)
         wait_all_completed(drill, storm)
         storm.wall_s = time.monotonic() - storm.started
@@ -105,20 +103,6 @@ def route_through_tap(drill: Drill, storm: Storm, llm: Llm) -> LlmTap:
     drill.record.event("tap", f"writer -> {tap.url}{upstream.path} -> {base_url}; record {tap.record}")
     drill.record.evidence["tap_record"] = str(tap.record)
     return tap
-
-
-def send_all(drill: Drill, storm: Storm) -> None:
-    run = uuid.uuid4().hex[:8]  # a fresh key space per run: an old storm's keys must not dedupe this one
-    storm.started = time.monotonic()
-    for i in range(storm.n):
-        key = f"storm-{run}-{i}"
-        body = howto_body(f"{RESTART_PROMPT} ({i})")
-        invocation_id = drill.stack.ingress.send(body, idempotency_key=key)
-        drill.invocations.append(invocation_id)
-        storm.keys[invocation_id] = key
-        storm.bodies[invocation_id] = body
-    drill.record.invocation_id = drill.invocations[0]
-    drill.record.event("sent", f"{storm.n} invocations with idempotency keys storm-{run}-0..{storm.n - 1}")
 
 
 class Progress:

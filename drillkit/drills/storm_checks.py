@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drillkit.components.llm_tap import LlmTap, TapRequest
 from drillkit.components.writer import Execution
+from drillkit.drills import checks
 from drillkit.drills.frame import Drill
-from drillkit.errors import HttpError
 from drillkit.evidence import journaled_completions, restate_time
 from drillkit.restate_api import sql_list
 
@@ -46,8 +45,8 @@ def judge(drill: Drill, storm: Storm, tap: LlmTap) -> None:
         len(rows) == storm.n and not failed,
         f"{len(rows) - len(failed)}/{storm.n} success" + (f"; not: {failed[:SHOWN]}" if failed else ""),
     )
-    outputs = same_output_again(drill, storm)
-    files_hold_outputs(drill, outputs)
+    outputs = checks.same_output_again(drill, storm)
+    checks.files_hold_outputs(drill, outputs)
     journal = stack.admin.query(
         "SELECT id, index, entry_type, name, entry_lite_json, appended_at FROM sys_journal "
         f"WHERE id IN ({sql_list(ids)}) ORDER BY id, index"
@@ -63,42 +62,6 @@ def judge(drill: Drill, storm: Storm, tap: LlmTap) -> None:
     requests_within_bound(drill, storm, requests)
     record.evidence["storm"] = figures(storm, rows)
     record.note("storm figures: " + ", ".join(f"{k}={v}" for k, v in record.evidence["storm"].items()))
-
-
-def same_output_again(drill: Drill, storm: Storm) -> dict[str, Any]:
-    """Each key sent again (the synchronous call) returns what Restate stored for its invocation."""
-    outputs: dict[str, Any] = {}
-    differ = []
-    for invocation_id, key in storm.keys.items():
-        try:
-            outputs[invocation_id] = drill.stack.ingress.output(invocation_id)
-            again = drill.stack.ingress.call(storm.bodies[invocation_id], idempotency_key=key, timeout_s=60)
-        except HttpError as exc:
-            differ.append(f"{invocation_id}: {exc}")
-            continue
-        if again != outputs[invocation_id]:
-            differ.append(f"{invocation_id}: another output for key {key}")
-    drill.record.expect(
-        "sending any idempotency key again returns the same output",
-        not differ,
-        f"{len(storm.keys) - len(differ)}/{len(storm.keys)} keys answered with the stored output"
-        + (f"; {differ[:SHOWN]}" if differ else ""),
-    )
-    return outputs
-
-
-def files_hold_outputs(drill: Drill, outputs: dict[str, Any]) -> None:
-    wrong = []
-    for invocation_id, output in outputs.items():
-        path = Path(str(output.get("output_path"))) if isinstance(output, dict) else None
-        if path is None or not path.is_file() or path.read_text(encoding="utf-8") != output.get("markdown_report"):
-            wrong.append(f"{invocation_id}: {path}")
-    drill.record.expect(
-        "every report file holds exactly Restate's output",
-        not wrong and bool(outputs),
-        f"{len(outputs) - len(wrong)}/{len(outputs)} files equal their invocation's markdown_report"
-        + (f"; not: {wrong[:SHOWN]}" if wrong else ""),
-    )
 
 
 def nothing_done_twice(
