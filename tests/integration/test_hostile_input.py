@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,16 +16,15 @@ from typing import Any
 
 import pytest
 
+from drillkit.components.stub_llm import StubLlm
 from drillkit.evidence import in_flight_step, journal_steps
 from drillkit.howto import fault_headers, howto_body
-from drillkit.stack import Stack, http_ok
+from drillkit.stack import Stack
 from drillkit.waits import poll
 from writer_service.config import FAULT_KEY_HEADER
-from writer_service.ledger import read_ledger
 
 RUN = "/WriterAgentRestate/run"
 ANSWER_WITHIN_S = 5.0
-STUB = "stub-llm"
 STUB_PORT = 8092
 
 
@@ -118,7 +116,7 @@ def test_bad_body_is_refused_at_once_and_never_retried(stack, name, raw, headers
     assert str(status) in row["completion_failure"]
     assert row.get("retry_count", 0) == 0, row
     assert not [e for e in stack.admin.journal_events(invocation_id) if e.get("event_type") == "TransientError"]
-    assert read_ledger(stack.config.ledger.path, invocation_id) == []  # no step ran
+    assert stack.writer.ledger(invocation_id) == []  # no step ran
 
     assert writer_pid(stack) == pid  # alive, not restarted
     assert cwd_listing(pid) == before  # nothing landed in the writer's working directory
@@ -130,20 +128,18 @@ def test_bad_body_is_refused_at_once_and_never_retried(stack, name, raw, headers
 def slow_writer(stack: Stack) -> Iterator[Stack]:
     """The writer pointed at the stub LLM answering each call after 1 s: `outline` is in flight long
     enough to plant a link deterministically, and every step after it too."""
-    config = stack.derived_config(
+    config = stack.writer.derived_config(
         "hostile-stub",
         {"writer_model.base_url": f"http://127.0.0.1:{STUB_PORT}/v1", "writer_model.model": "stub"},
     )
-    argv = [sys.executable, "-m", "drillkit.bench.stub_llm", "--port", str(STUB_PORT), "--delay-ms", "1000"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    stack.procs.spawn(STUB, argv, stack.state.log_file(STUB), env=env)
+    stub = StubLlm(stack.procs, stack.state.log_file("stub-llm"), STUB_PORT)
     try:
-        poll(lambda: http_ok(f"http://127.0.0.1:{STUB_PORT}/health"), bool, "the stub LLM", 30)
-        stack.restart_writer(config)
+        stub.start(delay_ms=1000)
+        stack.writer.restart(config)
         yield stack
     finally:
-        stack.restart_writer()
-        stack.procs.kill(STUB)
+        stack.writer.restart()
+        stub.stop()
 
 
 @pytest.fixture
@@ -169,7 +165,7 @@ def test_request_faults_with_the_key_are_honoured(slow_writer):
         interval_s=0.1,
     )
     assert row["completion_result"] == "success", row
-    entries = read_ledger(stack.config.ledger.path, invocation_id)
+    entries = stack.writer.executions(invocation_id)
     assert [e.outcome for e in entries if e.step == "save_report"] == ["error", "ok"]
 
 
@@ -203,7 +199,7 @@ def test_symlink_planted_during_outline_is_refused_at_write_time(slow_writer, ou
         assert str(parent) in row["completion_failure"] and "symlink" in row["completion_failure"]
         assert "400" in row["completion_failure"]
         assert row.get("retry_count", 0) == 0
-        entries = read_ledger(stack.config.ledger.path, invocation_id)
+        entries = stack.writer.executions(invocation_id)
         assert [(e.step, e.outcome) for e in entries if e.step == "save_report"] == [("save_report", "error")]
         assert list(outside.iterdir()) == []  # nothing followed the link out
     finally:
