@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from pathlib import Path
@@ -34,6 +35,10 @@ LLM_STEPS_PER_INVOCATION = 5  # outline, 3 sections, summary (configs/local.yaml
 
 def raw_pipeline_capacity(stack: Stack, invocations: int, ledger: Path) -> float:
     """LLM requests/s when the pipeline's requests go straight to the model, as many at once as it has slots."""
+
+    # The pipeline runs in this process: its per-step warnings (a weak model's non-JSON answer) are the
+    # writer's log lines, not the benchmark's output.
+    logging.getLogger("writer_service").setLevel(logging.ERROR)
 
     async def run() -> float:
         config = stack.config
