@@ -3,7 +3,7 @@
 N invocations, each with its own idempotency key, go through the LLM tap to the model (`local`: the
 config's own endpoint, the embedded model or a remote one; `stub`: the stub, when the point is Restate,
 not the model). At K seeded points of progress (a number
-of step executions, not a time) the target is SIGKILLed, restarted, and every invocation that backs off
+of finished step executions, not a time) the target is SIGKILLed, restarted, and every invocation that backs off
 is resumed. PASS when all N complete with success, sending any key again returns the same output,
 every report file equals Restate's output, no step Restate had journaled as done is requested again
 from the model (tap) or executed again (ledger), the three sources agree, and the LLM requests per LLM
@@ -106,12 +106,14 @@ def route_through_tap(drill: Drill, storm: Storm, llm: Llm) -> LlmTap:
 
 
 class Progress:
-    """Step executions and saved reports of the storm's invocations, read incrementally from the ledger."""
+    """Finished step executions and saved reports of the storm's invocations, read incrementally from the
+    ledger. Finished, not started: a step waiting for an LLM slot has started, and with N invocations N
+    steps start at once, so a count of starts would put every kill point at the very beginning."""
 
     def __init__(self, drill: Drill, storm: Storm) -> None:
         self.follower = drill.stack.writer.ledger_follower()
         self.ours = set(storm.keys)
-        self.started = 0
+        self.finished = 0
         self.saved = 0
         self.last_start = 0.0
         self.last_ok = 0.0
@@ -120,12 +122,13 @@ class Progress:
         for e in self.follower.new_entries():
             if e.invocation_id in self.ours:
                 if e.outcome == "started":
-                    self.started += 1
                     self.last_start = e.time
+                else:
+                    self.finished += 1
                 self.saved += e.step == "save_report" and e.outcome == "ok"
                 if e.outcome == "ok":
                     self.last_ok = e.time
-        return self.started, self.saved
+        return self.finished, self.saved
 
 
 def kill_at_progress_points(drill: Drill, storm: Storm) -> None:
@@ -141,11 +144,12 @@ def kill_at_progress_points(drill: Drill, storm: Storm) -> None:
             drill.pace.observe(seen)
             return seen[0] >= goal or seen[1] >= storm.n
 
-        seen = poll(progress, reached, f"{goal} step executions", 24 * 3600, interval_s=0.02, stalled=drill.pace)
+        what = f"{goal} finished step executions"
+        seen = poll(progress, reached, what, 24 * 3600, interval_s=0.02, stalled=drill.pace)
         if seen[1] >= storm.n:
             drill.record.note(f"every invocation finished before kill {k + 1}/{storm.kills}")
             break
-        drill.record.event(f"kill {k + 1}/{storm.kills}", f"after {seen[0]} step executions (goal {goal})")
+        drill.record.event(f"kill {k + 1}/{storm.kills}", f"after {seen[0]} finished step executions (goal {goal})")
         kill_and_restart(drill, storm)
         restarted = time.time()
         resume_backing_off(drill, storm)
