@@ -330,5 +330,5 @@ def storm_figures(group: str, label: str, base: Stack, spec: catalog.DrillSpec) 
         Figure(group, f"{label}: latency p99", "s", [float(storm.get("latency_p99_s") or 0)]),
     ]
     if recoveries:
-        figures.append(Figure(group, f"{label}: recovery, restart -> a step finished", "s", recoveries))
+        figures.append(Figure(group, f"{label}: recovery, restart -> work again", "s", recoveries))
     return figures
