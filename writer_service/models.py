@@ -117,16 +117,6 @@ class WriterRequest(BaseModel):
     request carries the stack's fault key."""
 
 
-class Outline(BaseModel):
-    research_topic: str
-    sections: list[str]
-
-
-class Summary(BaseModel):
-    short_summary: str
-    follow_up_questions: list[str]
-
-
 class ReportData(BaseModel):
     """The writer's result: the HOW-TO's ReportData plus where the file was written."""
 

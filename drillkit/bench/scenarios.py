@@ -292,10 +292,6 @@ def load(base: Stack, sizes: list[int]) -> list[Figure]:
     return figures
 
 
-def _sql_ids(ids: list[str]) -> str:
-    return ", ".join(f"'{i}'" for i in ids if i.replace("_", "").isalnum())
-
-
 def crash_storm(base: Stack, n: int, kills: int, seed: int = 7) -> list[Figure]:
     """`drill.storm` on the stub LLM (the point is Restate and the writer, not the model): N invocations
     in flight, the writer SIGKILLed `kills` times at seeded points of progress."""
