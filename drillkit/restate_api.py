@@ -11,12 +11,22 @@ from collections.abc import Iterable
 from typing import Any, Self
 
 import httpx
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from drillkit.errors import HttpError
 
 SERVICE = "WriterAgentRestate"
 HANDLER = "run"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
+BENIGN_RETRY_S = 5.0
+BENIGN_QUERY_ERRORS = ("doesn't exist on this node", "No such scanner")
+
+
+def is_benign_query_error(exc: BaseException) -> bool:
+    """A 500 from the SQL API that Restate itself calls benign: partitions moving, not a failure."""
+    return (
+        isinstance(exc, HttpError) and exc.status == 500 and any(marker in exc.body for marker in BENIGN_QUERY_ERRORS)
+    )
 
 
 class _Api:
@@ -75,8 +85,18 @@ class AdminApi(_Api):
         return [s["name"] for s in self.request("GET", "/services").json().get("services", [])]
 
     def query(self, sql: str) -> list[dict[str, Any]]:
-        """Rows of a SQL query; `accept: application/json` (without it Restate answers in Arrow)."""
-        response = self.request("POST", "/query", json={"query": sql}, headers={"accept": "application/json"})
+        """Rows of a SQL query; `accept: application/json` (without it Restate answers in Arrow).
+
+        Restate answers a few queries with a benign 500 while partitions move (after a start, a restart or
+        a leadership change: "partition N doesn't exist on this node", "No such scanner"); those are asked
+        again for a few seconds, so no probe mistakes a moving partition for a failed system."""
+        retrying = Retrying(
+            stop=stop_after_delay(BENIGN_RETRY_S),
+            wait=wait_fixed(0.1),
+            retry=retry_if_exception(is_benign_query_error),
+            reraise=True,
+        )
+        response = retrying(self.request, "POST", "/query", json={"query": sql}, headers={"accept": "application/json"})
         return list(response.json().get("rows", []))
 
     def query_ready(self) -> bool:

@@ -127,3 +127,25 @@ def test_cli_runs_with_the_admin_url_and_reports_failures():
     with pytest.raises(CommandError) as err:
         cli.describe("inv_1")
     assert err.value.returncode == 1 and "not found" in str(err.value) and "invocations describe" in str(err.value)
+
+
+def test_benign_partition_errors_are_asked_again_real_errors_are_not():
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        if len(calls) == 1:
+            return httpx.Response(500, text="partition 2 doesn't exist on this node, this is benign")
+        return httpx.Response(200, json={"rows": [{"id": "inv_1"}]})
+
+    assert admin_with(handler).query("SELECT id FROM sys_invocation") == [{"id": "inv_1"}]
+    assert len(calls) == 2
+
+    def broken(request):
+        calls.append(1)
+        return httpx.Response(500, text="syntax error at SELECT")
+
+    calls.clear()
+    with pytest.raises(HttpError, match="syntax error"):
+        admin_with(broken).query("SELEC")
+    assert len(calls) == 1
