@@ -31,7 +31,9 @@ caller is killed mid-way still counts. `invocation_id`, `step` and `attempt` com
   abandoned (its connection closed), status null unless the response had started;
 - `tap_stopped`: the tap was shut down with the request still in flight.
 
-A request line without an end line means the tap itself was killed meanwhile.
+A request line without an end line means the request is still in flight, or the tap itself was killed
+meanwhile. The end line is written after the answer has been handed to the server, so a caller may hold
+its whole answer a moment before that line exists: a reader that needs end lines waits for them.
 
 Cost (`python -m drillkit.bench.tap_overhead`): about 1 ms added per request on an idle 2-core machine,
 but a ceiling of a few hundred requests/s, most of it in httpcore's connection pool, whose bookkeeping
