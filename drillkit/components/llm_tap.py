@@ -76,7 +76,7 @@ import httpx
 from drillkit.components.process import ManagedProcess
 from drillkit.config import PROJECT_ROOT
 from drillkit.procs import ProcessRecord, ProcessTable
-from drillkit.waits import poll
+from drillkit.waits import WaitTimeout, poll
 
 log = logging.getLogger("drillkit.components.llm_tap")
 
@@ -571,6 +571,22 @@ class LlmTap(ManagedProcess):
             return records
         wanted = set(invocation_ids)
         return [r for r in records if r.invocation_id in wanted]
+
+    def settled_requests(self, invocation_ids: Iterable[str], timeout_s: float = 10.0) -> list[TapRequest]:
+        """The requests of these invocations once each has its end line (or after `timeout_s`, as they are).
+
+        A caller can hold its answer a moment before the tap writes the end line; evidence read right
+        after the last invocation completed would otherwise show an answered request as unanswered."""
+        wanted = list(invocation_ids)
+        try:
+            return poll(
+                lambda: self.requests(wanted),
+                lambda rs: all(r.outcome is not None for r in rs),
+                "the tap's end lines",
+                timeout_s,
+            )
+        except WaitTimeout:
+            return self.requests(wanted)  # a request still open is evidence too: the checks name it
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import sys
+import threading
 
 import httpx
 import pytest
@@ -319,3 +320,31 @@ def test_tap_argv_runs_the_module_from_one_process(tmp_path):
         "--record",
         str(tmp_path / "t.jsonl"),
     ]
+
+
+def test_settled_requests_wait_for_end_lines_written_after_the_caller_had_its_answer(tmp_path):
+    from drillkit.procs import ProcessTable
+
+    record = tmp_path / "tap.jsonl"
+    tap = llm_tap.LlmTap(ProcessTable(tmp_path / "procs"), tmp_path / "tap.log", record)
+    base = {"method": "POST", "path": "/v1/chat/completions", "step": "outline", "attempt": 1, "model": None}
+    record.write_text(
+        _line(event="request", id="a", time=1.0, invocation_id="inv_1", **base)
+        + _line(event="request", id="x", time=1.0, invocation_id="inv_other", **base)  # not ours: never ends
+    )
+    end = _line(event="end", id="a", time=2.0, status=200, duration_ms=1.0, error=None, outcome="ok")
+
+    def tap_writes_the_end_line() -> None:  # the tap, a moment after the caller had its answer
+        with record.open("a") as handle:
+            handle.write(end)
+
+    late = threading.Timer(0.2, tap_writes_the_end_line)
+    late.start()
+    try:
+        [settled] = tap.settled_requests(["inv_1"], timeout_s=10)
+    finally:
+        late.join()
+    assert (settled.id, settled.status, settled.outcome) == ("a", 200, "ok")
+    # A request that never ends is handed over as it is once the wait is over: the checks name it.
+    [still_open] = tap.settled_requests(["inv_other"], timeout_s=0.1)
+    assert (still_open.id, still_open.outcome) == ("x", None)
