@@ -322,6 +322,11 @@ REPORT_HELP = "where to write journal.json, report.md and junit.xml (default: .d
 KEEP_UP_HELP = "leave the stack running afterwards when the drill had to start it (default: stop what it started)"
 
 
+def _drill_help(config: str = CONFIG_HELP, **flags: str) -> dict[str, str]:
+    """A drill's help: its own flags between the config and the flags every drill shares."""
+    return {"config": config, **flags, "deadline": DEADLINE_HELP, "report_dir": REPORT_HELP, "keep_up": KEEP_UP_HELP}
+
+
 def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
@@ -353,15 +358,11 @@ def _finish(records: list) -> None:
 
 @task(
     name="crash",
-    help={
-        "config": CONFIG_HELP,
-        "signal": "KILL (the HOW-TO's kill -9 crash, default) or TERM (graceful shutdown)",
-        "at": "the step to interrupt: outline, section:N, summary or save_report (default section:2)",
-        "resume": "after the restart, resume at once (default); --no-resume waits for Restate's own backoff",
-        "deadline": DEADLINE_HELP,
-        "report_dir": REPORT_HELP,
-        "keep_up": KEEP_UP_HELP,
-    },
+    help=_drill_help(
+        signal="KILL (the HOW-TO's kill -9 crash, default) or TERM (graceful shutdown)",
+        at="the step to interrupt: outline, section:N, summary or save_report (default section:2)",
+        resume="after the restart, resume at once (default); --no-resume waits for Restate's own backoff",
+    ),
 )
 def drill_crash(
     c, config=None, signal="KILL", at="section:2", resume=True, deadline=None, report_dir=None, keep_up=False
@@ -373,15 +374,11 @@ def drill_crash(
 
 @task(
     name="server-crash",
-    help={
-        "config": CONFIG_HELP,
-        "signal": "KILL (a crash, default) or TERM (graceful shutdown) of restate-server",
-        "at": "the step in flight when the server dies: outline, section:N, summary or save_report (default section:2)",
-        "resume": "after the server is back, resume at once (default); --no-resume waits for Restate's own retry",
-        "deadline": DEADLINE_HELP,
-        "report_dir": REPORT_HELP,
-        "keep_up": KEEP_UP_HELP,
-    },
+    help=_drill_help(
+        signal="KILL (a crash, default) or TERM (graceful shutdown) of restate-server",
+        at="the step in flight when the server dies: outline, section:N, summary or save_report (default section:2)",
+        resume="after the server is back, resume at once (default); --no-resume waits for Restate's own retry",
+    ),
 )
 def drill_server_crash(
     c, config=None, signal="KILL", at="section:2", resume=True, deadline=None, report_dir=None, keep_up=False
@@ -393,14 +390,10 @@ def drill_server_crash(
 
 @task(
     name="timeout",
-    help={
-        "config": CONFIG_HELP,
-        "mode": "down (endpoint unreachable, then back), hang (accepts, never answers) or pause (retries run out)",
-        "expect": "recover, fail or pause (default: recover for down, fail for hang, pause for pause)",
-        "deadline": DEADLINE_HELP,
-        "report_dir": REPORT_HELP,
-        "keep_up": KEEP_UP_HELP,
-    },
+    help=_drill_help(
+        mode="down (endpoint unreachable, then back), hang (accepts, never answers) or pause (retries run out)",
+        expect="recover, fail or pause (default: recover for down, fail for hang, pause for pause)",
+    ),
 )
 def drill_timeout(c, config=None, mode="down", expect=None, deadline=None, report_dir=None, keep_up=False):
     """Break the LLM endpoint and check Restate retries, then recovers, fails or pauses as expected."""
@@ -413,13 +406,9 @@ def drill_timeout(c, config=None, mode="down", expect=None, deadline=None, repor
 
 @task(
     name="tool-error",
-    help={
-        "config": CONFIG_HELP,
-        "fail_first": "how many attempts of the save_report tool fail before it succeeds (default 2)",
-        "deadline": DEADLINE_HELP,
-        "report_dir": REPORT_HELP,
-        "keep_up": KEEP_UP_HELP,
-    },
+    help=_drill_help(
+        fail_first="how many attempts of the save_report tool fail before it succeeds (default 2)",
+    ),
 )
 def drill_tool_error(c, config=None, fail_first=2, deadline=None, report_dir=None, keep_up=False):
     """Make the durable tool fail N times and prove only it was retried, then the invocation succeeded."""
@@ -429,17 +418,13 @@ def drill_tool_error(c, config=None, fail_first=2, deadline=None, report_dir=Non
 
 @task(
     name="storm",
-    help={
-        "config": CONFIG_HELP,
-        "invocations": "how many invocations in flight at once, each with its own idempotency key (default 40)",
-        "kills": "how many SIGKILLs of the target, at seeded points of progress (default 2)",
-        "target": "what is killed: writer (default) or server (restate-server)",
-        "llm": "local (the config's own endpoint, default) or stub (a 50 ms stub: the point is Restate)",
-        "seed": "seed for the kill points (default 7): the same seed kills at the same progress",
-        "deadline": DEADLINE_HELP,
-        "report_dir": REPORT_HELP,
-        "keep_up": KEEP_UP_HELP,
-    },
+    help=_drill_help(
+        invocations="how many invocations in flight at once, each with its own idempotency key (default 40)",
+        kills="how many SIGKILLs of the target, at seeded points of progress (default 2)",
+        target="what is killed: writer (default) or server (restate-server)",
+        llm="local (the config's own endpoint, default) or stub (a 50 ms stub: the point is Restate)",
+        seed="seed for the kill points (default 7): the same seed kills at the same progress",
+    ),
 )
 def drill_storm(
     c,
@@ -474,17 +459,14 @@ CLUSTER_LLM_HELP = "stub (default: a stub answering in 300 ms; the point is Rest
 
 @task(
     name="node-loss",
-    help={
-        "config": CONFIG_HELP + "; needs runtime.backend: cluster (configs/cluster.yaml)",
-        "node": CLUSTER_NODE_HELP,
-        "signal": "KILL (a crash, default) or STOP (frozen: alive but silent), sent to the recorded, verified pid",
-        "count": "how many nodes are lost: 1 (default; the others go on) or 2 (a majority: nothing moves meanwhile)",
-        "invocations": "how many invocations in flight, spread over the partitions (default 8)",
-        "llm": CLUSTER_LLM_HELP,
-        "deadline": DEADLINE_HELP,
-        "report_dir": REPORT_HELP,
-        "keep_up": KEEP_UP_HELP,
-    },
+    help=_drill_help(
+        config=CONFIG_HELP + "; needs runtime.backend: cluster (configs/cluster.yaml)",
+        node=CLUSTER_NODE_HELP,
+        signal="KILL (a crash, default) or STOP (frozen: alive but silent), sent to the recorded, verified pid",
+        count="how many nodes are lost: 1 (default; the others go on) or 2 (a majority: nothing moves meanwhile)",
+        invocations="how many invocations in flight, spread over the partitions (default 8)",
+        llm=CLUSTER_LLM_HELP,
+    ),
 )
 def drill_node_loss(
     c,
@@ -507,21 +489,17 @@ def drill_node_loss(
         _llm(llm),
         _deadline(deadline),
     )
-    with _stack(c, config) as stack:
-        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+    _run_drill(c, config, spec, report_dir, keep_up)
 
 
 @task(
     name="partition",
-    help={
-        "config": CONFIG_HELP + "; needs runtime.backend: cluster (configs/cluster.yaml)",
-        "node": CLUSTER_NODE_HELP,
-        "invocations": "how many invocations in flight, spread over the partitions (default 8)",
-        "llm": CLUSTER_LLM_HELP,
-        "deadline": DEADLINE_HELP,
-        "report_dir": REPORT_HELP,
-        "keep_up": KEEP_UP_HELP,
-    },
+    help=_drill_help(
+        config=CONFIG_HELP + "; needs runtime.backend: cluster (configs/cluster.yaml)",
+        node=CLUSTER_NODE_HELP,
+        invocations="how many invocations in flight, spread over the partitions (default 8)",
+        llm=CLUSTER_LLM_HELP,
+    ),
 )
 def drill_partition(
     c, config=None, node="leader", invocations=8, llm="stub", deadline=None, report_dir=None, keep_up=False
@@ -530,15 +508,11 @@ def drill_partition(
     spec = catalog.partition(
         str(node), int(_number("invocations", invocations, int, 1)), _llm(llm), _deadline(deadline)
     )
-    with _stack(c, config) as stack:
-        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+    _run_drill(c, config, spec, report_dir, keep_up)
 
 
 def _llm(value: str) -> str:
-    if value not in ("stub", "local"):
-        console.error(f"--llm {value!r}: use stub or local")
-        raise Exit(code=2)
-    return value
+    return _choice("llm", value, ("stub", "local"))
 
 
 @task(

@@ -84,6 +84,9 @@ def test_float_flags_refuse_nan_and_infinity(capsys):
         ("drill.storm", {"invocations": "many"}, "--invocations"),
         ("drill.timeout", {"mode": "slow"}, "--mode"),
         ("drill.crash", {"signal": "HUP"}, "--signal"),
+        ("drill.node-loss", {"llm": "gpt"}, "--llm"),
+        ("drill.node-loss", {"signal": "TERM"}, "--signal"),
+        ("drill.partition", {"invocations": "0"}, "--invocations"),
         ("bench", {"only": "cold,nope"}, "--only"),
         ("restate.logs", {"tail": "-3"}, "--tail"),
     ],
@@ -95,3 +98,22 @@ def test_bad_flags_exit_2_before_anything_starts(task, kwargs, flag, capsys):
         TASKS[task].body(Context(), **kwargs)
     assert err.value.code == 2
     assert capsys.readouterr().err.startswith(f"error: {flag}")
+
+
+@pytest.mark.parametrize("task", ["drill.node-loss", "drill.partition"])
+def test_a_cluster_drill_on_another_backend_is_refused_like_any_bad_flag(task, tmp_path, capsys):
+    import yaml
+    from invoke import Context, Exit
+
+    from drillkit.config import PROJECT_ROOT
+
+    data = yaml.safe_load((PROJECT_ROOT / "configs" / "local.yaml").read_text())
+    data["runtime"]["state_dir"] = str(tmp_path / "state")
+    config = tmp_path / "native.yaml"
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(Exit) as err:
+        TASKS[task].body(Context(), config=str(config))
+    assert err.value.code == 2
+    err_text = capsys.readouterr().err
+    assert err_text.startswith("error: ") and "not cluster" in err_text and str(config) in err_text
+    assert not (tmp_path / "state" / "procs").exists() or not any((tmp_path / "state" / "procs").iterdir())
