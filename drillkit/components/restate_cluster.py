@@ -339,10 +339,11 @@ class RestateCluster(RestateServer):
         return record
 
     def node_healthy(self, node: Node) -> bool:
+        """Its admin and its ingress both answer (a node back from a kill opens them one after the other)."""
         if self.frozen(node):
             return False
-        with AdminApi(node.admin_url) as admin:
-            return admin.healthy_admin()
+        with AdminApi(node.admin_url) as admin, IngressApi(node.ingress_url) as ingress:
+            return admin.healthy_admin() and ingress.healthy_ingress()
 
     def wait_node_healthy(self, node: Node, timeout_s: float) -> None:
         def probe() -> str:
@@ -351,7 +352,8 @@ class RestateCluster(RestateServer):
             return "healthy" if self.node_healthy(node) else "starting"
 
         try:
-            state = poll(probe, lambda s: s != "starting", f"{node.name} admin health at {node.admin_url}", timeout_s)
+            what = f"{node.name} health at {node.admin_url} and {node.ingress_url}"
+            state = poll(probe, lambda s: s != "starting", what, timeout_s)
         except WaitTimeout:
             state = f"not healthy after {timeout_s:g} s"
         if state != "healthy":

@@ -202,7 +202,6 @@ def lose(drill: Drill, nodes: list[Node], fault: Fault, sig: signal.Signals, net
 
         drill.on_cleanup(f"restate node {node.name} back", give_back)
     drill.fault_injected = True
-    at = time.time()
     for node in nodes:
         record = cluster.live(node)
         if record is None:
@@ -223,7 +222,9 @@ def lose(drill: Drill, nodes: list[Node], fault: Fault, sig: signal.Signals, net
             drill.record.evidence["nft_rules"] = text
             drill.record.event("cut off", f"{node.name}: nftables drops its fabric traffic and its calls to the writer")
     drill.record.evidence["lost"] = names
-    return at
+    # The fault is whole once the last node is away (a kill returns when the process is gone): steps
+    # started before that, while a majority was still up, are not progress "after the fault".
+    return time.time()
 
 
 def restore(drill: Drill, nodes: list[Node], fault: Fault, netcut: NetCut | None = None) -> None:
@@ -246,7 +247,7 @@ def restore(drill: Drill, nodes: list[Node], fault: Fault, netcut: NetCut | None
 def wait_led_without(drill: Drill, nodes: list[Node]) -> dict[int, str]:
     """While the nodes are away: every partition gets an active leader among the others."""
     cluster = drill.stack.cluster
-    leaders = cluster.wait_leaders(cluster.ready_timeout(), excluding={n.name for n in nodes})
+    leaders = cluster.wait_leaders(_after_fault_timeout(drill), excluding={n.name for n in nodes})
     drill.record.event("led without", ", ".join(f"p{p} {n}" for p, n in leaders.items()))
     return leaders
 
@@ -254,7 +255,7 @@ def wait_led_without(drill: Drill, nodes: list[Node]) -> dict[int, str]:
 def wait_rejoined(drill: Drill, nodes: list[Node]) -> dict[int, str]:
     """Each node answers again, and every partition has an active leader (asked of all nodes, them too)."""
     cluster = drill.stack.cluster
-    timeout = cluster.ready_timeout()
+    timeout = _after_fault_timeout(drill)
     for node in nodes:
         cluster.wait_node_healthy(node, timeout)
     leaders = cluster.wait_leaders(timeout)
@@ -263,6 +264,12 @@ def wait_rejoined(drill: Drill, nodes: list[Node]) -> dict[int, str]:
         f"{', '.join(n.name for n in nodes)} healthy; leaders: " + ", ".join(f"p{p} {n}" for p, n in leaders.items()),
     )
     return leaders
+
+
+def _after_fault_timeout(drill: Drill) -> float:
+    """A wait after the fault ends in a FAIL, so it lasts at least as long as a step may take here (the
+    pace, scaled on a busy machine), not only the config's ready timeout chosen for a start."""
+    return max(drill.stack.cluster.ready_timeout(), drill.pace.budget_s)
 
 
 def _gone(stopped: Any) -> str:

@@ -36,16 +36,18 @@ def crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenario:
         probes.wait_step_running(drill, at, previous_step(drill.stack.writer.steps(), at))
 
         stopped = actions.kill_writer(drill, writer, sig)
+        checks.writer_gone(drill, stopped, sig)
+        if sig == signal.SIGKILL:  # SIGTERM drains: the target may finish, which the drill accepts
+            checks.fault_landed_as_planned(drill, at, cut_by_the_kill(drill, stopped.record.pid))
+
+        row = probes.wait_invocation(drill, probes.retrying_or_done, "Restate to show the invocation retrying")
+        # A step result the writer sent just before it died can be journaled after the kill returned;
+        # once Restate shows the attempt over, the journal holds everything the dead writer sent.
         rows = probes.journal(drill)
         journaled = journaled_completions(rows)
         flight = in_flight_step(rows)
         drill.record.evidence["in_flight_at_kill"] = flight
         drill.record.evidence["completed_at_kill"] = completed_step_names(rows)
-        checks.writer_gone(drill, stopped, sig)
-        if sig == signal.SIGKILL:  # SIGTERM drains: the target may finish, which the drill accepts
-            checks.fault_landed_as_planned(drill, at, flight)
-
-        row = probes.wait_invocation(drill, probes.retrying_or_done, "Restate to show the invocation retrying")
         retrying = row.get("status") != "completed"
         drill.record.event(
             "retrying seen" if retrying else "finished during the drain",
@@ -65,6 +67,14 @@ def crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenario:
         note_in_flight(drill, flight)
 
     return scenario
+
+
+def cut_by_the_kill(drill: Drill, pid: int) -> str | None:
+    """The step the killed process had started and never ended, from the writer's ledger: its lines are
+    written when a body starts and when it returns, so the ledger is whole once the process is gone, and
+    it does not depend on when Restate journals what the writer sent."""
+    cut = [e.step for e in probes.executions(drill) if e.pid == pid and e.outcome is None]
+    return cut[-1] if cut else None
 
 
 def come_back(drill: Drill, row: probes.Row, resume: bool) -> None:

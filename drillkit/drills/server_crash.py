@@ -17,6 +17,7 @@ from drillkit.drills.crash import previous_step
 from drillkit.drills.frame import Drill, Scenario
 from drillkit.evidence import completed_step_names, journaled_completions
 from drillkit.howto import RESTART_PROMPT, howto_body
+from drillkit.waits import WaitTimeout
 
 
 def server_crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenario:
@@ -28,9 +29,17 @@ def server_crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenari
         killed_at = time.time()
         ready = actions.start_server(drill)
         # What the journal held when the server died, read back from the restarted server: its evidence.
-        journaled = {
-            step: at_ for step, at_ in journaled_completions(probes.journal(drill)).items() if at_ <= killed_at
-        }
+        # A server answers SQL before its partition has replayed its log, so the read waits (as long as
+        # the system moves) for the steps seen finished; a journal that lost them fails the check below.
+        try:
+            rows = probes.wait_journal(
+                drill,
+                lambda rows: all(step in journaled_completions(rows) for step in seen_done),
+                "the restarted server's journal to hold the steps seen finished before the crash",
+            )
+        except WaitTimeout:
+            rows = probes.journal(drill)
+        journaled = {step: at_ for step, at_ in journaled_completions(rows).items() if at_ <= killed_at}
         drill.record.evidence["completed_at_kill"] = list(journaled)
         if at in journaled:
             checks.fault_landed_as_planned(drill, at, None)

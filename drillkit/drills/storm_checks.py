@@ -56,7 +56,7 @@ def judge(drill: Drill, storm: Storm, tap: LlmTap) -> None:
         by_id[row["id"]].append(row)
     journaled = {i: journaled_completions(by_id[i]) for i in ids}
     runs = [e for e in stack.writer.executions() if e.invocation_id in storm.keys]
-    requests = tap.settled_requests(ids)
+    requests = tap.settled_requests(ids, timeout_s=drill.pace.budget_s)  # as long as a step may take here
     nothing_done_twice(drill, journaled, runs, requests)
     sources_agree(drill, runs, requests)
     requests_within_bound(drill, storm, requests)

@@ -21,6 +21,7 @@ from drillkit.engine_steps import ensure_image
 from drillkit.errors import DrillError
 from drillkit.procs import ProcessTable
 from drillkit.stack import Stack
+from drillkit.waits import poll
 
 from .conftest import LOCAL_CONFIG, ROOT, make_config, our_live_processes
 
@@ -95,16 +96,28 @@ def test_up_invoke_crash_drill_down_with_the_docker_backend(engine, cfg, tmp_pat
         stack.close()
 
 
+def wait_status(stack: Stack, invocation_id: str, status: str) -> dict:
+    return poll(
+        lambda: stack.admin.invocation(invocation_id) or {},
+        lambda row: row.get("status") == status,
+        f"invocation {invocation_id} {status} in sys_invocation",
+        60,
+        interval_s=0.1,
+    )
+
+
 def test_restate_data_survives_a_container_restart(engine, cfg):
     """The volume keeps the journal: a completed invocation is still known after the container is recreated."""
     stack = Stack(drill_config.load(cfg))
     try:
         stack.up()
         invocation_id = stack.ingress.send({"prompt": "x"})  # fails validation at once: a short, complete run
-        before = stack.admin.invocation(invocation_id)
+        # A 202 is not yet a row in Restate's SQL view, and a restarted server answers SQL before its
+        # partition has replayed its log: both reads wait for the row they need.
+        before = wait_status(stack, invocation_id, "completed")
         stack.server.restart()
-        after = stack.admin.invocation(invocation_id)
-        assert before is not None and after is not None and after["id"] == invocation_id
+        after = wait_status(stack, invocation_id, "completed")
+        assert before["id"] == after["id"] == invocation_id
     finally:
         stack.down(purge=True)
         stack.close()

@@ -225,7 +225,7 @@ def test_a_drill_that_cannot_meet_its_expectation_fails_honestly(tmp_path, proje
 
     stack.writer.kill_record = kill_then_break_the_config
     try:
-        record, directory = catalog.run(stack, catalog.crash(deadline_s=30), tmp_path / "r")
+        record, directory = catalog.run(stack, catalog.crash(at="outline"), tmp_path / "r")
     finally:
         cfg.write_text(good)
         stack.down()

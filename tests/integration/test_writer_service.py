@@ -48,7 +48,14 @@ def test_howto_body_returns_the_report_data(stack):
     assert output.read_text() == report["markdown_report"]
     assert report["markdown_report"].startswith(f"# {report['research_topic']}")
 
-    [row] = [r for r in stack.admin.invocations(limit=5) if r["status"] == "completed"]
+    # The ingress answer can reach us before Restate's SQL view shows the invocation completed.
+    [row] = poll(
+        lambda: [r for r in stack.admin.invocations(limit=5) if r["status"] == "completed"],
+        bool,
+        "the completed invocation in sys_invocation",
+        30,
+        interval_s=0.1,
+    )
     invocation_id = row["id"]
     steps = journal_steps(stack.admin.journal(invocation_id))
     assert [s.name for s in steps] == STEPS
