@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from drillkit import config as drill_config
+from drillkit.drills.pace import FIRST_STEP_S
 from drillkit.evidence import completed_step_names, in_flight_step, journaled_completions, reexecuted_after_journaled
 from drillkit.procs import is_alive
 from drillkit.stack import Stack
@@ -19,6 +20,7 @@ from drillkit.waits import poll
 from .conftest import ROOT, make_config, our_live_processes
 
 INV = [sys.executable, "-m", "invoke"]
+COMPLETION_S = 300  # five LLM steps from a cold model on a busy 2-core machine, with room
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +61,7 @@ def test_the_howto_end_to_end(cfg):
     assert invocation_id and invocation_id in sent
 
     # kill -9 once the first step has finished, so there is something to replay
-    poll(lambda: stack.admin.journal(invocation_id), lambda rows: len(rows) >= 3, "the first step", 60)
+    poll(lambda: stack.admin.journal(invocation_id), lambda rows: len(rows) >= 3, "the first step", FIRST_STEP_S)
     writer = stack.procs.live("writer")
     killed = inv(cfg, "kill", "--signal", "KILL").stdout
     assert f"pid {writer.pid} verified, sent SIGKILL" in killed
@@ -77,7 +79,7 @@ def test_the_howto_end_to_end(cfg):
         lambda: inv(cfg, "describe").stdout,
         lambda text: "completed with success" in text,
         "`restate invocations describe` to say completed with success",
-        120,
+        COMPLETION_S,
         interval_s=1.0,
     )
     assert invocation_id in describe or "WriterAgentRestate/run" in describe
@@ -143,7 +145,7 @@ def test_the_howto_by_hand_against_inv_up(cfg):
         check=True,
     )
     invocation_id = json.loads(sent.stdout)["invocationId"]
-    poll(lambda: stack.admin.journal(invocation_id), lambda rows: len(rows) >= 3, "the first step", 60)
+    poll(lambda: stack.admin.journal(invocation_id), lambda rows: len(rows) >= 3, "the first step", FIRST_STEP_S)
 
     writer_pid = json.loads((stack.state.procs / "writer.json").read_text())["pid"]
     subprocess.run(["kill", "-9", str(writer_pid)], check=True)  # `kill <PID_WRITER>`, by hand

@@ -16,7 +16,7 @@ from writer_service.ledger import executions, read_ledger
 STEPS = ["outline", "section:1", "section:2", "section:3", "summary", "save_report"]
 
 
-def wait_completed(stack, invocation_id, timeout_s=120.0):
+def wait_completed(stack, invocation_id, timeout_s=300.0):
     return poll(
         lambda: stack.admin.invocation(invocation_id) or {},
         lambda row: row.get("status") == "completed",
@@ -105,7 +105,7 @@ def test_injected_crash_replays_finished_steps_and_reruns_the_one_in_flight(stac
     )
     writer_pid = stack.procs.live("writer").pid
     invocation_id = stack.ingress.send(body, headers=fault_headers(stack.state, body))
-    poll(lambda: stack.procs.live("writer"), lambda r: r is None, "the writer to crash itself", 60)
+    poll(lambda: stack.procs.live("writer"), lambda r: r is None, "the writer to crash itself", 120)
     row = poll(
         lambda: stack.admin.invocation(invocation_id) or {},
         lambda r: r.get("status") == "backing-off",
