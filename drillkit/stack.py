@@ -267,7 +267,7 @@ def restate_backend(stack: Stack) -> RestateServer:
         if choice == "auto":
             choice = "docker" if docker_available() else "native"
         if choice == "docker":
-            return DockerServer(rt, stack.admin, stack.ingress)
+            return DockerServer(rt, stack.admin, stack.ingress, procs=stack.procs, config_source=stack.config.source)
     if choice == "cluster":
         from drillkit.components.restate_cluster import RestateCluster
 

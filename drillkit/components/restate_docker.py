@@ -24,16 +24,30 @@ from drillkit.components.docker_engine import (
 from drillkit.components.restate_server import RestateServer, host_of, port_of
 from drillkit.config import Runtime
 from drillkit.errors import ComponentError
+from drillkit.procs import ProcessTable
 from drillkit.restate_api import AdminApi, IngressApi
 from drillkit.waits import WaitTimeout, poll
+
+MANAGED_BY = "restate-writer-drills"
+DIGEST_LABEL = "drillkit.config-digest"
+SOURCE_LABEL = "drillkit.config-source"
 
 
 class DockerServer(RestateServer):
     name = "docker"
 
-    def __init__(self, runtime: Runtime, admin: AdminApi, ingress: IngressApi, client: Any = None) -> None:
-        super().__init__(runtime, admin, ingress)
+    def __init__(
+        self,
+        runtime: Runtime,
+        admin: AdminApi,
+        ingress: IngressApi,
+        client: Any = None,
+        procs: ProcessTable | None = None,
+        config_source: str = "<config>",
+    ) -> None:
+        super().__init__(runtime, admin, ingress, config_source)
         self._client = client
+        self.procs = procs
 
     @property
     def client(self) -> Any:
@@ -58,7 +72,13 @@ class DockerServer(RestateServer):
             # under another name (by default the name is the hostname, i.e. the container id).
             "environment": {"RESTATE_NODE_NAME": "drill", **rt.server_env},
             "volumes": {rt.docker.volume: {"bind": DATA_DIR_IN_IMAGE, "mode": "rw"}},
-            "labels": {"managed-by": "restate-writer-drills"},
+            # What the native backend keeps in its process record: a running container is reused only
+            # on the settings it was started with.
+            "labels": {
+                "managed-by": MANAGED_BY,
+                DIGEST_LABEL: self.settings_digest(),
+                SOURCE_LABEL: self.config_source,
+            },
         }
 
     def _container(self) -> Any:
@@ -70,10 +90,15 @@ class DockerServer(RestateServer):
     def launch(self) -> str:
         existing = self._container()
         if existing is not None and existing.status == "running":
-            return f"container {existing.name} {existing.short_id} (already running)"
+            running = f"container {existing.name} {existing.short_id}"
+            labels = existing.labels or {}
+            self.refuse_other_settings(running, labels.get(DIGEST_LABEL), labels.get(SOURCE_LABEL))
+            return f"{running} (already running)"
         if existing is not None:
             existing.remove(force=True)
         ensure_image(self.client, self.runtime.image())
+        if self.procs is not None:  # a clear error naming the port, its owner and the config field
+            self.ensure_ports_free(self.procs)
         try:
             container = self.client.containers.run(**self.run_kwargs())
         except docker.errors.APIError as exc:

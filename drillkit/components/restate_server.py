@@ -34,11 +34,12 @@ class RestateServer(ABC):
 
     name: str
 
-    def __init__(self, runtime: Runtime, admin: AdminApi, ingress: IngressApi) -> None:
+    def __init__(self, runtime: Runtime, admin: AdminApi, ingress: IngressApi, config_source: str = "<config>") -> None:
         self.configured = runtime
         self.runtime = runtime
         self.admin = admin
         self.ingress = ingress
+        self.config_source = config_source
 
     # -- what each backend does -----------------------------------------------------------------------
 
@@ -87,6 +88,23 @@ class RestateServer(ABC):
                 "image": rt.image() if self.name == "docker" else None,
             }
         )
+
+    def refuse_other_settings(self, running: str, digest: str | None, source: str | None) -> None:
+        """A running server is reused only on the settings it was started with (`settings_digest`): not
+        restarted behind the user's back, since invocations in flight and a drill may depend on it."""
+        if digest is not None and digest != self.settings_digest():
+            was = source or "another config"
+            raise ConfigMismatch(
+                f"restate-server ({running}) runs with the runtime settings of {was}; {self.config_source} "
+                "asks for different ones (version, addresses or server_env; a drill may have restarted it with "
+                f"its own, or the file changed). Not mixing them: run `inv down --config {was}` first, "
+                f"or use --config {was}"
+            )
+        if digest is None:
+            progress.warn(
+                f"restate-server ({running}) was not started by this tool with a recorded config: reusing it "
+                f"as is; `inv down` then `inv up` to be sure it runs on {self.config_source}"
+            )
 
     def ensure_ports_free(self, procs: ProcessTable) -> None:
         """Before a new server starts: its ingress and admin ports are free (else, whose they are)."""
@@ -149,8 +167,7 @@ class NativeServer(RestateServer):
         log_file: Path,
         config_source: str = "<config>",
     ) -> None:
-        super().__init__(runtime, admin, ingress)
-        self.config_source = config_source
+        super().__init__(runtime, admin, ingress, config_source)
         self.binary = binary
         self.data_dir = data_dir
         self.procs = procs
@@ -175,23 +192,9 @@ class NativeServer(RestateServer):
         }
 
     def launch(self) -> str:
-        digest = self.settings_digest()
         live = self.procs.live(PROCESS_NAME)
-        if live and live.config_digest not in (None, digest):
-            # Not restarted behind the user's back: invocations in flight and a drill may depend on it.
-            was = live.config_source or "another config"
-            raise ConfigMismatch(
-                f"restate-server (pid {live.pid}) runs with the runtime settings of {was}; {self.config_source} "
-                "asks for different ones (version, addresses or server_env; a drill may have restarted it with "
-                f"its own, or the file changed). Not mixing them: run `inv down --config {was}` first, "
-                f"or use --config {was}"
-            )
-        if live and live.config_digest is None:
-            progress.warn(
-                f"restate-server (pid {live.pid}) was started before this tool recorded configs: reusing it as "
-                f"is; `inv down` then `inv up` to be sure it runs on {self.config_source}"
-            )
         if live:
+            self.refuse_other_settings(f"pid {live.pid}", live.config_digest, live.config_source)
             return f"pid {live.pid} (already running)"
         if not self.binary.is_file():
             raise DrillError("restate-server is not installed: run `inv setup`")
@@ -202,7 +205,7 @@ class NativeServer(RestateServer):
             self.argv(),
             self.log_file,
             env=self.env(),
-            config_digest=digest,
+            config_digest=self.settings_digest(),
             config_source=self.config_source,
         )
         return f"pid {record.pid}"

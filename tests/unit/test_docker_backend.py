@@ -1,5 +1,6 @@
 """The Docker backend's container arguments and life cycle, against a fake docker-py client."""
 
+import socket
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -9,7 +10,7 @@ import pytest
 from drillkit.components.docker_engine import engine_dir, interface_ipv4, pull_progress, socket_url
 from drillkit.components.restate_docker import DockerServer as _DockerServer
 from drillkit.config import Runtime
-from drillkit.errors import ComponentError
+from drillkit.errors import ComponentError, ConfigMismatch
 from drillkit.restate_api import AdminApi, IngressApi
 
 
@@ -18,8 +19,9 @@ def DockerServer(runtime, client=None):
 
 
 class FakeContainer:
-    def __init__(self, name, status="running", registry=None):
+    def __init__(self, name, status="running", registry=None, labels=None):
         self.name, self.status, self.short_id = name, status, "abc123"
+        self.labels = labels or {}
         self.stopped = self.removed = False
         self.registry = registry if registry is not None else {}
 
@@ -51,7 +53,7 @@ class FakeDocker:
 
             def run(self, **kwargs):
                 outer.run_calls.append(kwargs)
-                container = FakeContainer(kwargs["name"], registry=outer.running)
+                container = FakeContainer(kwargs["name"], registry=outer.running, labels=kwargs.get("labels"))
                 outer.running[kwargs["name"]] = container
                 return container
 
@@ -177,3 +179,36 @@ def test_kill_signals_the_container_and_waits_for_its_removal():
     assert "docker kill --signal SIGKILL" in server.kill(__import__("signal").SIGKILL)
     assert signals == ["SIGKILL"] and server.running() is None
     assert server.kill(__import__("signal").SIGKILL) is None  # nothing left to kill
+
+
+def test_a_running_container_is_reused_only_on_the_settings_it_was_started_with(progress_lines):
+    fake = FakeDocker()
+    first = _DockerServer(
+        Runtime(), AdminApi("http://127.0.0.1:9070"), IngressApi("http://127.0.0.1:8080"), fake, None, "a.yaml"
+    )
+    first.launch()
+    assert "already running" in first.launch()
+    other = Runtime(server_env={"RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS": "5"})
+    second = _DockerServer(other, AdminApi(other.admin_url), IngressApi(other.ingress_url), fake, None, "b.yaml")
+    with pytest.raises(ConfigMismatch, match=r"runs with the runtime settings of a\.yaml; b\.yaml asks for different"):
+        second.launch()
+    assert len(fake.run_calls) == 1  # refused: the running container was neither replaced nor restarted
+    fake.running["restate_dev"].labels = {"managed-by": "restate-writer-drills"}  # started by an older tool
+    assert "already running" in second.launch()
+    assert any("not started by this tool with a recorded config" in line for line in progress_lines)
+
+
+def test_a_busy_port_is_named_with_its_config_field_before_docker_run(tmp_path):
+    from drillkit.ports import PortInUse
+    from drillkit.procs import ProcessTable
+
+    fake = FakeDocker()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        rt = Runtime(ingress_url=f"http://127.0.0.1:{port}")
+        server = _DockerServer(rt, AdminApi(rt.admin_url), IngressApi(rt.ingress_url), fake, ProcessTable(tmp_path))
+        with pytest.raises(PortInUse, match=rf"port {port} .*another program.*runtime\.ingress_url"):
+            server.launch()  # after the port's release grace (a killed server may hold it a moment)
+    assert fake.run_calls == []
