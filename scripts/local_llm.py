@@ -27,6 +27,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--parallel", type=int, default=4, help="concurrent request slots")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for generation")
+    parser.add_argument(
+        "--poll",
+        type=int,
+        default=None,
+        help="how hard idle threads busy-wait for work, 0-100 (llama.cpp's --poll; default: llama.cpp's own, 50)",
+    )
     return parser.parse_args(argv)
 
 
@@ -46,6 +52,9 @@ def main(argv: list[str]) -> int:
     params.n_parallel = args.parallel
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
+    if args.poll is not None:
+        params.cpuparams.poll = args.poll
+        params.cpuparams_batch.poll = args.poll
     params.warmup = True  # one empty decode at load: the first real request does not pay for it
 
     started = time.monotonic()

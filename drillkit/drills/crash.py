@@ -34,12 +34,10 @@ def crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenario:
         writer = actions.running_writer(drill)
         actions.send(drill, howto_body(RESTART_PROMPT))
         probes.wait_step_running(drill, at, previous_step(drill.stack.writer.steps(), at))
+        probes.wait_executing(drill, writer.pid, at)
 
         stopped = actions.kill_writer(drill, writer, sig)
         checks.writer_gone(drill, stopped, sig)
-        if sig == signal.SIGKILL:  # SIGTERM drains: the target may finish, which the drill accepts
-            checks.fault_landed_as_planned(drill, at, cut_by_the_kill(drill, stopped.record.pid))
-
         row = probes.wait_invocation(drill, probes.retrying_or_done, "Restate to show the invocation retrying")
         # A step result the writer sent just before it died can be journaled after the kill returned;
         # once Restate shows the attempt over, the journal holds everything the dead writer sent.
@@ -48,6 +46,10 @@ def crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenario:
         flight = in_flight_step(rows)
         drill.record.evidence["in_flight_at_kill"] = flight
         drill.record.evidence["completed_at_kill"] = completed_step_names(rows)
+        if sig == signal.SIGKILL:  # SIGTERM drains: the target may finish, which the drill accepts
+            # Landed: the killed body never ended (ledger) and Restate never journaled it (journal).
+            cut = cut_by_the_kill(drill, stopped.record.pid)
+            checks.fault_landed_as_planned(drill, at, None if at in journaled else cut)
         retrying = row.get("status") != "completed"
         drill.record.event(
             "retrying seen" if retrying else "finished during the drain",

@@ -151,10 +151,11 @@ def judge(drill: Drill, flight: cf.Flight, lost: set[int], leaders_after: dict[i
         }
     )
     record.note(f"in-flight steps that ran again (allowed: never journaled as done): {retried[:10] or 'none'}")
+    health = {n: cluster.node_healthy(cluster.node(n)) for n in sorted(lost)}
     record.expect(
         "the lost node(s) answer again",
-        all(cluster.node_healthy(cluster.node(n)) for n in lost),
-        ", ".join(f"n{n} admin health ok" for n in sorted(lost)),
+        all(health.values()),
+        ", ".join(f"n{n} admin and ingress health {'ok' if ok else 'NOT ok'}" for n, ok in health.items()),
     )
     record.expect(
         "every partition has an active leader again",

@@ -62,6 +62,28 @@ def wait_step_running(drill: Drill, at: str, before: str | None) -> Rows:
     return rows
 
 
+def wait_executing(drill: Drill, pid: int, step: str) -> Execution:
+    """Until the writer process `pid` has started `step`'s body and not ended it (its ledger start line).
+
+    Restate journals a Run command before the SDK starts the body, so the journal can show a step in
+    flight a moment before its body runs: a kill meant to cut the body waits for the body."""
+
+    def probe() -> list[Execution]:
+        open_now = [e for e in executions(drill) if e.pid == pid and e.step == step and e.outcome is None]
+        drill.pace.observe(len(open_now))
+        return open_now
+
+    found = poll(
+        probe,
+        bool,
+        f"the writer (pid {pid}) to run step {step}'s body",
+        timeout_s=drill.pace.fixed_s or 24 * 3600,
+        interval_s=POLL_S,
+        stalled=drill.pace,
+    )
+    return found[-1]
+
+
 def wait_invocation(drill: Drill, until: Callable[[Row], bool], what: str) -> Row:
     def probe() -> Row:
         row = invocation(drill)
