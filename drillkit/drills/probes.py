@@ -68,8 +68,10 @@ def wait_executing(drill: Drill, pid: int, step: str) -> Execution:
     Restate journals a Run command before the SDK starts the body, so the journal can show a step in
     flight a moment before its body runs: a kill meant to cut the body waits for the body."""
 
+    follower = drill.stack.writer.executions_follower(drill.invocation_id)
+
     def probe() -> list[Execution]:
-        open_now = [e for e in executions(drill) if e.pid == pid and e.step == step and e.outcome is None]
+        open_now = [e for e in follower.update() if e.pid == pid and e.step == step and e.outcome is None]
         drill.pace.observe(len(open_now))
         return open_now
 

@@ -6,7 +6,7 @@ import pytest
 
 from writer_service import faults
 from writer_service.config import Faults
-from writer_service.ledger import ExecutionLedger, LedgerEntry, executions, read_ledger
+from writer_service.ledger import ExecutionLedger, LedgerEntry, LedgerFollower, executions, read_ledger
 
 
 def _run(ledger, invocation, step, outcome, error=None):
@@ -179,3 +179,21 @@ def test_attempt_counts_follow_appends_from_other_processes(tmp_path):
     with open(path, "ab") as handle:
         handle.write(b', "attempt": 2, "pid": 1, "outcome": "started", "duration_ms": 0}\n')
     assert mine.attempts_so_far("inv_a", "summary") == 2
+
+
+def test_executions_follower_reads_only_new_lines_of_its_invocation(tmp_path):
+    from drillkit.components.writer import ExecutionsFollower
+
+    path = tmp_path / "ledger.jsonl"
+    ledger = ExecutionLedger(path)
+    ledger.append(LedgerEntry(1.0, "inv_other", "outline", 1, 7, "started", 0.0))
+    ledger.append(LedgerEntry(2.0, "inv_1", "outline", 1, 11, "started", 0.0))
+    follower = ExecutionsFollower(LedgerFollower(path), "inv_1")
+    [running] = follower.update()
+    assert (running.step, running.pid, running.outcome) == ("outline", 11, None)
+    ledger.append(LedgerEntry(2.5, "inv_1", "outline", 1, 11, "ok", 500.0))
+    with open(path, "ab") as handle:
+        handle.write(b'{"time": 3.0, "invocation_id": "inv_1", "st')  # a line still being written
+    [done] = follower.update()
+    assert (done.outcome, done.ended) == ("ok", 2.5)
+    assert follower.update() == [done]  # nothing new: the torn line waits for its end
