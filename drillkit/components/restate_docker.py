@@ -147,7 +147,11 @@ class DockerServer(RestateServer):
         container = self._container()
         if container is None or container.status != "running":
             return None
-        return f"container {container.name} {container.short_id}"
+        cell = f"container {container.name} {container.short_id}"
+        labels = container.labels or {}
+        if labels.get(DIGEST_LABEL) != self.settings_digest():
+            cell += f" (started with another config: {labels.get(SOURCE_LABEL) or 'unrecorded'})"
+        return cell
 
     def log_lines(self, tail: int) -> list[str]:
         container = self._container()

@@ -193,6 +193,8 @@ def test_a_running_container_is_reused_only_on_the_settings_it_was_started_with(
     with pytest.raises(ConfigMismatch, match=r"runs with the runtime settings of a\.yaml; b\.yaml asks for different"):
         second.launch()
     assert len(fake.run_calls) == 1  # refused: the running container was neither replaced nor restarted
+    assert second.running().endswith("(started with another config: a.yaml)")  # what `inv status` shows
+    assert first.running() == "container restate_dev abc123"
     fake.running["restate_dev"].labels = {"managed-by": "restate-writer-drills"}  # started by an older tool
     assert "already running" in second.launch()
     assert any("not started by this tool with a recorded config" in line for line in progress_lines)
