@@ -193,3 +193,22 @@ def test_local_model_context_is_per_slot(tmp_path):
     assert (cfg.local_model.ctx_per_slot, cfg.local_model.parallel, cfg.local_model.ctx_total) == (2048, 4, 8192)
     with pytest.raises(DrillConfigError, match=r"local_model\.ctx_size: unknown field"):
         drill_config.load(write(tmp_path, MODEL + "local_model: {ctx_size: 4096}\n"))
+
+
+def test_the_writer_script_answers_help_and_bad_input_without_serving(tmp_path):
+    """`--help` documents the flags and the environment; a bad flag or config exits 2 and binds nothing."""
+    import subprocess
+    import sys
+
+    from drillkit.config import PROJECT_ROOT
+
+    script = [sys.executable, str(PROJECT_ROOT / "scripts" / "restate_writer_service.py")]
+    shown = subprocess.run([*script, "--help"], capture_output=True, text=True, timeout=30)
+    assert shown.returncode == 0
+    for documented in ("--config", "RESTATE_WRITER_CONFIG", "RESTATE_WRITER_HOST", "RESTATE_WRITER_FAULT_KEY_FILE"):
+        assert documented in shown.stdout
+    bogus = subprocess.run([*script, "--bogus"], capture_output=True, text=True, timeout=30)
+    assert bogus.returncode == 2 and "unrecognized arguments: --bogus" in bogus.stderr
+    missing = tmp_path / "missing.yaml"
+    bad = subprocess.run([*script, "--config", str(missing)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and f"{missing}: config file not found" in bad.stderr
