@@ -122,6 +122,9 @@ def attempt_counts(runs: list[Execution]) -> Counter[str]:
     return Counter(e.step for e in runs)
 
 
+TOLERANCE_S = 0.005  # Restate's timestamps are in milliseconds
+
+
 def reexecuted_after_journaled(runs: list[Execution], journaled_at: dict[str, float]) -> list[str]:
     """Steps executed again after Restate had journaled their completion: must be empty.
 
@@ -129,8 +132,7 @@ def reexecuted_after_journaled(runs: list[Execution], journaled_at: dict[str, fl
     journal never received (the process died in between) rightly runs again. So an execution counts as
     a re-run only if it *started* after the step's completion was in the journal.
     """
-    tolerance = 0.005  # Restate's timestamps are in milliseconds
-    rerun = {e.step for e in runs if e.step in journaled_at and e.started > journaled_at[e.step] + tolerance}
+    rerun = {e.step for e in runs if e.step in journaled_at and e.started > journaled_at[e.step] + TOLERANCE_S}
     return sorted(rerun)
 
 

@@ -35,6 +35,9 @@ class Flight(actions.Batch):
     fault_at: float = 0.0
     """Epoch seconds of the fault (ledger times are epoch seconds)."""
     restored_at: float = 0.0
+    """Epoch seconds the lost nodes were given back (started, thawed or healed)."""
+    rejoined_at: float = 0.0
+    """Epoch seconds every node answered again and every partition had an active leader."""
 
 
 # -- setup ------------------------------------------------------------------------------------------------

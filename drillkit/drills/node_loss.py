@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from drillkit.components.netcut import NetCut
@@ -27,7 +29,7 @@ from drillkit.drills import checks
 from drillkit.drills import cluster_faults as cf
 from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import DrillError
-from drillkit.evidence import journaled_completions, reexecuted_after_journaled
+from drillkit.evidence import TOLERANCE_S, journal_steps, journaled_completions, reexecuted_after_journaled
 from drillkit.restate_api import IngressApi, sql_list
 from drillkit.stack import Stack
 
@@ -89,6 +91,7 @@ def node_loss_scenario(
                 cluster.all_led(during, {lost[0].name}),
                 ", ".join(f"p{p} {n}" for p, n in during.items()),
             )
+            flight.restored_at = time.time()
             cf.restore(drill, lost, chosen_fault, netcut)
         else:
             time.sleep(HOLD_S)  # the observation window itself: nothing to poll for, absence is the point
@@ -104,15 +107,20 @@ def node_loss_scenario(
             recovery["return_to_progress_s"] = round(seconds, 3)
             drill.record.event("progress again", f"a step started and finished {seconds:.2f} s after the return")
         leaders_after = cf.wait_rejoined(drill, lost)
+        flight.rejoined_at = time.time()
         drill.record.evidence["recovery_s"] = recovery
         drill.record.evidence["leaders_after"] = leaders_after
         cf.wait_all_completed(drill, flight)
-        judge(drill, flight, lost_numbers, leaders_after)
+        # A frozen or cut-off node comes back still believing it leads: until it learns otherwise it may
+        # drive its partitions' invocations from its stale state. A killed node comes back from the log.
+        judge(drill, flight, lost_numbers, leaders_after, deposed_may_return=chosen_fault in ("freeze", "cut"))
 
     return scenario
 
 
-def judge(drill: Drill, flight: cf.Flight, lost: set[int], leaders_after: dict[int, str]) -> None:
+def judge(
+    drill: Drill, flight: cf.Flight, lost: set[int], leaders_after: dict[int, str], deposed_may_return: bool = False
+) -> None:
     stack, record = drill.stack, drill.record
     cluster = stack.cluster
     rows = stack.admin.query(
@@ -131,18 +139,22 @@ def judge(drill: Drill, flight: cf.Flight, lost: set[int], leaders_after: dict[i
         outputs = checks.same_output_again(drill, flight, ingress)
     checks.files_hold_outputs(drill, outputs)
     journals = cf.journals(drill, flight)
-    rerun = []
-    for invocation_id in flight.keys:
-        done = journaled_completions(journals.get(invocation_id, []))
-        rerun += [
-            f"{invocation_id}/{s}" for s in reexecuted_after_journaled(stack.writer.executions(invocation_id), done)
-        ]
+    window = (flight.restored_at, flight.rejoined_at) if deposed_may_return else None
+    again = reexecutions(drill, flight, journals, window)
     steps = sum(len(journaled_completions(rows)) for rows in journals.values())
+    record.evidence["executed_again_by_the_deposed_leader"] = again.by_deposed
     record.expect(
-        "no step Restate had journaled as done was executed again (ledger)",
-        not rerun,
-        f"{steps} journaled steps; executed again: {rerun[:5] or 'none'}",
+        "no step Restate had journaled as done was executed again (ledger), nor journaled twice",
+        not again.rerun and not again.twice,
+        f"{steps} journaled steps; executed again: {again.rerun[:5] or 'none'}"
+        + (f"; journaled twice: {again.twice[:5]}" if again.twice else ""),
     )
+    if again.by_deposed:
+        record.note(
+            "executed again by the deposed leader between its return and its step-down, on a partition it "
+            f"had led (its results can no longer be journaled; Restate runs side effects at least once): "
+            f"{again.by_deposed[:10]}"
+        )
     retried = sorted(
         {
             f"{e.invocation_id}/{e.step}"
@@ -162,3 +174,35 @@ def judge(drill: Drill, flight: cf.Flight, lost: set[int], leaders_after: dict[i
         cluster.all_led(leaders_after),
         ", ".join(f"p{p} {n}" for p, n in leaders_after.items()),
     )
+
+
+@dataclass
+class Reexecutions:
+    rerun: list[str] = field(default_factory=list)
+    """Started after the step's completion was journaled: a FAIL."""
+    by_deposed: list[str] = field(default_factory=list)
+    """The same, but started while the deposed leader was back and had not stepped down yet, on an
+    invocation of a partition it had led: the at-least-once side effect Restate allows, reported."""
+    twice: list[str] = field(default_factory=list)
+    """Steps with two completed entries in one journal: a FAIL."""
+
+
+def reexecutions(
+    drill: Drill, flight: cf.Flight, journals: dict[str, list[dict[str, Any]]], window: tuple[float, float] | None
+) -> Reexecutions:
+    found = Reexecutions()
+    for invocation_id in flight.keys:
+        rows = journals.get(invocation_id, [])
+        done = journaled_completions(rows)
+        counts = Counter(step.name for step in journal_steps(rows) if step.completed)
+        found.twice += [f"{invocation_id}/{name}" for name, n in counts.items() if n > 1]
+        runs = drill.stack.writer.executions(invocation_id)
+        for step in reexecuted_after_journaled(runs, done):
+            late = [e for e in runs if e.step == step and e.started > done[step] + TOLERANCE_S]
+            deposed = (
+                window is not None
+                and invocation_id in flight.watched
+                and all(window[0] <= e.started <= window[1] for e in late)
+            )
+            (found.by_deposed if deposed else found.rerun).append(f"{invocation_id}/{step}")
+    return found

@@ -22,13 +22,12 @@ from drillkit.components.llm_tap import LlmTap, TapRequest
 from drillkit.components.writer import Execution
 from drillkit.drills import checks
 from drillkit.drills.frame import Drill
-from drillkit.evidence import journaled_completions, restate_time
+from drillkit.evidence import TOLERANCE_S, journaled_completions, restate_time
 from drillkit.restate_api import sql_list
 
 if TYPE_CHECKING:
     from drillkit.drills.storm import Storm
 
-TOLERANCE_S = 0.005  # Restate's timestamps are in milliseconds
 SHOWN = 5
 
 

@@ -3,6 +3,7 @@ the choice of the node to lose, and the nftables cut (rules, and INCONCLUSIVE wh
 
 import subprocess
 import tomllib
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,54 @@ def test_apply_replaces_an_old_table_and_heal_removes_it():
     assert calls[-1][0] == ["-f", "-"] and "skgid 46003" in calls[-1][1]
     assert cut.heal() is True
     assert cut.heal() is False
+
+
+def _journal(*steps):
+    """Journal rows for completed Run steps: (name, completed at epoch seconds)."""
+    from datetime import datetime
+
+    rows = []
+    for i, (name, done_at) in enumerate(steps, start=1):
+        stamp = datetime.fromtimestamp(done_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        run = f'{{"Command":{{"Run":{{"completion_id":{i},"name":"{name}"}}}}}}'
+        note = f'{{"Notification":{{"ty":{{"Completion":"Run"}},"id":{{"CompletionId":{i}}},"result":"Success"}}}}'
+        rows.append({"entry_type": "Command: Run", "name": name, "index": 2 * i - 1, "entry_lite_json": run})
+        rows.append({"entry_type": "Notification: Run", "index": 2 * i, "entry_lite_json": note, "appended_at": stamp})
+    return rows
+
+
+def test_a_deposed_leaders_re_execution_is_reported_and_any_other_fails():
+    """A frozen or cut-off leader that comes back may drive a step from its stale state before it steps
+    down: reported, as Restate runs side effects at least once. The same re-run outside that window, on
+    a partition it did not lead, or after a kill, fails; so does a step journaled twice."""
+    from types import SimpleNamespace
+
+    from drillkit.components.writer import Execution
+    from drillkit.drills.cluster_faults import Flight
+    from drillkit.drills.node_loss import reexecutions
+
+    runs = {
+        "inv_led": [
+            Execution("inv_led", "section:2", 1, 9, 100.0, 100.3, "ok"),  # journaled at 100.4
+            Execution("inv_led", "section:2", 2, 9, 112.5, None, None),
+        ],  # the deposed leader, 112.5
+        "inv_other": [
+            Execution("inv_other", "outline", 1, 9, 100.0, 100.2, "ok"),
+            Execution("inv_other", "outline", 2, 9, 112.6, 112.9, "ok"),
+        ],  # not a partition it led
+    }
+    drill = SimpleNamespace(stack=SimpleNamespace(writer=SimpleNamespace(executions=lambda i: runs.get(i, []))))
+    flight = Flight(keys={"inv_led": "k1", "inv_other": "k2", "inv_twice": "k3"}, watched={"inv_led"})
+    journals = {
+        "inv_led": _journal(("section:2", 100.4)),
+        "inv_other": _journal(("outline", 100.3)),
+        "inv_twice": _journal(("outline", 100.0), ("outline", 101.0)),
+    }
+    found = reexecutions(drill, flight, journals, window=(111.0, 114.0))
+    assert found.by_deposed == ["inv_led/section:2"]
+    assert found.rerun == ["inv_other/outline"]
+    assert found.twice == ["inv_twice/outline"]
+    after_a_kill = reexecutions(drill, flight, journals, window=None)  # a killed node is not a deposed leader
+    assert after_a_kill.by_deposed == [] and after_a_kill.rerun == ["inv_led/section:2", "inv_other/outline"]
+    outside = reexecutions(drill, flight, journals, window=(111.0, 112.0))  # the re-run came after its step-down
+    assert outside.rerun == ["inv_led/section:2", "inv_other/outline"]
