@@ -11,9 +11,11 @@ chosen node(s) away: SIGKILL, SIGSTOP (frozen: alive and silent), or an nftables
 
 PASS when every invocation completed with success, each idempotency key sent again (through the node
 that came back) returns the stored output, every report file holds that output, no step Restate had
-journaled as done executed again (the writer's ledger against the final journals), the lost node(s)
-answer again and every partition has an active leader. Never on `retry_count`: it resets on a
-leadership change.
+journaled as done executed again (the writer's ledger against the final journals) and none is journaled
+twice, the lost node(s) answer again and every partition has an active leader. Never on `retry_count`:
+it resets on a leadership change. A frozen or cut-off leader that comes back can drive a step from its
+stale state before it learns it was deposed; such a re-run (in that window, on a partition it led) is
+reported, not failed: Restate runs side effects at least once (see `reexecutions`).
 """
 
 from __future__ import annotations
