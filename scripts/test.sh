@@ -19,7 +19,7 @@ echo "== lint and types"
 .venv/bin/mypy
 echo "== tests (loopback-only network namespace)"
 set +e
-scripts/loopback-only --contained .venv/bin/python -m pytest -v "$@"
+scripts/loopback-only --contained .venv/bin/python -m pytest -v --durations=15 "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
