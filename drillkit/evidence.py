@@ -132,8 +132,13 @@ def reexecuted_after_journaled(runs: list[Execution], journaled_at: dict[str, fl
     journal never received (the process died in between) rightly runs again. So an execution counts as
     a re-run only if it *started* after the step's completion was in the journal.
     """
-    rerun = {e.step for e in runs if e.step in journaled_at and e.started > journaled_at[e.step] + TOLERANCE_S}
-    return sorted(rerun)
+    return sorted({e.step for e in executions_after_journaled(runs, journaled_at)})
+
+
+def executions_after_journaled(runs: list[Execution], journaled_at: dict[str, float]) -> list[Execution]:
+    """The executions behind `reexecuted_after_journaled`: each started after its step's completion was
+    in the journal."""
+    return [e for e in runs if e.step in journaled_at and e.started > journaled_at[e.step] + TOLERANCE_S]
 
 
 def journaled_completions(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -33,6 +33,12 @@ DIGEST_LABEL = "drillkit.config-digest"
 SOURCE_LABEL = "drillkit.config-source"
 
 
+def _started_with(container: Any) -> tuple[str | None, str | None]:
+    """The settings digest and config file a container was started with (its labels; None before them)."""
+    labels = container.labels or {}
+    return labels.get(DIGEST_LABEL), labels.get(SOURCE_LABEL)
+
+
 class DockerServer(RestateServer):
     name = "docker"
 
@@ -91,8 +97,7 @@ class DockerServer(RestateServer):
         existing = self._container()
         if existing is not None and existing.status == "running":
             running = f"container {existing.name} {existing.short_id}"
-            labels = existing.labels or {}
-            self.refuse_other_settings(running, labels.get(DIGEST_LABEL), labels.get(SOURCE_LABEL))
+            self.refuse_other_settings(running, *_started_with(existing))
             return f"{running} (already running)"
         if existing is not None:
             existing.remove(force=True)
@@ -148,9 +153,9 @@ class DockerServer(RestateServer):
         if container is None or container.status != "running":
             return None
         cell = f"container {container.name} {container.short_id}"
-        labels = container.labels or {}
-        if labels.get(DIGEST_LABEL) != self.settings_digest():
-            cell += f" (started with another config: {labels.get(SOURCE_LABEL) or 'unrecorded'})"
+        digest, source = _started_with(container)
+        if digest != self.settings_digest():
+            cell += f" (started with another config: {source or 'unrecorded'})"
         return cell
 
     def log_lines(self, tail: int) -> list[str]:

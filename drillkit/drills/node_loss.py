@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import signal
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from drillkit.components.netcut import NetCut
+from drillkit.components.writer import Execution
 from drillkit.drills import checks
 from drillkit.drills import cluster_faults as cf
 from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import DrillError
-from drillkit.evidence import TOLERANCE_S, journal_steps, journaled_completions, reexecuted_after_journaled
+from drillkit.evidence import executions_after_journaled, journal_steps, journaled_completions
 from drillkit.restate_api import IngressApi, sql_list
 from drillkit.stack import Stack
 
@@ -198,13 +199,14 @@ def reexecutions(
         done = journaled_completions(rows)
         counts = Counter(step.name for step in journal_steps(rows) if step.completed)
         found.twice += [f"{invocation_id}/{name}" for name, n in counts.items() if n > 1]
-        runs = drill.stack.writer.executions(invocation_id)
-        for step in reexecuted_after_journaled(runs, done):
-            late = [e for e in runs if e.step == step and e.started > done[step] + TOLERANCE_S]
+        late: dict[str, list[Execution]] = defaultdict(list)
+        for e in executions_after_journaled(drill.stack.writer.executions(invocation_id), done):
+            late[e.step].append(e)
+        for step in sorted(late):
             deposed = (
                 window is not None
                 and invocation_id in flight.watched
-                and all(window[0] <= e.started <= window[1] for e in late)
+                and all(window[0] <= e.started <= window[1] for e in late[step])
             )
             (found.by_deposed if deposed else found.rerun).append(f"{invocation_id}/{step}")
     return found
