@@ -16,7 +16,7 @@ from drillkit.components.restate_cluster import Node, RestateCluster, partition_
 from drillkit.components.stub_llm import StubLlm
 from drillkit.drills import actions
 from drillkit.drills.frame import Drill
-from drillkit.errors import DrillError, HttpError
+from drillkit.errors import DrillError, HttpError, Inconclusive
 from drillkit.evidence import journal_steps
 from drillkit.restate_api import sql_list
 from drillkit.waits import poll
@@ -96,10 +96,21 @@ def locate(drill: Drill, flight: Flight) -> dict[int, str]:
     rows = drill.stack.admin.query(
         f"SELECT id, partition_key FROM sys_invocation_status WHERE id IN ({sql_list(flight.keys)})"
     )
+    # Only invocations still running are in flight: one that completed meanwhile (a busy machine slows
+    # the drill more than the stub) has nothing left for the fault to cut.
+    finished = {
+        r["id"]
+        for r in drill.stack.admin.query(f"SELECT id, status FROM sys_invocation WHERE id IN ({sql_list(flight.keys)})")
+        if r.get("status") == "completed"
+    }
     for row in rows:
         partition = partition_of(int(row["partition_key"]), ranges)
-        if partition is not None:
+        if partition is not None and row["id"] not in finished:
             flight.partitions[row["id"]] = partition
+    if not flight.partitions:
+        raise Inconclusive(
+            f"all {len(flight.keys)} invocations had completed before the fault could land; nothing in flight"
+        )
     leaders = cluster.leaders()
     spread = Counter(flight.partitions.values())
     drill.record.evidence["partitions_in_flight"] = dict(sorted(spread.items()))
@@ -154,15 +165,23 @@ def started_after(drill: Drill, flight: Flight, since: float) -> list[str]:
 
 
 def wait_progress(drill: Drill, flight: Flight, since: float, what: str) -> float:
-    """Seconds from `since` (epoch) to the first step started and finished after it."""
+    """Seconds from `since` (epoch) to the first step started and finished after it. INCONCLUSIVE when the
+    invocations it watches all finished without one: the fault landed after their last step had started."""
+    ours = flight.watched or set(flight.keys)
+    last_step = drill.stack.writer.steps()[-1]
 
-    def probe() -> float | None:
+    def probe() -> tuple[float | None, bool]:
         found = progress_after(drill, flight, since)
         drill.pace.observe(found)
-        return found
+        saved = {e.invocation_id for e in drill.stack.writer.executions() if e.step == last_step and e.outcome == "ok"}
+        return found, ours <= saved
 
-    ended = poll(probe, lambda t: t is not None, what, 24 * 3600, 0.02, drill.pace)
-    assert ended is not None
+    ended, _ = poll(probe, lambda seen: seen[0] is not None or seen[1], what, 24 * 3600, 0.02, drill.pace)
+    if ended is None:
+        raise Inconclusive(
+            f"the {len(ours)} invocation(s) watched finished with no step started after the fault: it landed too "
+            "late to measure recovery (a busy machine slowed the drill more than the stub)"
+        )
     return ended - since
 
 

@@ -253,3 +253,20 @@ def test_a_deposed_leaders_re_execution_is_reported_and_any_other_fails():
     assert after_a_kill.by_deposed == [] and after_a_kill.rerun == ["inv_led/section:2", "inv_other/outline"]
     outside = reexecutions(drill, flight, journals, window=(111.0, 112.0))  # the re-run came after its step-down
     assert outside.rerun == ["inv_led/section:2", "inv_other/outline"]
+
+
+def test_progress_after_the_fault_or_inconclusive_when_the_watched_work_had_already_finished():
+    from types import SimpleNamespace
+
+    from drillkit.components.writer import Execution
+    from drillkit.drills.cluster_faults import wait_progress
+    from drillkit.drills.pace import Pace
+
+    runs = [Execution("inv_a", "save_report", 1, 9, 9.0, 10.5, "ok")]  # started before the fault at 10.0
+    writer = SimpleNamespace(steps=lambda: ["outline", "save_report"], executions=lambda: runs)
+    drill = SimpleNamespace(stack=SimpleNamespace(writer=writer), pace=Pace())
+    flight = Flight(keys={"inv_a": "k1", "inv_b": "k2"}, watched={"inv_a"})
+    with pytest.raises(Inconclusive, match="landed too late"):
+        wait_progress(drill, flight, 10.0, "a step after the fault")
+    runs.append(Execution("inv_a", "save_report", 2, 9, 10.2, 11.0, "ok"))  # started after it: progress
+    assert wait_progress(drill, flight, 10.0, "a step after the fault") == pytest.approx(1.0)
