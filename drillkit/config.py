@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from drillkit.errors import ConfigError
 from writer_service import config as writer_config
@@ -20,6 +20,8 @@ __all__ = [
     "DrillConfig",
     "LocalModel",
     "Runtime",
+    "Target",
+    "TargetFault",
     "load",
 ]
 
@@ -121,9 +123,83 @@ class Runtime(StrictModel):
         return self.docker.image.format(version=self.restate_version)
 
 
+class TargetFault(StrictModel):
+    """How the target lets a drill make its tool fail (`inv drill.tool-error`), declared by the target.
+
+    The drill starts the target with `env` set to N; the target's tool must fail its first N executions
+    in that process with an error Restate retries (not a terminal one). Nothing travels in a request, so
+    nothing about the fault is kept in Restate's journal."""
+
+    env: str = Field(min_length=1)
+    """The variable the drill sets to N (the number of the tool's first executions that fail)."""
+    step: str = Field(min_length=1)
+    """The tool's step name in Restate's journal (its `ctx.run` name), where the retries must show."""
+
+
+class Target(StrictModel):
+    """A Restate deployment to drill, described by configuration alone (no code of it is imported).
+
+    With `command` the tool starts it, records its pid and kills it like the shipped writer; with `uri`
+    it is a deployment already running elsewhere, and the drills that must kill or start it refuse with
+    exit 2. Evidence comes from Restate's journal and from the LLM tap in front of its model: nothing is
+    asked of the service itself."""
+
+    command: list[str] | None = None
+    """argv to start it; `python` means this interpreter. Relative paths resolve from `cwd`."""
+    uri: str | None = None
+    """A deployment already running (not started, never killed by the tool)."""
+    cwd: Path = Path(".")
+    """Where the command runs; relative to the project root."""
+    env: dict[str, str] = {}
+    """Added to the tool's environment for the command (`${VAR}` expanded like the rest of the config)."""
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """Where the command's service listens; its health: the port accepts, or `health_path` answers 2xx."""
+    health_path: str | None = None
+    service: str = Field(min_length=1)
+    handler: str = Field(min_length=1)
+    body: Path | dict[str, object]
+    """The request body: a JSON file (relative to the project root) or an inline mapping. A string value
+    holding `{{nonce}}` gets a fresh value per invocation (what tells many invocations apart at the tap)."""
+    llm_base_url_env: str | None = None
+    """The variable the target reads its OpenAI-compatible base URL from; the drill sets it to the tap or
+    fault endpoint in front of the model. None: the drills that need the model's side say they cannot."""
+    llm_base_url_suffix: str = "/v1"
+    """Appended to the tap's address in `llm_base_url_env` (most OpenAI clients expect the /v1 prefix)."""
+    tool_fault: TargetFault | None = None
+    use_http11: bool = False
+    grace_period_s: float = Field(default=10.0, ge=0)
+    """How long it may take to exit after SIGTERM before the tool escalates to SIGKILL."""
+
+    @model_validator(mode="after")
+    def _one_way_to_reach_it(self) -> Self:
+        if (self.command is None) == (self.uri is None):
+            raise ValueError("give exactly one of `command` (the tool starts it) or `uri` (already running)")
+        if self.command is not None and not self.command:
+            raise ValueError("`command` is empty")
+        if self.command is not None and self.port is None:
+            raise ValueError("`port` is required with `command` (where the started service listens)")
+        if self.uri is not None and not self.uri.startswith(("http://", "https://")):
+            raise ValueError(f"`uri` must be an http:// or https:// URL, not {self.uri!r}")
+        return self
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_strings(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+        return value
+
+    @property
+    def startable(self) -> bool:
+        return self.command is not None
+
+
 class DrillConfig(WriterConfig):
     local_model: LocalModel = LocalModel()
     runtime: Runtime = Runtime()
+    target: Target | None = None
+    """None: the shipped writer (`writer_service`) is the target."""
     source: str = "<config>"
     """The file this came from (set by `load`): named in messages and handed to the writer process."""
 

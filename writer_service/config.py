@@ -30,7 +30,7 @@ FAULT_KEY_HEADER = "x-drill-fault-key"
 DEFAULT_CONFIG = Path("configs/local.yaml")
 STEP_NAMES = ("outline", "section", "summary", "save_report")
 # Sections of the shared file that belong to the drill runtime, not to the writer.
-RUNTIME_SECTIONS = ("runtime", "local_model")
+RUNTIME_SECTIONS = ("runtime", "local_model", "target")
 # LLM calls in flight per writer process when the config does not say: a remote endpoint's share for one
 # writer; the local model serves `local_model.parallel` at once (see `default_max_concurrency`).
 REMOTE_MAX_CONCURRENCY = 8

@@ -60,7 +60,7 @@ class WriterService(ManagedProcess):
         config = self.config
         if config_file is not None and config_file != config.source:
             config = load(config_file)
-        settings = config.model_dump(mode="json", exclude={"runtime", "local_model", "source"})
+        settings = config.model_dump(mode="json", exclude={"runtime", "local_model", "target", "source"})
         return ConfigStamp(config_digest({"writer": settings, "host": self.host}), config_file or config.source)
 
     # -- actions ------------------------------------------------------------------------------------
