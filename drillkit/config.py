@@ -167,6 +167,9 @@ class Target(StrictModel):
     llm_base_url_suffix: str = "/v1"
     """Appended to the tap's address in `llm_base_url_env` (most OpenAI clients expect the /v1 prefix)."""
     tool_fault: TargetFault | None = None
+    identity_key_env: str | None = None
+    """The variable the tool sets to the Restate server's request-identity public key (`publickeyv1_...`)
+    when the server signs its requests; a target that reads it refuses unsigned requests."""
     use_http11: bool = False
     grace_period_s: float = Field(default=10.0, ge=0)
     """How long it may take to exit after SIGTERM before the tool escalates to SIGKILL."""
