@@ -339,6 +339,7 @@ def _run_drill(c: Context, config: str | None, spec: catalog.DrillSpec, report_d
     """Check the drill's parameters against the config (a refusal is a usage error, exit 2), run it,
     exit with its verdict's code."""
     with _stack(c, config) as stack:
+        spec = catalog.resolve(spec, stack)  # a configured target's variant; not applicable: exit 2
         if spec.check is not None:
             try:
                 spec.check(stack)
@@ -360,13 +361,12 @@ def _finish(records: list) -> None:
     name="crash",
     help=_drill_help(
         signal="KILL (the HOW-TO's kill -9 crash, default) or TERM (graceful shutdown)",
-        at="the step to interrupt: outline, section:N, summary or save_report (default section:2)",
+        at="the step to interrupt: outline, section:N, summary or save_report (default section:2); on a "
+        "configured target run:N, the Nth Run of its journal (default run:2)",
         resume="after the restart, resume at once (default); --no-resume waits for Restate's own backoff",
     ),
 )
-def drill_crash(
-    c, config=None, signal="KILL", at="section:2", resume=True, deadline=None, report_dir=None, keep_up=False
-):
+def drill_crash(c, config=None, signal="KILL", at=None, resume=True, deadline=None, report_dir=None, keep_up=False):
     """Kill the writer mid-invocation, restart it, and prove the invocation completes with no step re-run."""
     spec = catalog.crash(_signal(signal), at, resume, _deadline(deadline))
     _run_drill(c, config, spec, report_dir, keep_up)
@@ -376,12 +376,13 @@ def drill_crash(
     name="server-crash",
     help=_drill_help(
         signal="KILL (a crash, default) or TERM (graceful shutdown) of restate-server",
-        at="the step in flight when the server dies: outline, section:N, summary or save_report (default section:2)",
+        at="the step in flight when the server dies: outline, section:N, summary or save_report (default "
+        "section:2); on a configured target run:N (default run:2)",
         resume="after the server is back, resume at once (default); --no-resume waits for Restate's own retry",
     ),
 )
 def drill_server_crash(
-    c, config=None, signal="KILL", at="section:2", resume=True, deadline=None, report_dir=None, keep_up=False
+    c, config=None, signal="KILL", at=None, resume=True, deadline=None, report_dir=None, keep_up=False
 ):
     """Kill the Restate server mid-invocation, start it again, and prove the journal kept every finished step."""
     spec = catalog.server_crash(_signal(signal), at, resume, _deadline(deadline))
@@ -620,6 +621,20 @@ def engine_image(c, config=None):
         _engine_steps().build_image(stack)
 
 
+@task(
+    name="check",
+    help={
+        "config": CONFIG_HELP + "; it must have a `target` section",
+        "keep_up": "leave the stack running afterwards when the check had to start it (default: stop it)",
+    },
+)
+def target_check(c, config=None, keep_up=False):
+    """Start the configured target, register it, send one invocation, and show its journal's shape."""
+    with _stack(c, config) as stack:
+        operations.target_check(stack, keep_up)
+
+
+target_ns = Collection("target", target_check)
 engine_ns = Collection("engine", engine_install, engine_start, engine_stop, engine_image)
 restate_ns = Collection(
     "restate",
@@ -640,4 +655,5 @@ ns.add_collection(service_ns)
 ns.add_collection(llm_ns)
 ns.add_collection(drill_ns)
 ns.add_collection(engine_ns)
+ns.add_collection(target_ns)
 ns.configure({"drill": {"config": None}})  # invoke.yaml or INVOKE_DRILL_CONFIG may set it

@@ -14,9 +14,10 @@ from typing import Any
 
 from drillkit import progress
 from drillkit.components.process import ManagedProcess
-from drillkit.errors import DrillError, HttpError
+from drillkit.errors import ConfigError, DrillError, HttpError
 from drillkit.howto import RESTART_PROMPT, fault_headers, howto_body, read_body
 from drillkit.procs import Stopped
+from drillkit.restate_api import HANDLER, SERVICE
 from drillkit.stack import Stack
 
 
@@ -128,14 +129,20 @@ def stop_llm(stack: Stack) -> None:
 
 
 def start_writer(stack: Stack) -> None:
-    with progress.activity("starting the writer service"):
-        record = stack.writer.start()
-    progress.ok(f"writer service pid {record.pid}: {stack.writer.url} (log {record.log_file})")
+    """Start the service under drill: the shipped writer, or the configured target's command."""
+    service = stack.service
+    if stack.target is not None:
+        stack.target.require_startable("start")
+    with progress.activity(f"starting the {service.what}"):
+        record = service.start()
+    progress.ok(f"{service.what} pid {record.pid}: {service.url} (log {record.log_file})")
 
 
 def kill(stack: Stack, sig: signal.Signals) -> Stopped | None:
-    stopped = stack.writer.kill(sig)
-    _report_stop(stopped, stack.writer.name)
+    if stack.target is not None:
+        stack.target.require_startable("kill")
+    stopped = stack.service.kill(sig)
+    _report_stop(stopped, stack.service.name)
     return stopped
 
 
@@ -155,29 +162,45 @@ def register(stack: Stack, use_http11: bool | None = None, force: bool = True) -
     progress.ok("registered")
 
 
-def request_body(prompt: str | None, body_file: str | None, default_prompt: str) -> dict[str, Any]:
+def request_body(stack: Stack, prompt: str | None, body_file: str | None, default_prompt: str) -> dict[str, Any]:
     if body_file:
         return read_body(Path(body_file))
+    if stack.target is not None:
+        if prompt:
+            raise ConfigError("--prompt is the shipped writer's; for a configured target pass --body FILE")
+        return stack.target.body()
     return howto_body(prompt or default_prompt)
+
+
+def _address(stack: Stack) -> dict[str, str]:
+    target = stack.target
+    return (
+        {"service": target.service, "handler": target.handler} if target else {"service": SERVICE, "handler": HANDLER}
+    )
 
 
 def call(stack: Stack, prompt: str | None = None, body_file: str | None = None) -> Any:
     stack.check_reachable()
-    body = request_body(prompt, body_file, howto_body()["prompt"])
-    with progress.activity("POST /WriterAgentRestate/run (waiting for the report)"):
+    body = request_body(stack, prompt, body_file, howto_body()["prompt"])
+    address = _address(stack)
+    where = f"{address['service']}/{address['handler']}"
+    with progress.activity(f"POST /{where} (waiting for the result)"):
         try:
-            result = stack.ingress.call(body, headers=fault_headers(stack.state, body))
+            result = stack.ingress.call(
+                body, headers=fault_headers(stack.state, body), service=address["service"], handler=address["handler"]
+            )
         except HttpError as exc:
             raise DrillError(f"the invocation failed: {exc}") from None
-    progress.ok(f"report written to {result.get('output_path')}")
+    if isinstance(result, dict) and result.get("output_path"):
+        progress.ok(f"report written to {result.get('output_path')}")
     progress.raw(json.dumps(result, indent=2, ensure_ascii=False))
     return result
 
 
 def send(stack: Stack, prompt: str | None = None, body_file: str | None = None) -> str:
     stack.check_reachable()
-    body = request_body(prompt, body_file, RESTART_PROMPT)
-    invocation_id = stack.ingress.send(body, headers=fault_headers(stack.state, body))
+    body = request_body(stack, prompt, body_file, RESTART_PROMPT)
+    invocation_id = stack.ingress.send(body, headers=fault_headers(stack.state, body), **_address(stack))
     stack.state.remember_invocation(invocation_id)
     progress.ok(f"sent: invocation {invocation_id} (remembered as the last invocation)")
     return invocation_id
@@ -245,3 +268,19 @@ def kill_node(stack: Stack, number: int, sig: signal.Signals) -> None:
 
 def _leaders_text(leaders: dict[int, str]) -> str:
     return ", ".join(f"p{p} {node}" for p, node in leaders.items())
+
+
+def target_check(stack: Stack, keep_up: bool = False) -> None:
+    from drillkit import target_check as checker
+
+    result = checker.check(stack, keep_up)
+    progress.ok(
+        f"{stack.service.what}: invocation {result.invocation_id} completed with success in {result.seconds:.1f} s"
+    )
+    progress.table(
+        "the journal's Run steps",
+        ("point", "journal index", "name", "result", "seconds", "model requests"),
+        [(s["point"], s["index"], s["name"], s["result"], s["seconds"], s["model_requests"]) for s in result.shape],
+    )
+    progress.info(f"{len(result.shape)} Runs, {result.model_requests} model requests (seen at the LLM tap)")
+    progress.table("what each drill will use", ("drill", "kill point or fault"), result.kill_points)

@@ -148,25 +148,32 @@ class IngressApi(_Api):
         timeout_s: float = 600.0,
         headers: dict[str, str] | None = None,
         idempotency_key: str | None = None,
+        service: str = SERVICE,
+        handler: str = HANDLER,
     ) -> Any:
-        """Synchronous `POST /WriterAgentRestate/run`: waits for the report."""
+        """Synchronous `POST /WriterAgentRestate/run` (or another service's handler): waits for the result."""
         sent = {**(headers or {}), **({"idempotency-key": idempotency_key} if idempotency_key else {})}
         response = self.request(
-            "POST", f"/{SERVICE}/{HANDLER}", json=body, headers=sent, timeout=httpx.Timeout(timeout_s, connect=2.0)
+            "POST", f"/{service}/{handler}", json=body, headers=sent, timeout=httpx.Timeout(timeout_s, connect=2.0)
         )
         return response.json()
 
     def send(
-        self, body: dict[str, Any], idempotency_key: str | None = None, headers: dict[str, str] | None = None
+        self,
+        body: dict[str, Any],
+        idempotency_key: str | None = None,
+        headers: dict[str, str] | None = None,
+        service: str = SERVICE,
+        handler: str = HANDLER,
     ) -> str:
         """Asynchronous `POST /WriterAgentRestate/run/send`: returns the invocation id (202 Accepted)."""
         sent = {**(headers or {}), **({"idempotency-key": idempotency_key} if idempotency_key else {})}
-        response = self.request("POST", f"/{SERVICE}/{HANDLER}/send", ok=(200, 202), json=body, headers=sent)
+        response = self.request("POST", f"/{service}/{handler}/send", ok=(200, 202), json=body, headers=sent)
         data = response.json()
         if "invocationId" not in data:
             raise HttpError(
                 "POST",
-                f"{self.base_url}/{SERVICE}/{HANDLER}/send",
+                f"{self.base_url}/{service}/{handler}/send",
                 response.status_code,
                 f"no invocationId in {json.dumps(data)}",
             )

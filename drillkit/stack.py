@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from drillkit import progress
 from drillkit.binaries import CLI, CTL, SERVER, Binary, BinaryStore
 from drillkit.components.local_model import LocalModel
-from drillkit.components.process import http_ok
 from drillkit.components.restate_server import PROCESS_NAME, NativeServer, RestateServer
+from drillkit.components.target import TargetService
 from drillkit.components.writer import WriterService
 from drillkit.config import DrillConfig
 from drillkit.errors import ComponentError, ConfigError, DrillError
@@ -59,6 +59,7 @@ class Stack:
         self.model = LocalModel(config, self.state, self.procs)
         self._server: RestateServer | None = None
         self._writer: WriterService | None = None
+        self._target: TargetService | None = None
 
     def close(self) -> None:
         self.admin.close()
@@ -80,6 +81,22 @@ class Stack:
             host = self.server.host_gateway() or self.config.service.host
             self._writer = WriterService(self.config, self.state, self.procs, host)
         return self._writer
+
+    @property
+    def target(self) -> TargetService | None:
+        """The configured target (`target:` in the config); None when the shipped writer is the target."""
+        if self._target is None and self.config.target is not None:
+            self._target = TargetService(self.config, self.state, self.procs)
+        return self._target
+
+    @property
+    def service(self) -> WriterService | TargetService:
+        """The service the drills act on: the configured target, else the shipped writer."""
+        return self.target or self.writer
+
+    @property
+    def service_name(self) -> str:
+        return self.target.service if self.target else SERVICE
 
     @property
     def cluster(self) -> RestateCluster:
@@ -122,16 +139,22 @@ class Stack:
     # -- registration ---------------------------------------------------------------------------------
 
     def deployment_uri(self) -> str:
+        target = self.target
+        if target is not None:
+            if target.spec.uri is not None:
+                return target.spec.uri
+            return self.server.default_deployment_uri(target.spec.port or 0)
         return self.rt.deployment_uri or self.server.default_deployment_uri(self.config.service.port)
 
     def register(self, use_http11: bool | None = None, force: bool = True) -> str:
         """`restate deployments register <uri> -y [--use-http1.1] [--force]` with the downloaded CLI."""
-        http11 = self.rt.use_http11 if use_http11 is None else use_http11
+        default = self.target.spec.use_http11 if self.target else self.rt.use_http11
+        http11 = default if use_http11 is None else use_http11
         return self.cli().register(self.deployment_uri(), use_http11=http11, force=force)
 
     def registered(self) -> bool:
         try:
-            return SERVICE in self.admin.services()
+            return self.service_name in self.admin.services()
         except DrillError:
             return False
 
@@ -167,7 +190,9 @@ class Stack:
     def is_up(self) -> bool:
         """Server, writer and registration all in place (the local model too, when there is one)."""
         model_ok = not self.model.enabled or self.model.live() is not None
-        return bool(self.server.running() and self.writer.live() and model_ok and self.registered())
+        service = self.service
+        service_ok = service.live() if service.startable else service.healthy()
+        return bool(self.server.running() and service_ok and model_ok and self.registered())
 
     def up(self, use_http11: bool | None = None) -> Timings:
         """Setup if needed; start the server, the model and the writer side by side (none needs another
@@ -176,15 +201,18 @@ class Stack:
         self.check_reachable()
         if self.needs_setup():
             timings.measure("setup", self.setup)
-        server, writer = self.server, self.writer  # chosen once, before the threads
+        server, service = self.server, self.service  # chosen once, before the threads
         if not self.model.enabled:
             progress.info(f"LLM endpoint is remote: {self.config.writer_model.base_url} (not started here)")
         parts: dict[str, Callable[[], str]] = {
             "restate": lambda: (
                 f"restate-server ({server.name}) {server.start()}: {self.rt.ingress_url} / {self.rt.admin_url}"
             ),
-            "writer": lambda: f"writer service pid {writer.start().pid}: {writer.url}",
         }
+        if service.startable:
+            parts["service"] = lambda: f"{service.what} pid {service.start().pid}: {service.url}"
+        else:
+            progress.info(f"{service.what} runs elsewhere: {service.url} (not started here)")
         if self.model.enabled:
             parts["llm"] = lambda: (
                 f"local model pid {self.model.start().pid}: {self.model.url}/v1 ({self.config.local_model.alias})"
@@ -207,9 +235,9 @@ class Stack:
         if self.rt.backend == "cluster":
             timings.measure(
                 "registered everywhere",
-                lambda: self.cluster.wait_registered_everywhere(SERVICE, self.rt.ready_timeout_s),
+                lambda: self.cluster.wait_registered_everywhere(self.service_name, self.rt.ready_timeout_s),
             )
-            progress.ok(f"every node's admin API lists {SERVICE}")
+            progress.ok(f"every node's admin API lists {self.service_name}")
         return timings
 
     def down(self, purge: bool = False, forget_mismatched: bool = False) -> list[str]:
@@ -223,6 +251,7 @@ class Stack:
         failures: list[str] = []
         parts: list[tuple[str, Callable[[], object]]] = [
             ("writer service", self.writer.stop),
+            *([(self.target.what, self.target.stop)] if self.target and self.target.startable else []),
             ("local model", self.model.stop),
             (f"restate-server ({self.server.name})", lambda: self.server.stop(purge=purge)),
         ]
@@ -334,9 +363,11 @@ def status_rows(stack: Stack) -> list[tuple[str, str, str, str]]:
         rows.append(("local model", process_cell(stack, model.name, digest), f"{model.url}/v1", health))
     else:
         rows.append(("LLM endpoint (remote)", "-", stack.config.writer_model.base_url, "not probed"))
-    writer = stack.writer
-    health = "ok" if http_ok(writer.health_url()) else "down"
+    service = stack.service
+    health = "ok" if service.healthy() else "down"
     if health == "ok" and server_ok:
         health += ", registered" if stack.registered() else ", not registered"
-    rows.append(("writer service", process_cell(stack, writer.name, writer.config_stamp().digest), writer.url, health))
+    digest = service.config_stamp().digest if isinstance(service, WriterService) else None
+    cell = process_cell(stack, service.name, digest) if service.startable else "not ours (target.uri)"
+    rows.append((service.what, cell, service.url, health))
     return rows

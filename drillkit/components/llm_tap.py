@@ -16,12 +16,15 @@ The record is one JSON line per event, each appended with a single `os.write` on
 descriptor (one tap process writes a file; the event loop serialises the writes, so lines never
 interleave):
 
-    {"event": "request", "id", "time", "method", "path", "invocation_id", "step", "attempt", "model"}
+    {"event": "request", "id", "time", "method", "path", "invocation_id", "step", "attempt", "model",
+     "fingerprint", "nonces"}
     {"event": "end", "id", "time", "status", "duration_ms", "error", "outcome"}
 
 The request line is written when the request has arrived, before it is forwarded, so a request whose
 caller is killed mid-way still counts. `invocation_id`, `step` and `attempt` come from the headers
-`X-Restate-Invocation-Id`, `X-Writer-Step`, `X-Writer-Attempt`; `model` from the JSON body. Outcomes:
+`X-Restate-Invocation-Id`, `X-Writer-Step`, `X-Writer-Attempt`; `model` from the JSON body; `fingerprint`
+(sha256 of the body's JSON, keys sorted: the same question asked twice) and `nonces` (the drill nonces,
+`drill-` and 12 hex digits, found in the body) attribute requests of a service that sends no headers. Outcomes:
 
 - `ok`: the upstream's answer, whatever its status (a 500 from the model is `ok` with status 500),
   was passed on in full;
@@ -58,9 +61,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -153,6 +158,10 @@ class TapRequest:
     duration_ms: float | None = None
     outcome: str | None = None
     error: str | None = None
+    fingerprint: str | None = None
+    """sha256 of the request body as JSON with sorted keys: the same question asked again has the same one."""
+    nonces: tuple[str, ...] = ()
+    """The drill nonces (`drill-` and 12 hex digits) the body holds: which invocation asked, with no header."""
 
 
 class TapFollower:
@@ -230,6 +239,8 @@ def _apply(requests: dict[str, TapRequest], event: dict[str, Any]) -> TapRequest
                 step=event.get("step"),
                 attempt=event.get("attempt"),
                 model=event.get("model"),
+                fingerprint=event.get("fingerprint"),
+                nonces=tuple(event.get("nonces") or ()),
             )
         elif event.get("event") == "end" and event["id"] in requests:
             request = replace(
@@ -312,6 +323,8 @@ class TapApp:
                 "step": _header(headers, STEP_HEADER),
                 "attempt": _attempt(_header(headers, ATTEMPT_HEADER)),
                 "model": _model(body),
+                "fingerprint": fingerprint(body),
+                "nonces": sorted(set(NONCE_PATTERN.findall(body.decode("utf-8", "replace")))),
             }
         )
         progress = _Progress()
@@ -410,6 +423,19 @@ def _attempt(value: str | None) -> int | str | None:
         return int(value) if value is not None else None
     except ValueError:
         return value
+
+
+NONCE_PATTERN = re.compile(r"drill-[0-9a-f]{12}")
+"""`drillkit.components.target.new_nonce`'s shape."""
+
+
+def fingerprint(body: bytes) -> str:
+    """The request's identity: sha256 of its JSON with sorted keys (of the raw bytes if not JSON)."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def _model(body: bytes) -> str | None:

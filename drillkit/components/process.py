@@ -134,7 +134,7 @@ class ManagedProcess:
         def probe() -> str:
             if self.procs.live(record.name) is None:
                 return "exited"
-            return "healthy" if http_ok(url) else "starting"
+            return "healthy" if self.healthy() else "starting"
 
         try:
             state = poll(probe, lambda s: s != "starting", f"{self.what} health at {url}", timeout_s)

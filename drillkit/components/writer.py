@@ -36,6 +36,9 @@ SCRIPT = PROJECT_ROOT / "scripts" / "restate_writer_service.py"
 
 
 class WriterService(ManagedProcess):
+    startable = True
+    """Always started by the tool (a configured target may be a deployment running elsewhere)."""
+
     def __init__(self, config: DrillConfig, state: StateDir, procs: ProcessTable, host: str) -> None:
         super().__init__(procs, NAME, "writer service", state.log_file(NAME))
         self.config = config

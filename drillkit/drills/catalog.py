@@ -6,13 +6,13 @@ import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from drillkit import live, progress
-from drillkit.drills import html_report
+from drillkit.drills import any_target, html_report
 from drillkit.drills.crash import check_target, crash_scenario
 from drillkit.drills.frame import Scenario, bring_up, run_drill
 from drillkit.drills.node_loss import INVOCATIONS, check_node_loss, node_loss_scenario
@@ -20,7 +20,8 @@ from drillkit.drills.record import INCONCLUSIVE, PASS, DrillRecord
 from drillkit.drills.server_crash import server_crash_scenario
 from drillkit.drills.storm import Llm, Target, check_storm, storm_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
-from drillkit.drills.tool_error import check_request_faults, tool_error_scenario
+from drillkit.drills.tool_error import check_fail_first, check_request_faults, tool_error_scenario
+from drillkit.errors import ConfigError
 from drillkit.stack import Stack
 from drillkit.state import drill_lock
 
@@ -34,6 +35,27 @@ class DrillSpec:
     """Refuses parameters this config cannot run (raises DrillError) before anything is started."""
     deadline_s: float | None = None
     """Fixed wait budget (--deadline); None: waits follow the pace the drill observes."""
+    on_target: Callable[[], DrillSpec] | str = "not written for configured targets yet"
+    """The same drill on a configured target (`target:` in the config), or why it does not apply there."""
+    for_target: bool = False
+    """This spec is already the configured-target variant."""
+
+
+class NotApplicable(ConfigError):
+    """The drill cannot run on this config's target (said in one line; drill.all reports it as such)."""
+
+
+def resolve(spec: DrillSpec, stack: Stack) -> DrillSpec:
+    """The spec itself for the shipped writer; its configured-target variant otherwise."""
+    if stack.target is None or spec.for_target:
+        return spec
+    if isinstance(spec.on_target, str):
+        raise NotApplicable(f"drill.{spec.name} does not apply to {stack.target.what}: {spec.on_target}")
+    return replace(spec.on_target(), for_target=True)
+
+
+WRITER_AT = "section:2"
+"""The shipped writer's default kill point: outline and section 1 finished, section 2 in flight."""
 
 
 def _deadline(deadline_s: float | None) -> dict[str, Any]:
@@ -41,33 +63,85 @@ def _deadline(deadline_s: float | None) -> dict[str, Any]:
 
 
 def crash(
-    sig: signal.Signals = signal.SIGKILL, at: str = "section:2", resume: bool = True, deadline_s: float | None = None
+    sig: signal.Signals = signal.SIGKILL, at: str | None = None, resume: bool = True, deadline_s: float | None = None
 ) -> DrillSpec:
-    params = {"signal": sig.name.removeprefix("SIG"), "at": at, "resume": resume, **_deadline(deadline_s)}
-    return DrillSpec("crash", params, crash_scenario(sig, at, resume), partial(check_target, at=at), deadline_s)
+    def spec(at: str, scenario: Callable[..., Scenario], check: Callable[[Stack], None]) -> DrillSpec:
+        params = {"signal": sig.name.removeprefix("SIG"), "at": at, "resume": resume, **_deadline(deadline_s)}
+        return DrillSpec("crash", params, scenario(sig, at, resume), check, deadline_s)
+
+    def on_target() -> DrillSpec:
+        chosen = at or any_target.DEFAULT_AT
+        return spec(chosen, any_target.crash_scenario, partial(_check_target_point, at=chosen, kills=True))
+
+    writer_at = at or WRITER_AT
+    writer = spec(writer_at, crash_scenario, partial(check_target, at=writer_at))
+    return replace(writer, on_target=on_target)
 
 
 def server_crash(
-    sig: signal.Signals = signal.SIGKILL, at: str = "section:2", resume: bool = True, deadline_s: float | None = None
+    sig: signal.Signals = signal.SIGKILL, at: str | None = None, resume: bool = True, deadline_s: float | None = None
 ) -> DrillSpec:
-    params = {"signal": sig.name.removeprefix("SIG"), "at": at, "resume": resume, **_deadline(deadline_s)}
-    return DrillSpec(
-        "server-crash", params, server_crash_scenario(sig, at, resume), partial(check_target, at=at), deadline_s
-    )
+    def spec(at: str, scenario: Callable[..., Scenario], check: Callable[[Stack], None]) -> DrillSpec:
+        params = {"signal": sig.name.removeprefix("SIG"), "at": at, "resume": resume, **_deadline(deadline_s)}
+        return DrillSpec("server-crash", params, scenario(sig, at, resume), check, deadline_s)
+
+    def on_target() -> DrillSpec:
+        chosen = at or any_target.DEFAULT_AT
+        return spec(chosen, any_target.server_crash_scenario, partial(_check_target_point, at=chosen, kills=False))
+
+    writer_at = at or WRITER_AT
+    writer = spec(writer_at, server_crash_scenario, partial(check_target, at=writer_at))
+    return replace(writer, on_target=on_target)
+
+
+def _check_target_point(stack: Stack, at: str, kills: bool) -> None:
+    any_target.run_point(at)
+    any_target.check_model_side(stack)
+    any_target.check_startable(stack, "kill and restart" if kills else "point at the LLM tap and restart")
 
 
 def timeout(mode: Mode = "down", expect: Expect | None = None, deadline_s: float | None = None) -> DrillSpec:
     params = {"mode": mode, "expect": expect or DEFAULT_EXPECT[mode], **_deadline(deadline_s)}
-    return DrillSpec("timeout", params, timeout_scenario(mode, expect), deadline_s=deadline_s)
+
+    def check_on_target(stack: Stack) -> None:
+        if (expect or "recover") != "recover":
+            raise ConfigError(f"--expect {expect}: on a configured target the timeout drill expects recover")
+        any_target.check_model_side(stack)
+        any_target.check_startable(stack, "point at a broken model endpoint")
+
+    target_variant: Callable[[], DrillSpec] | str = lambda: DrillSpec(  # noqa: E731
+        "timeout",
+        {"mode": mode, "expect": "recover", **_deadline(deadline_s)},
+        any_target.timeout_scenario(mode),
+        check_on_target,
+        deadline_s,
+    )
+    if mode == "pause":
+        target_variant = "its pause mode restarts Restate with the shipped writer's retry policy in mind"
+    return DrillSpec("timeout", params, timeout_scenario(mode, expect), deadline_s=deadline_s, on_target=target_variant)
 
 
 def tool_error(fail_first: int = 2, deadline_s: float | None = None) -> DrillSpec:
+    params = {"fail_first": fail_first, **_deadline(deadline_s)}
+
+    def check_on_target(stack: Stack) -> None:
+        check_fail_first(fail_first)
+        if stack.target is not None and stack.target.spec.tool_fault is None:
+            raise NotApplicable(
+                f"drill.tool-error does not apply to {stack.target.what}: it declares no fault hook for its tool "
+                f"(target.tool_fault in {stack.config.source})"
+            )
+        any_target.check_startable(stack, "restart with its tool-fault hook set")
+
     return DrillSpec(
         "tool-error",
-        {"fail_first": fail_first, **_deadline(deadline_s)},
+        params,
         tool_error_scenario(fail_first),
         partial(check_request_faults, fail_first=fail_first),
         deadline_s,
+        on_target=lambda: DrillSpec(
+            "tool-error", params, any_target.tool_error_scenario(fail_first), check_on_target, deadline_s
+        ),
     )
 
 
@@ -150,6 +224,7 @@ LIVE_DRILLS = ("storm",)  # long enough to want a live status of its own
 def run(
     stack: Stack, spec: DrillSpec, report_dir: Path | None = None, keep_up: bool = False
 ) -> tuple[DrillRecord, Path]:
+    spec = resolve(spec, stack)
     if spec.check is not None:
         spec.check(stack)
     with live.watch(stack, f"drill.{spec.name}") if spec.name in LIVE_DRILLS else nullcontext():
@@ -163,10 +238,16 @@ def label(spec: DrillSpec) -> str:
 def run_all(
     stack: Stack, report_dir: Path | None = None, keep_up: bool = False, specs: list[DrillSpec] | None = None
 ) -> list[tuple[DrillRecord, Path]]:
-    chosen = specs or all_drills()
-    for spec in chosen:
-        if spec.check is not None:
-            spec.check(stack)
+    chosen, not_applicable = [], []
+    for spec in specs or all_drills():
+        try:
+            resolved = resolve(spec, stack)
+        except NotApplicable as exc:
+            not_applicable.append((label(spec), str(exc)))
+            continue
+        if resolved.check is not None:
+            resolved.check(stack)
+        chosen.append(resolved)
     base = report_dir or stack.state.reports / f"all-{time.strftime('%Y%m%d-%H%M%S')}"
     results = []
     with drill_lock(stack.state, "drill.all"):
@@ -188,10 +269,15 @@ def run_all(
         )
         for r, d in results
     ]
+    rows += [(name, "", "NOT APPLICABLE", "-", why) for name, why in not_applicable]
     progress.table("drill.all", ("drill", "parameters", "verdict", "time", "reports"), rows)
     progress.info(f"index: {html_report.write_index(base, [d for _, d in results])}")
     passed = sum(r.verdict == PASS for r, _ in results)
     inconclusive = sum(r.verdict == INCONCLUSIVE for r, _ in results)
     failed = len(results) - passed - inconclusive
-    progress.info(f"{passed} passed, {failed} failed" + (f", {inconclusive} inconclusive" if inconclusive else ""))
+    progress.info(
+        f"{passed} passed, {failed} failed"
+        + (f", {inconclusive} inconclusive" if inconclusive else "")
+        + (f", {len(not_applicable)} not applicable" if not_applicable else "")
+    )
     return results

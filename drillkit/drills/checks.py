@@ -20,8 +20,9 @@ from drillkit.procs import Stopped
 from drillkit.restate_api import IngressApi
 
 
-def completed_with_success(drill: Drill, row: Row) -> None:
-    """Completed with success (Restate and the CLI agree), output retrievable, report file present."""
+def completed_with_success(drill: Drill, row: Row, report_file: bool = True) -> None:
+    """Completed with success (Restate and the CLI agree), output retrievable, report file present (the
+    shipped writer's output names its file; a configured target's output is only checked to exist)."""
     record = drill.record
     record.expect(
         "completed with success (sys_invocation)",
@@ -37,6 +38,13 @@ def completed_with_success(drill: Drill, row: Row) -> None:
         next((line.strip() for line in describe.splitlines() if "Status:" in line), "no Status line"),
     )
     output = fetch_output(drill)
+    if not report_file:
+        record.expect(
+            "the output is retrievable from Restate",
+            "output" in record.evidence,
+            f"GET /restate/invocation/{drill.invocation_id}/output",
+        )
+        return
     record.expect(
         "the output is retrievable from Restate",
         output is not None and "output_path" in output,
@@ -97,15 +105,18 @@ def fetch_output(drill: Drill) -> dict[str, Any] | None:
 
 
 def writer_gone(drill: Drill, stopped: Stopped, sig: signal.Signals) -> None:
+    service_gone(drill, stopped, sig, "the writer", drill.stack.config.service.grace_period_s)
+
+
+def service_gone(drill: Drill, stopped: Stopped, sig: signal.Signals, what: str, grace: float) -> None:
     pid = stopped.record.pid
     if sig == signal.SIGKILL:
         drill.record.expect(
-            f"the writer (pid {pid}) is gone after SIGKILL", True, f"pid {pid} verified, signalled and gone"
+            f"{what} (pid {pid}) is gone after SIGKILL", True, f"pid {pid} verified, signalled and gone"
         )
         return
-    grace = drill.stack.config.service.grace_period_s
     drill.record.expect(
-        f"the writer (pid {pid}) shut down gracefully on SIGTERM",
+        f"{what} (pid {pid}) shut down gracefully on SIGTERM",
         not stopped.escalated,
         f"exited by itself after {stopped.seconds:.2f} s (grace period {grace:g} s)"
         if not stopped.escalated

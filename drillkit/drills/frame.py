@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from drillkit import progress, traces
+from drillkit.components.llm_tap import LlmTap
 from drillkit.drills.pace import Pace
 from drillkit.drills.record import ERROR, PASS, DrillRecord, row_summary
 from drillkit.errors import DrillError, Inconclusive
@@ -39,6 +40,10 @@ class Drill:
     """Set by the action that injects the fault: a wait that runs out before it means the environment
     failed (INCONCLUSIVE); after it, that the system under test did not recover (FAIL)."""
     invocations: list[str] = field(default_factory=list)
+    nonces: dict[str, str] = field(default_factory=dict)
+    """invocation id -> the nonce its body carries (configured targets: how the tap tells them apart)."""
+    tap: LlmTap | None = None
+    """The LLM tap in front of the model, when the drill put one there."""
 
     def on_cleanup(self, what: str, action: Callable[[], Any]) -> None:
         """Run `action` at the end, on every path; registered once per `what` (a storm kills many times)."""
@@ -85,7 +90,8 @@ def collect_evidence(drill: Drill) -> None:
         except (DrillError, OSError) as exc:
             evidence[key] = None
             record.note(f"could not gather {key}: {exc}")
-    evidence["ledger"] = [asdict(e) for e in stack.writer.ledger(invocation_id)]
+    if stack.target is None:  # a configured target keeps no ledger of ours
+        evidence["ledger"] = [asdict(e) for e in stack.writer.ledger(invocation_id)]
 
 
 def stop_unfinished(drill: Drill) -> None:

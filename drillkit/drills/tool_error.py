@@ -16,9 +16,13 @@ from drillkit.howto import howto_body
 from drillkit.stack import Stack
 
 
-def check_request_faults(stack: Stack, fail_first: int) -> None:
+def check_fail_first(fail_first: int) -> None:
     if fail_first < 1:
         raise DrillError("--fail-first must be at least 1: a drill with no fault proves nothing")
+
+
+def check_request_faults(stack: Stack, fail_first: int) -> None:
+    check_fail_first(fail_first)
     if not stack.config.faults.allow_request_faults:
         raise DrillError(
             f"{stack.config.source}: faults.allow_request_faults is false, so the writer refuses injected "

@@ -80,7 +80,19 @@ def test_request_line_is_written_before_the_upstream_is_called(tmp_path):
     assert after.end_time >= after.time and after.duration_ms >= 0
     events = [json.loads(line) for line in record.read_text().splitlines()]
     assert [e["event"] for e in events] == ["request", "end"]
-    assert set(events[0]) == {"event", "id", "time", "method", "path", "invocation_id", "step", "attempt", "model"}
+    assert set(events[0]) == {
+        "event",
+        "id",
+        "time",
+        "method",
+        "path",
+        "invocation_id",
+        "step",
+        "attempt",
+        "model",
+        "fingerprint",
+        "nonces",
+    }
     assert set(events[1]) == {"event", "id", "time", "status", "duration_ms", "error", "outcome"}
     assert len(events[0]["id"]) == 32
 

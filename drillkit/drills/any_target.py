@@ -1,0 +1,416 @@
+"""The drills on a configured target (`target:` in the config): a Restate service this tool did not write.
+
+Nothing is asked of the service. Its model is reached through the LLM tap (the drill sets the variable
+the target reads its base URL from), so every model request is seen at the door; requests are told
+apart by the nonce the drill puts in each body, not by headers. Kill points come from Restate's journal:
+`run:N` is the Nth `Run` entry (names may repeat: the Agents SDK journals every model call as
+`call LLM`), cut while in flight. A finished step that runs again is caught twice, without the target's
+help: its exact model request (same fingerprint) reaching the model after Restate had journaled the
+step's result, or the journal no longer holding, unchanged, a result it held before the fault.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import uuid
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import urlsplit
+
+from drillkit.blackhole import BlackHole, closed_port
+from drillkit.components.llm_tap import LlmTap, TapRequest
+from drillkit.components.target import TargetService, new_nonce
+from drillkit.drills import actions, checks, probes
+from drillkit.drills.frame import Drill, Scenario
+from drillkit.errors import ComponentError, ConfigError, DrillError, Inconclusive
+from drillkit.evidence import JournalStep, journal_steps, restate_time, transient_errors
+from drillkit.procs import ProcessRecord, Stopped
+from drillkit.stack import Stack
+from drillkit.waits import poll
+
+DEFAULT_AT = "run:2"
+"""One finished Run to protect, the next one cut in flight."""
+RUN_POINT = re.compile(r"^(?:run:)?([1-9][0-9]*)$")
+TOLERANCE_S = 0.005  # Restate's timestamps are in milliseconds
+
+
+def run_point(at: str) -> int:
+    """`run:N` (or N): the Nth Run entry of the journal, 1-based."""
+    found = RUN_POINT.match(at.strip())
+    if not found:
+        raise ConfigError(f"--at {at!r}: on a configured target the kill point is run:N (the Nth Run step), e.g. run:2")
+    return int(found.group(1))
+
+
+def target_of(stack: Stack) -> TargetService:
+    target = stack.target
+    if target is None:
+        raise DrillError(f"{stack.config.source}: no `target` section")
+    return target
+
+
+def check_startable(stack: Stack, what: str) -> None:
+    target_of(stack).require_startable(what)
+
+
+def check_model_side(stack: Stack) -> None:
+    target = target_of(stack)
+    if not target.spec.llm_base_url_env:
+        raise ConfigError(
+            f"{stack.config.source}: target.llm_base_url_env is not set: the drill cannot put the LLM tap (or a "
+            "broken endpoint) in front of this target's model"
+        )
+
+
+# -- actions on the target ----------------------------------------------------------------------------
+
+
+def route_through_tap(drill: Drill, tool_failures: int = 0) -> LlmTap:
+    """Model <- tap <- target: the target restarted with its base-URL variable naming the tap (and the
+    tool-fault count when asked); put back as configured at the end."""
+    stack, target = drill.stack, target_of(drill.stack)
+    upstream = urlsplit(stack.config.writer_model.base_url)
+    tap = LlmTap(
+        stack.procs, stack.state.log_file("llm-tap"), stack.state.root / "llm-tap" / f"{uuid.uuid4().hex}.jsonl"
+    )
+    drill.on_cleanup("LLM tap stopped", tap.stop)
+    tap.start(f"{upstream.scheme}://{upstream.netloc}")
+    base_url = f"{tap.url}{upstream.path}"
+    drill.on_cleanup(f"{target.what} restarted as configured", target.restart)
+    record = target.restart(llm_base_url=base_url, tool_failures=tool_failures)
+    drill.record.event(
+        "tap",
+        f"{target.what} (pid {record.pid}) -> {base_url} -> {stack.config.writer_model.base_url}; record {tap.record}",
+    )
+    drill.record.evidence["tap_record"] = str(tap.record)
+    drill.tap = tap
+    return tap
+
+
+def running_target(drill: Drill) -> ProcessRecord:
+    record = target_of(drill.stack).live()
+    if record is None:
+        raise DrillError(f"{target_of(drill.stack).what} is not running: nothing to crash")
+    drill.record.event("target running", f"pid {record.pid}")
+    return record
+
+
+def send(drill: Drill, nonce: str | None = None, idempotency_key: str | None = None) -> str:
+    """POST /<service>/<handler>/send with the target's body, its `{{nonce}}` filled in."""
+    target = target_of(drill.stack)
+    chosen = nonce or new_nonce()
+    body = target.body(chosen)
+    invocation_id = drill.stack.ingress.send(
+        body, idempotency_key=idempotency_key, service=target.service, handler=target.handler
+    )
+    drill.stack.state.remember_invocation(invocation_id)
+    drill.record.invocation_id = drill.record.invocation_id or invocation_id
+    drill.invocations.append(invocation_id)
+    drill.nonces[invocation_id] = chosen
+    drill.record.event("sent", f"POST /{target.service}/{target.handler}/send -> {invocation_id} (nonce {chosen})")
+    return invocation_id
+
+
+def kill_target(drill: Drill, record: ProcessRecord, sig: signal.Signals) -> Stopped:
+    target = target_of(drill.stack)
+    drill.on_cleanup(f"{target.what} running", target.start)
+    drill.fault_injected = True
+    drill.record.event("signalled", f"{sig.name} to {target.what}'s recorded pid {record.pid} (verified first)")
+    stopped = target.kill_record(record, sig)
+    if stopped is None:
+        raise DrillError(f"{target.what} (pid {record.pid}) was no longer running when the drill killed it")
+    drill.record.event(
+        "killed",
+        f"{sig.name} to pid {stopped.record.pid}; gone after {stopped.seconds:.2f} s"
+        + (" (SIGTERM ignored: escalated to SIGKILL)" if stopped.escalated else ""),
+    )
+    return stopped
+
+
+def restart_target(drill: Drill) -> ProcessRecord:
+    """The target started again with the environment it had (the tap in front of its model)."""
+    target = target_of(drill.stack)
+    tap = drill.tap
+    upstream = urlsplit(drill.stack.config.writer_model.base_url)
+    record = target.start(llm_base_url=f"{tap.url}{upstream.path}" if tap else None)
+    drill.record.event("restarted", f"{target.what} pid {record.pid} accepts connections")
+    return record
+
+
+# -- probes -------------------------------------------------------------------------------------------
+
+
+def runs(rows: probes.Rows) -> list[JournalStep]:
+    return journal_steps(rows)
+
+
+def wait_run_in_flight(drill: Drill, n: int) -> list[JournalStep]:
+    """Until the journal holds the Nth Run, not completed, with every Run before it completed."""
+
+    def ready(rows: probes.Rows) -> bool:
+        steps = runs(rows)
+        return len(steps) >= n and not steps[n - 1].completed and all(s.completed for s in steps[: n - 1])
+
+    def finished_too_early(rows: probes.Rows) -> bool:
+        steps = runs(rows)
+        return ready(rows) or (len(steps) >= n and steps[n - 1].completed) or invocation_done(drill)
+
+    rows = probes.wait_journal(drill, finished_too_early, f"Run {n} of the journal to be in flight")
+    steps = runs(rows)
+    if not ready(rows):
+        raise Inconclusive(
+            f"Run {n} was never seen in flight (the journal went from {len([s for s in steps if s.completed])} "
+            f"completed Runs past it between two looks, or the invocation ended with {len(steps)} Runs); "
+            "pick another --at or a slower model"
+        )
+    drill.record.event("target running", f"Run {n} ({steps[n - 1].name}) in flight")
+    return steps
+
+
+def invocation_done(drill: Drill) -> bool:
+    return probes.invocation(drill).get("status") == "completed"
+
+
+def tap_requests(drill: Drill, invocation_id: str | None = None) -> list[TapRequest]:
+    """The model requests of this invocation: those whose body holds its nonce (all of them when the body
+    has no nonce and the drill sent one invocation)."""
+    if drill.tap is None:
+        return []
+    chosen = invocation_id or drill.invocation_id
+    nonce = drill.nonces.get(chosen)
+    every = drill.tap.requests()
+    if nonce and any(nonce in r.nonces for r in every):
+        return [r for r in every if nonce in r.nonces]
+    return every if len(drill.invocations) == 1 else []
+
+
+def settled_tap_requests(drill: Drill, invocation_id: str | None = None) -> list[TapRequest]:
+    """As `tap_requests`, once each has its end line (the tap writes it after handing the answer over)."""
+    try:
+        return poll(
+            lambda: tap_requests(drill, invocation_id),
+            lambda rs: all(r.outcome is not None for r in rs),
+            "the tap's end lines",
+            timeout_s=10.0,
+        )
+    except DrillError:
+        return tap_requests(drill, invocation_id)
+
+
+# -- evidence -----------------------------------------------------------------------------------------
+
+
+def requests_inside(step: JournalStep, requests: list[TapRequest]) -> list[TapRequest]:
+    """The model requests made while `step` ran: arrived after its Run command was journaled and
+    answered before its result was."""
+    began, ended = restate_time(step.started_at), restate_time(step.completed_at)
+    if began is None or ended is None:
+        return []
+    return [
+        r
+        for r in requests
+        if r.time >= began - TOLERANCE_S and r.end_time is not None and r.end_time <= ended + TOLERANCE_S
+    ]
+
+
+def rerequested_after_journaled(done: list[JournalStep], requests: list[TapRequest]) -> list[str]:
+    """Finished steps whose exact model request reached the model again after Restate had journaled their
+    result: finished work done again. Must be empty."""
+    again = []
+    for step in done:
+        ended = restate_time(step.completed_at)
+        asked = {r.fingerprint for r in requests_inside(step, requests) if r.fingerprint}
+        if ended is None or not asked:
+            continue
+        later = [r for r in requests if r.fingerprint in asked and r.time > ended + TOLERANCE_S]
+        if later:
+            again.append(f"Run {step.index} ({step.name}): asked again {len(later)}x after its result was journaled")
+    return again
+
+
+def changed_results(before: list[JournalStep], after: list[JournalStep]) -> list[str]:
+    """Runs completed before the fault whose entry the final journal no longer holds as it was."""
+    final = {(s.index, s.name): s for s in after}
+    changed = []
+    for step in before:
+        now = final.get((step.index, step.name))
+        if now is None or not now.completed or now.result != step.result or now.completed_at != step.completed_at:
+            changed.append(f"Run {step.index} ({step.name})")
+    return changed
+
+
+def model_steps(steps: list[JournalStep], requests: list[TapRequest]) -> dict[int, int]:
+    """Journal index of each Run -> the model requests made inside it (0 for steps that call no model)."""
+    return {s.index: len(requests_inside(s, requests)) for s in steps}
+
+
+# -- checks -------------------------------------------------------------------------------------------
+
+
+def completed(drill: Drill, row: probes.Row) -> None:
+    """Completed with success (Restate's row and the CLI agree) and the output is retrievable."""
+    checks.completed_with_success(drill, row, report_file=False)
+
+
+def no_finished_run_again(drill: Drill, done: list[JournalStep], when: str = "the kill") -> None:
+    requests = settled_tap_requests(drill)
+    final = runs(probes.journal(drill))
+    again = rerequested_after_journaled(done, requests)
+    changed = changed_results(done, final)
+    names = ", ".join(f"{s.index}:{s.name}" for s in done) or "none"
+    drill.record.expect(
+        f"no Run that had finished before {when} ran again (model requests at the tap)",
+        not again,
+        f"finished before {when}: {names}; {len(requests)} model requests seen; "
+        + ("; ".join(again) if again else "none of their requests reached the model again"),
+    )
+    drill.record.expect(
+        f"the journal still holds every result it held before {when}, unchanged",
+        not changed,
+        "changed or missing: " + ", ".join(changed) if changed else f"{len(done)} results kept",
+    )
+    drill.record.evidence["tap_requests"] = [asdict(r) for r in requests]
+
+
+def gone(drill: Drill, stopped: Stopped, sig: signal.Signals) -> None:
+    checks.service_gone(drill, stopped, sig, target_of(drill.stack).what, target_of(drill.stack).spec.grace_period_s)
+
+
+# -- the drills ---------------------------------------------------------------------------------------
+
+
+def crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenario:
+    n = run_point(at)
+
+    def scenario(drill: Drill) -> None:
+        route_through_tap(drill)
+        record = running_target(drill)
+        send(drill)
+        wait_run_in_flight(drill, n)
+        stopped = kill_target(drill, record, sig)
+        gone(drill, stopped, sig)
+        row = probes.wait_invocation(drill, probes.retrying_or_done, "Restate to show the invocation retrying")
+        steps = runs(probes.journal(drill))
+        done = [s for s in steps if s.completed]
+        drill.record.evidence["completed_at_kill"] = [f"{s.index}:{s.name}" for s in done]
+        if sig == signal.SIGKILL and len(steps) >= n and steps[n - 1].completed:
+            raise Inconclusive(
+                f"the fault was not injected as planned: Run {n} ({steps[n - 1].name}) had finished when the "
+                "kill landed; run again, or pick another --at"
+            )
+        checks.retried_after_kill(drill, row, sig)
+        try:
+            restart_target(drill)
+        except ComponentError as exc:
+            drill.record.expect("the target restarts and accepts connections", False, str(exc))
+            return
+        if row.get("status") != "completed":
+            come_back(drill, resume)
+        completed(drill, probes.wait_completed(drill))
+        no_finished_run_again(drill, done)
+
+    return scenario
+
+
+def server_crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenario:
+    n = run_point(at)
+
+    def scenario(drill: Drill) -> None:
+        route_through_tap(drill)
+        send(drill)
+        wait_run_in_flight(drill, n)
+        before = [s for s in runs(probes.journal(drill)) if s.completed]
+        actions.kill_server(drill, sig)
+        actions.start_server(drill)
+        # A restarted server answers SQL before its partition has replayed the log: wait for what it had.
+        probes.wait_journal(
+            drill,
+            lambda rows: len([s for s in runs(rows) if s.completed]) >= len(before),
+            "the restarted server's journal to hold the steps finished before the crash",
+        )
+        if resume:
+            actions.resume(drill)
+        completed(drill, probes.wait_completed(drill))
+        no_finished_run_again(drill, before, when="the server crash")
+
+    return scenario
+
+
+def tool_error_scenario(fail_first: int) -> Scenario:
+    def scenario(drill: Drill) -> None:
+        target = target_of(drill.stack)
+        assert target.spec.tool_fault is not None  # checked before the drill
+        step = target.spec.tool_fault.step
+        route_through_tap(drill, tool_failures=fail_first)
+        drill.fault_injected = True
+        drill.record.event("fault armed", f"{target.spec.tool_fault.env}={fail_first}: {step} fails {fail_first}x")
+        send(drill)
+        completed(drill, probes.wait_completed(drill))
+        errors = [e for e in transient_errors(drill.stack.admin.journal_events(drill.invocation_id))]
+        on_step = [e for e in errors if step in str(e)]
+        drill.record.expect(
+            f"Restate's journal events show {step} failing and retried",
+            len(on_step) >= fail_first,
+            f"{len(on_step)} transient error event(s) naming {step} (expected at least {fail_first})",
+        )
+        steps = runs(probes.journal(drill))
+        named = [s for s in steps if s.name == step]
+        drill.record.expect(
+            f"{step} journaled once, as a success",
+            len(named) == 1 and named[0].completed and named[0].result == "Success",
+            ", ".join(f"{s.index}:{s.name}={s.result}" for s in named) or f"no Run named {step}",
+        )
+
+    return scenario
+
+
+def timeout_scenario(mode: str) -> Scenario:
+    """The model is away (`down`: a closed port; `hang`: a listener that never answers) while the target
+    runs its first model step; Restate retries; the model comes back; completed with success."""
+
+    def scenario(drill: Drill) -> None:
+        target = target_of(drill.stack)
+        path = urlsplit(drill.stack.config.writer_model.base_url).path
+        with BlackHole() as hole:
+            broken = hole.url.removesuffix("/v1") if mode == "hang" else f"http://127.0.0.1:{closed_port()}"
+            drill.on_cleanup(f"{target.what} restarted as configured", target.restart)
+            target.restart(llm_base_url=broken + path)
+            drill.fault_injected = True
+            drill.record.event("endpoint down" if mode == "down" else "endpoint hangs", broken + path)
+            send(drill)
+            row = probes.wait_invocation(drill, probes.is_retrying, "Restate to retry the model step")
+            drill.record.expect(
+                "Restate retries while the model cannot answer", probes.is_retrying(row), probes.row_detail(row)
+            )
+        route_through_tap(drill)
+        drill.record.event("endpoint back", "the target points at the model (through the tap)")
+        actions.resume(drill)
+        completed(drill, probes.wait_completed(drill))
+
+    return scenario
+
+
+def come_back(drill: Drill, resume: bool) -> None:
+    if resume:
+        actions.resume(drill)
+    probes.wait_invocation(drill, lambda r: r.get("status") in ("running", "completed"), "the invocation to run again")
+    drill.record.event("running again", "")
+
+
+def journal_shape(steps: list[JournalStep], requests: list[TapRequest]) -> list[dict[str, Any]]:
+    """What `inv target.check` prints: each Run, its time and the model requests made inside it."""
+    shape: list[dict[str, Any]] = []
+    for step in steps:
+        began, ended = restate_time(step.started_at), restate_time(step.completed_at)
+        shape.append(
+            {
+                "point": f"run:{len(shape) + 1}",
+                "index": step.index,
+                "name": step.name,
+                "result": step.result,
+                "seconds": round(ended - began, 3) if began is not None and ended is not None else None,
+                "model_requests": len(requests_inside(step, requests)),
+            }
+        )
+    return shape
