@@ -162,8 +162,10 @@ class TargetService(ManagedProcess):
         accepts connections; a `uri` target cannot be started."""
         self.require_startable("start")
         extra = self.environment(llm_base_url, tool_failures)
+        settings = [f"{k}={v}" for k, v in extra.items() if k not in self.spec.env]
         stamp = ConfigStamp(
-            config_digest({"target": self.spec.model_dump(mode="json"), "env": extra}), self.config.source
+            config_digest({"target": self.spec.model_dump(mode="json"), "env": extra}),
+            self.config.source + (f" ({', '.join(settings)})" if settings else ""),
         )
         cwd = from_project_root(self.spec.cwd)
         if not cwd.is_dir():

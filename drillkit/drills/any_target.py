@@ -11,9 +11,12 @@ step's result, or the journal no longer holding, unchanged, a result it held bef
 
 from __future__ import annotations
 
+import random
 import re
 import signal
+import time
 import uuid
+from collections import Counter
 from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,8 +27,9 @@ from drillkit.components.target import TargetService, new_nonce
 from drillkit.drills import actions, checks, probes
 from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import ComponentError, ConfigError, DrillError, Inconclusive
-from drillkit.evidence import JournalStep, journal_steps, restate_time, transient_errors
+from drillkit.evidence import JournalStep, first_line, journal_steps, restate_time, transient_errors
 from drillkit.procs import ProcessRecord, Stopped
+from drillkit.restate_api import sql_list
 from drillkit.stack import Stack
 from drillkit.waits import poll
 
@@ -77,8 +81,8 @@ def route_through_tap(drill: Drill, tool_failures: int = 0) -> LlmTap:
     drill.on_cleanup("LLM tap stopped", tap.stop)
     tap.start(f"{upstream.scheme}://{upstream.netloc}")
     base_url = f"{tap.url}{upstream.path}"
-    drill.on_cleanup(f"{target.what} restarted as configured", target.restart)
-    record = target.restart(llm_base_url=base_url, tool_failures=tool_failures)
+    drill.on_cleanup(f"{target.what} running as configured", target.start)
+    record = target.start(llm_base_url=base_url, tool_failures=tool_failures)
     drill.record.event(
         "tap",
         f"{target.what} (pid {record.pid}) -> {base_url} -> {stack.config.writer_model.base_url}; record {tap.record}",
@@ -114,7 +118,7 @@ def send(drill: Drill, nonce: str | None = None, idempotency_key: str | None = N
 
 def kill_target(drill: Drill, record: ProcessRecord, sig: signal.Signals) -> Stopped:
     target = target_of(drill.stack)
-    drill.on_cleanup(f"{target.what} running", target.start)
+    drill.on_cleanup(f"{target.what} running", lambda: target.live() or restart_target(drill))
     drill.fault_injected = True
     drill.record.event("signalled", f"{sig.name} to {target.what}'s recorded pid {record.pid} (verified first)")
     stopped = target.kill_record(record, sig)
@@ -273,6 +277,20 @@ def no_finished_run_again(drill: Drill, done: list[JournalStep], when: str = "th
     drill.record.evidence["tap_requests"] = [asdict(r) for r in requests]
 
 
+def asked_once(drill: Drill) -> None:
+    """Each model question reached the model once: the retries replayed the finished model steps."""
+    requests = settled_tap_requests(drill)
+    repeated = Counter(r.fingerprint for r in requests if r.fingerprint)
+    again = {f[:12]: n for f, n in repeated.items() if n > 1}
+    drill.record.expect(
+        "every model step asked the model exactly once (replayed, not re-run, on each retry)",
+        bool(requests) and not again,
+        f"{len(requests)} model requests, {len(repeated)} distinct"
+        + (f"; asked more than once: {again}" if again else ""),
+    )
+    drill.record.evidence["tap_requests"] = [asdict(r) for r in requests]
+
+
 def gone(drill: Drill, stopped: Stopped, sig: signal.Signals) -> None:
     checks.service_gone(drill, stopped, sig, target_of(drill.stack).what, target_of(drill.stack).spec.grace_period_s)
 
@@ -346,14 +364,31 @@ def tool_error_scenario(fail_first: int) -> Scenario:
         drill.fault_injected = True
         drill.record.event("fault armed", f"{target.spec.tool_fault.env}={fail_first}: {step} fails {fail_first}x")
         send(drill)
-        completed(drill, probes.wait_completed(drill))
-        errors = [e for e in transient_errors(drill.stack.admin.journal_events(drill.invocation_id))]
-        on_step = [e for e in errors if step in str(e)]
+        retries: list[int] = [0]
+
+        def watched(row: probes.Row) -> bool:
+            # Restate keeps one journal event per distinct error, not one per retry: the retries are
+            # counted from its row (backing off with retry_count k between attempts, ≥100 ms each).
+            retries[0] = max(retries[0], int(row.get("retry_count") or 0))
+            return row.get("status") == "completed"
+
+        row = probes.wait_invocation(drill, watched, "the invocation to complete")
+        drill.record.event("completed", f"completion_result={row.get('completion_result')}")
+        completed(drill, row)
+        errors = transient_errors(drill.stack.admin.journal_events(drill.invocation_id))
+        on_step = [e for e in errors if e.get("related_command_name") == step]
         drill.record.expect(
-            f"Restate's journal events show {step} failing and retried",
-            len(on_step) >= fail_first,
-            f"{len(on_step)} transient error event(s) naming {step} (expected at least {fail_first})",
+            f"Restate's journal events show {step} failing",
+            bool(on_step),
+            f"{len(on_step)} transient error event(s) on {step}: "
+            + "; ".join(first_line(e.get("error_message")) for e in on_step[:3]),
         )
+        drill.record.expect(
+            f"Restate retried it at least {fail_first} times",
+            retries[0] >= fail_first,
+            f"highest retry_count seen in sys_invocation: {retries[0]}",
+        )
+        asked_once(drill)
         steps = runs(probes.journal(drill))
         named = [s for s in steps if s.name == step]
         drill.record.expect(
@@ -374,8 +409,8 @@ def timeout_scenario(mode: str) -> Scenario:
         path = urlsplit(drill.stack.config.writer_model.base_url).path
         with BlackHole() as hole:
             broken = hole.url.removesuffix("/v1") if mode == "hang" else f"http://127.0.0.1:{closed_port()}"
-            drill.on_cleanup(f"{target.what} restarted as configured", target.restart)
-            target.restart(llm_base_url=broken + path)
+            drill.on_cleanup(f"{target.what} running as configured", target.start)
+            target.start(llm_base_url=broken + path)
             drill.fault_injected = True
             drill.record.event("endpoint down" if mode == "down" else "endpoint hangs", broken + path)
             send(drill)
@@ -414,3 +449,134 @@ def journal_shape(steps: list[JournalStep], requests: list[TapRequest]) -> list[
             }
         )
     return shape
+
+
+# -- the storm ----------------------------------------------------------------------------------------
+
+
+def storm_scenario(n: int, kills: int, seed: int) -> Scenario:
+    """N invocations at once (each its own nonce and idempotency key), K SIGKILLs of the target at seeded
+    points of journal progress (completed Runs), restart, resume what backs off, all complete."""
+
+    def scenario(drill: Drill) -> None:
+        route_through_tap(drill)
+        batch = actions.Batch()
+        run = uuid.uuid4().hex[:8]
+        target = target_of(drill.stack)
+        started = time.monotonic()
+        for i in range(n):
+            nonce, key = new_nonce(), f"storm-{run}-{i}"
+            invocation_id = send(drill, nonce, idempotency_key=key)
+            batch.keys[invocation_id] = key
+            batch.bodies[invocation_id] = target.body(nonce)
+        recoveries = kill_at_progress(drill, batch, kills, seed)
+        wait_all(drill, batch)
+        judge_storm(drill, batch, kills, time.monotonic() - started, recoveries)
+
+    return scenario
+
+
+def completed_runs(drill: Drill, ids: list[str]) -> int:
+    rows = drill.stack.admin.query(
+        f"SELECT count(*) AS done FROM sys_journal WHERE entry_type = 'Notification: Run' AND id IN ({sql_list(ids)})"
+    )
+    return int(rows[0].get("done") or 0) if rows else 0
+
+
+def kill_at_progress(drill: Drill, batch: actions.Batch, kills: int, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    ids = list(batch.keys)
+    recoveries = []
+    for k in range(kills):
+        done = completed_runs(drill, ids)
+        goal = done + rng.randint(1, max(2, len(ids) // (kills - k)))
+
+        def reached(seen: int, goal: int = goal) -> bool:
+            drill.pace.observe(seen)
+            return seen >= goal or all_done(drill, ids)
+
+        seen = poll(lambda: completed_runs(drill, ids), reached, f"{goal} completed Runs", 24 * 3600, 0.05, drill.pace)
+        if all_done(drill, ids):
+            drill.record.note(f"every invocation finished before kill {k + 1}/{kills}")
+            break
+        drill.record.event(f"kill {k + 1}/{kills}", f"after {seen} completed Runs (goal {goal})")
+        stopped = kill_target(drill, running_target(drill), signal.SIGKILL)
+        gone(drill, stopped, signal.SIGKILL)
+        restart_target(drill)
+        restarted = time.monotonic()
+        resume_backing_off(drill, ids)
+
+        def moving(count: int, before: int = seen) -> bool:
+            return count > before
+
+        poll(lambda: completed_runs(drill, ids), moving, "work again", 24 * 3600, 0.05, drill.pace)
+        recoveries.append(round(time.monotonic() - restarted, 3))
+        drill.record.event("progress again", f"a Run completed {recoveries[-1]:.2f} s after the restart")
+    return recoveries
+
+
+def all_done(drill: Drill, ids: list[str]) -> bool:
+    rows = drill.stack.admin.query(f"SELECT id, status FROM sys_invocation WHERE id IN ({sql_list(ids)})")
+    return len(rows) == len(ids) and all(r.get("status") == "completed" for r in rows)
+
+
+def resume_backing_off(drill: Drill, ids: list[str]) -> None:
+    rows = drill.stack.admin.query(
+        f"SELECT id FROM sys_invocation WHERE status IN ('backing-off', 'paused') AND id IN ({sql_list(ids)})"
+    )
+    for row in rows:
+        actions.resume(drill, row["id"])
+
+
+def wait_all(drill: Drill, batch: actions.Batch) -> None:
+    ids = list(batch.keys)
+
+    def open_count() -> int:
+        rows = drill.stack.admin.query(f"SELECT id, status FROM sys_invocation WHERE id IN ({sql_list(ids)})")
+        still = len(ids) - sum(1 for r in rows if r.get("status") == "completed")
+        drill.pace.observe(still)
+        return still
+
+    poll(open_count, lambda c: c == 0, f"all {len(ids)} invocations to complete", 24 * 3600, 0.2, stalled=drill.pace)
+    drill.record.event("completed", f"all {len(ids)} invocations")
+
+
+def judge_storm(drill: Drill, batch: actions.Batch, kills: int, wall_s: float, recoveries: list[float]) -> None:
+    ids = list(batch.keys)
+    rows = drill.stack.admin.query(f"SELECT id, completion_result FROM sys_invocation WHERE id IN ({sql_list(ids)})")
+    failed = [r["id"] for r in rows if r.get("completion_result") != "success"]
+    drill.record.expect(
+        f"all {len(ids)} invocations completed with success",
+        len(rows) == len(ids) and not failed,
+        f"{len(rows) - len(failed)}/{len(ids)} success" + (f"; not: {failed[:5]}" if failed else ""),
+    )
+    checks.same_output_again(
+        drill, batch, service=target_of(drill.stack).service, handler=target_of(drill.stack).handler
+    )
+    again, llm_steps, requests = [], 0, 0
+    for invocation_id in ids:
+        steps = runs(probes.journal(drill, invocation_id))
+        asked = settled_tap_requests(drill, invocation_id)
+        requests += len(asked)
+        llm_steps += sum(1 for s in steps if requests_inside(s, asked))
+        again += [f"{invocation_id}: {what}" for what in rerequested_after_journaled(steps, asked)]
+    drill.record.expect(
+        "no Run Restate had journaled as done was requested again from the model (tap)",
+        not again,
+        f"{requests} model requests for {llm_steps} model steps" + (f"; again: {again[:5]}" if again else ""),
+    )
+    bound = llm_steps + 2 * kills * len(ids)
+    drill.record.expect(
+        f"model requests within the bound (model steps + 2·K·N = {bound})",
+        requests <= bound,
+        f"{requests} requests, {requests / llm_steps:.3f} per model step" if llm_steps else f"{requests} requests",
+    )
+    drill.record.evidence["storm"] = {
+        "invocations": len(ids),
+        "kills": kills,
+        "wall_s": round(wall_s, 3),
+        "throughput_per_s": round(len(ids) / wall_s, 3) if wall_s else None,
+        "recovery_s": recoveries,
+        "model_requests": requests,
+        "model_steps": llm_steps,
+    }

@@ -154,12 +154,35 @@ def storm(
     deadline_s: float | None = None,
 ) -> DrillSpec:
     params = {"invocations": invocations, "kills": kills, "target": target, "llm": llm, "seed": seed}
+
+    def on_target() -> DrillSpec:
+        def check(stack: Stack) -> None:
+            check_storm(stack, n=invocations, kills=kills, target="writer", llm="local")
+            if target != "writer" or llm != "local":
+                raise ConfigError("on a configured target the storm kills the target itself on its own model")
+            any_target.check_model_side(stack)
+            any_target.check_startable(stack, "kill and restart")
+            if invocations > 1 and stack.target is not None and not stack.target.tells_invocations_apart():
+                raise ConfigError(
+                    f"{stack.config.source}: target.body has no {{{{nonce}}}}: the storm's invocations could not be "
+                    "told apart at the model (put {{nonce}} in a string the target sends to its model)"
+                )
+
+        return DrillSpec(
+            "storm",
+            {"invocations": invocations, "kills": kills, "seed": seed, **_deadline(deadline_s)},
+            any_target.storm_scenario(invocations, kills, seed),
+            check,
+            deadline_s,
+        )
+
     return DrillSpec(
         "storm",
         {**params, **_deadline(deadline_s)},
         storm_scenario(invocations, kills, target, llm, seed),
         partial(check_storm, n=invocations, kills=kills, target=target, llm=llm),
         deadline_s,
+        on_target=on_target,
     )
 
 

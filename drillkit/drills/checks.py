@@ -17,7 +17,7 @@ from drillkit.drills.probes import Row, is_retrying, row_detail
 from drillkit.errors import HttpError, Inconclusive
 from drillkit.evidence import reexecuted_after_journaled
 from drillkit.procs import Stopped
-from drillkit.restate_api import IngressApi
+from drillkit.restate_api import HANDLER, SERVICE, IngressApi
 
 
 def completed_with_success(drill: Drill, row: Row, report_file: bool = True) -> None:
@@ -54,7 +54,9 @@ def completed_with_success(drill: Drill, row: Row, report_file: bool = True) -> 
     record.expect("the report file exists", path is not None and path.is_file(), str(path))
 
 
-def same_output_again(drill: Drill, batch: Batch, ingress: IngressApi | None = None) -> dict[str, Any]:
+def same_output_again(
+    drill: Drill, batch: Batch, ingress: IngressApi | None = None, service: str = SERVICE, handler: str = HANDLER
+) -> dict[str, Any]:
     """Each idempotency key sent again (the synchronous call, through `ingress` when given: a surviving
     node) returns what Restate stored for its invocation. Returns the stored outputs."""
     outputs: dict[str, Any] = {}
@@ -63,7 +65,9 @@ def same_output_again(drill: Drill, batch: Batch, ingress: IngressApi | None = N
     for invocation_id, key in batch.keys.items():
         try:
             outputs[invocation_id] = drill.stack.ingress.output(invocation_id)
-            again = again_through.call(batch.bodies[invocation_id], idempotency_key=key, timeout_s=60)
+            again = again_through.call(
+                batch.bodies[invocation_id], idempotency_key=key, timeout_s=60, service=service, handler=handler
+            )
         except HttpError as exc:
             differ.append(f"{invocation_id}: {exc}")
             continue
