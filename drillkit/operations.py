@@ -132,7 +132,7 @@ def start_writer(stack: Stack) -> None:
     """Start the service under drill: the shipped writer, or the configured target's command."""
     service = stack.service
     if stack.target is not None:
-        stack.target.require_startable("start")
+        stack.target.require_startable("start it")
     with progress.activity(f"starting the {service.what}"):
         record = service.start()
     progress.ok(f"{service.what} pid {record.pid}: {service.url} (log {record.log_file})")
@@ -140,7 +140,7 @@ def start_writer(stack: Stack) -> None:
 
 def kill(stack: Stack, sig: signal.Signals) -> Stopped | None:
     if stack.target is not None:
-        stack.target.require_startable("kill")
+        stack.target.require_startable("kill it")
     stopped = stack.service.kill(sig)
     _report_stop(stopped, stack.service.name)
     return stopped

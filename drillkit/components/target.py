@@ -160,7 +160,7 @@ class TargetService(ManagedProcess):
     def start(self, llm_base_url: str | None = None, tool_failures: int = 0) -> ProcessRecord:
         """Start the command (or reuse it when it already runs with the same settings) and wait until it
         accepts connections; a `uri` target cannot be started."""
-        self.require_startable("start")
+        self.require_startable("start it")
         extra = self.environment(llm_base_url, tool_failures)
         settings = [f"{k}={v}" for k, v in extra.items() if k not in self.spec.env]
         stamp = ConfigStamp(
@@ -188,5 +188,5 @@ class TargetService(ManagedProcess):
         if not self.startable:
             raise ConfigError(
                 f"{self.config.source}: target.uri {self.spec.uri} is a deployment this tool did not start: "
-                f"it cannot {what} it (give target.command instead of target.uri to let the tool run it)"
+                f"it cannot {what} (give target.command instead of target.uri to let the tool run it)"
             )

@@ -70,10 +70,15 @@ def check_model_side(stack: Stack) -> None:
 # -- actions on the target ----------------------------------------------------------------------------
 
 
-def route_through_tap(drill: Drill, tool_failures: int = 0) -> LlmTap:
+def route_through_tap(drill: Drill, tool_failures: int = 0) -> LlmTap | None:
     """Model <- tap <- target: the target restarted with its base-URL variable naming the tap (and the
-    tool-fault count when asked); put back as configured at the end."""
+    tool-fault count when asked); put back as configured at the end. A target the tool cannot restart, or
+    whose model address it cannot set, runs as it is: the evidence is then Restate's journal alone."""
     stack, target = drill.stack, target_of(drill.stack)
+    if not target.startable or not target.spec.llm_base_url_env:
+        why = "target.uri: not started by this tool" if not target.startable else "no target.llm_base_url_env"
+        drill.record.note(f"no LLM tap ({why}): the evidence is Restate's journal alone, the model's side unseen")
+        return None
     upstream = urlsplit(stack.config.writer_model.base_url)
     tap = LlmTap(
         stack.procs, stack.state.log_file("llm-tap"), stack.state.root / "llm-tap" / f"{uuid.uuid4().hex}.jsonl"
@@ -263,12 +268,13 @@ def no_finished_run_again(drill: Drill, done: list[JournalStep], when: str = "th
     again = rerequested_after_journaled(done, requests)
     changed = changed_results(done, final)
     names = ", ".join(f"{s.index}:{s.name}" for s in done) or "none"
-    drill.record.expect(
-        f"no Run that had finished before {when} ran again (model requests at the tap)",
-        not again,
-        f"finished before {when}: {names}; {len(requests)} model requests seen; "
-        + ("; ".join(again) if again else "none of their requests reached the model again"),
-    )
+    if drill.tap is not None:
+        drill.record.expect(
+            f"no Run that had finished before {when} ran again (model requests at the tap)",
+            not again,
+            f"finished before {when}: {names}; {len(requests)} model requests seen; "
+            + ("; ".join(again) if again else "none of their requests reached the model again"),
+        )
     drill.record.expect(
         f"the journal still holds every result it held before {when}, unchanged",
         not changed,

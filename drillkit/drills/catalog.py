@@ -21,7 +21,7 @@ from drillkit.drills.server_crash import server_crash_scenario
 from drillkit.drills.storm import Llm, Target, check_storm, storm_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
 from drillkit.drills.tool_error import check_fail_first, check_request_faults, tool_error_scenario
-from drillkit.errors import ConfigError
+from drillkit.errors import ConfigError, DrillError
 from drillkit.stack import Stack
 from drillkit.state import drill_lock
 
@@ -95,9 +95,9 @@ def server_crash(
 
 
 def _check_target_point(stack: Stack, at: str, kills: bool) -> None:
+    if kills:
+        any_target.check_startable(stack, "kill and restart it")
     any_target.run_point(at)
-    any_target.check_model_side(stack)
-    any_target.check_startable(stack, "kill and restart" if kills else "point at the LLM tap and restart")
 
 
 def timeout(mode: Mode = "down", expect: Expect | None = None, deadline_s: float | None = None) -> DrillSpec:
@@ -106,8 +106,8 @@ def timeout(mode: Mode = "down", expect: Expect | None = None, deadline_s: float
     def check_on_target(stack: Stack) -> None:
         if (expect or "recover") != "recover":
             raise ConfigError(f"--expect {expect}: on a configured target the timeout drill expects recover")
+        any_target.check_startable(stack, "point it at a broken model endpoint")
         any_target.check_model_side(stack)
-        any_target.check_startable(stack, "point at a broken model endpoint")
 
     target_variant: Callable[[], DrillSpec] | str = lambda: DrillSpec(  # noqa: E731
         "timeout",
@@ -131,7 +131,7 @@ def tool_error(fail_first: int = 2, deadline_s: float | None = None) -> DrillSpe
                 f"drill.tool-error does not apply to {stack.target.what}: it declares no fault hook for its tool "
                 f"(target.tool_fault in {stack.config.source})"
             )
-        any_target.check_startable(stack, "restart with its tool-fault hook set")
+        any_target.check_startable(stack, "restart it with its tool-fault hook set")
 
     return DrillSpec(
         "tool-error",
@@ -160,8 +160,8 @@ def storm(
             check_storm(stack, n=invocations, kills=kills, target="writer", llm="local")
             if target != "writer" or llm != "local":
                 raise ConfigError("on a configured target the storm kills the target itself on its own model")
+            any_target.check_startable(stack, "kill and restart it")
             any_target.check_model_side(stack)
-            any_target.check_startable(stack, "kill and restart")
             if invocations > 1 and stack.target is not None and not stack.target.tells_invocations_apart():
                 raise ConfigError(
                     f"{stack.config.source}: target.body has no {{{{nonce}}}}: the storm's invocations could not be "
@@ -265,11 +265,17 @@ def run_all(
     for spec in specs or all_drills():
         try:
             resolved = resolve(spec, stack)
+            if resolved.check is not None:
+                resolved.check(stack)
         except NotApplicable as exc:
             not_applicable.append((label(spec), str(exc)))
             continue
-        if resolved.check is not None:
-            resolved.check(stack)
+        except DrillError as exc:  # ConfigError included
+            if stack.target is None:
+                raise
+            # On a configured target a drill that cannot run there is said so, and the others run.
+            not_applicable.append((label(spec), f"does not apply to {stack.target.what}: {exc}"))
+            continue
         chosen.append(resolved)
     base = report_dir or stack.state.reports / f"all-{time.strftime('%Y%m%d-%H%M%S')}"
     results = []
