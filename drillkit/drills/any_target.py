@@ -210,26 +210,38 @@ def settled_tap_requests(drill: Drill, invocation_id: str | None = None) -> list
 # -- evidence -----------------------------------------------------------------------------------------
 
 
-def requests_inside(step: JournalStep, requests: list[TapRequest]) -> list[TapRequest]:
-    """The model requests made while `step` ran: arrived after its Run command was journaled and
-    answered before its result was."""
-    began, ended = restate_time(step.started_at), restate_time(step.completed_at)
-    if began is None or ended is None:
-        return []
-    return [
-        r
-        for r in requests
-        if r.time >= began - TOLERANCE_S and r.end_time is not None and r.end_time <= ended + TOLERANCE_S
-    ]
+def requests_by_run(steps: list[JournalStep], requests: list[TapRequest]) -> dict[int, list[TapRequest]]:
+    """Journal index of each Run -> the model requests it made: those that reached the model after the Run
+    before it had its result journaled and before this one had. Arrival, not the end line, is compared:
+    the tap writes its end line after handing the answer over, so the caller can journal the result
+    first. The Run's own command entry is no bound either: Restate appends it when the SDK's message
+    arrives, which can be after the body has asked the model. (Runs one at a time, as handlers run them;
+    parallel Runs would share their requests.)"""
+    found: dict[int, list[TapRequest]] = {s.index: [] for s in steps}
+    bounds = []
+    after = float("-inf")
+    for step in steps:
+        ended = restate_time(step.completed_at)
+        if ended is None:
+            break
+        bounds.append((step.index, after, ended))
+        after = ended
+    for request in requests:
+        for index, low, high in bounds:
+            if low < request.time <= high:
+                found[index].append(request)
+                break
+    return found
 
 
 def rerequested_after_journaled(done: list[JournalStep], requests: list[TapRequest]) -> list[str]:
     """Finished steps whose exact model request reached the model again after Restate had journaled their
     result: finished work done again. Must be empty."""
     again = []
+    made = requests_by_run(done, requests)
     for step in done:
         ended = restate_time(step.completed_at)
-        asked = {r.fingerprint for r in requests_inside(step, requests) if r.fingerprint}
+        asked = {r.fingerprint for r in made[step.index] if r.fingerprint}
         if ended is None or not asked:
             continue
         later = [r for r in requests if r.fingerprint in asked and r.time > ended + TOLERANCE_S]
@@ -247,11 +259,6 @@ def changed_results(before: list[JournalStep], after: list[JournalStep]) -> list
         if now is None or not now.completed or now.result != step.result or now.completed_at != step.completed_at:
             changed.append(f"Run {step.index} ({step.name})")
     return changed
-
-
-def model_steps(steps: list[JournalStep], requests: list[TapRequest]) -> dict[int, int]:
-    """Journal index of each Run -> the model requests made inside it (0 for steps that call no model)."""
-    return {s.index: len(requests_inside(s, requests)) for s in steps}
 
 
 # -- checks -------------------------------------------------------------------------------------------
@@ -442,6 +449,7 @@ def come_back(drill: Drill, resume: bool) -> None:
 def journal_shape(steps: list[JournalStep], requests: list[TapRequest]) -> list[dict[str, Any]]:
     """What `inv target.check` prints: each Run, its time and the model requests made inside it."""
     shape: list[dict[str, Any]] = []
+    made = requests_by_run(steps, requests)
     for step in steps:
         began, ended = restate_time(step.started_at), restate_time(step.completed_at)
         shape.append(
@@ -451,7 +459,7 @@ def journal_shape(steps: list[JournalStep], requests: list[TapRequest]) -> list[
                 "name": step.name,
                 "result": step.result,
                 "seconds": round(ended - began, 3) if began is not None and ended is not None else None,
-                "model_requests": len(requests_inside(step, requests)),
+                "model_requests": len(made.get(step.index, [])),
             }
         )
     return shape
@@ -564,7 +572,7 @@ def judge_storm(drill: Drill, batch: actions.Batch, kills: int, wall_s: float, r
         steps = runs(probes.journal(drill, invocation_id))
         asked = settled_tap_requests(drill, invocation_id)
         requests += len(asked)
-        llm_steps += sum(1 for s in steps if requests_inside(s, asked))
+        llm_steps += sum(1 for made in requests_by_run(steps, asked).values() if made)
         again += [f"{invocation_id}: {what}" for what in rerequested_after_journaled(steps, asked)]
     drill.record.expect(
         "no Run Restate had journaled as done was requested again from the model (tap)",

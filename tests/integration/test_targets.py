@@ -1,0 +1,75 @@
+"""Drills on a service this repository did not write, described only by a `target` section.
+
+`stranger/notes_service.py` is written as a stranger would write a Restate service: no ledger, no
+headers for us, two model steps that share one name, a file-writing step, one fault hook. Each drill's
+verdict is checked, and so is the evidence behind it: the model requests the tap saw, Restate's journal,
+the pids signalled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from drillkit import config as drill_config
+from drillkit import target_check
+from drillkit.drills import catalog
+from drillkit.stack import Stack
+
+from .conftest import make_config, our_live_processes
+from .stranger import stranger
+
+
+@pytest.fixture(scope="module")
+def notes(tmp_path_factory, project_state):
+    path = make_config(tmp_path_factory.mktemp("targets"), project_state, target=stranger())
+    stack = Stack(drill_config.load(path))
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down(purge=True)
+        assert our_live_processes(stack) == []
+        stack.close()
+
+
+def expectations(directory: Path) -> dict[str, bool]:
+    record = json.loads((directory / "journal.json").read_text())
+    return {e["name"]: e["passed"] for e in record["expectations"]}
+
+
+def test_target_check_prints_the_journal_shape_and_kill_points(notes):
+    result = target_check.check(notes)
+    assert [s["name"] for s in result.shape] == ["ask", "ask", "store"]
+    assert [s["model_requests"] for s in result.shape] == [1, 1, 0]  # read at the tap, not from the service
+    assert result.model_requests == 2
+    points = dict(result.kill_points)
+    assert points["crash"].startswith("run:2: ask cut in flight")
+    assert "NOTES_FAIL_STORE" in points["tool-error"]
+    assert Path(result.output["path"]).is_file()
+
+
+def test_crash_on_a_service_we_did_not_write(notes, tmp_path):
+    record, directory = catalog.run(notes, catalog.crash(), tmp_path / "crash", keep_up=True)
+    assert record.verdict == "PASS", record.reasons()
+    assert record.parameters["at"] == "run:2"
+    met = expectations(directory)
+    assert met["no Run that had finished before the kill ran again (model requests at the tap)"]
+    tap = record.evidence["tap_requests"]
+    nonce = next(iter(n for r in tap for n in r["nonces"]))
+    assert all(nonce in r["nonces"] for r in tap)  # attributed by the body's nonce, no header needed
+    assert len({r["fingerprint"] for r in tap}) == 2  # two questions; the cut one may be asked twice
+    assert len(tap) in (2, 3)
+    killed = [e for e in record.timeline if e.event == "killed"]
+    assert killed and "SIGKILL" in killed[0].detail
+
+
+def test_tool_error_and_storm_on_the_stranger(notes, tmp_path):
+    record, _ = catalog.run(notes, catalog.tool_error(2), tmp_path / "tool", keep_up=True)
+    assert record.verdict == "PASS", record.reasons()
+    record, _ = catalog.run(notes, catalog.storm(invocations=6, kills=1, seed=3), tmp_path / "storm", keep_up=True)
+    assert record.verdict == "PASS", record.reasons()
+    assert record.evidence["storm"]["invocations"] == 6
+    assert record.evidence["storm"]["model_steps"] == 12  # two model steps each, counted at the tap
