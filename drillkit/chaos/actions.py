@@ -29,26 +29,38 @@ def send_invocation(config_path: str, prompt: str = RESTART_PROMPT, tool_failure
     """Send the HOW-TO's asynchronous invocation (`/WriterAgentRestate/run/send`); returns its id, which
     is remembered as the last invocation. `tool_failures` > 0 asks the writer to fail `save_report` on
     its first N attempts (request fault injection, allowed by configs/local.yaml)."""
-    body = howto_body(prompt, {"tool_error": {"fail_first": tool_failures}} if tool_failures else None)
     with stack_for(config_path) as stack:
+        target = stack.target
+        if target is not None:  # a configured target: its own body; its tool fault set at its start
+            if tool_failures:
+                target.restart(tool_failures=tool_failures)
+            invocation_id = stack.ingress.send(target.body(), service=target.service, handler=target.handler)
+            stack.state.remember_invocation(invocation_id)
+            return invocation_id
+        body = howto_body(prompt, {"tool_error": {"fail_first": tool_failures}} if tool_failures else None)
         invocation_id = stack.ingress.send(body, headers=fault_headers(stack.state, body))
         stack.state.remember_invocation(invocation_id)
         return invocation_id
 
 
 def kill_writer(config_path: str, signal: str = "KILL") -> dict[str, object]:
-    """Signal the writer's recorded pid (verified first) and wait until it is gone."""
+    """Signal the writer's (or the configured target's) recorded pid, verified first; wait until it is gone."""
     with stack_for(config_path) as stack:
-        stopped = stack.writer.kill(_signal(signal))
+        if stack.target is not None:
+            stack.target.require_startable("kill it")
+        stopped = stack.service.kill(_signal(signal))
         if stopped is None:
-            raise DrillError("the writer service was not running")
+            raise DrillError(f"the {stack.service.what} was not running")
         return {"pid": stopped.record.pid, "signal": _signal(signal).name, "gone_after_s": round(stopped.seconds, 3)}
 
 
 def start_writer(config_path: str) -> int:
-    """Start the writer (reusing a running one) and wait for its health check; returns its pid."""
+    """Start the writer or the configured target (reusing a running one) and wait for its health check;
+    returns its pid."""
     with stack_for(config_path) as stack:
-        return stack.writer.start().pid
+        if stack.target is not None:
+            stack.target.require_startable("start it")
+        return stack.service.start().pid
 
 
 def kill_server(config_path: str, signal: str = "KILL") -> str:

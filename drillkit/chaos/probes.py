@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from drillkit.chaos._stack import chosen_invocation, stack_for
+from drillkit.drills import any_target
 from drillkit.drills.record import row_summary
-from drillkit.evidence import completed_step_names, in_flight_step
+from drillkit.evidence import completed_step_names, in_flight_step, journal_steps
 from drillkit.waits import WaitTimeout, poll
 
 __all__ = [
@@ -18,9 +19,11 @@ __all__ = [
 
 
 def writer_healthy(config_path: str) -> bool:
-    """The writer's recorded process is alive and answers its health check."""
+    """The service under drill (the writer, or the configured target) is alive and answers its health
+    check (a `uri` target: it accepts connections)."""
     with stack_for(config_path) as stack:
-        return stack.writer.live() is not None and stack.writer.healthy()
+        service = stack.service
+        return (not service.startable or service.live() is not None) and service.healthy()
 
 
 def invocation_status(config_path: str, invocation_id: str = "") -> dict[str, Any]:
@@ -51,9 +54,22 @@ def invocation_completed_with_success(config_path: str, invocation_id: str = "",
 
 def step_running(config_path: str, step: str = "section:2", timeout_s: float = 300) -> bool:
     """Wait until `step` of the last invocation is in flight after the step before it finished (the
-    moment the crash drill strikes); False if that was not seen within `timeout_s`."""
+    moment the crash drill strikes); False if that was not seen within `timeout_s`. On a configured
+    target `step` is `run:N` (a writer step name there means the default, run:2)."""
     with stack_for(config_path) as stack:
         chosen = chosen_invocation(stack, "")
+        if stack.target is not None:  # a configured target: `run:N`, the Nth Run of its journal
+            n = any_target.run_point(step if step.startswith("run:") else any_target.DEFAULT_AT)
+
+            def nth_in_flight(rows: list[dict[str, Any]]) -> bool:
+                runs = journal_steps(rows)
+                return len(runs) >= n and not runs[n - 1].completed and all(r.completed for r in runs[: n - 1])
+
+            try:
+                poll(lambda: stack.admin.journal(chosen), nth_in_flight, f"Run {n} running", timeout_s, 0.02)
+            except WaitTimeout:
+                return False
+            return True
         steps = stack.writer.steps()
         before = steps[steps.index(step) - 1] if step in steps and steps.index(step) else None
 

@@ -149,8 +149,10 @@ def lay_out(data: dict[str, Any]) -> tuple[list[str], list[Bar], float]:
     evidence = data.get("evidence") or {}
     timeline = data.get("timeline") or []
     started_at = float(data.get("started_at") or 0)
-    bars = executions(list(evidence.get("ledger") or []), started_at)
     journal = [s for s in evidence.get("journal_steps") or [] if s.get("name")]
+    if "ledger" not in evidence:  # a configured target keeps no ledger: its lanes are its journal's Runs
+        return journal_lanes(journal, timeline, started_at, data)
+    bars = executions(list(evidence.get("ledger") or []), started_at)
     last_event = max((float(e.get("offset_s", 0)) for e in timeline), default=0.0)
     span = max(float(data.get("duration_s") or 0), last_event, *(b.end or b.start for b in bars), 0.1)
     for bar in bars:
@@ -178,6 +180,31 @@ def lay_out(data: dict[str, Any]) -> tuple[list[str], list[Bar], float]:
                 )
     names = {b.step for b in bars} | {str(s["name"]) for s in journal}
     return sorted(names, key=step_key), bars, span * 1.03
+
+
+def journal_lanes(
+    journal: list[dict[str, Any]], timeline: list[dict[str, Any]], started_at: float, data: dict[str, Any]
+) -> tuple[list[str], list[Bar], float]:
+    """One lane per Run of Restate's journal (`run:N name`: names may repeat, as the Agents SDK's
+    `call LLM` does), each bar from its command to its result; a Run with no result is drawn up to the
+    fault (cut) or to the end."""
+    last_event = max((float(e.get("offset_s", 0)) for e in timeline), default=0.0)
+    span = max(float(data.get("duration_s") or 0), last_event, 0.1)
+    fault = _first(timeline, FAULTS)
+    lanes, bars = [], []
+    for number, step in enumerate(journal, start=1):
+        lane = f"run:{number} {step['name']}"
+        lanes.append(lane)
+        began, ended = restate_time(step.get("started_at")), restate_time(step.get("completed_at"))
+        if began is None:
+            continue
+        start = began - started_at
+        if ended is not None:
+            bars.append(Bar(lane, start, ended - started_at, "done", f"{lane}: {step.get('result')} (journaled)"))
+        else:
+            end = fault if fault is not None and fault >= start else span
+            bars.append(Bar(lane, start, end, "killed", f"{lane}: no result in the journal"))
+    return lanes, bars, span * 1.03
 
 
 def status_band(data: dict[str, Any], span: float) -> list[tuple[float, float, str]]:

@@ -9,6 +9,10 @@ the pids signalled.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +22,7 @@ from drillkit import target_check
 from drillkit.drills import catalog
 from drillkit.stack import Stack
 
-from .conftest import make_config, our_live_processes
+from .conftest import ROOT, make_config, our_live_processes
 from .stranger import stranger
 
 
@@ -73,3 +77,33 @@ def test_tool_error_and_storm_on_the_stranger(notes, tmp_path):
     assert record.verdict == "PASS", record.reasons()
     assert record.evidence["storm"]["invocations"] == 6
     assert record.evidence["storm"]["model_steps"] == 12  # two model steps each, counted at the tap
+
+
+def test_the_chaos_crash_experiment_runs_on_the_stranger(notes, tmp_path):
+    """The same experiments/crash.json, on a target named only by its config (`section:2` there means the
+    target's default kill point, run:2)."""
+    chaos = shutil.which("chaos", path=str(Path(sys.executable).parent)) or shutil.which("chaos")
+    if chaos is None:
+        pytest.skip("chaostoolkit is not installed (pip install -e '.[chaos]')")
+    journal = tmp_path / "chaos-journal.json"
+    run = subprocess.run(
+        [
+            chaos,
+            "--log-file",
+            str(tmp_path / "chaos.log"),
+            "run",
+            "experiments/crash.json",
+            "--journal-path",
+            str(journal),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "RESTATE_WRITER_CONFIG": str(notes.config.source)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    result = json.loads(journal.read_text())
+    assert result["status"] == "completed" and result["deviated"] is False
+    killed = next(r for r in result["run"] if r["activity"]["name"] == "kill-writer")
+    assert killed["status"] == "succeeded" and killed["output"]["signal"] == "SIGKILL"
