@@ -20,7 +20,7 @@ from drillkit.drills.record import INCONCLUSIVE, PASS, DrillRecord
 from drillkit.drills.server_crash import server_crash_scenario
 from drillkit.drills.storm import Llm, Target, check_storm, storm_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
-from drillkit.drills.tool_error import check_fail_first, check_request_faults, tool_error_scenario
+from drillkit.drills.tool_error import check_fail_first, tool_error_scenario
 from drillkit.errors import ConfigError, DrillError
 from drillkit.stack import Stack
 from drillkit.state import drill_lock
@@ -137,7 +137,7 @@ def tool_error(fail_first: int = 2, deadline_s: float | None = None) -> DrillSpe
         "tool-error",
         params,
         tool_error_scenario(fail_first),
-        partial(check_request_faults, fail_first=fail_first),
+        lambda _stack: check_fail_first(fail_first),
         deadline_s,
         on_target=lambda: DrillSpec(
             "tool-error", params, any_target.tool_error_scenario(fail_first), check_on_target, deadline_s

@@ -1,6 +1,7 @@
 """drill.tool-error: the HOW-TO's section 5, a durable tool that fails on its first N attempts.
 
-The writer's `save_report` raises on attempts 1..N (request fault injection); Restate retries it with
+The writer's `save_report` raises on attempts 1..N (its config's `faults.tool_error.fail_first`, set on a
+writer restarted for the drill: never in the request); Restate retries it with
 the invocation's retry policy. PASS needs: completed with success, Restate's journal events show the
 transient errors on save_report, the ledger shows save_report attempted N+1 times and every LLM step
 exactly once (they were replayed, not re-run), and the report file written once.
@@ -13,7 +14,6 @@ from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import DrillError
 from drillkit.evidence import attempt_counts, first_line, journal_steps, ok_counts, restate_time, transient_errors
 from drillkit.howto import howto_body
-from drillkit.stack import Stack
 
 
 def check_fail_first(fail_first: int) -> None:
@@ -21,21 +21,17 @@ def check_fail_first(fail_first: int) -> None:
         raise DrillError("--fail-first must be at least 1: a drill with no fault proves nothing")
 
 
-def check_request_faults(stack: Stack, fail_first: int) -> None:
-    check_fail_first(fail_first)
-    if not stack.config.faults.allow_request_faults:
-        raise DrillError(
-            f"{stack.config.source}: faults.allow_request_faults is false, so the writer refuses injected "
-            "faults; use a config that allows them (configs/local.yaml does)"
-        )
-
-
 def tool_error_scenario(fail_first: int) -> Scenario:
     def scenario(drill: Drill) -> None:
-        actions.send(
-            drill, howto_body("Ecris un court rapport de test.", faults={"tool_error": {"fail_first": fail_first}})
-        )
-        # The fault rides in the request and bites when the tool runs: until then, only the model works.
+        # The fault is the writer's config (faults.tool_error.fail_first), handed to a restarted writer
+        # out of band: nothing about it travels in the request, so nothing of it is kept in Restate's
+        # journal, which anyone who can reach the admin API can read.
+        writer = drill.stack.writer
+        config = writer.derived_config("tool-error", {"faults.tool_error.fail_first": fail_first})
+        drill.on_cleanup("writer on its own config", writer.start)
+        actions.restart_writer(drill, config)
+        actions.send(drill, howto_body("Ecris un court rapport de test."))
+        # The fault bites when the tool runs: until then, only the model works.
         probes.wait_journal(
             drill, lambda rows: any(s.name == "save_report" for s in journal_steps(rows)), "save_report to start"
         )

@@ -1,10 +1,12 @@
 """No secret ever reaches a log, a report or the console: a crash drill through `inv`, on a remote-style
 config whose API key comes from the environment (pointed at the stub LLM), then every file the run left
 under the state dir's logs/ and reports/ (and the records, derived configs, the drill's own output)
-searched for the API key and for the stack's fault key."""
+searched for the API key and for the stack's fault key; and after a tool-error drill, Restate's SQL views
+(readable by anyone who reaches the admin API) searched for the fault key."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -13,8 +15,9 @@ import sys
 from pathlib import Path
 
 from drillkit import config as drill_config
+from drillkit.components.process import http_ok
 from drillkit.procs import ProcessTable
-from drillkit.stack import Stack, http_ok
+from drillkit.stack import Stack
 from drillkit.waits import poll
 
 from .conftest import ROOT, make_config, our_live_processes
@@ -42,8 +45,27 @@ def test_crash_drill_leaks_neither_the_api_key_nor_the_fault_key(tmp_path, proje
             [*INV, "drill.crash", "--config", str(cfg)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
         )
         assert drill.returncode == 0, drill.stdout + drill.stderr
+        # The tool-error drill injects its fault out of band: Restate's SQL views, which the admin API
+        # serves to anyone without a credential, hold no trace of the fault key (nor of any fault).
+        faulted = subprocess.run(
+            [*INV, "drill.tool-error", "--keep-up", "--config", str(cfg)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert faulted.returncode == 0, faulted.stdout + faulted.stderr
         fault_key = stack.state.fault_key()
         assert len(fault_key) > 20
+        views = {
+            view: json.dumps(stack.admin.query(f"SELECT * FROM {view}"), default=str)
+            for view in ("sys_journal", "sys_invocation", "sys_journal_events")
+        }
+        assert "save_report" in views["sys_journal"]  # the views were read, and hold the drill's invocations
+        for view, text in views.items():
+            assert fault_key not in text, f"the fault key is readable in {view}"
+            assert "x-drill-fault-key" not in text.lower(), f"a fault key header is kept in {view}"
 
         searched = [stack.state.logs, stack.state.reports, stack.state.procs, stack.state.root / "drill-configs"]
         files = [p for folder in searched if folder.exists() for p in folder.rglob("*") if p.is_file()]

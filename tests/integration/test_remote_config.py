@@ -11,10 +11,11 @@ import sys
 import pytest
 
 from drillkit import config as drill_config
+from drillkit.components.process import http_ok
 from drillkit.errors import HttpError
 from drillkit.howto import howto_body
 from drillkit.procs import ProcessTable
-from drillkit.stack import Stack, http_ok
+from drillkit.stack import Stack
 from drillkit.waits import poll
 
 from .conftest import ROOT, make_config, our_live_processes

@@ -83,11 +83,6 @@ def test_drill_parameters_are_checked_before_anything_starts(monkeypatch):
         catalog.run(stack, catalog.crash(at="section:9"))
     with pytest.raises(DrillError, match="at least 1"):
         catalog.run(stack, catalog.tool_error(0))
-    monkeypatch.setenv("WRITER_LLM_BASE_URL", "http://127.0.0.1:1/v1")
-    monkeypatch.setenv("WRITER_LLM_API_KEY", "k")
-    remote = Stack(drill_config.load(root / "configs/tests/config-dgx-remote.yaml"))
-    with pytest.raises(DrillError, match="allow_request_faults is false"):
-        catalog.run(remote, catalog.tool_error(2))
 
 
 def test_the_ledger_table_has_one_row_per_execution():
