@@ -6,7 +6,7 @@ import signal as signals
 
 from drillkit.chaos._stack import chosen_invocation, stack_for
 from drillkit.errors import DrillError
-from drillkit.howto import RESTART_PROMPT, fault_headers, howto_body
+from drillkit.howto import RESTART_PROMPT, howto_body
 
 __all__ = [
     "kill_server",
@@ -27,8 +27,8 @@ def _signal(name: str) -> signals.Signals:
 
 def send_invocation(config_path: str, prompt: str = RESTART_PROMPT, tool_failures: int = 0) -> str:
     """Send the HOW-TO's asynchronous invocation (`/WriterAgentRestate/run/send`); returns its id, which
-    is remembered as the last invocation. `tool_failures` > 0 asks the writer to fail `save_report` on
-    its first N attempts (request fault injection, allowed by configs/local.yaml)."""
+    is remembered as the last invocation. `tool_failures` > 0 first restarts the writer (or the configured
+    target) with its tool failing its first N attempts; the rollback `start_writer` puts it back."""
     with stack_for(config_path) as stack:
         target = stack.target
         if target is not None:  # a configured target: its own body; its tool fault set at its start
@@ -37,8 +37,10 @@ def send_invocation(config_path: str, prompt: str = RESTART_PROMPT, tool_failure
             invocation_id = stack.ingress.send(target.body(), service=target.service, handler=target.handler)
             stack.state.remember_invocation(invocation_id)
             return invocation_id
-        body = howto_body(prompt, {"tool_error": {"fail_first": tool_failures}} if tool_failures else None)
-        invocation_id = stack.ingress.send(body, headers=fault_headers(stack.state, body))
+        if tool_failures:  # out of band, as drill.tool-error does: never a fault (or a key) in the request
+            faulty = {"faults.tool_error.fail_first": tool_failures}
+            stack.writer.restart(stack.writer.derived_config("chaos-tool-error", faulty))
+        invocation_id = stack.ingress.send(howto_body(prompt))
         stack.state.remember_invocation(invocation_id)
         return invocation_id
 
