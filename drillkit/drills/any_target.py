@@ -163,7 +163,8 @@ def wait_run_in_flight(drill: Drill, n: int) -> list[JournalStep]:
 
     def finished_too_early(rows: probes.Rows) -> bool:
         steps = runs(rows)
-        return ready(rows) or (len(steps) >= n and steps[n - 1].completed) or invocation_done(drill)
+        ended = any(str(r.get("entry_type", "")).endswith("Output") for r in rows)  # the handler returned
+        return ready(rows) or (len(steps) >= n and steps[n - 1].completed) or ended
 
     rows = probes.wait_journal(drill, finished_too_early, f"Run {n} of the journal to be in flight")
     steps = runs(rows)
@@ -175,10 +176,6 @@ def wait_run_in_flight(drill: Drill, n: int) -> list[JournalStep]:
         )
     drill.record.event("target running", f"Run {n} ({steps[n - 1].name}) in flight")
     return steps
-
-
-def invocation_done(drill: Drill) -> bool:
-    return probes.invocation(drill).get("status") == "completed"
 
 
 def tap_requests(drill: Drill, invocation_id: str | None = None) -> list[TapRequest]:
