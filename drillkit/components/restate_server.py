@@ -13,7 +13,7 @@ import shutil
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,7 +21,7 @@ from drillkit import progress, traces
 from drillkit.components.process import config_digest
 from drillkit.config import Runtime
 from drillkit.errors import ComponentError, ConfigMismatch, DrillError
-from drillkit.ports import ensure_free
+from drillkit.ports import PortInUse, ensure_free
 from drillkit.procs import ProcessTable
 from drillkit.restate_api import AdminApi, IngressApi
 from drillkit.waits import WaitTimeout, poll
@@ -118,7 +118,10 @@ class RestateServer(ABC):
         """Start (reusing a running server) and wait until it is ready for drills."""
         where = self.launch()
         try:
-            wait_ready(self.admin, self.ingress, self.runtime.ready_timeout_s)
+            wait_ready(self.admin, self.ingress, self.runtime.ready_timeout_s, alive=self.alive)
+        except ServerExited:
+            tail = "\n".join(self.log_lines(20))
+            raise ComponentError(f"restate-server ({where}) exited before it became ready; its log:\n{tail}") from None
         except WaitTimeout as exc:
             if "already running" in where:
                 raise ComponentError(
@@ -141,12 +144,23 @@ class RestateServer(ABC):
     def healthy(self) -> bool:
         return self.admin.healthy_admin() and self.ingress.healthy_ingress()
 
+    def alive(self) -> bool:
+        """Is the server's process still there (a readiness wait ends at once when it is not)?"""
+        return True
+
+
+class ServerExited(DrillError):
+    """The server's process ended while the tool waited for it to become ready."""
+
 
 def port_of(url: str) -> int:
     port = urlsplit(url).port
     if port is None:
         raise DrillError(f"{url}: the URL needs an explicit port")
     return port
+
+
+FABRIC_PORT = 5122
 
 
 def host_of(url: str) -> str:
@@ -184,8 +198,8 @@ class NativeServer(RestateServer):
             "RESTATE_INGRESS__BIND_ADDRESS": f"{host_of(ingress)}:{port_of(ingress)}",
             "RESTATE_ADMIN__BIND_ADDRESS": f"{host_of(admin)}:{port_of(admin)}",
             # The node-to-node fabric (5122) stays on loopback too: nothing of ours listens outside.
-            "RESTATE_BIND_ADDRESS": f"{fabric_host}:5122",
-            "RESTATE_ADVERTISED_ADDRESS": f"http://{fabric_host}:5122",
+            "RESTATE_BIND_ADDRESS": f"{fabric_host}:{FABRIC_PORT}",
+            "RESTATE_ADVERTISED_ADDRESS": f"http://{fabric_host}:{FABRIC_PORT}",
             "RESTATE_LOG_DISABLE_ANSI_CODES": "true",  # the log file is read by people and by `restate.logs`
             **traces.server_env(),  # invocation spans to the drill's loopback collector (drillkit/traces.py)
             **self.runtime.server_env,
@@ -199,6 +213,16 @@ class NativeServer(RestateServer):
         if not self.binary.is_file():
             raise DrillError("restate-server is not installed: run `inv setup`")
         self.ensure_ports_free(self.procs)
+        # The node-to-node port is fixed (no setting): one native server per network namespace.
+        fabric = host_of(self.runtime.admin_url)
+        try:  # with ensure_free's grace: a server just SIGKILLed by a drill may hold it a moment
+            ensure_free(fabric, FABRIC_PORT, "restate-server (native)", "-", self.procs)
+        except PortInUse:
+            raise PortInUse(
+                f"cannot start the restate-server (native): its node-to-node port {FABRIC_PORT} ({fabric}) is "
+                "already in use (another restate-server in this network namespace? the port is fixed: one native "
+                "server per namespace; `scripts/loopback-only` gives a namespace of its own)"
+            ) from None
         self.data_dir.mkdir(parents=True, exist_ok=True)
         record = self.procs.spawn(
             PROCESS_NAME,
@@ -227,6 +251,9 @@ class NativeServer(RestateServer):
         live = self.procs.live(PROCESS_NAME)
         return f"pid {live.pid}" if live else None
 
+    def alive(self) -> bool:
+        return self.procs.live(PROCESS_NAME) is not None
+
     def log_lines(self, tail: int) -> list[str]:
         try:
             return self.log_file.read_text(errors="replace").splitlines()[-tail:]
@@ -240,9 +267,17 @@ class NativeServer(RestateServer):
         return f"http://127.0.0.1:{service_port}"
 
 
-def wait_ready(admin: AdminApi, ingress: IngressApi, timeout_s: float) -> None:
-    """Both health endpoints answer and the SQL API finds its partitions."""
-    poll(admin.healthy_admin, bool, f"admin health at {admin.base_url}/health", timeout_s)
+def wait_ready(
+    admin: AdminApi, ingress: IngressApi, timeout_s: float, alive: Callable[[], bool] = lambda: True
+) -> None:
+    """Both health endpoints answer and the SQL API finds its partitions; ServerExited as soon as the
+    process is gone (a port already taken, a bad setting: waiting out the deadline would tell nothing)."""
+
+    def admin_up() -> bool | None:
+        return True if admin.healthy_admin() else (None if not alive() else False)
+
+    if poll(admin_up, lambda up: up is not False, f"admin health at {admin.base_url}/health", timeout_s) is None:
+        raise ServerExited("restate-server exited")
     poll(ingress.healthy_ingress, bool, f"ingress health at {ingress.base_url}/restate/health", timeout_s)
     poll(admin.query_ready, bool, f"SQL queries at {admin.base_url}/query", timeout_s)
 
