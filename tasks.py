@@ -635,6 +635,32 @@ def target_check(c, config=None, keep_up=False):
 
 
 target_ns = Collection("target", target_check)
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "runs": "runs of each fault in each mode (default 3; --quick: 1)",
+        "faults": "comma-separated faults (default all: nominal,kill,term,llm-down,tool-error,server-crash)",
+        "quick": "one run of each fault, nominal at 4 concurrent: about 5 minutes on this machine",
+        "seed": "seed for the run order (default 7)",
+        "concurrency": "requests sent at once for the nominal throughput (default 8; --quick: 4)",
+        "report_dir": "where to write evaluation.json/.md/.html (default .drill/reports/evaluation-<time>)",
+    }
+)
+def evaluate(c, config=None, runs=None, faults=None, quick=False, seed=7, concurrency=None, report_dir=None):
+    """Run every fault on the writer with Restate and without it, and decide Go or NoGo."""
+    chosen_runs = int(_number("runs", runs, int, 1)) if runs is not None else (1 if quick else 3)
+    chosen = [f.strip() for f in faults.split(",") if f.strip()] if faults else None
+    at_once = int(_number("concurrency", concurrency, int, 1)) if concurrency is not None else (4 if quick else 8)
+    with _stack(c, config) as stack:
+        result = operations.evaluate(
+            stack, chosen_runs, chosen, int(_number("seed", seed, int, 0)), at_once, report_dir
+        )
+    if result is None:
+        raise Exit(code=3)
+
+
 engine_ns = Collection("engine", engine_install, engine_start, engine_stop, engine_image)
 restate_ns = Collection(
     "restate",
@@ -649,7 +675,9 @@ restate_ns = Collection(
 service_ns = Collection("service", service_start, service_stop, service_restart, service_logs)
 llm_ns = Collection("llm", llm_start, llm_stop)
 
-ns = Collection(setup, up, down, status, register, call, send, kill, describe, list_invocations, resume, bench, report)
+ns = Collection(
+    setup, up, down, status, register, call, send, kill, describe, list_invocations, resume, bench, report, evaluate
+)
 ns.add_collection(restate_ns)
 ns.add_collection(service_ns)
 ns.add_collection(llm_ns)

@@ -284,3 +284,16 @@ def target_check(stack: Stack, keep_up: bool = False) -> None:
     )
     progress.info(f"{len(result.shape)} Runs, {result.model_requests} model requests (seen at the LLM tap)")
     progress.table("what each drill will use", ("drill", "kill point or fault"), result.kill_points)
+
+
+def evaluate(
+    stack: Stack, runs: int, faults: list[str] | None, seed: int, concurrency: int, report_dir: str | None
+) -> dict[str, Any] | None:
+    """`inv evaluate`: the result (Go or NoGo, both answers), or None when too many runs could not be judged."""
+    from drillkit import evaluation
+
+    result, _, conclusive = evaluation.evaluate(
+        stack, runs, faults or list(evaluation.FAULTS), seed, concurrency, Path(report_dir) if report_dir else None
+    )
+    progress.ok(f"decision: {result['decision']}")
+    return result if conclusive else None
