@@ -1,8 +1,12 @@
 """The Go/NoGo: the team's three criteria, each met or not with its figure, from the evaluation's rows.
 
-1. **Faults**: on the error scenarios (every fault both modes ran), the share of runs completed
-   *correctly* (within the deadline, the report written exactly once and present) is at least
-   `faults_points` (default 20) points higher with Restate than without.
+1. **Faults**: on the error scenarios (every fault both modes ran), the share of runs that recovered
+   *cleanly* is at least `faults_points` (default 20) points higher with Restate than without. Clean:
+   completed within the deadline, the report written exactly once and present, and no finished work
+   done again: at most one model request per model step plus the one the fault cut in flight. A
+   retrying caller can complete as often as Restate does; what it cannot avoid is asking the model
+   again for what was already answered, and that is what a durable writer is for. The plain completion
+   rate is given beside it.
 2. **Nominal overhead**: the durable writer's median latency on the nominal path is at most
    `overhead_pct` (default 10 %) above the baseline's.
 3. **Code**: durability adds at most `extra_lines` (default 50) lines, counted by the rule in
@@ -21,6 +25,8 @@ from typing import Any
 
 from drillkit.config import PROJECT_ROOT
 from drillkit.evaluation.runner import DURABLE_ONLY, Evaluation, Row, rows
+
+MODES = ("baseline", "durable")
 
 
 @dataclass(frozen=True)
@@ -90,18 +96,26 @@ def durability_lines(root: Path = PROJECT_ROOT) -> tuple[int, int]:
     return durable, baseline
 
 
-def correct_share(runs: list[Any]) -> float:
-    good = sum(1 for r in runs if r.outcome.completed and not r.duplicated_effects and not r.lost_effects)
-    return 100.0 * good / len(runs) if runs else 0.0
+def clean(run: Any) -> bool:
+    """Completed, the report exactly once, and no finished model step asked again (one in flight may be)."""
+    return (
+        run.outcome.completed
+        and not run.duplicated_effects
+        and not run.lost_effects
+        and run.model_requests <= run.min_requests + 1
+    )
+
+
+def share(runs: list[Any], good: Any) -> float:
+    return 100.0 * sum(1 for r in runs if good(r)) / len(runs) if runs else 0.0
 
 
 def decide(evaluation: Evaluation, criteria: Criteria = Criteria()) -> dict[str, Any]:
     table = rows(evaluation)
     compared = sorted({r.fault for r in evaluation.runs if r.fault != "nominal" and r.fault not in DURABLE_ONLY})
-    per_mode = {
-        mode: correct_share([r for r in evaluation.runs if r.mode == mode and r.fault in compared])
-        for mode in ("baseline", "durable")
-    }
+    faulted = {mode: [r for r in evaluation.runs if r.mode == mode and r.fault in compared] for mode in MODES}
+    per_mode = {mode: share(faulted[mode], clean) for mode in MODES}
+    completed = {mode: share(faulted[mode], lambda r: r.outcome.completed) for mode in MODES}
     gain = per_mode["durable"] - per_mode["baseline"]
     nominal = {r.mode: r for r in table if r.fault == "nominal"}
     overhead = None
@@ -111,10 +125,10 @@ def decide(evaluation: Evaluation, criteria: Criteria = Criteria()) -> dict[str,
     extra = durable_lines - baseline_lines
     found = [
         Criterion(
-            "faults: correct completions, durable minus baseline",
+            "faults: clean recoveries (no finished work redone), durable minus baseline",
             f">= {criteria.faults_points:g} points",
-            f"{gain:+.1f} points ({per_mode['durable']:.0f} % vs {per_mode['baseline']:.0f} % "
-            f"over {', '.join(compared)})"
+            f"{gain:+.1f} points ({per_mode['durable']:.0f} % vs {per_mode['baseline']:.0f} % over "
+            f"{', '.join(compared)}; completed {completed['durable']:.0f} % vs {completed['baseline']:.0f} %)"
             if compared
             else "no fault run in both modes",
             bool(compared) and gain >= criteria.faults_points,
