@@ -12,6 +12,8 @@
 //   TS_WRITER_TOOL_FAIL_FIRST   the first N executions of save_report in this process fail (retryable)
 //   RESTATE_IDENTITY_KEY        when set (publickeyv1_…), only requests signed with its private key are served
 
+import "./node20.js"; // first: the SDK needs Promise.withResolvers, which Node 20 lacks
+
 import { createHash, randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as http2 from "node:http2";
