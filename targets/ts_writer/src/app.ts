@@ -8,6 +8,8 @@
 //   WRITER_MODEL                the model name sent (default smollm2)
 //   LLM_TIMEOUT_S               the client timeout of one model request (default 60)
 //   LLM_MAX_TOKENS              per answer (default 96: a 135M model writes short text)
+//   LLM_MAX_CONCURRENCY         model requests in flight from this process (default 4, the local model's
+//                               slots; 0: no limit); the others wait for a slot before they are sent
 //   ALLOWED_ROOTS               where reports may go, separated by ":" (default /tmp)
 //   TS_WRITER_TOOL_FAIL_FIRST   the first N executions of save_report in this process fail (retryable)
 //   RESTATE_IDENTITY_KEY        when set (publickeyv1_…), only requests signed with its private key are served
@@ -38,13 +40,19 @@ interface WriteResult extends SavedReport {
   draft: string;
 }
 
+// A setting the process cannot work with stops it at start, with one line naming the variable and value.
+function die(message: string): never {
+  console.error(`ts-writer: ${message}`);
+  process.exit(2);
+}
+
 function envInt(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw.trim() === "") return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 0) {
     // A typo in a drill's hook must stop the process, not silently disable the fault.
-    throw new Error(`environment ${name}=${JSON.stringify(raw)}: expected a non-negative integer`);
+    die(`environment ${name}=${JSON.stringify(raw)}: expected a non-negative integer`);
   }
   return value;
 }
@@ -54,27 +62,76 @@ const PORT = envInt("PORT", 9082);
 const MODEL = process.env.WRITER_MODEL || "smollm2";
 const LLM_TIMEOUT_MS = envInt("LLM_TIMEOUT_S", 60) * 1000;
 const LLM_MAX_TOKENS = envInt("LLM_MAX_TOKENS", 96);
+const LLM_MAX_CONCURRENCY = envInt("LLM_MAX_CONCURRENCY", 4);
 const TOOL_FAIL_FIRST = envInt("TS_WRITER_TOOL_FAIL_FIRST", 0);
 const ALLOWED_ROOTS = (process.env.ALLOWED_ROOTS || "/tmp")
   .split(":")
   .filter((root) => root !== "")
-  .map((root) => path.resolve(root));
+  .map((root) =>
+    path.isAbsolute(root)
+      ? path.resolve(root)
+      : die(`environment ALLOWED_ROOTS: ${JSON.stringify(root)} is not an absolute path`),
+  );
 const IDENTITY_KEY = process.env.RESTATE_IDENTITY_KEY?.trim() || undefined;
+if (IDENTITY_KEY && !IDENTITY_KEY.startsWith("publickeyv1_")) {
+  die(`environment RESTATE_IDENTITY_KEY=${JSON.stringify(IDENTITY_KEY)}: expected publickeyv1_...`);
+}
 
-function baseUrl(): string {
-  const url = process.env.OPENAI_BASE_URL;
-  if (!url) {
-    // Terminal: no retry will make the variable appear in this process.
-    throw new restate.TerminalError("OPENAI_BASE_URL is not set (the OpenAI-compatible base URL, e.g. http://127.0.0.1:8091/v1)");
+// Read once at start: a process without a model to ask must not serve (Restate would retry its steps
+// forever against a deployment that can never run them).
+const BASE_URL = (process.env.OPENAI_BASE_URL ?? "").replace(/\/+$/, "");
+if (!/^https?:\/\/./.test(BASE_URL)) {
+  die(
+    `environment OPENAI_BASE_URL=${JSON.stringify(process.env.OPENAI_BASE_URL ?? null)}: ` +
+      "expected the OpenAI-compatible base URL, e.g. http://127.0.0.1:8091/v1",
+  );
+}
+
+// At most LLM_MAX_CONCURRENCY requests in flight; the others wait here in arrival order, before they are
+// sent, so the client timeout measures the model and not its queue. Without it, 40 concurrent
+// invocations (the storm drill) queued inside llama.cpp's 4 slots, requests timed out while queued and
+// Restate retried them: 218 model requests for 80 model steps.
+class Slots {
+  private waiting: Array<() => void> = [];
+
+  constructor(private free: number) {}
+
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) {
+      this.free -= 1;
+    } else {
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next(); // the slot passes straight to the oldest waiter
+      else this.free += 1;
+    };
   }
-  return url.replace(/\/+$/, "");
+}
+
+const slots = LLM_MAX_CONCURRENCY > 0 ? new Slots(LLM_MAX_CONCURRENCY) : undefined;
+
+async function chat(prompt: string): Promise<string> {
+  const waitStarted = Date.now();
+  const release = slots ? await slots.acquire() : () => {};
+  const waited = Date.now() - waitStarted;
+  if (waited > 1000) console.log(`ts-writer: waited ${(waited / 1000).toFixed(1)} s for a model slot`);
+  try {
+    return await chatNow(prompt);
+  } finally {
+    release();
+  }
 }
 
 // One chat completion. No client retries: a failure ends this attempt of the step and Restate retries it
 // under its own policy (that is what the drills observe). The timeout bounds a model that accepts and
 // never answers, so the attempt fails instead of hanging until Restate's inactivity timeout.
-async function chat(prompt: string): Promise<string> {
-  const url = `${baseUrl()}/chat/completions`;
+async function chatNow(prompt: string): Promise<string> {
+  const url = `${BASE_URL}/chat/completions`;
   const response = await fetch(url, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -149,12 +206,16 @@ async function containedDir(dir: string): Promise<string> {
   const roots = await realRoots();
   const before = await realDir(dir);
   if (!roots.some((root) => within(before, root))) {
-    throw new restate.TerminalError(`output_dir ${dir} resolves to ${before}, outside the allowed roots (${roots.join(", ")})`);
+    throw new restate.TerminalError(
+      `output_dir ${dir} resolves to ${before}, outside the allowed roots (${roots.join(", ")})`,
+    );
   }
   await fs.mkdir(before, { recursive: true });
   const after = await fs.realpath(before);
   if (!roots.some((root) => within(after, root))) {
-    throw new restate.TerminalError(`output_dir ${dir} resolves to ${after}, outside the allowed roots (${roots.join(", ")})`);
+    throw new restate.TerminalError(
+      `output_dir ${dir} resolves to ${after}, outside the allowed roots (${roots.join(", ")})`,
+    );
   }
   return after;
 }
@@ -217,7 +278,8 @@ const reportWriter = restate.service({
           // Retryable (a plain Error): Restate journals it as a transient error and runs the step again.
           // The count is in the message so each failure is a distinct error in Restate's journal events.
           throw new Error(
-            `save_report failed on purpose: execution ${saveExecutions} of the first ${TOOL_FAIL_FIRST} (TS_WRITER_TOOL_FAIL_FIRST)`,
+            `save_report failed on purpose: execution ${saveExecutions} of the first ${TOOL_FAIL_FIRST}` +
+              " (TS_WRITER_TOOL_FAIL_FIRST)",
           );
         }
         return writeAtomically(await containedDir(dir), name, content);
@@ -251,8 +313,10 @@ server.on("error", (error) => {
 server.listen(PORT, HOST, () => {
   console.log(
     `ts-writer: ReportWriter on h2c http://${HOST}:${PORT}` +
-      ` (model ${MODEL} at ${process.env.OPENAI_BASE_URL ?? "<OPENAI_BASE_URL unset>"},` +
-      ` allowed roots ${ALLOWED_ROOTS.join(":")}, ${IDENTITY_KEY ? "signed requests only" : "no request identity check"}` +
+      ` (model ${MODEL} at ${BASE_URL},` +
+      ` ${LLM_MAX_CONCURRENCY || "unlimited"} model requests at a time,` +
+      ` allowed roots ${ALLOWED_ROOTS.join(":")},` +
+      ` ${IDENTITY_KEY ? "signed requests only" : "no request identity check"}` +
       (TOOL_FAIL_FIRST ? `, save_report fails its first ${TOOL_FAIL_FIRST} executions` : "") +
       ")",
   );
