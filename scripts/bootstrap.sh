@@ -34,3 +34,18 @@ if ! command -v nft >/dev/null 2>&1; then
 fi
 .venv/bin/inv setup
 .venv/bin/inv setup --config configs/cluster.yaml   # also restatectl, for the cluster backend
+# The TypeScript reference target (configs/ts-writer.yaml): its locked packages from the npm registry,
+# compiled to targets/ts_writer/dist. Optional: without node it is unavailable and nothing else is.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  echo "bootstrap: building the TypeScript target (targets/ts_writer, node $(node --version))"
+  (
+    cd targets/ts_writer
+    # npm ci wipes node_modules: only when the lock file changed since the last install
+    if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+      npm ci --no-audit --no-fund --loglevel=error
+    fi
+    npm run --silent build
+  )
+else
+  echo "bootstrap: node is missing: the TypeScript target (configs/ts-writer.yaml) is unavailable" >&2
+fi
