@@ -25,13 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+
 from drillkit.components.process import config_digest
 from drillkit.components.restate_server import RestateServer, follow_file
 from drillkit.config import ClusterSettings, Runtime
 from drillkit.errors import ComponentError, DrillError, HttpError
 from drillkit.identity import SERVER_KEY_ENV, SERVER_KEY_TOML_KEY, SERVER_KEY_TOML_SECTION, RequestIdentity
 from drillkit.procs import ProcessRecord, ProcessTable, Stopped, proc_state, verify
-from drillkit.restate_api import AdminApi, IngressApi
+from drillkit.restate_api import TRANSIENT_RETRY_S, AdminApi, IngressApi, is_transient_message
 from drillkit.state import write_text_atomically
 from drillkit.waits import WaitTimeout, poll
 
@@ -209,7 +211,15 @@ class Restatectl:
         return str(out.stdout)
 
     def sql(self, addresses: list[str], query: str) -> list[dict[str, Any]]:
-        return parse_jsonl(self.execute(addresses, "sql", "--jsonl", query))
+        """Rows of a query; Restate's transient answers (the admin API's list, `TRANSIENT_QUERY_ERRORS`)
+        are asked again for a few seconds, as `AdminApi.query` does on the single server."""
+        retrying = Retrying(
+            stop=stop_after_delay(TRANSIENT_RETRY_S),
+            wait=wait_fixed(0.1),
+            retry=retry_if_exception(lambda exc: isinstance(exc, ComponentError) and is_transient_message(str(exc))),
+            reraise=True,
+        )
+        return parse_jsonl(retrying(self.execute, addresses, "sql", "--jsonl", query))
 
 
 # -- the cluster --------------------------------------------------------------------------------------
