@@ -97,3 +97,18 @@ def _writer_requires_the_key(stack):
     """Every test starts (and leaves) the stack's writer requiring the key."""
     yield
     stack.writer.start()
+
+
+def test_the_private_key_stays_in_its_file(stack):
+    """Only the PEM file holds the private half: no log, report or ledger line carries its body."""
+    pem = stack.state.request_identity().private_key_file.read_text()
+    body = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
+    assert len(body) > 40
+    searched = 0
+    for folder in (stack.state.logs, stack.state.reports, stack.state.root / "drill-configs"):
+        for path in folder.rglob("*") if folder.exists() else []:
+            if path.is_file():
+                searched += 1
+                assert body not in path.read_text(errors="replace"), path
+    assert searched > 0  # the logs of the server, the model and the writer at least
+    assert body not in stack.config.ledger_file().read_text(errors="replace")
