@@ -28,6 +28,9 @@ PUBLIC_KEY_PREFIX = "publickeyv1_"
 # Where restate-server 1.7.12 reads the key: `[worker.invoker]` in its TOML, this variable in its
 # environment (the top-level `request-identity-private-key-pem-file` still works but logs a deprecation).
 SERVER_KEY_ENV = "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE"
+# Every variable that makes the server sign: not inherited from the caller's environment, so a server's
+# digest (signing or not, with which key) is what it really does.
+SERVER_KEY_ENVS = (SERVER_KEY_ENV, "RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE")
 SERVER_KEY_TOML_SECTION = "worker.invoker"
 SERVER_KEY_TOML_KEY = "request-identity-private-key-pem-file"
 PRIVATE_KEY_NAME = "private-key.pem"

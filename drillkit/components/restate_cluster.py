@@ -31,7 +31,7 @@ from drillkit.components.process import config_digest
 from drillkit.components.restate_server import RestateServer, follow_file
 from drillkit.config import ClusterSettings, Runtime
 from drillkit.errors import ComponentError, DrillError, HttpError
-from drillkit.identity import SERVER_KEY_ENV, SERVER_KEY_TOML_KEY, SERVER_KEY_TOML_SECTION, RequestIdentity
+from drillkit.identity import SERVER_KEY_ENVS, SERVER_KEY_TOML_KEY, SERVER_KEY_TOML_SECTION, RequestIdentity
 from drillkit.procs import ProcessRecord, ProcessTable, Stopped, proc_state, verify
 from drillkit.restate_api import TRANSIENT_RETRY_S, AdminApi, IngressApi, is_transient_message
 from drillkit.state import write_text_atomically
@@ -308,7 +308,7 @@ class RestateCluster(RestateServer):
 
     def node_env(self) -> dict[str, str]:
         # The key is in each node's TOML; an inherited variable would override it (environment wins).
-        inherited = {k: v for k, v in os.environ.items() if k != SERVER_KEY_ENV}
+        inherited = {k: v for k, v in os.environ.items() if k not in SERVER_KEY_ENVS}
         return {**inherited, "RESTATE_LOG_DISABLE_ANSI_CODES": "true", **self.runtime.server_env}
 
     def settings_digest(self) -> str:

@@ -21,7 +21,7 @@ from drillkit import progress, traces
 from drillkit.components.process import config_digest
 from drillkit.config import Runtime
 from drillkit.errors import ComponentError, ConfigMismatch, DrillError
-from drillkit.identity import SERVER_KEY_ENV, RequestIdentity
+from drillkit.identity import SERVER_KEY_ENV, SERVER_KEY_ENVS, RequestIdentity
 from drillkit.ports import ensure_free
 from drillkit.procs import ProcessTable
 from drillkit.restate_api import AdminApi, IngressApi
@@ -109,9 +109,9 @@ class RestateServer(ABC):
             was = source or "another config"
             raise ConfigMismatch(
                 f"restate-server ({running}) runs with the runtime settings of {was}; {self.config_source} "
-                "asks for different ones (version, addresses, server_env or request identity; a drill may have "
-                "restarted it with "
-                f"its own, or the file changed). Not mixing them: run `inv down --config {was}` first, "
+                "asks for different ones (version, addresses, server_env or request identity; a drill may "
+                "have restarted it with its own, or the file changed). Not mixing them: run "
+                f"`inv down --config {was}` first, "
                 f"or use --config {was}"
             )
         if digest is None:
@@ -196,7 +196,7 @@ class NativeServer(RestateServer):
         fabric_host = host_of(admin)
         # Without an identity of ours the server signs nothing, whatever the caller's environment says
         # (the digest says unsigned); `server_env` may still set it on purpose.
-        inherited = {k: v for k, v in os.environ.items() if k != SERVER_KEY_ENV}
+        inherited = {k: v for k, v in os.environ.items() if k not in SERVER_KEY_ENVS}
         return {
             **inherited,
             "RESTATE_INGRESS__BIND_ADDRESS": f"{host_of(ingress)}:{port_of(ingress)}",

@@ -21,6 +21,7 @@ from drillkit.config import ClusterSettings, Runtime
 from drillkit.errors import ConfigError, ConfigMismatch
 from drillkit.identity import (
     SERVER_KEY_ENV,
+    SERVER_KEY_ENVS,
     base58,
     base58_decode,
     ensure_identity,
@@ -180,11 +181,13 @@ def _native(tmp_path: Path, identity: bool) -> NativeServer:
 
 
 def test_the_native_server_gets_the_pem_file_in_its_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv(SERVER_KEY_ENV, "/somewhere/else.pem")
+    for name in SERVER_KEY_ENVS:  # the current variable and the deprecated top-level one
+        monkeypatch.setenv(name, "/somewhere/else.pem")
     signed, unsigned = _native(tmp_path, True), _native(tmp_path, False)
     assert signed.identity is not None
     assert signed.env()[SERVER_KEY_ENV] == str(signed.identity.private_key_file)
-    assert SERVER_KEY_ENV not in unsigned.env()  # never inherited: its digest says unsigned
+    assert not set(SERVER_KEY_ENVS) & set(unsigned.env())  # never inherited: its digest says unsigned
+    assert not set(SERVER_KEY_ENVS) & set(_cluster(tmp_path, False).node_env())  # nodes read it from their TOML
 
 
 def test_a_server_started_unsigned_is_not_reused_once_the_key_is_required(tmp_path):
