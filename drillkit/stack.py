@@ -289,6 +289,7 @@ def restate_backend(stack: Stack) -> RestateServer:
     """The configured backend's server; Docker and cluster modules are imported only when chosen
     (docker-py costs every other `inv` a seventh of a second)."""
     rt, choice = stack.rt, stack.rt.backend
+    identity = stack.state.request_identity() if rt.request_identity else None  # the key Restate signs with
     if choice in ("auto", "docker"):
         from drillkit.components.docker_engine import docker_available
         from drillkit.components.restate_docker import DockerServer
@@ -296,7 +297,9 @@ def restate_backend(stack: Stack) -> RestateServer:
         if choice == "auto":
             choice = "docker" if docker_available() else "native"
         if choice == "docker":
-            return DockerServer(rt, stack.admin, stack.ingress, procs=stack.procs, config_source=stack.config.source)
+            return DockerServer(
+                rt, stack.admin, stack.ingress, procs=stack.procs, config_source=stack.config.source, identity=identity
+            )
     if choice == "cluster":
         from drillkit.components.restate_cluster import RestateCluster
 
@@ -309,6 +312,8 @@ def restate_backend(stack: Stack) -> RestateServer:
             stack.state.root / "restate-cluster",
             stack.state.logs,
             stack.procs,
+            config_source=stack.config.source,
+            identity=identity,
         )
     return NativeServer(
         rt,
@@ -319,6 +324,7 @@ def restate_backend(stack: Stack) -> RestateServer:
         stack.procs,
         stack.state.log_file("restate-server"),
         config_source=stack.config.source,
+        identity=identity,
     )
 
 

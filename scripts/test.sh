@@ -17,6 +17,9 @@ echo "== lint and types"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# The workflow's own security audit (pinned actions, no persisted credentials, least permissions);
+# offline: no GitHub API, so it runs the same here and in CI.
+.venv/bin/zizmor --offline .github/workflows/
 echo "== tests (loopback-only network namespace)"
 set +e
 scripts/loopback-only --contained .venv/bin/python -m pytest -v --durations=15 "$@"

@@ -27,6 +27,10 @@ HOST_OVERRIDE_ENV = "RESTATE_WRITER_HOST"
 # this ingress header, which Restate passes on to the handler.
 FAULT_KEY_FILE_ENV = "RESTATE_WRITER_FAULT_KEY_FILE"
 FAULT_KEY_HEADER = "x-drill-fault-key"
+# Request identity: the file this variable names holds the Restate server's public key(s)
+# (`publickeyv1_...`, one a line); the writer then answers 401 to any request not signed by that server.
+# Set: the file must hold valid keys or the writer refuses to start (it never falls back to open).
+IDENTITY_KEY_FILE_ENV = "RESTATE_WRITER_IDENTITY_KEY_FILE"
 DEFAULT_CONFIG = Path("configs/local.yaml")
 STEP_NAMES = ("outline", "section", "summary", "save_report")
 # Sections of the shared file that belong to the drill runtime, not to the writer.

@@ -21,6 +21,7 @@ from drillkit import progress, traces
 from drillkit.components.process import config_digest
 from drillkit.config import Runtime
 from drillkit.errors import ComponentError, ConfigMismatch, DrillError
+from drillkit.identity import SERVER_KEY_ENV, SERVER_KEY_ENVS, RequestIdentity
 from drillkit.ports import PortInUse, ensure_free
 from drillkit.procs import ProcessTable
 from drillkit.restate_api import AdminApi, IngressApi
@@ -34,12 +35,21 @@ class RestateServer(ABC):
 
     name: str
 
-    def __init__(self, runtime: Runtime, admin: AdminApi, ingress: IngressApi, config_source: str = "<config>") -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        admin: AdminApi,
+        ingress: IngressApi,
+        config_source: str = "<config>",
+        identity: RequestIdentity | None = None,
+    ) -> None:
         self.configured = runtime
         self.runtime = runtime
         self.admin = admin
         self.ingress = ingress
         self.config_source = config_source
+        self.identity = identity
+        """The key it signs its requests to the services with (`runtime.request_identity`); None: unsigned."""
 
     # -- what each backend does -----------------------------------------------------------------------
 
@@ -76,7 +86,9 @@ class RestateServer(ABC):
 
     def settings_digest(self) -> str:
         """The digest of what the server runs with: version, addresses, its environment (a drill's extra
-        `RESTATE_*` variables included). Registration settings are not the server's."""
+        `RESTATE_*` variables included), the request identity key it signs with (a server started
+        unsigned, or with another key, is not reused once this one is required). Registration settings
+        are not the server's."""
         rt = self.runtime
         return config_digest(
             {
@@ -86,6 +98,7 @@ class RestateServer(ABC):
                 "admin_url": rt.admin_url,
                 "server_env": rt.server_env,
                 "image": rt.image() if self.name == "docker" else None,
+                "request_identity": self.identity.public_key if self.identity else None,
             }
         )
 
@@ -96,8 +109,9 @@ class RestateServer(ABC):
             was = source or "another config"
             raise ConfigMismatch(
                 f"restate-server ({running}) runs with the runtime settings of {was}; {self.config_source} "
-                "asks for different ones (version, addresses or server_env; a drill may have restarted it with "
-                f"its own, or the file changed). Not mixing them: run `inv down --config {was}` first, "
+                "asks for different ones (version, addresses, server_env or request identity; a drill may "
+                "have restarted it with its own, or the file changed). Not mixing them: run "
+                f"`inv down --config {was}` first, "
                 f"or use --config {was}"
             )
         if digest is None:
@@ -180,8 +194,9 @@ class NativeServer(RestateServer):
         procs: ProcessTable,
         log_file: Path,
         config_source: str = "<config>",
+        identity: RequestIdentity | None = None,
     ) -> None:
-        super().__init__(runtime, admin, ingress, config_source)
+        super().__init__(runtime, admin, ingress, config_source, identity)
         self.binary = binary
         self.data_dir = data_dir
         self.procs = procs
@@ -193,8 +208,11 @@ class NativeServer(RestateServer):
     def env(self) -> dict[str, str]:
         ingress, admin = self.runtime.ingress_url, self.runtime.admin_url
         fabric_host = host_of(admin)
+        # Without an identity of ours the server signs nothing, whatever the caller's environment says
+        # (the digest says unsigned); `server_env` may still set it on purpose.
+        inherited = {k: v for k, v in os.environ.items() if k not in SERVER_KEY_ENVS}
         return {
-            **os.environ,
+            **inherited,
             "RESTATE_INGRESS__BIND_ADDRESS": f"{host_of(ingress)}:{port_of(ingress)}",
             "RESTATE_ADMIN__BIND_ADDRESS": f"{host_of(admin)}:{port_of(admin)}",
             # The node-to-node fabric (5122) stays on loopback too: nothing of ours listens outside.
@@ -202,8 +220,13 @@ class NativeServer(RestateServer):
             "RESTATE_ADVERTISED_ADDRESS": f"http://{fabric_host}:{FABRIC_PORT}",
             "RESTATE_LOG_DISABLE_ANSI_CODES": "true",  # the log file is read by people and by `restate.logs`
             **traces.server_env(),  # invocation spans to the drill's loopback collector (drillkit/traces.py)
+            **self.identity_env(),
             **self.runtime.server_env,
         }
+
+    def identity_env(self) -> dict[str, str]:
+        """Sign every request to the services with the state dir's key (the server reads the PEM file)."""
+        return {SERVER_KEY_ENV: str(self.identity.private_key_file)} if self.identity else {}
 
     def launch(self) -> str:
         live = self.procs.live(PROCESS_NAME)

@@ -21,6 +21,7 @@ from drillkit.drills.pace import Pace
 from drillkit.drills.record import ERROR, PASS, DrillRecord, row_summary
 from drillkit.errors import DrillError, Inconclusive
 from drillkit.evidence import journal_steps, transient_errors
+from drillkit.restate_api import is_query_error
 from drillkit.stack import Stack
 from drillkit.state import drill_lock
 from drillkit.waits import WaitTimeout
@@ -44,6 +45,8 @@ class Drill:
     """invocation id -> the nonce its body carries (configured targets: how the tap tells them apart)."""
     tap: LlmTap | None = None
     """The LLM tap in front of the model, when the drill put one there."""
+    cause: Exception | None = None
+    """What ended the scenario early, if anything (set by `judge_exception`)."""
 
     def on_cleanup(self, what: str, action: Callable[[], Any]) -> None:
         """Run `action` at the end, on every path; registered once per `what` (a storm kills many times)."""
@@ -95,8 +98,13 @@ def collect_evidence(drill: Drill) -> None:
 
 
 def stop_unfinished(drill: Drill) -> None:
-    """A drill that did not pass leaves nothing running on after it: its unfinished invocations are killed."""
+    """A drill that did not pass leaves nothing running on after it: its unfinished invocations are killed;
+    unless what ended it was its own SQL query to Restate: that says nothing of the invocations, and
+    killing them would throw away healthy, durable work (they are left to finish, and the record says so)."""
     ids = drill.invocations or ([drill.record.invocation_id] if drill.record.invocation_id else [])
+    if ids and is_query_error(drill.cause):
+        drill.record.note(f"unfinished invocations left to finish, not killed: the drill's query failed: {drill.cause}")
+        return
     killed = []
     for invocation_id in ids:
         try:
@@ -182,6 +190,7 @@ def judge_exception(drill: Drill, exc: Exception) -> None:
     """What an exception out of a scenario means for the verdict: the system's failure only after the
     fault; before it, the environment's (INCONCLUSIVE); anything unforeseen, the tool's (ERROR)."""
     record = drill.record
+    drill.cause = exc
     if isinstance(exc, WaitTimeout):
         why = "no progress for" if exc.stalled else "not seen within"
         detail = f"{why} {exc.timeout_s:g} s; last seen: {exc.last!r}"
