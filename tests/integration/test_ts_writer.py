@@ -2,18 +2,17 @@
 configs/ts-writer.yaml and run by drillkit's own components: the real restate-server, the local model,
 the service as a node process (started, recorded and stopped by `Stack`), registered, invoked.
 
-The module's server signs its requests (a fresh ed25519 key, `RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE`)
-and the service is given the public half (`RESTATE_IDENTITY_KEY`): every invocation here goes through a
-signature check, and an unsigned request straight to the service must be refused.
+The server signs its requests with the state dir's key (runtime.request_identity, on by default) and the
+service is given the public half through `target.identity_key_env` (`RESTATE_IDENTITY_KEY`): every
+invocation here goes through a signature check, and an unsigned request straight to the service must be
+refused.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -33,34 +32,6 @@ pytestmark = pytest.mark.integration
 TS_CONFIG = ROOT / "configs" / "ts-writer.yaml"
 DIST = ROOT / "targets" / "ts_writer" / "dist" / "app.js"
 COMPLETION_TIMEOUT_S = 300.0  # ~4 s on an idle machine; minutes when five others share the two cores
-BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def base58(raw: bytes) -> str:
-    number, text = int.from_bytes(raw, "big"), ""
-    while number:
-        number, digit = divmod(number, 58)
-        text = BASE58[digit] + text
-    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + text
-
-
-def identity_key_pair(directory: Path) -> tuple[Path, str]:
-    """A fresh ed25519 key: the PEM file Restate signs with, and the `publickeyv1_<base58 of the raw
-    public key>` the SDK checks against (the format restate-server logs at start)."""
-    script = (
-        "const c = require('crypto');"
-        "const { privateKey, publicKey } = c.generateKeyPairSync('ed25519');"
-        "process.stdout.write(JSON.stringify({"
-        " pem: privateKey.export({ type: 'pkcs8', format: 'pem' }),"
-        " x: publicKey.export({ format: 'jwk' }).x }));"
-    )
-    made = json.loads(subprocess.run(["node", "-e", script], check=True, capture_output=True, text=True).stdout)
-    pem = directory / "request-identity.pem"
-    pem.write_text(made["pem"])
-    pem.chmod(0o600)
-    raw = base64.urlsafe_b64decode(made["x"] + "=" * (-len(made["x"]) % 4))  # JWK: unpadded base64url
-    assert len(raw) == 32, f"an ed25519 public key has 32 bytes, got {len(raw)}"
-    return pem, "publickeyv1_" + base58(raw)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +41,6 @@ def ts(tmp_path_factory: pytest.TempPathFactory, project_state: Path) -> Any:
     if not DIST.is_file():
         pytest.skip(f"{DIST.relative_to(ROOT)} is not built: run `bash scripts/bootstrap.sh` (npm ci + tsc)")
     directory = tmp_path_factory.mktemp("ts-writer")
-    pem, public_key = identity_key_pair(directory)
     reports = directory / "reports"
     # make_config copies a file without following `extends`: hand it the merged mapping.
     merged = directory / "merged.yaml"
@@ -80,8 +50,6 @@ def ts(tmp_path_factory: pytest.TempPathFactory, project_state: Path) -> Any:
         project_state,
         base=merged,
         **{
-            "runtime.server_env.RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(pem),
-            "target.env.RESTATE_IDENTITY_KEY": public_key,
             "target.env.ALLOWED_ROOTS": str(directory),
             "target.body.output_dir": str(reports),
         },
@@ -89,7 +57,9 @@ def ts(tmp_path_factory: pytest.TempPathFactory, project_state: Path) -> Any:
     stack = Stack(drill_config.load(path))
     try:
         stack.up()
-        yield stack, public_key, reports
+        # The state dir's key: restate-server signs with its private half, the target gets the public one
+        # through `target.identity_key_env` (RESTATE_IDENTITY_KEY), as for any configured target.
+        yield stack, stack.state.identity_public_key(), reports
     finally:
         stack.down(purge=True)
         assert our_live_processes(stack) == []
