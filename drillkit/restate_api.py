@@ -19,9 +19,7 @@ SERVICE = "WriterAgentRestate"
 HANDLER = "run"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 BENIGN_RETRY_S = 5.0
-# "node N1:14 was shut down or removed": right after a restart the query can be routed to the node's
-# previous generation (seen once in four server-crash drills, 2026-12-03); asked again, the new one answers.
-BENIGN_QUERY_ERRORS = ("doesn't exist on this node", "No such scanner", "was shut down or removed")
+BENIGN_QUERY_ERRORS = ("doesn't exist on this node", "No such scanner")
 
 
 def is_benign_query_error(exc: BaseException) -> bool:

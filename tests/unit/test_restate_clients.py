@@ -129,12 +129,6 @@ def test_cli_runs_with_the_admin_url_and_reports_failures():
     assert err.value.returncode == 1 and "not found" in str(err.value) and "invocations describe" in str(err.value)
 
 
-def test_a_query_routed_to_the_previous_node_generation_after_a_restart_is_asked_again():
-    gone = "Datafusion error: External error: node N1:14 was shut down or removed"  # measured, 1.7.12
-    answers = iter([httpx.Response(500, json={"message": gone}), httpx.Response(200, json={"rows": [{"id": "inv_1"}]})])
-    assert admin_with(lambda request: next(answers)).query("SELECT id FROM sys_invocation") == [{"id": "inv_1"}]
-
-
 def test_benign_partition_errors_are_asked_again_real_errors_are_not():
     calls = []
 
