@@ -2,10 +2,9 @@
 configs/ts-writer.yaml and run by drillkit's own components: the real restate-server, the local model,
 the service as a node process (started, recorded and stopped by `Stack`), registered, invoked.
 
-Request identity: a ts_writer process given a key in `RESTATE_IDENTITY_KEY` must refuse unsigned
-requests (and the same process without one must not). Where the tool itself makes the server sign and
-hands the target its public key (`target.identity_key_env`, `runtime.request_identity`), every
-invocation here is a signed one, and the stack's target must refuse unsigned requests too.
+The module's server signs its requests (a fresh ed25519 key, `RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE`)
+and the service is given the public half (`RESTATE_IDENTITY_KEY`): every invocation here goes through a
+signature check, and an unsigned request straight to the service must be refused.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,8 +21,6 @@ import httpx
 import pytest
 
 from drillkit import config as drill_config
-from drillkit.blackhole import closed_port
-from drillkit.components.target import port_accepts
 from drillkit.evidence import first_line, journal_steps, transient_errors
 from drillkit.stack import Stack
 from drillkit.waits import poll
@@ -48,17 +44,23 @@ def base58(raw: bytes) -> str:
     return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + text
 
 
-def fresh_public_key() -> str:
-    """`publickeyv1_<base58 of the raw 32 bytes>` of a fresh ed25519 key (the format restate-server logs
-    at start and the SDK checks signatures against)."""
+def identity_key_pair(directory: Path) -> tuple[Path, str]:
+    """A fresh ed25519 key: the PEM file Restate signs with, and the `publickeyv1_<base58 of the raw
+    public key>` the SDK checks against (the format restate-server logs at start)."""
     script = (
-        "const { publicKey } = require('crypto').generateKeyPairSync('ed25519');"
-        "process.stdout.write(publicKey.export({ format: 'jwk' }).x);"
+        "const c = require('crypto');"
+        "const { privateKey, publicKey } = c.generateKeyPairSync('ed25519');"
+        "process.stdout.write(JSON.stringify({"
+        " pem: privateKey.export({ type: 'pkcs8', format: 'pem' }),"
+        " x: publicKey.export({ format: 'jwk' }).x }));"
     )
-    x = subprocess.run(["node", "-e", script], check=True, capture_output=True, text=True, timeout=60).stdout
-    raw = base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))  # JWK: unpadded base64url
+    made = json.loads(subprocess.run(["node", "-e", script], check=True, capture_output=True, text=True).stdout)
+    pem = directory / "request-identity.pem"
+    pem.write_text(made["pem"])
+    pem.chmod(0o600)
+    raw = base64.urlsafe_b64decode(made["x"] + "=" * (-len(made["x"]) % 4))  # JWK: unpadded base64url
     assert len(raw) == 32, f"an ed25519 public key has 32 bytes, got {len(raw)}"
-    return "publickeyv1_" + base58(raw)
+    return pem, "publickeyv1_" + base58(raw)
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,7 @@ def ts(tmp_path_factory: pytest.TempPathFactory, project_state: Path) -> Any:
     if not DIST.is_file():
         pytest.skip(f"{DIST.relative_to(ROOT)} is not built: run `bash scripts/bootstrap.sh` (npm ci + tsc)")
     directory = tmp_path_factory.mktemp("ts-writer")
+    pem, public_key = identity_key_pair(directory)
     reports = directory / "reports"
     # make_config copies a file without following `extends`: hand it the merged mapping.
     merged = directory / "merged.yaml"
@@ -76,12 +79,17 @@ def ts(tmp_path_factory: pytest.TempPathFactory, project_state: Path) -> Any:
         directory,
         project_state,
         base=merged,
-        **{"target.env.ALLOWED_ROOTS": str(directory), "target.body.output_dir": str(reports)},
+        **{
+            "runtime.server_env.RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(pem),
+            "target.env.RESTATE_IDENTITY_KEY": public_key,
+            "target.env.ALLOWED_ROOTS": str(directory),
+            "target.body.output_dir": str(reports),
+        },
     )
     stack = Stack(drill_config.load(path))
     try:
         stack.up()
-        yield stack, reports
+        yield stack, public_key, reports
     finally:
         stack.down(purge=True)
         assert our_live_processes(stack) == []
@@ -108,7 +116,7 @@ def report_text(topic: str, outline: str, draft: str) -> str:
 
 
 def test_one_invocation_writes_the_report_in_three_journaled_steps(ts):
-    stack, reports = ts
+    stack, _, reports = ts
     body = stack.target.body()
     invocation_id, row = run(stack, body)
     assert row.get("completion_result") == "success", first_line(row.get("completion_failure"), 400)
@@ -130,7 +138,7 @@ def test_one_invocation_writes_the_report_in_three_journaled_steps(ts):
 
 
 def test_save_report_failures_are_retried_by_restate(ts):
-    stack, reports = ts
+    stack, _, reports = ts
     target = stack.target
     target.restart(tool_failures=2)
     try:
@@ -150,7 +158,7 @@ def test_save_report_failures_are_retried_by_restate(ts):
 
 
 def test_a_directory_outside_the_allowed_root_is_refused_terminally(ts, tmp_path):
-    stack, reports = ts
+    stack, _, reports = ts
     # Lexically outside: refused before any model call (no step at all in the journal).
     invocation_id, row = run(stack, {**stack.target.body(), "output_dir": str(tmp_path / "elsewhere")})
     assert row.get("completion_result") == "failure"
@@ -170,51 +178,23 @@ def test_a_directory_outside_the_allowed_root_is_refused_terminally(ts, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
-def unsigned(url: str) -> tuple[int, int]:
-    """Status of an unsigned discovery and an unsigned invocation (h2c with prior knowledge, as Restate
-    speaks to the service; no x-restate-jwt-v1 header)."""
+def test_unsigned_requests_to_the_service_are_refused(ts):
+    stack, public_key, _ = ts
+    target = stack.target
+    # h2c with prior knowledge, as Restate speaks to it; no x-restate-jwt-v1 header.
     with httpx.Client(http1=False, http2=True, timeout=httpx.Timeout(10.0, connect=2.0)) as client:
-        discover = client.get(f"{url}/discover", headers={"accept": "application/vnd.restate.endpointmanifest.v3+json"})
+        discover = client.get(
+            f"{target.url}/discover", headers={"accept": "application/vnd.restate.endpointmanifest.v3+json"}
+        )
         invoke = client.post(
-            f"{url}/invoke/ReportWriter/write",
+            f"{target.url}/invoke/ReportWriter/write",
             headers={"content-type": "application/vnd.restate.invocation.v5"},
             content=b"",
         )
-    return discover.status_code, invoke.status_code
-
-
-def test_a_key_in_restate_identity_key_refuses_unsigned_requests(tmp_path):
-    if shutil.which("node") is None or not DIST.is_file():
-        pytest.skip("node or targets/ts_writer/dist is missing (bash scripts/bootstrap.sh)")
-
-    def statuses(extra: dict[str, str]) -> tuple[int, int]:
-        port = closed_port()
-        env = {**os.environ, "PORT": str(port), "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", **extra}
-        with (tmp_path / f"ts-writer-{port}.log").open("w") as log:
-            process = subprocess.Popen(["node", str(DIST)], env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:  # our own child: stopped through its handle, never looked up by name
-            poll(
-                lambda: process.poll() is None and port_accepts("127.0.0.1", port),
-                bool,
-                f"ts_writer on 127.0.0.1:{port} (log {log.name})",
-                60.0,
-            )
-            return unsigned(f"http://127.0.0.1:{port}")
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-
-    assert statuses({"RESTATE_IDENTITY_KEY": fresh_public_key()}) == (401, 401)
-    discover, _ = statuses({})  # the same service without a key: the 401 came from the key
-    assert discover == 200
-
-
-def test_the_stack_target_refuses_unsigned_requests_when_the_tool_gives_it_a_key(ts):
-    stack, _ = ts
-    target = stack.target
-    spec = target.spec
-    if not spec.identity_key_env or not target.environment().get(spec.identity_key_env):
-        pytest.skip(f"this drillkit does not give the target a key in {spec.identity_key_env} (no request identity)")
-    assert unsigned(target.url) == (401, 401)
-    # ... while Restate, which signs, registered it and ran the invocations of the tests above.
+    assert discover.status_code == 401, (discover.status_code, discover.text[:300])
+    assert invoke.status_code == 401, (invoke.status_code, invoke.text[:300])
+    # The same service, asked by the server that holds the private half, answers: registration is a
+    # signed discovery request.
+    stack.register(force=True)
     assert "ReportWriter" in stack.admin.services()
+    assert public_key in stack.server.log_file.read_text(errors="replace")
