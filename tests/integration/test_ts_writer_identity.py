@@ -7,7 +7,6 @@ hands the stack's target the server's key (test_ts_writer.py).
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 
 from drillkit.blackhole import closed_port
 from drillkit.components.target import port_accepts
+from drillkit.identity import new_private_key_pem, public_key_of
 from drillkit.waits import poll
 
 from .conftest import ROOT
@@ -25,28 +25,11 @@ from .conftest import ROOT
 pytestmark = pytest.mark.integration
 
 DIST = ROOT / "targets" / "ts_writer" / "dist" / "app.js"
-BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def base58(raw: bytes) -> str:
-    number, text = int.from_bytes(raw, "big"), ""
-    while number:
-        number, digit = divmod(number, 58)
-        text = BASE58[digit] + text
-    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + text
 
 
 def fresh_public_key() -> str:
-    """`publickeyv1_<base58 of the raw 32 bytes>` of a fresh ed25519 key (the format restate-server logs
-    at start and the SDK checks signatures against)."""
-    script = (
-        "const { publicKey } = require('crypto').generateKeyPairSync('ed25519');"
-        "process.stdout.write(publicKey.export({ format: 'jwk' }).x);"
-    )
-    x = subprocess.run(["node", "-e", script], check=True, capture_output=True, text=True, timeout=60).stdout
-    raw = base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))  # JWK: unpadded base64url
-    assert len(raw) == 32, f"an ed25519 public key has 32 bytes, got {len(raw)}"
-    return "publickeyv1_" + base58(raw)
+    """`publickeyv1_...` of a fresh ed25519 key, made the way the tool makes the state dir's."""
+    return public_key_of(new_private_key_pem())
 
 
 def unsigned(url: str) -> tuple[int, int]:
