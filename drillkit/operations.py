@@ -68,7 +68,7 @@ def status(stack: Stack) -> None:
         if leaders is None:
             progress.info("partition leaders: unknown (no node answers restatectl)")
         else:
-            led = [(str(p), leaders.get(p, "[red]none[/]")) for p in range(cluster.settings.partitions)]
+            led = [(str(p), leaders.get(p, "none")) for p in range(cluster.settings.partitions)]
             progress.table("partition leaders (restatectl)", ("partition", "leader"), led)
     last = stack.state.last_invocation()
     if last:

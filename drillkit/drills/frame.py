@@ -219,8 +219,7 @@ def finish(drill: Drill, directory: Path, collector: traces.TraceCollector | str
 
 
 def show_verdict(record: DrillRecord, directory: Path) -> None:
-    colour = {PASS: "green", "INCONCLUSIVE": "yellow"}.get(record.verdict, "red")
-    progress.info(f"[bold {colour}]{record.verdict}[/] drill {record.drill} in {record.duration_s:.1f} s")
+    progress.verdict(record.verdict, f"drill {record.drill} in {record.duration_s:.1f} s")
     for reason in record.reasons():
         mark = "✓" if reason.startswith("met") else "✗"
         progress.info(f"  {mark} {reason}" if record.verdict != ERROR else f"  ✗ {reason}")
