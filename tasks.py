@@ -46,16 +46,18 @@ class _LenientArgument(Argument):  # type: ignore[misc]
             self._value = value
 
 
+SHORT_FLAGS = {"config": "c", "verbose": "v"}  # the only short flags: one meaning on every task
+
+
 class _Task(invoke.Task):  # type: ignore[misc]
-    """Every task's flags, built one way: no short flags (an automatic one took `-h` from help on `inv up`
-    and gave one letter different meanings on different drills) except `-c` for `--config`, which every
-    task has; integers parsed by the task; a default stated in every help text (taken from the signature
-    when the text does not say it)."""
+    """Every task's flags, built one way: no automatic short flags (one took `-h` from help on `inv up` and
+    gave one letter different meanings on different drills), only SHORT_FLAGS; integers parsed by the task;
+    a default stated in every help text (taken from the signature when the text does not say it)."""
 
     def arg_opts(self, name: str, default: object, taken_names: set[str]) -> dict[str, object]:
         opts: dict[str, object] = super().arg_opts(name, default, taken_names)
-        if name == "config":
-            opts["names"] = [*opts["names"], "c"]  # type: ignore[misc]
+        if name in SHORT_FLAGS:
+            opts["names"] = [*opts["names"], SHORT_FLAGS[name]]  # type: ignore[misc]
         text = str(opts.get("help") or "")
         if "default" not in text and default is not None and default is not inspect.Parameter.empty:
             shown = ("on" if default else "off") if isinstance(default, bool) else default
@@ -133,12 +135,13 @@ def setup(c, config=None):
         "config": CONFIG_HELP,
         "http1_1": "register the writer over HTTP/1.1 (--use-http1.1), as the HOW-TO does "
         "(default: runtime.use_http11 from the config)",
+        "verbose": "show the restate CLI's whole registration text (default: one line)",
     }
 )
-def up(c, config=None, http1_1=False):
-    """Set up if needed, then start Restate, the local model and the writer, and register it."""
+def up(c, config=None, http1_1=False, verbose=False):
+    """Check every prerequisite, then start Restate, the local model and the writer, and register it if new."""
     with _stack(c, config) as stack:
-        operations.up(stack, use_http11=True if http1_1 else None)
+        operations.up(stack, use_http11=True if http1_1 else None, verbose=verbose)
 
 
 @task(

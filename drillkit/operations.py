@@ -25,9 +25,9 @@ def setup(stack: Stack) -> None:
     progress.table("setup", ("item", "path", "source"), stack.setup())
 
 
-def up(stack: Stack, use_http11: bool | None = None) -> None:
+def up(stack: Stack, use_http11: bool | None = None, verbose: bool = False) -> None:
     progress.step(f"up: {stack.config.source} ({stack.rt.backend} backend)")
-    timings = stack.up(use_http11=use_http11)
+    timings = stack.up(use_http11=use_http11, verbose=verbose)
     phases = ", ".join(f"{k} {v:.2f} s" for k, v in timings.phases.items())
     progress.ok(f"all up ({phases})")
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from drillkit import progress
+from drillkit import preflight, progress, registration
 from drillkit.binaries import CLI, CTL, SERVER, Binary, BinaryStore
 from drillkit.components.local_model import LocalModel
 from drillkit.components.process import http_ok
@@ -24,6 +24,7 @@ from drillkit.components.writer import WriterService
 from drillkit.config import DrillConfig
 from drillkit.errors import ComponentError, ConfigError, DrillError
 from drillkit.procs import Observed, ProcessTable, net_namespace
+from drillkit.registration import Registration
 from drillkit.restate_api import SERVICE, AdminApi, IngressApi
 from drillkit.restate_cli import RestateCli
 from drillkit.state import StateDir
@@ -129,6 +130,18 @@ class Stack:
         http11 = self.rt.use_http11 if use_http11 is None else use_http11
         return self.cli().register(self.deployment_uri(), use_http11=http11, force=force)
 
+    def ensure_registered(self, use_http11: bool | None = None) -> Registration:
+        """Register unless Restate already has this deployment unchanged (`drillkit.registration`)."""
+        http11 = self.rt.use_http11 if use_http11 is None else use_http11
+        uri = self.deployment_uri()
+        return registration.ensure(
+            self.admin.deployments,
+            lambda force: self.cli().register(uri, use_http11=http11, force=force),
+            uri,
+            SERVICE,
+            http11,
+        )
+
     def registered(self) -> bool:
         try:
             return SERVICE in self.admin.services()
@@ -169,13 +182,15 @@ class Stack:
         model_ok = not self.model.enabled or self.model.live() is not None
         return bool(self.server.running() and self.writer.live() and model_ok and self.registered())
 
-    def up(self, use_http11: bool | None = None) -> Timings:
-        """Setup if needed; start the server, the model and the writer side by side (none needs another
-        to start: the writer reaches the model only when a step runs); then register."""
+    def up(self, use_http11: bool | None = None, verbose: bool = False) -> Timings:
+        """Setup if needed; check every prerequisite before starting anything; start the server, the model
+        and the writer side by side (none needs another to start: the writer reaches the model only when a
+        step runs); then register unless Restate already has it unchanged."""
         timings = Timings()
         self.check_reachable()
         if self.needs_setup():
             timings.measure("setup", self.setup)
+        preflight.check(self)
         server, writer = self.server, self.writer  # chosen once, before the threads
         if not self.model.enabled:
             progress.info(f"LLM endpoint is remote: {self.config.writer_model.base_url} (not started here)")
@@ -201,9 +216,10 @@ class Stack:
                     config_failed |= isinstance(exc, ConfigError)
         if failures:
             raise (ConfigError if config_failed else ComponentError)("\n".join(failures))
-        output = timings.measure("register", lambda: self.register(use_http11))
-        progress.ok(f"registered {self.deployment_uri()} with the restate CLI")
-        progress.raw(output)
+        done: Registration = timings.measure("register", lambda: self.ensure_registered(use_http11))
+        progress.ok(done.summary)
+        if verbose:
+            progress.raw(done.output)
         if self.rt.backend == "cluster":
             timings.measure(
                 "registered everywhere",

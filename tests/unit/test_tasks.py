@@ -159,10 +159,11 @@ def test_a_float_flag_given_a_word_is_one_error_line_and_exit_2(name, flag, caps
 def test_dash_h_is_help_on_every_task_never_a_flag(capsys):
     for name, task in TASKS.items():
         shorts = {n for a in task.get_arguments() for n in a.names if len(n) == 1}
-        assert shorts <= {"c"}, f"{name}: short flags {shorts} (only -c, for --config, is allowed)"
+        assert shorts <= {"c", "v"}, f"{name}: short flags {shorts} (only -c --config and -v --verbose)"
         for argument in task.get_arguments():
-            if "c" in argument.names:
-                assert argument.name == "config", f"{name}: -c is {argument.name}"
+            for short, long in (("c", "config"), ("v", "verbose")):
+                if short in argument.names:
+                    assert argument.name == long, f"{name}: -{short} is {argument.name}"
     assert run_inv("up", "-h") == 0
     out = capsys.readouterr().out
     assert "[--core-opts] up [--options]" in out and "--http1-1" in out
