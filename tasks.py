@@ -24,7 +24,7 @@ from invoke import Collection, Context, Exit
 from invoke.parser import Argument
 
 from drillkit import config as drill_config
-from drillkit import console, operations, progress
+from drillkit import console, operations, preflight, progress
 from drillkit.drills import catalog, html_report
 from drillkit.drills.record import exit_code
 from drillkit.errors import ConfigError, DrillError
@@ -111,13 +111,22 @@ def _stack(c: Context, config: str | None) -> Iterator[Stack]:
     try:
         yield stack
     except ConfigError as exc:
-        console.error(f"config: {exc}")
+        console.error(f"config: {exc}" + _other_configs(stack))
         raise Exit(code=2) from None
     except DrillError as exc:
-        console.error(str(exc))
+        console.error(str(exc) + _other_configs(stack))
         raise Exit(code=1) from None
     finally:
         stack.close()
+
+
+def _other_configs(stack: Stack) -> str:
+    """An error while a cluster (or any part) started with another config runs: say which, and where."""
+    try:
+        text = preflight.other_configs_text(stack)
+    except DrillError:
+        return ""
+    return f"\n  ({text})" if text else ""
 
 
 # -- setup, up, down, status ------------------------------------------------------------------------

@@ -8,11 +8,12 @@ record instead. Failures raise `DrillError`.
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 from typing import Any
 
-from drillkit import progress
+from drillkit import preflight, progress
 from drillkit.components.process import ManagedProcess
 from drillkit.errors import DrillError, HttpError
 from drillkit.howto import RESTART_PROMPT, fault_headers, howto_body, read_body
@@ -49,6 +50,9 @@ def status(stack: Stack) -> None:
     elsewhere = stack.elsewhere()
     if elsewhere:
         progress.warn(elsewhere)
+    other = preflight.other_configs_text(stack)
+    if other:
+        progress.warn(other)
     progress.table("components", ("component", "process", "URL", "health"), stack.status())
     mismatched = stack.mismatched()
     if mismatched:
@@ -198,6 +202,11 @@ def describe(stack: Stack, invocation_id: str | None = None) -> str:
 
 def list_invocations(stack: Stack, include_completed: bool = False) -> str:
     text = stack.cli().list(include_completed=include_completed)
+    if re.search(r"\binv_[0-9A-Za-z]+", text) is None:  # the CLI prints nothing at all for none
+        progress.info(
+            "no invocations" if include_completed else "no invocations in flight (`inv list --all` adds completed ones)"
+        )
+        return text
     progress.raw(text)
     return text
 

@@ -61,6 +61,28 @@ def ports_to_bind(stack: Stack) -> list[Port]:
     return ports
 
 
+def other_configs(stack: Stack) -> dict[str, list[str]]:
+    """Config file -> our live processes started with it, for every config but this one (a cluster left
+    running while `inv status` or `inv up` reads the default config, say)."""
+    found: dict[str, list[str]] = {}
+    here = str(stack.config.source)
+    for name in stack.procs.names():
+        record = stack.procs.live(name)
+        if record is not None and record.config_source and record.config_source != here:
+            found.setdefault(record.config_source, []).append(f"{record.name} (pid {record.pid})")
+    return found
+
+
+def other_configs_text(stack: Stack) -> str | None:
+    """One sentence naming what runs on another config and how to see it; None when nothing does."""
+    found = other_configs(stack)
+    if not found:
+        return None
+    runs = "; ".join(f"{', '.join(names)} started with {source}" for source, names in sorted(found.items()))
+    first = sorted(found)[0]
+    return f"this is {stack.config.source}, but {runs}: `inv status --config {first}` shows it"
+
+
 def busy(host: str, port: int) -> bool:
     try:
         poll(lambda: listening(host, port), lambda taken: not taken, f"port {port} to be free", RELEASE_GRACE_S, 0.05)

@@ -51,7 +51,7 @@ class Stack:
     def __init__(self, config: DrillConfig) -> None:
         self.config = config
         self.rt = config.runtime
-        self.state = StateDir(config.state_root())
+        self.state = StateDir(config.state_root(), backend=self.rt.backend)
         self.state.prepare()
         self.procs = ProcessTable(self.state.procs)
         self.binaries = BinaryStore(self.state.bin, self.rt.restate_version)

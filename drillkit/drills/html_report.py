@@ -453,7 +453,18 @@ def write_index(directory: Path, reports: list[Path]) -> Path:
 
 
 def rerender(path: Path) -> Path:
-    """`inv report PATH`: report.html again from a journal.json, or from the report dir holding one."""
+    """`inv report PATH`: report.html again from a journal.json or the report dir holding one; for a
+    `drill.all` dir (one report dir per drill inside), every drill's report.html and the index again."""
+    if path.is_dir() and not (path / "journal.json").exists():
+        reports = sorted(d for d in path.iterdir() if (d / "journal.json").is_file())
+        if not reports:
+            raise DrillError(
+                f"{path}: no journal.json here nor in any folder inside; pass a drill's report dir (the folder "
+                "holding journal.json, e.g. .drill/reports/crash-<time>) or a `drill.all` dir (all-<time>)"
+            )
+        for report_dir in reports:
+            rerender(report_dir)
+        return write_index(path, reports)
     journal = path / "journal.json" if path.is_dir() else path
     try:
         data = json.loads(journal.read_text())

@@ -136,3 +136,43 @@ def test_a_port_held_by_our_process_of_another_config_is_a_config_error_naming_b
     text = str(err.value)
     assert "/x/configs/cluster.yaml" in text and str(stack.config.source) in text
     assert "inv down --config /x/configs/cluster.yaml" in text
+
+
+def test_the_last_invocation_is_kept_per_backend(tmp_path):
+    from drillkit.state import StateDir
+
+    native, cluster = StateDir(tmp_path, backend="native"), StateDir(tmp_path, backend="cluster")
+    native.remember_invocation("inv_native")
+    assert cluster.last_invocation() is None
+    cluster.remember_invocation("inv_cluster")
+    assert native.last_invocation() == "inv_native" and cluster.last_invocation() == "inv_cluster"
+
+
+def test_list_with_nothing_says_so(tmp_path, monkeypatch, progress_lines):
+    from drillkit import operations
+
+    stack = _stack(tmp_path)
+    cli = type("Cli", (), {"list": lambda self, include_completed=False: ""})()
+    monkeypatch.setattr(stack, "cli", lambda: cli)
+    operations.list_invocations(stack)
+    operations.list_invocations(stack, include_completed=True)
+    assert progress_lines == [
+        "info: no invocations in flight (`inv list --all` adds completed ones)",
+        "info: no invocations",
+    ]
+
+
+def test_status_and_errors_name_what_runs_on_another_config(tmp_path, monkeypatch):
+    import os
+
+    from drillkit.procs import ProcessRecord
+
+    stack = _stack(tmp_path)
+    record = ProcessRecord("restate-server-n1", os.getpid(), 0, [], 0.0, "", "d", "/x/configs/cluster.yaml")
+    monkeypatch.setattr(stack.procs, "names", lambda: ["restate-server-n1"])
+    monkeypatch.setattr(stack.procs, "live", lambda name: record)
+    text = preflight.other_configs_text(stack)
+    assert text == (
+        f"this is {stack.config.source}, but restate-server-n1 (pid {os.getpid()}) started with "
+        "/x/configs/cluster.yaml: `inv status --config /x/configs/cluster.yaml` shows it"
+    )
