@@ -426,7 +426,10 @@ def _run_drill(c: Context, config: str | None, spec: catalog.DrillSpec, report_d
                 raise
             except DrillError as exc:
                 _usage(str(exc))
-        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+        try:
+            _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+        except KeyboardInterrupt:  # cleaned up and reported by the drill's frame; 130 as for any shell Ctrl-C
+            raise Exit(code=130) from None
 
 
 def _finish(records: list) -> None:
