@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from drillkit import progress, traces
+from drillkit.drills import population
 from drillkit.drills.pace import Pace
 from drillkit.drills.record import ERROR, PASS, DrillRecord, row_summary
 from drillkit.errors import DrillError, Inconclusive
@@ -91,6 +92,12 @@ def collect_evidence(drill: Drill) -> None:
             evidence[key] = None
             record.note(f"could not gather {key}: {exc}")
     evidence["ledger"] = [asdict(e) for e in stack.writer.ledger(invocation_id)]
+    evidence["config"] = str(stack.config.source)
+    if len(drill.invocations) > 1 and evidence.get("population") is None:
+        try:  # the whole population, for report.html: many invocations are not drawn as one
+            evidence["population"] = population.gather(stack, drill.invocations)
+        except (DrillError, OSError) as exc:
+            record.note(f"could not gather population: {exc}")
 
 
 def stop_unfinished(drill: Drill) -> None:
