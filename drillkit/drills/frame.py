@@ -146,7 +146,11 @@ def _run_locked(
 ) -> tuple[DrillRecord, Path]:
     directory = report_dir or stack.state.reports / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if stack.server.name != "native":
-        note = "no Restate trace: the Docker backend's server cannot reach the drill's loopback trace collector"
+        note = (
+            "no Restate trace: the Docker backend's server cannot reach the drill's loopback trace collector"
+            if stack.server.name == "docker"
+            else f"no Restate trace: only the native backend's server is traced (this is {stack.server.name})"
+        )
         return _run_traced(stack, name, parameters, scenario, directory, keep_up, deadline_s, note)
     with traces.collecting() as collector:
         return _run_traced(stack, name, parameters, scenario, directory, keep_up, deadline_s, collector)
