@@ -145,6 +145,10 @@ def fault_windows(timeline: list[dict[str, Any]], span: float) -> list[tuple[flo
     return windows
 
 
+def fault_times(timeline: list[dict[str, Any]]) -> list[float]:
+    return sorted(float(e.get("offset_s", 0)) for e in timeline if e.get("event") in FAULT_START)
+
+
 def nice_step(span: float, count: int) -> float:
     raw = span / max(count, 1)
     magnitude = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
@@ -171,7 +175,7 @@ def render(data: dict[str, Any], step_key: Any) -> str | None:
         "<h3>Throughput and latency over time</h3>",
         rates_svg(people, runs, windows, span),
         "<h3>Every invocation over time (one row each, in the order sent)</h3>",
-        strip_svg(people, runs, windows, span),
+        strip_svg(people, runs, windows, span, fault_times(timeline)),
         "<h3>Every invocation by step: how many times each step really ran</h3>",
         matrix_svg(people, runs, steps),
         f"<p>{legend(runs, people, steps, bool(windows))}</p>",
@@ -288,7 +292,9 @@ def row_labels(people: list[Invocation], top: float, row_h: float) -> list[str]:
     ]
 
 
-def strip_svg(people: list[Invocation], runs: list[dict[str, Any]], windows: list[Any], span: float) -> str:
+def strip_svg(
+    people: list[Invocation], runs: list[dict[str, Any]], windows: list[Any], span: float, cuts: list[float]
+) -> str:
     x = x_of(span)
     row_h = row_height(len(people))
     labels, top = fault_labels(windows, span)
@@ -309,7 +315,7 @@ def strip_svg(people: list[Invocation], runs: list[dict[str, Any]], windows: lis
             )
         for run in sorted(by_id.get(person.id, []), key=lambda r: r["start"]):
             label, colour = OUTCOMES.get(run.get("outcome"), OUTCOMES[None])
-            end = run["end"] if run["end"] is not None else cut_at(run["start"], person, windows, span)
+            end = run["end"] if run["end"] is not None else cut_at(run["start"], person, cuts, span)
             width = round(x(end) - x(run["start"]), 2)
             minimum = KILLED_MIN_W if run.get("outcome") is None else 1.0
             body.append(
@@ -321,10 +327,11 @@ def strip_svg(people: list[Invocation], runs: list[dict[str, Any]], windows: lis
     return svg(bottom + 22, body, "every invocation over time")
 
 
-def cut_at(start: float, person: Invocation, windows: list[tuple[float, float, str]], span: float) -> float:
-    """Where an execution that never ended is drawn to: the first fault after it began or its invocation's
-    completion (a request cut when Restate moved on), whichever comes first; never past the picture."""
-    candidates = [a for a, _, _ in windows if a >= start]
+def cut_at(start: float, person: Invocation, cuts: list[float], span: float) -> float:
+    """Where an execution that never ended is drawn to: the first fault event after it began (`cuts`: a kill,
+    a freeze, a cut) or its invocation's completion (a request dropped when Restate moved on), whichever
+    comes first; never past the picture."""
+    candidates = [at for at in cuts if at >= start]
     if person.completed is not None and person.completed >= start:
         candidates.append(person.completed)
     return min(candidates, default=span)

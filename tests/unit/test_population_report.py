@@ -135,3 +135,11 @@ def test_index_says_when_and_with_which_config(tmp_path):
         dirs.append(d)
     page = html_report.write_index(tmp_path, dirs).read_text()
     assert "started 2026-12-03" in page and "configs/cluster.yaml" in page and "configs/local.yaml" in page
+
+
+def test_an_execution_that_never_ended_is_drawn_to_the_kill_that_cut_it_not_beyond():
+    person = html_population.Invocation(1, "i", 10.0, 30.0, "completed with success")
+    cuts = [12.84, 12.89]  # signalled, then killed
+    assert html_population.cut_at(12.86, person, cuts, 40.0) == 12.89  # began between the signal and the kill
+    assert html_population.cut_at(20.0, person, cuts, 40.0) == 30.0  # dropped when its invocation completed
+    assert html_population.cut_at(35.0, person, cuts, 40.0) == 40.0
