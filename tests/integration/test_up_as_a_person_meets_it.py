@@ -1,0 +1,60 @@
+"""`inv up` as a new user meets it (issue 21): registration once, then "already registered" with the same
+revision (no new one per call), its text in one line (the CLI's whole text with -v); `inv list` with
+nothing says so."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from drillkit import config as drill_config
+
+from .conftest import ROOT, make_config
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory, project_state):
+    path = make_config(tmp_path_factory.mktemp("person"), project_state)
+    yield path
+    subprocess.run([sys.executable, "-m", "invoke", "down", "--purge", "--config", str(path)], cwd=ROOT, check=False)
+
+
+def inv(cfg, *args):
+    out = subprocess.run(
+        [sys.executable, "-m", "invoke", *args, "--config", str(cfg)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert out.returncode == 0, f"inv {' '.join(args)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}"
+    return out.stdout
+
+
+def revisions(cfg):
+    admin = drill_config.load(cfg).runtime.admin_url
+    deployments = httpx.get(f"{admin}/deployments", timeout=10).json()["deployments"]
+    return [(d["id"], s["revision"]) for d in deployments for s in d["services"] if s["name"] == "WriterAgentRestate"]
+
+
+def test_up_registers_once_then_says_already_registered(cfg):
+    first = inv(cfg, "up")
+    lines = [line for line in first.splitlines() if "registered http://127.0.0.1:9080" in line]
+    assert len(lines) == 1 and "WriterAgentRestate revision 1" in lines[0], first
+    assert "Are you sure" not in first and "Auto-confirming" not in first
+    before = revisions(cfg)
+    again = inv(cfg, "up")
+    assert "already registered: http://127.0.0.1:9080" in again, again
+    assert revisions(cfg) == before == [(before[0][0], 1)]  # no new revision per call
+    verbose = inv(cfg, "up", "-v")
+    assert "No changes will be made" in verbose and "already registered" in verbose
+
+
+def test_list_with_nothing_says_so(cfg):
+    inv(cfg, "up")
+    assert "no invocations in flight (`inv list --all` adds completed ones)" in inv(cfg, "list")
