@@ -609,7 +609,10 @@ def _llm(value: str) -> str:
 def drill_all(c, config=None, report_dir=None, keep_up=False):
     """Run every drill in turn (crash, server-crash, timeout down/hang/pause, tool-error, a small storm)."""
     with _stack(c, config) as stack:
-        results = catalog.run_all(stack, _path(report_dir), keep_up)
+        try:
+            results = catalog.run_all(stack, _path(report_dir), keep_up)
+        except KeyboardInterrupt:  # the drill under way was reported, the stack drill.all started stopped
+            raise Exit(code=130) from None
         _finish([r for r, _ in results])
 
 

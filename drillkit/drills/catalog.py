@@ -21,6 +21,7 @@ from drillkit.drills.server_crash import server_crash_scenario
 from drillkit.drills.storm import Llm, Target, check_storm, storm_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
 from drillkit.drills.tool_error import check_request_faults, tool_error_scenario
+from drillkit.interrupts import CleanupGuard, ForcedCleanup, stop_started
 from drillkit.stack import Stack
 from drillkit.state import drill_lock
 
@@ -170,6 +171,7 @@ def run_all(
     base = report_dir or stack.state.reports / f"all-{time.strftime('%Y%m%d-%H%M%S')}"
     results = []
     with drill_lock(stack.state, "drill.all"):
+        since = time.time()
         started = bring_up(stack)  # once for all drills, not once per drill
         try:
             with live.watch(stack, "drill.all"):
@@ -177,7 +179,12 @@ def run_all(
                     results.append(run(stack, spec, base / f"{number:02d}-{label(spec)}", keep_up=True))
         finally:
             if started and not keep_up:
-                stack.down()
+                # After a Ctrl-C too: a second is held, a third still stops what this run started, by pid.
+                with CleanupGuard().guarding():
+                    try:
+                        stack.down()
+                    except ForcedCleanup:
+                        stop_started(stack.procs, since, stack_started_by_run=True)
     rows = [
         (
             r.drill,

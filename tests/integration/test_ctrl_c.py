@@ -30,9 +30,9 @@ FIRST_CLEANUP_S = 30.0  # "a few seconds" on an idle machine; 2 shared cores wit
 class Run:
     """`inv drill.crash` in its own process; its output lines collected as they come."""
 
-    def __init__(self, config: Path, report: Path) -> None:
+    def __init__(self, config: Path, report: Path, drill: str = "drill.crash") -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "drill.crash", "--config", str(config), "--report-dir", str(report)],
+            [sys.executable, "-m", "invoke", drill, "--config", str(config), "--report-dir", str(report)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -137,3 +137,19 @@ def test_a_third_ctrl_c_forces_it_and_still_stops_what_the_run_started(drill_con
     assert run.saw("forcing the cleanup"), run.text()
     assert "cleanup forced by a third Ctrl-C" in (report / "report.md").read_text()
     assert_cleaned_and_reported(run, records, report)
+
+
+def test_ctrl_c_in_drill_all_reports_the_drill_under_way_and_stops_the_stack(drill_config_path, tmp_path):
+    stack = Stack(drill_config.load(drill_config_path))
+    report = tmp_path / "all"
+    run = Run(drill_config_path, report, "drill.all")
+    run.wait_for(r"sent: POST /WriterAgentRestate", 300)
+    records = recorded(stack)
+    stack.close()
+    run.proc.send_signal(signal.SIGINT)
+    run.proc.wait(timeout=120)
+    run.reader.join(5)
+    assert run.proc.returncode == 130, run.text()
+    first = report / "01-crash-KILL"
+    assert (first / "journal.json").is_file() and (first / "report.md").is_file(), run.text()
+    assert still_ours(records) == [], run.text()
