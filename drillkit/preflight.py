@@ -94,7 +94,7 @@ def busy(host: str, port: int) -> bool:
 def check(stack: Stack) -> None:
     """Raise (ConfigMismatch: exit 2; Problems: exit 1) naming every missing prerequisite."""
     problems: list[str] = []
-    other_configs: set[str] = set()
+    other_configs_seen: set[str] = set()
     if stack.model.enabled and stack.model.live() is None and not server_installed():
         problems.append(
             f"the local model's server ({SERVER_MODULE}, the `local-llm` extra) is not installed for this "
@@ -107,15 +107,26 @@ def check(stack: Stack) -> None:
             problems.append(f"{binary.command} is not installed: run `inv setup`")
     if stack.model.enabled and stack.model.model_path() is None:
         problems.append("the local model is not downloaded: run `inv setup`")
+    elsewhere = other_configs(stack)
     for port in ports_to_bind(stack):
         if not busy(port.host, port.port):
             continue
         owner = recorded_owner(port.port, stack.procs)
-        if owner is not None and owner.config_source and owner.config_source != str(stack.config.source):
-            other_configs.add(owner.config_source)
+        # Ours, but not this config's: named by its own record, or (a cluster node records no config) by the
+        # configs the other parts running beside it were started with.
+        sources = (
+            {owner.config_source}
+            if owner is not None and owner.config_source
+            else set(elsewhere)
+            if owner is not None
+            else set()
+        )
+        sources.discard(str(stack.config.source))
+        if owner is not None and sources:
+            other_configs_seen.update(sources)
             problems.append(
                 f"port {port.port} ({port.what}) is held by our {owner.name} (pid {owner.pid}), started with "
-                f"{owner.config_source}"
+                f"{', '.join(sorted(sources))}"
             )
         elif owner is not None:
             problems.append(f"port {port.port} ({port.what}) is held by our {owner.name} (pid {owner.pid})")
@@ -127,10 +138,10 @@ def check(stack: Stack) -> None:
     if not problems:
         return
     text = "nothing was started; first:\n  " + "\n  ".join(problems)
-    if other_configs:
-        others = ", ".join(sorted(other_configs))
+    if other_configs_seen:
+        others = sorted(other_configs_seen)
         raise ConfigMismatch(
-            f"{text}\n  this is {stack.config.source}; what runs was started with {others}: "
-            f"`inv down --config {sorted(other_configs)[0]}` first, or pass --config {sorted(other_configs)[0]}"
+            f"{text}\n  this is {stack.config.source}; what runs was started with {', '.join(others)}: "
+            f"`inv down --config {others[0]}` first, or pass --config {others[0]}"
         )
     raise Problems(text)

@@ -58,3 +58,30 @@ def test_up_registers_once_then_says_already_registered(cfg):
 def test_list_with_nothing_says_so(cfg):
     inv(cfg, "up")
     assert "no invocations in flight (`inv list --all` adds completed ones)" in inv(cfg, "list")
+
+
+def test_up_on_the_default_config_while_a_cluster_runs_is_exit_2_naming_both(tmp_path, project_state):
+    local = make_config(tmp_path / "local", project_state)
+    state = drill_config.load(local).state_root()
+    cluster = make_config(
+        tmp_path / "cluster",
+        project_state,
+        **{"runtime.backend": "cluster", "runtime.ready_timeout_s": 120, "runtime.state_dir": str(state)},
+    )
+    try:
+        inv(cluster, "up")
+        out = subprocess.run(
+            [sys.executable, "-m", "invoke", "up", "--config", str(local)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert "✓" not in out.stdout, "something was started before the refusal"
+        assert out.stderr.startswith("error: config: nothing was started; first:")
+        assert str(cluster) in out.stderr and str(local) in out.stderr
+        status = inv(local, "status")
+        assert f"started with {cluster}" in status and f"inv status --config {cluster}" in status
+    finally:
+        subprocess.run([sys.executable, "-m", "invoke", "down", "--purge", "--config", str(cluster)], cwd=ROOT)
