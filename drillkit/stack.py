@@ -322,7 +322,22 @@ def process_cell(stack: Stack, name: str, digest: str | None = None) -> str:
     return cell
 
 
+ELSEWHERE = "not reachable from here (another network namespace)"
+
+
 def status_rows(stack: Stack) -> list[tuple[str, str, str, str]]:
+    """(component, process, URL, health): the server (or each node), the model, the writer. A live process
+    of ours in another network namespace is not called "down": it cannot be asked from here, and says so."""
+    foreign = {record.name for record, _ in stack.procs.elsewhere()}
+    rows = _status_rows(stack)
+    names = {"local model": stack.model.name, "writer service": stack.writer.name}
+    return [
+        (c, p, u, ELSEWHERE if names.get(c, PROCESS_NAME if c.startswith("restate-server") else None) in foreign else h)
+        for c, p, u, h in rows
+    ]
+
+
+def _status_rows(stack: Stack) -> list[tuple[str, str, str, str]]:
     """(component, process, URL, health): the server (or each node), the model, the writer."""
     if stack.rt.backend == "cluster":
         rows = stack.cluster.node_rows()

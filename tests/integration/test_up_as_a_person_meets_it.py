@@ -60,7 +60,8 @@ def test_list_with_nothing_says_so(cfg):
     assert "no invocations in flight (`inv list --all` adds completed ones)" in inv(cfg, "list")
 
 
-def test_up_on_the_default_config_while_a_cluster_runs_is_exit_2_naming_both(tmp_path, project_state):
+def test_up_on_the_default_config_while_a_cluster_runs_is_exit_2_naming_both(cfg, tmp_path, project_state):
+    inv(cfg, "down")  # the other tests' stack holds the ports this one needs
     local = make_config(tmp_path / "local", project_state)
     state = drill_config.load(local).state_root()
     cluster = make_config(
@@ -85,3 +86,19 @@ def test_up_on_the_default_config_while_a_cluster_runs_is_exit_2_naming_both(tmp
         assert f"started with {cluster}" in status and f"inv status --config {cluster}" in status
     finally:
         subprocess.run([sys.executable, "-m", "invoke", "down", "--purge", "--config", str(cluster)], cwd=ROOT)
+
+
+def test_status_from_another_namespace_says_not_reachable_never_down(cfg):
+    inv(cfg, "up")
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "loopback-only"), sys.executable, "-m", "invoke", "status", "--config", str(cfg)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = [line for line in out.stdout.splitlines() if "│" in line and "pid " in line]
+    assert len(rows) == 3 and all("not reachable from here (another network namespace)" in r for r in rows), out.stdout
+    assert " down " not in out.stdout
