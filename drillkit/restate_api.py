@@ -108,6 +108,10 @@ class AdminApi(_Api):
     def services(self) -> list[str]:
         return [s["name"] for s in self.request("GET", "/services").json().get("services", [])]
 
+    def deployments(self) -> list[dict[str, Any]]:
+        """`GET /deployments`: each with id, uri, http_version and services (name, revision)."""
+        return list(self.request("GET", "/deployments").json().get("deployments", []))
+
     def query(self, sql: str) -> list[dict[str, Any]]:
         """Rows of a SQL query; `accept: application/json` (without it Restate answers in Arrow).
 

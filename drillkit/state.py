@@ -21,6 +21,9 @@ from drillkit.identity import RequestIdentity, ensure_identity
 @dataclass(frozen=True)
 class StateDir:
     root: Path
+    backend: str | None = None
+    """The runtime backend using it (native, docker, cluster, auto): configs sharing a state dir keep their
+    last invocation apart, since an id from one backend's Restate means nothing to another's."""
 
     @property
     def bin(self) -> Path:
@@ -48,7 +51,7 @@ class StateDir:
 
     @property
     def last_invocation_file(self) -> Path:
-        return self.root / "last_invocation_id"
+        return self.root / ("last_invocation_id" + (f".{self.backend}" if self.backend else ""))
 
     @property
     def drill_lock_file(self) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import Any
 from drillkit import live, progress
 from drillkit.drills import any_target, html_report
 from drillkit.drills.crash import check_target, crash_scenario
-from drillkit.drills.frame import Scenario, bring_up, run_drill
+from drillkit.drills.frame import INTERRUPTED_DRAIN_S, Scenario, bring_up, run_drill
 from drillkit.drills.node_loss import INVOCATIONS, check_node_loss, node_loss_scenario
 from drillkit.drills.record import INCONCLUSIVE, PASS, DrillRecord
 from drillkit.drills.server_crash import server_crash_scenario
@@ -22,6 +22,7 @@ from drillkit.drills.storm import Llm, Target, check_storm, storm_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
 from drillkit.drills.tool_error import check_fail_first, tool_error_scenario
 from drillkit.errors import ConfigError, DrillError
+from drillkit.interrupts import CleanupGuard, ForcedCleanup, stop_started
 from drillkit.stack import Stack
 from drillkit.state import drill_lock
 
@@ -280,14 +281,27 @@ def run_all(
     base = report_dir or stack.state.reports / f"all-{time.strftime('%Y%m%d-%H%M%S')}"
     results = []
     with drill_lock(stack.state, "drill.all"):
+        since = time.time()
         started = bring_up(stack)  # once for all drills, not once per drill
+        interrupted = False
         try:
             with live.watch(stack, "drill.all"):
                 for number, spec in enumerate(chosen, start=1):
                     results.append(run(stack, spec, base / f"{number:02d}-{label(spec)}", keep_up=True))
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
             if started and not keep_up:
-                stack.down()
+                # After a Ctrl-C too: a second is held, a third still stops what this run started, by pid.
+                with CleanupGuard().guarding():
+                    try:
+                        if interrupted:  # the writer's drain bounded, as in a single drill (down does the rest)
+                            with suppress(DrillError):
+                                stack.writer.kill(signal.SIGTERM, INTERRUPTED_DRAIN_S)
+                        stack.down()
+                    except ForcedCleanup:
+                        stop_started(stack.procs, since, stack_started_by_run=True)
     rows = [
         (
             r.drill,
