@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 from drillkit import config as drill_config
 from drillkit.bench.harness import Figure
@@ -46,8 +49,8 @@ PROXY_PORT = 8097
 INACTIVITY_S = 2
 ABORT_S = 4
 # Short answers: a call must end well inside inactivity + abort even on a busy 2-core machine.
-MAX_TOKENS = 24
-MODEL_TIMEOUT_S = 3.0
+MAX_TOKENS = 16
+MODEL_TIMEOUT_S = 4.0
 COMPLETIONS = "/v1/chat/completions"
 
 
@@ -96,6 +99,10 @@ http {{
   server {{
     listen 127.0.0.1:{self.port};
     client_max_body_size 2m;
+    location = /gate-status {{
+      stub_status;
+      access_log off;
+    }}
     location / {{
       proxy_pass http://{self.upstream};
       proxy_http_version 1.1;
@@ -156,6 +163,15 @@ http {{
         rows = [json.loads(line) for line in self.access_log.read_text().splitlines() if line.strip()]
         return [r for r in rows if r["method"] == "POST" and r["uri"] == COMPLETIONS]
 
+    def requests_in_flight(self) -> int:
+        """Requests nginx is still handling, from its own `stub_status` (less the one asking)."""
+        with httpx.Client(timeout=5.0) as client:
+            text = client.get(f"http://127.0.0.1:{self.port}/gate-status").text
+        match = re.search(r"Reading: (\d+) Writing: (\d+)", text)
+        if match is None:
+            raise ProxyError(f"nginx stub_status answered something unexpected: {text[:200]!r}")
+        return int(match.group(1)) + int(match.group(2)) - 1
+
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -206,7 +222,7 @@ def gate_overrides(proxy: NginxProxy) -> dict[str, Any]:
         "writer_model.max_concurrency": 1,
         "writer_model.max_tokens": MAX_TOKENS,
         "writer_model.timeout_s": MODEL_TIMEOUT_S,
-        "writer_model.max_slot_wait_s": None,  # derived: 2 + 4 - 3 - 1 = 2 s
+        "writer_model.max_slot_wait_s": None,  # derived: 2 + 4 - 4 (model) - 1 (slack) = 1 s
         "service.inactivity_timeout_s": INACTIVITY_S,
         "service.abort_timeout_s": ABORT_S,
         "runtime.server_env.RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": f"{INACTIVITY_S}s",
@@ -243,16 +259,11 @@ def run_gate_check(stack: Stack, proxy: NginxProxy, invocations: int, timeout_s:
     )
     ids = _latest_ids(stack, invocations)
     mine = set(ids)
-    # nginx logs a request when it ends: wait until every request the ledger says was sent is logged.
+    # nginx logs a request when it ends: wait until it is handling none (an aborted attempt's request
+    # may still be generating after its invocation completed), then read its log.
+    poll(proxy.requests_in_flight, lambda n: n == 0, "nginx to finish every model request", 60, interval_s=0.1)
+    requests = [r for r in proxy.requests() if r["invocation"] in mine]
     sent = [e for e in executions(read_ledger(stack.config.ledger_file())) if e.invocation_id in mine]
-    asked = [e for e in sent if e.step != "save_report" and not (e.error or "").startswith("LLM not asked")]
-    requests = poll(
-        lambda: [r for r in proxy.requests() if r["invocation"] in mine],
-        lambda rows: len(rows) >= len(asked),
-        "nginx to log every model request",
-        30,
-        interval_s=0.1,
-    )
     per_invocation = Counter(r["invocation"] for r in requests)
     events = stack.admin.query(
         "SELECT id, event_type FROM sys_journal_events WHERE id IN ("

@@ -29,7 +29,7 @@ def test_gate_of_one_under_two_and_four_second_timeouts_wastes_no_model_request(
     base = Stack(drill_config.load(make_config(tmp_path, project_state)))
     try:
         with gate_stack(base) as (stack, proxy):
-            assert stack.config.writer_model.max_slot_wait_s == 2.0  # 2 + 4 - 3 (model) - 1 (slack)
+            assert stack.config.writer_model.max_slot_wait_s == 1.0  # 2 + 4 - 4 (model) - 1 (slack)
             result = run_gate_check(stack, proxy, INVOCATIONS, timeout_s=240)
     finally:
         base.close()
