@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -361,9 +362,14 @@ def main(argv: list[str]) -> int:
             result = run_gate_check(stack, proxy, args.invocations, timeout_s=args.timeout)
     finally:
         base.close()
-    print(
-        json.dumps({**asdict(result), "exact": result.exact, "seconds": round(time.monotonic() - started, 1)}, indent=2)
-    )
+    summary = {
+        "exact": result.exact,
+        "seconds": round(time.monotonic() - started, 1),
+        # How many invocations asked the model how many times: {5: N} when nothing was wasted.
+        "invocations_by_request_count": dict(Counter(result.requests_per_invocation.values())),
+        "load_average_after": os.getloadavg(),
+    }
+    print(json.dumps({**asdict(result), **summary}, indent=2))
     return 0 if result.exact and result.succeeded == args.invocations and result.executions_open == 0 else 1
 
 
