@@ -646,8 +646,8 @@ drill_ns = Collection(
     help={
         "config": CONFIG_HELP,
         "quick": "fewer repeats and sizes (a few minutes); the full run repeats more and loads 200 invocations",
-        "only": "comma-separated groups: cold, drills, recovery, durability, load, storm, cluster "
-        "(default: all but cluster; with a cluster config, cluster)",
+        "only": "comma-separated groups: cold, drills, recovery, durability, load, stub-load, storm, gate, "
+        "cluster (default: all but gate and cluster; with a cluster config, cluster; gate needs nginx)",
         "out": "JSON file for the results (default: .drill/bench/bench-<time>.json)",
     }
 )
