@@ -124,17 +124,7 @@ def send(drill: Drill, nonce: str | None = None, idempotency_key: str | None = N
 def kill_target(drill: Drill, record: ProcessRecord, sig: signal.Signals) -> Stopped:
     target = target_of(drill.stack)
     drill.on_cleanup(f"{target.what} running", lambda: target.live() or restart_target(drill))
-    drill.fault_injected = True
-    drill.record.event("signalled", f"{sig.name} to {target.what}'s recorded pid {record.pid} (verified first)")
-    stopped = target.kill_record(record, sig)
-    if stopped is None:
-        raise DrillError(f"{target.what} (pid {record.pid}) was no longer running when the drill killed it")
-    drill.record.event(
-        "killed",
-        f"{sig.name} to pid {stopped.record.pid}; gone after {stopped.seconds:.2f} s"
-        + (" (SIGTERM ignored: escalated to SIGKILL)" if stopped.escalated else ""),
-    )
-    return stopped
+    return actions.kill_recorded(drill, target.what, record, sig, target.kill_record)
 
 
 def restart_target(drill: Drill) -> ProcessRecord:

@@ -66,33 +66,39 @@ def _deadline(deadline_s: float | None) -> dict[str, Any]:
 def crash(
     sig: signal.Signals = signal.SIGKILL, at: str | None = None, resume: bool = True, deadline_s: float | None = None
 ) -> DrillSpec:
-    def spec(at: str, scenario: Callable[..., Scenario], check: Callable[[Stack], None]) -> DrillSpec:
-        params = {"signal": sig.name.removeprefix("SIG"), "at": at, "resume": resume, **_deadline(deadline_s)}
-        return DrillSpec("crash", params, scenario(sig, at, resume), check, deadline_s)
-
-    def on_target() -> DrillSpec:
-        chosen = at or any_target.DEFAULT_AT
-        return spec(chosen, any_target.crash_scenario, partial(_check_target_point, at=chosen, kills=True))
-
-    writer_at = at or WRITER_AT
-    writer = spec(writer_at, crash_scenario, partial(check_target, at=writer_at))
-    return replace(writer, on_target=on_target)
+    return _a_kill("crash", crash_scenario, any_target.crash_scenario, True, sig, at, resume, deadline_s)
 
 
 def server_crash(
     sig: signal.Signals = signal.SIGKILL, at: str | None = None, resume: bool = True, deadline_s: float | None = None
 ) -> DrillSpec:
+    return _a_kill(
+        "server-crash", server_crash_scenario, any_target.server_crash_scenario, False, sig, at, resume, deadline_s
+    )
+
+
+def _a_kill(
+    name: str,
+    on_writer: Callable[..., Scenario],
+    on_a_target: Callable[..., Scenario],
+    kills_the_target: bool,
+    sig: signal.Signals,
+    at: str | None,
+    resume: bool,
+    deadline_s: float | None,
+) -> DrillSpec:
+    """crash and server-crash: a signal at a kill point (`--at`: a writer step, or run:N on a target)."""
+
     def spec(at: str, scenario: Callable[..., Scenario], check: Callable[[Stack], None]) -> DrillSpec:
         params = {"signal": sig.name.removeprefix("SIG"), "at": at, "resume": resume, **_deadline(deadline_s)}
-        return DrillSpec("server-crash", params, scenario(sig, at, resume), check, deadline_s)
+        return DrillSpec(name, params, scenario(sig, at, resume), check, deadline_s)
 
     def on_target() -> DrillSpec:
         chosen = at or any_target.DEFAULT_AT
-        return spec(chosen, any_target.server_crash_scenario, partial(_check_target_point, at=chosen, kills=False))
+        return spec(chosen, on_a_target, partial(_check_target_point, at=chosen, kills=kills_the_target))
 
     writer_at = at or WRITER_AT
-    writer = spec(writer_at, server_crash_scenario, partial(check_target, at=writer_at))
-    return replace(writer, on_target=on_target)
+    return replace(spec(writer_at, on_writer, partial(check_target, at=writer_at)), on_target=on_target)
 
 
 def _check_target_point(stack: Stack, at: str, kills: bool) -> None:

@@ -11,11 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from drillkit import config as drill_config
 from drillkit.howto import howto_body
 from drillkit.restate_api import IngressApi
 from drillkit.stack import Stack
-from tests.integration.conftest import make_config, our_live_processes
+from tests.integration.conftest import make_config
 
 pytestmark = pytest.mark.cluster
 
@@ -27,14 +26,8 @@ def cluster_stack(tmp_path_factory: pytest.TempPathFactory, project_state: Path)
         project_state,
         **{"runtime.backend": "cluster", "runtime.ready_timeout_s": 120},
     )
-    stack = Stack(drill_config.load(path))
-    try:
-        stack.up()
+    with stack_up(path) as stack:
         yield stack
-    finally:
-        stack.down(purge=True)
-        assert our_live_processes(stack) == []
-        stack.close()
 
 
 def test_every_node_loads_the_key_from_its_toml(cluster_stack):
