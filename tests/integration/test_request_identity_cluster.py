@@ -14,7 +14,7 @@ import pytest
 from drillkit.howto import howto_body
 from drillkit.restate_api import IngressApi
 from drillkit.stack import Stack
-from tests.integration.conftest import make_config
+from tests.integration.conftest import make_config, stack_up
 
 pytestmark = pytest.mark.cluster
 
