@@ -7,15 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from drillkit.errors import DrillError
-from drillkit.state import StateDir
-from writer_service.config import FAULT_KEY_HEADER
 
 NOMINAL_PROMPT = "Ecris un court rapport de test."
 RESTART_PROMPT = "Ecris un rapport plus long pour tester un redemarrage."
 
 
-def howto_body(prompt: str = NOMINAL_PROMPT, faults: dict[str, Any] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {
+def howto_body(prompt: str = NOMINAL_PROMPT) -> dict[str, Any]:
+    """The HOW-TO's body. It never carries faults: the writer refuses them (they come from its config)."""
+    return {
         "prompt": prompt,
         "research_info": {
             "temp_dir": "/tmp",
@@ -26,14 +25,6 @@ def howto_body(prompt: str = NOMINAL_PROMPT, faults: dict[str, Any] | None = Non
             "search_results": [],
         },
     }
-    if faults:
-        body["faults"] = faults
-    return body
-
-
-def fault_headers(state: StateDir, body: dict[str, Any]) -> dict[str, str]:
-    """The header a body asking for faults must carry (the stack's fault key); none otherwise."""
-    return {FAULT_KEY_HEADER: state.fault_key()} if "faults" in body else {}
 
 
 def read_body(path: Path) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 from drillkit import preflight, progress
 from drillkit.components.process import ManagedProcess
 from drillkit.errors import ConfigError, DrillError, HttpError
-from drillkit.howto import RESTART_PROMPT, fault_headers, howto_body, read_body
+from drillkit.howto import RESTART_PROMPT, howto_body, read_body
 from drillkit.procs import Stopped
 from drillkit.restate_api import HANDLER, SERVICE
 from drillkit.stack import Stack
@@ -190,9 +190,7 @@ def call(stack: Stack, prompt: str | None = None, body_file: str | None = None) 
     where = f"{address['service']}/{address['handler']}"
     with progress.activity(f"POST /{where} (waiting for the result)"):
         try:
-            result = stack.ingress.call(
-                body, headers=fault_headers(stack.state, body), service=address["service"], handler=address["handler"]
-            )
+            result = stack.ingress.call(body, service=address["service"], handler=address["handler"])
         except HttpError as exc:
             raise DrillError(f"the invocation failed: {exc}") from None
     if isinstance(result, dict) and result.get("output_path"):
@@ -204,7 +202,8 @@ def call(stack: Stack, prompt: str | None = None, body_file: str | None = None) 
 def send(stack: Stack, prompt: str | None = None, body_file: str | None = None) -> str:
     stack.check_reachable()
     body = request_body(stack, prompt, body_file, RESTART_PROMPT)
-    invocation_id = stack.ingress.send(body, headers=fault_headers(stack.state, body), **_address(stack))
+    address = _address(stack)
+    invocation_id = stack.ingress.send(body, service=address["service"], handler=address["handler"])
     stack.state.remember_invocation(invocation_id)
     progress.ok(f"sent: invocation {invocation_id} (remembered as the last invocation)")
     return invocation_id

@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import secrets
 import stat
 import time
 from collections.abc import Iterator
@@ -59,7 +58,7 @@ class StateDir:
 
     def prepare(self) -> None:
         """Make the state dir, closed to everyone but its owner (0700) from its first use: process
-        records, logs, reports and the fault key live here."""
+        records, logs, reports and the request identity's private key live here."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         mode = self.root.stat().st_mode
         if mode & stat.S_ISVTX:
@@ -67,31 +66,6 @@ class StateDir:
             raise ConfigError(f"runtime.state_dir: {self.root} is a shared directory; give the tool one of its own")
         if stat.S_IMODE(mode) != 0o700:
             os.chmod(self.root, 0o700)
-
-    def fault_key_file(self) -> Path:
-        """The file holding the stack's key for request fault injection, made on first use: a random
-        token, readable by its owner only, in a state dir closed to everyone else. The writer is started
-        with its name; drills send the key in a header. Never print it."""
-        path = self.root / "fault-key"
-        self.prepare()
-        if path.exists():
-            os.chmod(path, 0o600)
-            return path
-        tmp = self.root / f".fault-key.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(secrets.token_urlsafe(32) + "\n")
-            try:
-                os.link(tmp, path)  # publish whole, and never over a key someone else just made
-            except FileExistsError:
-                pass
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
-
-    def fault_key(self) -> str:
-        return self.fault_key_file().read_text(encoding="utf-8").strip()
 
     def request_identity(self) -> RequestIdentity:
         """The key pair Restate signs its requests to the services with (drillkit/identity.py), made on

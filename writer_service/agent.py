@@ -17,7 +17,7 @@ import asyncio
 import errno
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +28,7 @@ from restate import TerminalError
 from restate.serde import BytesSerde
 
 from writer_service import faults as fault_injection
-from writer_service.config import FAULT_KEY_HEADER, Faults, StepRetry, WriterConfig
+from writer_service.config import Faults, StepRetry, WriterConfig
 from writer_service.ledger import ExecutionLedger
 from writer_service.llm import (
     LlmClient,
@@ -72,8 +72,6 @@ class WriterRuntime:
     config: WriterConfig
     llm: LlmClient
     ledger: ExecutionLedger
-    fault_key: str | None = None
-    """The stack's key for request fault injection (see faults.load_fault_key); None refuses them all."""
 
 
 def run_options(retry: StepRetry) -> restate.RunOptions[Any]:
@@ -88,11 +86,9 @@ def run_options(retry: StepRetry) -> restate.RunOptions[Any]:
     )
 
 
-def validate(
-    rt: WriterRuntime, body: Any, headers: Mapping[str, str] | None = None
-) -> tuple[WriterRequest, Path, Faults]:
+def validate(rt: WriterRuntime, body: Any) -> tuple[WriterRequest, Path, Faults]:
     """Everything that makes a request unacceptable, checked before any step, and never retried: a bad
-    body or path is a 400, request faults without the stack's key a 403. `body` is the raw bytes the
+    body or path is a 400 (a body carrying `faults` too: faults come only from the config). `body` is the raw bytes the
     handler received (or, from the benchmarks and tests, an already decoded object). Whatever goes wrong
     in here, even an exception nobody foresaw, ends as a terminal error: an exception escaping the
     handler would make Restate retry the invocation forever."""
@@ -116,8 +112,6 @@ def validate(
         check_fits_context(
             request, SYSTEM_PROMPT, rt.config.writer_model.context_tokens, rt.config.writer_model.max_tokens
         )
-        field = "faults"
-        faults = _request_faults(rt, request, headers or {})
     except TerminalError:
         raise
     except (PathNotAllowed, CannotWrite) as exc:
@@ -127,37 +121,13 @@ def validate(
         raise TerminalError(
             f"invalid request: {field}: {type(exc).__name__}: {shown(str(exc))}", status_code=400
         ) from None
-    return request, output_dir, faults
+    return request, output_dir, rt.config.faults
 
 
 def protected_dirs(config: WriterConfig) -> list[Path]:
     """Where a report may never go: this project, the working directory (the drill runtime starts the
     writer in the project), the ledger's directory (the state dir) and whatever the config adds."""
     return [PROJECT_ROOT, Path.cwd(), config.ledger.path.absolute().parent, *config.paths.protected]
-
-
-def _request_faults(rt: WriterRuntime, request: WriterRequest, headers: Mapping[str, str]) -> Faults:
-    if request.faults is None:
-        return rt.config.faults
-    if not rt.config.faults.allow_request_faults:
-        raise TerminalError(
-            "invalid request: faults: request fault injection is disabled by this writer's config "
-            "(faults.allow_request_faults: false)",
-            status_code=400,
-        )
-    if not fault_injection.fault_key_matches(rt.fault_key, headers):
-        log.warning("request faults refused: no valid %s header", FAULT_KEY_HEADER)
-        raise TerminalError(
-            f"forbidden: faults: request fault injection needs the stack's fault key in the {FAULT_KEY_HEADER} "
-            "header; this request has none or a wrong one (or the writer has no key)",
-            status_code=403,
-        )
-    return request.faults
-
-
-def request_headers(ctx: Any) -> Mapping[str, str]:
-    """The ingress request's headers (Restate passes them on); none for a context without them."""
-    return getattr(ctx.request(), "headers", None) or {}
 
 
 class StepFailed(RuntimeError):
@@ -297,7 +267,7 @@ def render_markdown(topic: str, sections: list[str], bodies: list[str], summary:
 async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> dict[str, Any]:
     """The pipeline. `ctx` is Restate's context in the service; the benchmarks pass a direct one to
     measure the same code without Restate."""
-    request, output_dir, faults = validate(rt, body, request_headers(ctx))
+    request, output_dir, faults = validate(rt, body)
     steps = StepRunner(ctx, rt, faults)
     llm, pipeline = rt.llm, rt.config.pipeline
     n = pipeline.sections

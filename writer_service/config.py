@@ -22,11 +22,6 @@ CONFIG_ENV = "RESTATE_WRITER_CONFIG"
 # Overrides service.host: the drill runtime sets it when Restate runs in a container and must reach the
 # writer through the Docker bridge rather than loopback.
 HOST_OVERRIDE_ENV = "RESTATE_WRITER_HOST"
-# Request fault injection needs the stack's key: the writer reads it from the file this variable names
-# (no variable, no key: request faults are always refused), and a request carrying `faults` sends it in
-# this ingress header, which Restate passes on to the handler.
-FAULT_KEY_FILE_ENV = "RESTATE_WRITER_FAULT_KEY_FILE"
-FAULT_KEY_HEADER = "x-drill-fault-key"
 # Request identity: the file this variable names holds the Restate server's public key(s)
 # (`publickeyv1_...`, one a line); the writer then answers 401 to any request not signed by that server.
 # Set: the file must hold valid keys or the writer refuses to start (it never falls back to open).
@@ -143,14 +138,26 @@ class CrashFault(StrictModel):
 
 
 class Faults(StrictModel):
-    """Fault injection, off by default. Request bodies may carry their own when `allow_request_faults`."""
+    """Fault injection, off by default, and only ever from this config: a request cannot ask for faults
+    (Restate journals every request's body and headers where anyone with the admin API can read them).
+    Drills hand a restarted writer a derived config with the faults they need."""
 
     tool_error: ToolErrorFault = ToolErrorFault()
     crash: CrashFault = CrashFault()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_request_faults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "allow_request_faults" in data:
+            raise ValueError(REQUEST_FAULTS_REMOVED)
+        return data
 
-class FaultPolicy(Faults):
-    allow_request_faults: bool = False
+
+REQUEST_FAULTS_REMOVED = (
+    "allow_request_faults: no longer supported, request fault injection was removed (Restate's journal kept "
+    "each request's faults and fault key readable). Delete the line: faults come only from this config's own "
+    "`faults` section (tool_error.fail_first, crash.during_step), which the drills set on a restarted writer"
+)
 
 
 class Service(StrictModel):
@@ -171,7 +178,7 @@ class WriterConfig(StrictModel):
     pipeline: Pipeline = Pipeline()
     paths: Paths = Paths()
     ledger: Ledger = Ledger()
-    faults: FaultPolicy = FaultPolicy()
+    faults: Faults = Faults()
     service: Service = Service()
 
     @model_validator(mode="after")

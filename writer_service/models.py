@@ -13,8 +13,6 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from restate import TerminalError
 
-from writer_service.config import Faults
-
 # Limits on what a request may carry (documented in the README, "The writer").
 MAX_BODY_BYTES = 1_000_000
 MAX_PROMPT_CHARS = 20_000
@@ -33,6 +31,11 @@ CHARS_PER_TOKEN = 3
 # What the pipeline wraps around the client's text, in tokens: the chat template, the instructions, and
 # the report topic and section title the section prompt repeats (each at most max_tokens, see below).
 TEMPLATE_TOKENS = 64
+# A body asking for faults: refused like any unknown field, and told why. Restate journals every request
+# where anyone who reaches its admin API reads it back, so no request may inject a fault.
+FAULTS_NOT_IN_REQUESTS = (
+    "request fault injection was removed: a writer's faults come only from its config's `faults` section"
+)
 
 
 class InvalidRequest(TerminalError, ValueError):
@@ -128,10 +131,6 @@ class WriterRequest(BaseModel):
             raise ValueError("is blank (only whitespace): there is nothing to write about")
         return value
 
-    faults: Faults | None = None
-    """Per-request fault injection; refused unless the config sets `faults.allow_request_faults` and the
-    request carries the stack's fault key."""
-
 
 class ReportData(BaseModel):
     """The writer's result: the HOW-TO's ReportData plus where the file was written."""
@@ -187,7 +186,10 @@ def parse_request(body: Any) -> WriterRequest:
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_input=False, include_url=False):
-            problems.append(f"{_field_name(err['loc'])}: {err['msg']}")
+            message = err["msg"]
+            if err["type"] == "extra_forbidden" and tuple(err["loc"]) == ("faults",):
+                message += f" ({FAULTS_NOT_IN_REQUESTS})"
+            problems.append(f"{_field_name(err['loc'])}: {message}")
         raise InvalidRequest("invalid request: " + "; ".join(problems)) from None
 
 

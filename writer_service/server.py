@@ -24,7 +24,6 @@ from restate.server import install_shutdown_hook
 
 from writer_service.agent import WriterRuntime, build_service
 from writer_service.config import CONFIG_ENV, HOST_OVERRIDE_ENV, ConfigError, WriterConfig
-from writer_service.faults import load_fault_key
 from writer_service.identity import load_identity_keys
 from writer_service.ledger import ExecutionLedger
 from writer_service.llm import LlmClient
@@ -51,7 +50,6 @@ async def serve_writer(config: WriterConfig, identity_keys: list[str] | None = N
         config=config,
         llm=LlmClient(config.writer_model),
         ledger=ExecutionLedger(config.ledger.path),
-        fault_key=load_fault_key(),
     )
     # With keys, the SDK answers 401 to any request not signed by that Restate server (all but /health).
     app = restate.app(services=[build_service(runtime)], identity_keys=identity_keys or None)

@@ -21,7 +21,6 @@ from drillkit.procs import ProcessRecord, ProcessTable, Stopped
 from drillkit.state import StateDir, write_text_atomically
 from writer_service.config import (
     CONFIG_ENV,
-    FAULT_KEY_FILE_ENV,
     HOST_OVERRIDE_ENV,
     IDENTITY_KEY_FILE_ENV,
     apply_overrides,
@@ -83,8 +82,6 @@ class WriterService(ManagedProcess):
             **os.environ,
             CONFIG_ENV: config_file or self.config.source,
             HOST_OVERRIDE_ENV: self.host,
-            # Request faults need the stack's key: the writer reads it from this file (never from argv/env).
-            FAULT_KEY_FILE_ENV: str(self.state.fault_key_file()),
         }
         if self.config.runtime.request_identity:  # only requests signed by the stack's Restate server
             env[IDENTITY_KEY_FILE_ENV] = str(self.state.request_identity().public_key_file)

@@ -17,15 +17,13 @@ from typing import Any
 
 from drillkit.drills.frame import Drill
 from drillkit.errors import DrillError, HttpError
-from drillkit.howto import RESTART_PROMPT, fault_headers, howto_body
+from drillkit.howto import RESTART_PROMPT, howto_body
 from drillkit.procs import ProcessRecord, Stopped
 
 
 def send(drill: Drill, body: dict[str, Any], idempotency_key: str | None = None) -> str:
     """§3.1 `curl .../WriterAgentRestate/run/send`."""
-    # A body asking for faults carries the stack's fault key, or the writer refuses it (403).
-    headers = fault_headers(drill.stack.state, body)
-    invocation_id = drill.stack.ingress.send(body, idempotency_key=idempotency_key, headers=headers)
+    invocation_id = drill.stack.ingress.send(body, idempotency_key=idempotency_key)
     drill.stack.state.remember_invocation(invocation_id)
     drill.record.invocation_id = drill.record.invocation_id or invocation_id
     drill.invocations.append(invocation_id)

@@ -1,7 +1,8 @@
 """Hostile requests through the real Restate: each bad body ends at once in a terminal error (the HTTP
 status of the synchronous call, `sys_invocation`'s completion_failure for the asynchronous one), nothing
-retried, the writer alive, nothing written outside the allowed roots; and the symlink race on output_dir,
-planted while `outline` runs, refused when the report is written."""
+retried, the writer alive, nothing written outside the allowed roots (a body asking for faults, even a
+crash, is one more unknown field: faults come only from the writer's config); and the symlink race on
+output_dir, planted while `outline` runs, refused when the report is written."""
 
 from __future__ import annotations
 
@@ -17,15 +18,18 @@ from typing import Any
 import pytest
 
 from drillkit.components.stub_llm import StubLlm
+from drillkit.errors import HttpError
 from drillkit.evidence import in_flight_step, journal_steps
-from drillkit.howto import fault_headers, howto_body
+from drillkit.howto import howto_body
 from drillkit.stack import Stack
 from drillkit.waits import poll
-from writer_service.config import FAULT_KEY_HEADER
 
 RUN = "/WriterAgentRestate/run"
 ANSWER_WITHIN_S = 5.0
 STUB_PORT = 8092
+# The header request faults once needed: the writer now knows no such key, whatever a request carries.
+OLD_FAULT_KEY_HEADER = "x-drill-fault-key"
+FAULTS_REMOVED = "request fault injection was removed"
 
 
 def body_bytes(**changes: Any) -> bytes:
@@ -36,8 +40,8 @@ def body_bytes(**changes: Any) -> bytes:
     return json.dumps(body).encode()
 
 
-def faults_body() -> bytes:
-    return json.dumps(howto_body(faults={"crash": {"during_step": "outline"}})).encode()
+def faults_body(faults: Any) -> bytes:
+    return json.dumps({**howto_body(), "faults": faults}).encode()
 
 
 # (id, raw body, headers, expected status, text the failure must contain)
@@ -63,8 +67,16 @@ CASES: list[tuple[str, bytes, dict[str, str], int, str]] = [
     ("surrogate-path", body_bytes(research_info={"output_dir": "/tmp/\udc80"}), {}, 400, "output_dir"),
     ("malformed-json", b'{"prompt": "x", ', {}, 400, "not valid JSON"),
     ("invalid-utf8", b'{"prompt": "\xff\xfe"}', {}, 400, "UTF-8"),
-    ("faults-without-key", faults_body(), {}, 403, FAULT_KEY_HEADER),
-    ("faults-wrong-key", faults_body(), {FAULT_KEY_HEADER: "not-the-key"}, 403, FAULT_KEY_HEADER),
+    ("faults-crash", faults_body({"crash": {"during_step": "outline"}}), {}, 400, FAULTS_REMOVED),
+    ("faults-tool-error", faults_body({"tool_error": {"fail_first": 2}}), {}, 400, FAULTS_REMOVED),
+    ("faults-empty", faults_body({}), {}, 400, FAULTS_REMOVED),
+    (
+        "faults-old-key-header",
+        faults_body({"crash": {"during_step": "outline"}}),
+        {OLD_FAULT_KEY_HEADER: "a-guessed-key"},
+        400,
+        FAULTS_REMOVED,
+    ),
 ]
 
 REFUSED_BY_INGRESS = {"empty"}
@@ -123,8 +135,8 @@ def test_bad_body_is_refused_at_once_and_never_retried(stack, name, raw, headers
 
     assert writer_pid(stack) == pid  # alive, not restarted
     assert cwd_listing(pid) == before  # nothing landed in the writer's working directory
-    if FAULT_KEY_HEADER in hdrs:
-        assert hdrs[FAULT_KEY_HEADER] not in row["completion_failure"] + response.text
+    if OLD_FAULT_KEY_HEADER in hdrs:
+        assert hdrs[OLD_FAULT_KEY_HEADER] not in row["completion_failure"] + response.text
 
 
 @pytest.fixture
@@ -155,11 +167,23 @@ def outside() -> Iterator[Path]:
         shutil.rmtree(made, ignore_errors=True)
 
 
-def test_request_faults_with_the_key_are_honoured(slow_writer):
+def test_the_configs_tool_error_is_honoured_and_no_request_can_change_it(slow_writer):
     # On the stub LLM: the local model, on a loaded machine, can time out and blur what this checks.
+    # The fault is the writer's config, as drill.tool-error hands it to a restarted writer.
     stack = slow_writer
-    body = howto_body(faults={"tool_error": {"fail_first": 1}})
-    invocation_id = stack.ingress.send(body, headers=fault_headers(stack.state, body))
+    config = stack.writer.derived_config(
+        "hostile-stub-tool-error",
+        {
+            "writer_model.base_url": f"http://127.0.0.1:{STUB_PORT}/v1",
+            "writer_model.model": "stub",
+            "faults.tool_error.fail_first": 1,
+        },
+    )
+    stack.writer.restart(config)  # slow_writer's teardown restarts it on the stack's own config
+    with pytest.raises(HttpError) as err:  # a request asking to switch the fault off is refused
+        stack.ingress.call({**howto_body(), "faults": {"tool_error": {"fail_first": 0}}})
+    assert err.value.status == 400 and FAULTS_REMOVED in err.value.body
+    invocation_id = stack.ingress.send(howto_body())
     row = poll(
         lambda: stack.admin.invocation(invocation_id) or {},
         lambda r: r.get("status") == "completed",
@@ -209,7 +233,8 @@ def test_symlink_planted_during_outline_is_refused_at_write_time(slow_writer, ou
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_the_fault_key_appears_in_no_log(stack):
-    key = stack.state.fault_key()
-    for log in stack.state.logs.iterdir():
-        assert key not in log.read_text(errors="replace"), log
+def test_the_writer_is_given_no_fault_key(stack):
+    # Request fault injection is gone, and its key with it: none made, none handed to the writer.
+    assert not (stack.state.root / "fault-key").exists()
+    environ = Path(f"/proc/{writer_pid(stack)}/environ").read_bytes().split(b"\0")
+    assert not [v for v in environ if v.startswith(b"RESTATE_WRITER_FAULT_KEY")]

@@ -1,6 +1,6 @@
 """The HOW-TO's remote configuration (configs/tests/config-dgx-remote.yaml) against an OpenAI-compatible
 server on loopback standing in for the DGX: base URL, model and key from the environment, no local
-model, registration over HTTP/1.1, request faults refused."""
+model, registration over HTTP/1.1, a body asking for faults refused (faults come only from the config)."""
 
 from __future__ import annotations
 
@@ -55,5 +55,6 @@ def test_remote_config_end_to_end(remote_stack):
     report = stack.ingress.call(howto_body())
     assert report["research_topic"] == "Stub report"  # the stand-in endpoint answered
     with pytest.raises(HttpError) as err:
-        stack.ingress.call(howto_body(faults={"tool_error": {"fail_first": 1}}))
-    assert err.value.status == 400 and "allow_request_faults" in err.value.body
+        stack.ingress.call({**howto_body(), "faults": {"tool_error": {"fail_first": 1}}})
+    assert err.value.status == 400 and "faults: Extra inputs are not permitted" in err.value.body
+    assert "request fault injection was removed" in err.value.body

@@ -9,7 +9,7 @@ import pytest
 
 from drillkit.errors import HttpError
 from drillkit.evidence import journal_steps
-from drillkit.howto import fault_headers, howto_body
+from drillkit.howto import howto_body
 from drillkit.waits import poll
 from writer_service.ledger import executions, read_ledger
 
@@ -100,11 +100,10 @@ def test_registration_over_http11_as_in_the_howto(stack):
 
 
 def test_injected_crash_replays_finished_steps_and_reruns_the_one_in_flight(stack):
-    body = howto_body(
-        "Ecris un rapport plus long pour tester un redemarrage.", faults={"crash": {"during_step": "section:2"}}
-    )
-    writer_pid = stack.procs.live("writer").pid
-    invocation_id = stack.ingress.send(body, headers=fault_headers(stack.state, body))
+    # The crash is the writer's config (a derived copy, as the drills do), never the request's.
+    crashing = stack.writer.derived_config("test-crash", {"faults.crash.during_step": "section:2"})
+    writer_pid = stack.writer.restart(crashing).pid
+    invocation_id = stack.ingress.send(howto_body("Ecris un rapport plus long pour tester un redemarrage."))
     poll(lambda: stack.procs.live("writer"), lambda r: r is None, "the writer to crash itself", 120)
     row = poll(
         lambda: stack.admin.invocation(invocation_id) or {},

@@ -236,6 +236,18 @@ def test_writer_digest_follows_its_sections_not_the_runtime(tmp_path):
     assert a.server.settings_digest() == other_writer.server.settings_digest()
 
 
+def test_the_tool_error_drills_derived_config_carries_the_fault(tmp_path):
+    # drill.tool-error and the chaos action restart the writer on this file: the fault travels in the
+    # writer's config, never in a request, and the restarted writer is a different one (its digest).
+    from writer_service.config import WriterConfig
+
+    a = _stack_on(tmp_path)
+    derived = a.writer.derived_config("tool-error", {"faults.tool_error.fail_first": 2})
+    assert WriterConfig.load(derived).faults.tool_error.fail_first == 2
+    assert a.config.faults.tool_error.fail_first == 0
+    assert a.writer.config_stamp(derived).digest != a.writer.config_stamp().digest
+
+
 def test_restate_on_another_runtime_is_refused_naming_both_configs(table, tmp_path):
     from drillkit.errors import ConfigMismatch
 

@@ -77,22 +77,27 @@ def test_the_howto_body_is_a_request():
 
 RUNTIME = WriterRuntime(
     config=WriterConfig.from_mapping(
-        {"writer_model": {"base_url": "http://127.0.0.1:1/v1", "model": "m"}, "faults": {"allow_request_faults": True}}
+        {
+            "writer_model": {"base_url": "http://127.0.0.1:1/v1", "model": "m"},
+            "faults": {"tool_error": {"fail_first": 3}},
+        }
     ),
     llm=None,  # type: ignore[arg-type]
     ledger=None,  # type: ignore[arg-type]
-    fault_key="k",
 )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(bodies, st.dictionaries(st.sampled_from(["x-drill-fault-key", "other"]), st.text(max_size=5)))
-def test_validate_ends_in_a_request_or_a_terminal_error(value, headers):
+@given(bodies)
+def test_validate_ends_in_a_request_or_a_terminal_400(value):
     try:
-        request, output_dir, _ = validate(RUNTIME, value, headers)
+        request, output_dir, faults = validate(RUNTIME, value)
     except TerminalError as exc:
-        assert exc.status_code in (400, 403)
+        assert exc.status_code == 400
         exc.message.encode("utf-8")
     else:
         assert isinstance(request, WriterRequest)
         assert output_dir.is_absolute() and output_dir.is_relative_to(Path("/tmp").resolve())
+        # No body can ask for faults: a request that passes carries none, and gets the config's.
+        assert not (isinstance(value, dict) and "faults" in value)
+        assert faults == RUNTIME.config.faults

@@ -1,6 +1,4 @@
-import hmac
 import json
-import logging
 import os
 import stat
 from pathlib import Path
@@ -8,28 +6,23 @@ from pathlib import Path
 import pytest
 from restate import TerminalError
 
-from drillkit.howto import fault_headers, howto_body
+from drillkit.howto import howto_body
 from drillkit.state import StateDir
 from writer_service import agent, models
-from writer_service import faults as faults_module
 from writer_service.agent import WriterRuntime, validate
-from writer_service.config import FAULT_KEY_FILE_ENV, FAULT_KEY_HEADER, WriterConfig
+from writer_service.config import WriterConfig
 from writer_service.models import InvalidRequest, parse_request
 
-KEY = "k3y-for-tests"
 
-
-def runtime(
-    tmp_path: Path, allow_faults: bool = True, roots: list[str] | None = None, key: str | None = KEY
-) -> WriterRuntime:
+def runtime(tmp_path: Path, roots: list[str] | None = None, faults: dict[str, object] | None = None) -> WriterRuntime:
     cfg = WriterConfig.from_mapping(
         {
             "writer_model": {"base_url": "http://127.0.0.1:1/v1", "model": "m"},
             "paths": {"allowed_roots": roots or ["/tmp", str(tmp_path)]},
-            "faults": {"allow_request_faults": allow_faults},
+            "faults": faults or {},
         }
     )
-    return WriterRuntime(config=cfg, llm=None, ledger=None, fault_key=key)  # type: ignore[arg-type]
+    return WriterRuntime(config=cfg, llm=None, ledger=None)  # type: ignore[arg-type]
 
 
 def test_howto_body_is_accepted_as_is(tmp_path):
@@ -102,12 +95,12 @@ def test_dotdot_and_symlink_escapes_are_refused(tmp_path):
     assert validate(rt, body)[1] == root / "b"
 
 
-def test_request_faults_only_when_the_config_allows(tmp_path):
-    body = howto_body(faults={"tool_error": {"fail_first": 2}})
-    assert validate(runtime(tmp_path), body, {FAULT_KEY_HEADER: KEY})[2].tool_error.fail_first == 2
-    with pytest.raises(TerminalError) as err:
-        validate(runtime(tmp_path, allow_faults=False), body, {FAULT_KEY_HEADER: KEY})
-    assert err.value.status_code == 400 and "allow_request_faults" in err.value.message
+def test_faults_come_from_the_config_only(tmp_path):
+    config_faults = {"tool_error": {"fail_first": 2}, "crash": {"during_step": "summary"}}
+    _, _, faults = validate(runtime(tmp_path, faults=config_faults), howto_body())
+    assert faults.tool_error.fail_first == 2 and faults.crash.during_step == "summary"
+    _, _, faults = validate(runtime(tmp_path), howto_body())
+    assert faults.tool_error.fail_first == 0 and faults.crash.during_step is None
 
 
 def expect_400(rt: WriterRuntime, body: object, *needles: str) -> str:
@@ -222,79 +215,39 @@ def test_any_unexpected_exception_in_validation_is_a_400(tmp_path, monkeypatch):
     expect_400(runtime(tmp_path), howto_body(), "body", "RuntimeError")
 
 
-FAULTS = {"crash": {"during_step": "outline"}}
-
-
 @pytest.mark.parametrize(
-    ("key", "headers"),
+    "faults",
     [
-        (KEY, {}),
-        (KEY, {FAULT_KEY_HEADER: "wrong"}),
-        (KEY, {FAULT_KEY_HEADER: ""}),
-        (KEY, {FAULT_KEY_HEADER: KEY[:-1]}),
-        (KEY, {"x-other": KEY}),
-        (None, {FAULT_KEY_HEADER: KEY}),  # a writer without a key refuses every request fault
-        (None, {}),
-        (KEY, {FAULT_KEY_HEADER: "é\ud800"}),
+        {"crash": {"during_step": "outline"}},
+        {"tool_error": {"fail_first": 2}},
+        {},
+        None,
+        "crash",
+        {"allow_request_faults": True},
     ],
 )
-def test_request_faults_without_the_key_are_a_terminal_403(tmp_path, key, headers):
-    with pytest.raises(TerminalError) as err:
-        validate(runtime(tmp_path, key=key), howto_body(faults=FAULTS), headers)
-    assert err.value.status_code == 403
-    assert FAULT_KEY_HEADER in err.value.message
-    assert KEY not in err.value.message
+@pytest.mark.parametrize("raw", [False, True])
+def test_a_body_carrying_faults_is_a_terminal_400(tmp_path, faults, raw):
+    # Request fault injection is gone: `faults` is an unknown field like any other, refused before any
+    # step (whatever the config's own faults), and the message says where faults come from now.
+    body = {**howto_body(), "faults": faults}
+    rt = runtime(tmp_path, faults={"tool_error": {"fail_first": 1}})
+    message = expect_400(rt, json.dumps(body).encode() if raw else body, "faults", "Extra inputs are not permitted")
+    assert "request fault injection was removed" in message and "config" in message
+    assert "403" not in message and "forbidden" not in message
 
 
-@pytest.mark.parametrize("name", [FAULT_KEY_HEADER, "X-Drill-Fault-Key"])
-def test_request_faults_with_the_key_are_accepted(tmp_path, name):
-    _, _, faults = validate(runtime(tmp_path), howto_body(faults=FAULTS), {name: KEY})
-    assert faults.crash.during_step == "outline"
+def test_the_removal_hint_is_only_for_faults(tmp_path):
+    message = expect_400(runtime(tmp_path), {**howto_body(), "fault": {}}, "fault", "Extra inputs")
+    assert "removed" not in message
 
 
-def test_the_key_is_compared_in_constant_time(monkeypatch):
-    calls = []
-    real = hmac.compare_digest
-
-    def spy(a: bytes, b: bytes) -> bool:
-        calls.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(faults_module.hmac, "compare_digest", spy)
-    assert faults_module.fault_key_matches(KEY, {FAULT_KEY_HEADER: KEY})
-    assert not faults_module.fault_key_matches(KEY, {FAULT_KEY_HEADER: "nope"})
-    assert len(calls) == 2
-
-
-def test_config_refusal_comes_before_the_key(tmp_path):
-    with pytest.raises(TerminalError) as err:
-        validate(runtime(tmp_path, allow_faults=False), howto_body(faults=FAULTS), {})
-    assert err.value.status_code == 400 and "allow_request_faults" in err.value.message
-
-
-def test_the_key_file(tmp_path, caplog):
-    key_file = tmp_path / "fault-key"
-    assert faults_module.load_fault_key({}) is None
-    assert faults_module.load_fault_key({FAULT_KEY_FILE_ENV: str(key_file)}) is None  # missing
-    key_file.write_text("")
-    assert faults_module.load_fault_key({FAULT_KEY_FILE_ENV: str(key_file)}) is None  # empty
-    key_file.write_text("s3cret-value\n")
-    with caplog.at_level(logging.DEBUG):
-        assert faults_module.load_fault_key({FAULT_KEY_FILE_ENV: str(key_file)}) == "s3cret-value"
-    assert "s3cret-value" not in caplog.text
-
-
-def test_state_dir_makes_a_private_key_once(tmp_path):
+def test_state_dir_is_private_and_holds_no_fault_key(tmp_path):
     state = StateDir(tmp_path / "state")
-    key_file = state.fault_key_file()
-    key = state.fault_key()
-    assert len(key) >= 32
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    state.prepare()
     assert stat.S_IMODE(state.root.stat().st_mode) == 0o700
-    assert StateDir(tmp_path / "state").fault_key() == key  # kept, not remade
-    assert [p.name for p in state.root.iterdir()] == ["fault-key"]  # no temporary left
-    assert fault_headers(state, howto_body()) == {}
-    assert fault_headers(state, howto_body(faults=FAULTS)) == {FAULT_KEY_HEADER: key}
+    assert not hasattr(state, "fault_key") and not hasattr(state, "fault_key_file")
+    assert list(state.root.iterdir()) == []
 
 
 @pytest.mark.parametrize("prompt", [" ", "\n\t  \r\n", "\t"])
@@ -313,7 +266,7 @@ def sized_runtime(tmp_path: Path, context_tokens: int | None, max_tokens: int = 
     cfg = WriterConfig.from_mapping(
         {"writer_model": model, "paths": {"allowed_roots": ["/tmp", str(tmp_path)]}, "local_model": {"enabled": False}}
     )
-    return WriterRuntime(config=cfg, llm=None, ledger=None, fault_key=KEY)  # type: ignore[arg-type]
+    return WriterRuntime(config=cfg, llm=None, ledger=None)  # type: ignore[arg-type]
 
 
 def test_the_context_rule_at_its_boundary(tmp_path):

@@ -184,3 +184,33 @@ def test_the_service_declares_restates_timeouts_from_the_config(tmp_path):
     service = build_service(WriterRuntime(cfg, llm=None, ledger=None))  # type: ignore[arg-type]
     assert service.inactivity_timeout == timedelta(seconds=2)
     assert service.abort_timeout == timedelta(seconds=4)
+
+
+@pytest.mark.parametrize("fail_first", [1, 3])
+def test_the_configs_tool_error_fails_save_report_n_times_then_it_succeeds(tmp_path, fail_first):
+    # The only way to inject a fault now: the writer's config (the drills hand a restarted writer a
+    # derived one). validate hands the config's faults to the step runner; no request can change them.
+    from drillkit.howto import howto_body
+    from writer_service.agent import validate
+
+    cfg = WriterConfig.from_mapping(
+        {
+            "writer_model": {"base_url": "http://127.0.0.1:1/v1", "model": "m"},
+            "faults": {"tool_error": {"fail_first": fail_first}},
+        }
+    )
+    ledger = ExecutionLedger(tmp_path / "ledger.jsonl")
+    rt = WriterRuntime(cfg, llm=None, ledger=ledger)  # type: ignore[arg-type]
+    with pytest.raises(TerminalError, match="faults: Extra inputs are not permitted") as err:
+        validate(rt, {**howto_body(), "faults": {"tool_error": {"fail_first": 0}}})
+    assert err.value.status_code == 400
+    _, _, faults = validate(rt, howto_body())
+    runner = StepRunner(FakeContext(), rt, faults)  # type: ignore[arg-type]
+    for attempt in range(1, fail_first + 1):
+        with pytest.raises(StepFailed, match=f"save_report attempt {attempt}") as failed:
+            asyncio.run(runner.step("save_report", _value, StepRetry()))
+        assert isinstance(failed.value.__cause__, InjectedToolError)
+    assert asyncio.run(runner.step("save_report", _value, StepRetry())) == {"attempt": fail_first + 1}
+    assert asyncio.run(runner.step("outline", _value, StepRetry())) == {"attempt": 1}  # other steps untouched
+    outcomes = [x.outcome for x in executions(ledger.entries()) if x.step == "save_report"]
+    assert outcomes == ["error"] * fail_first + ["ok"]

@@ -20,7 +20,7 @@ def test_local_config_is_valid_for_writer_and_runtime():
     writer = WriterConfig.load(ROOT / "configs/local.yaml")
     assert writer.writer_model.base_url == "http://127.0.0.1:8091/v1"
     assert writer.pipeline.sections == 3
-    assert writer.faults.allow_request_faults is True
+    assert writer.faults.tool_error.fail_first == 0 and writer.faults.crash.during_step is None
     full = drill_config.load(ROOT / "configs/local.yaml")
     assert full.runtime.restate_version == "1.7.12"
     assert full.runtime.server_env["RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS"] == "1000"
@@ -41,7 +41,7 @@ def test_remote_config_reads_url_and_key_from_env(monkeypatch):
     assert cfg.writer_model.base_url == "http://dgx.internal:8000/v1"
     assert cfg.writer_model.model == "meta-llama/Llama-3.1-8B-Instruct"
     assert cfg.writer_model.api_key() == "secret"
-    assert cfg.faults.allow_request_faults is False
+    assert cfg.faults.tool_error.fail_first == 0 and cfg.faults.crash.during_step is None
     assert cfg.local_model.enabled is False
     assert cfg.runtime.use_http11 is True
 
@@ -205,13 +205,18 @@ def test_the_writer_script_answers_help_and_bad_input_without_serving(tmp_path):
     script = [sys.executable, str(PROJECT_ROOT / "scripts" / "restate_writer_service.py")]
     shown = subprocess.run([*script, "--help"], capture_output=True, text=True, timeout=30)
     assert shown.returncode == 0
-    for documented in ("--config", "RESTATE_WRITER_CONFIG", "RESTATE_WRITER_HOST", "RESTATE_WRITER_FAULT_KEY_FILE"):
+    for documented in ("--config", "RESTATE_WRITER_CONFIG", "RESTATE_WRITER_HOST", "RESTATE_WRITER_IDENTITY_KEY_FILE"):
         assert documented in shown.stdout
+    assert "FAULT_KEY" not in shown.stdout and "never from a request" in shown.stdout
     bogus = subprocess.run([*script, "--bogus"], capture_output=True, text=True, timeout=30)
     assert bogus.returncode == 2 and "unrecognized arguments: --bogus" in bogus.stderr
     missing = tmp_path / "missing.yaml"
     bad = subprocess.run([*script, "--config", str(missing)], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and f"{missing}: config file not found" in bad.stderr
+    old = write(tmp_path, MODEL + "faults: {allow_request_faults: true}\n")
+    refused = subprocess.run([*script, "--config", str(old)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and f"{old}: field faults: " in refused.stderr
+    assert "allow_request_faults: no longer supported" in refused.stderr
 
 
 TIMED_MODEL = "writer_model: {base_url: 'http://127.0.0.1:1/v1', model: m, timeout_s: 60%s}\n"
@@ -257,3 +262,23 @@ def test_the_context_is_the_local_models_slot_unless_set(tmp_path):
 def test_the_runtime_state_dir_is_protected_from_reports():
     cfg = WriterConfig.load(ROOT / "configs/local.yaml")
     assert Path(".drill") in cfg.paths.protected
+
+
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_a_config_still_setting_allow_request_faults_is_refused_by_name(tmp_path, value):
+    # Request fault injection is gone. A config still setting the switch is an error (either value),
+    # naming the file and the field and saying where faults come from now, for the writer and the tool.
+    path = write(tmp_path, MODEL + f"faults:\n  allow_request_faults: {value}\n  tool_error: {{fail_first: 1}}\n")
+    for load, error in ((WriterConfig.load, ConfigError), (drill_config.load, DrillConfigError)):
+        with pytest.raises(error) as err:
+            load(path)
+        message = str(err.value)
+        assert f"{path}: field faults: " in message
+        assert "allow_request_faults: no longer supported, request fault injection was removed" in message
+        assert "Delete the line" in message and "`faults` section" in message
+
+
+def test_the_configs_own_faults_are_still_read(tmp_path):
+    path = write(tmp_path, MODEL + "faults: {tool_error: {fail_first: 2}, crash: {during_step: 'section:2'}}\n")
+    cfg = WriterConfig.load(path)
+    assert cfg.faults.tool_error.fail_first == 2 and cfg.faults.crash.during_step == "section:2"
