@@ -3,7 +3,7 @@ plain ASGI app, as the team would run it if they did not adopt Restate. The eval
 compares it with the durable writer, fault by fault.
 
 `POST /run` with the seed's body answers 200 and the report, or 500 with the error; the caller retries
-(see `drillkit.evaluation.caller`). Steps run at once (`DirectContext`), nothing is journaled, so a crash
+(see `drillkit.evaluation.modes.Baseline`). Steps run at once (`DirectContext`), nothing is journaled, so a crash
 or an error means the whole request again. The request's `x-request-id` header names it in the ledger
 and in the model requests' headers, so the evaluation counts the same things in both modes; a careful
 client sends the same id on every retry. Nothing here is made worse on purpose: same model client,
@@ -45,8 +45,8 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 class DirectContext:
     """Runs each step at once, without Restate: the same pipeline code, minus durability."""
 
-    def __init__(self, invocation_id: str, headers: dict[str, str] | None = None) -> None:
-        self._request = SimpleNamespace(id=invocation_id, headers=headers or {})
+    def __init__(self, invocation_id: str) -> None:
+        self._request = SimpleNamespace(id=invocation_id)
 
     def request(self) -> SimpleNamespace:
         return self._request
@@ -82,7 +82,7 @@ class BaselineApp:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         request_id = headers.get(REQUEST_ID_HEADER.decode()) or f"base_{uuid.uuid4().hex}"
         try:
-            result = await write_report(DirectContext(request_id, headers), self.runtime, body)  # type: ignore[arg-type]
+            result = await write_report(DirectContext(request_id), self.runtime, body)  # type: ignore[arg-type]
         except TerminalError as exc:  # what can never succeed: the caller must not retry it
             await respond(send, 400 if exc.status_code < 500 else exc.status_code, {"error": exc.message})
             return

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from drillkit import config as drill_config
@@ -103,16 +102,3 @@ def stub_stack(base: Stack, delay_ms: float = 0.0, **overrides: Any) -> Iterator
         stack.down()
         stub.stop()
         stack.close()
-
-
-class DirectContext:
-    """Runs each step at once, without Restate: the same pipeline code, minus durability."""
-
-    def __init__(self, invocation_id: str) -> None:
-        self._request = SimpleNamespace(id=invocation_id)
-
-    def request(self) -> SimpleNamespace:
-        return self._request
-
-    def run_typed(self, name: str, action: Any, options: Any = None, /) -> Any:
-        return action()

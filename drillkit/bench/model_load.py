@@ -20,13 +20,14 @@ from pathlib import Path
 import httpx
 
 from drillkit import progress
-from drillkit.bench.harness import DirectContext, Figure
+from drillkit.bench.harness import Figure
 from drillkit.bench.load import run_load
 from drillkit.bench.scenarios import storm_figures
 from drillkit.drills import catalog
 from drillkit.howto import howto_body
 from drillkit.stack import Stack
 from writer_service.agent import WriterRuntime, write_report
+from writer_service.baseline import DirectContext
 from writer_service.ledger import ExecutionLedger
 from writer_service.llm import LlmClient
 

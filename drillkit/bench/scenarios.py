@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from drillkit import progress
-from drillkit.bench.harness import DirectContext, Figure, stub_stack, timed
+from drillkit.bench.harness import Figure, stub_stack, timed
 from drillkit.config import PROJECT_ROOT
 from drillkit.drills import catalog
 from drillkit.errors import DrillError, HttpError
@@ -31,6 +31,7 @@ from drillkit.restate_api import HANDLER, SERVICE
 from drillkit.stack import Stack
 from drillkit.waits import poll
 from writer_service.agent import WriterRuntime, write_report
+from writer_service.baseline import DirectContext
 from writer_service.config import WriterConfig, step_order
 from writer_service.ledger import ExecutionLedger
 from writer_service.llm import LlmClient

@@ -3,10 +3,11 @@
 import asyncio
 import json
 
-from drillkit.bench.harness import DirectContext, Figure
+from drillkit.bench.harness import Figure
 from drillkit.bench.scenarios import _percentile
 from drillkit.components.stub_llm import completion
 from writer_service.agent import SUMMARY_SCHEMA, _outline_schema
+from writer_service.baseline import DirectContext
 
 
 def test_figure_stats():
