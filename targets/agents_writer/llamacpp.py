@@ -24,6 +24,7 @@ AGENTS_WRITER_FORCE_TOOL_TAG unset and nothing is rewritten.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -41,31 +42,47 @@ def rewrite_for_forced_tool_call(body: dict[str, Any], tag: str) -> dict[str, An
     return rewritten
 
 
-class ForcedToolCallTransport(httpx2.AsyncBaseTransport):
-    """The openai client's transport (httpx2, what openai 3 is built on): rewrites the chat-completions
-    requests that must call a tool, passes everything else through."""
+class ModelTransport(httpx2.AsyncBaseTransport):
+    """The openai client's transport (httpx2, what openai 3 is built on): at most `max_concurrency`
+    requests in flight (0: no limit), and the llama.cpp rewrite of the requests that must call a tool
+    when `tag` is set. Everything else passes through.
 
-    def __init__(self, tag: str, inner: httpx2.AsyncBaseTransport | None = None) -> None:
+    The limit: llama.cpp serves `--parallel` requests at once and queues the rest, and a queued request's
+    wait counts against the client's timeout; under load every timeout is a Restate retry that queues
+    again (the storm drill stalled: 20 invocations, APITimeoutError, no progress for 120 s). Waiting here,
+    before the request is sent, is outside the timeout (httpx2 times each network operation)."""
+
+    def __init__(self, tag: str = "", max_concurrency: int = 0, inner: httpx2.AsyncBaseTransport | None = None) -> None:
         self.tag = tag
+        self.slots = asyncio.Semaphore(max_concurrency) if max_concurrency > 0 else None
         self.inner = inner or httpx2.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        if request.method == "POST" and request.url.path.endswith("/chat/completions"):
-            try:
-                body = json.loads(await request.aread())
-            except ValueError:
-                body = None
-            rewritten = rewrite_for_forced_tool_call(body, self.tag) if isinstance(body, dict) else None
-            if rewritten is not None:
-                headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"]
-                request = httpx2.Request(
-                    request.method,
-                    request.url,
-                    headers=headers,
-                    content=json.dumps(rewritten).encode(),
-                    extensions=request.extensions,
-                )
-        return await self.inner.handle_async_request(request)
+        if self.tag and request.method == "POST" and request.url.path.endswith("/chat/completions"):
+            request = await self._rewritten(request)
+        if self.slots is None:
+            return await self.inner.handle_async_request(request)
+        async with self.slots:
+            response = await self.inner.handle_async_request(request)
+            await response.aread()  # the slot is the model's: held until its answer has arrived
+            return response
+
+    async def _rewritten(self, request: httpx2.Request) -> httpx2.Request:
+        try:
+            body = json.loads(await request.aread())
+        except ValueError:
+            return request
+        rewritten = rewrite_for_forced_tool_call(body, self.tag) if isinstance(body, dict) else None
+        if rewritten is None:
+            return request
+        headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"]
+        return httpx2.Request(
+            request.method,
+            request.url,
+            headers=headers,
+            content=json.dumps(rewritten).encode(),
+            extensions=request.extensions,
+        )
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 # The bounds keep the small local model's JSON short enough to close within WRITER_MAX_TOKENS: a report
 # cut off mid-string is a ModelBehaviorError on every replay of the journaled answer. llama.cpp turns
 # maxLength/maxItems into its grammar; a large model never reaches them.
-SUMMARY_MAX = 100
-REPORT_MAX = 240
-QUESTION_MAX = 60
+SUMMARY_MAX = 80
+REPORT_MAX = 200
+QUESTION_MAX = 50
 QUESTIONS_MAX = 2
 
 

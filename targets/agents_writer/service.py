@@ -6,7 +6,9 @@ Environment (all optional): PORT (9081), HOST (127.0.0.1), OPENAI_BASE_URL (http
 OPENAI_API_KEY (a dummy for local servers), WRITER_MODEL (smollm2), OPENAI_TIMEOUT_S (60),
 WRITER_MAX_TOKENS (384), WRITER_TEMPERATURE (0.2), AGENTS_WRITER_ALLOWED_ROOTS (/tmp, `:`-separated),
 AGENTS_WRITER_TOOL_FAIL_FIRST (0), RESTATE_IDENTITY_KEY (accept only requests signed by that server),
-AGENTS_WRITER_FORCE_TOOL_TAG (llama.cpp compatibility, see llamacpp.py), AGENTS_WRITER_GRACE_S (5).
+AGENTS_WRITER_FORCE_TOOL_TAG (llama.cpp compatibility, see llamacpp.py), AGENTS_WRITER_GRACE_S (5),
+OPENAI_MAX_CONCURRENCY (0: no limit; model requests beyond it wait before being sent),
+AGENTS_WRITER_INACTIVITY_TIMEOUT_S (Restate's inactivity timeout for the service; unset: the server's).
 
 One process, because a drill kills the pid it recorded (the `hypercorn` command's supervisor would leave
 its worker serving). SIGTERM goes through restate-sdk's shutdown hook: the SDK replaces the loop's SIGTERM
@@ -34,7 +36,7 @@ from openai import AsyncOpenAI
 from restate.server import install_shutdown_hook
 
 from targets.agents_writer import settings as env_settings
-from targets.agents_writer.llamacpp import ForcedToolCallTransport
+from targets.agents_writer.llamacpp import ModelTransport
 from targets.agents_writer.writer import SERVICE, build_service
 
 log = logging.getLogger("agents_writer")
@@ -43,9 +45,8 @@ log = logging.getLogger("agents_writer")
 def openai_client(settings: env_settings.Settings) -> AsyncOpenAI:
     """The client every agent of this process uses. No retries inside it: Restate retries the step.
     Chat completions, not the Responses API: what local OpenAI-compatible servers implement."""
-    transport = ForcedToolCallTransport(settings.tool_call_tag) if settings.tool_call_tag else None
     http = httpx2.AsyncClient(
-        transport=transport,
+        transport=ModelTransport(settings.tool_call_tag, settings.max_concurrency),
         timeout=httpx2.Timeout(settings.timeout_s, connect=min(5.0, settings.timeout_s)),
     )
     return AsyncOpenAI(base_url=settings.base_url, api_key=settings.api_key, max_retries=0, http_client=http)

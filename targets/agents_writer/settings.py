@@ -38,6 +38,11 @@ class Settings:
     """llama.cpp compatibility (`llamacpp.py`): the chat template's tool-call tag (`tool_call`); empty:
     requests go out as the Agents SDK builds them."""
     grace_period_s: float = 5.0
+    max_concurrency: int = 0
+    """Model requests in flight at once from this process (0: no limit); more wait before being sent."""
+    inactivity_timeout_s: float | None = None
+    """Restate's inactivity timeout for this service (None: the server's, 1 min): a step waiting for a
+    busy model is inactivity, and an attempt cut by it loses the answer it was waiting for."""
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
@@ -108,4 +113,6 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         identity_keys=keys,
         tool_call_tag=_tag(env, "AGENTS_WRITER_FORCE_TOOL_TAG"),
         grace_period_s=_float(env, "AGENTS_WRITER_GRACE_S", Settings.grace_period_s, 0.0),
+        max_concurrency=_int(env, "OPENAI_MAX_CONCURRENCY", 0, 0),
+        inactivity_timeout_s=_float(env, "AGENTS_WRITER_INACTIVITY_TIMEOUT_S", 0.0, 0.0) or None,
     )

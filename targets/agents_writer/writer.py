@@ -11,7 +11,7 @@ Journal of one invocation (names repeat, the drills count Runs):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -104,7 +104,8 @@ def build_agent(settings: Settings) -> Agent[ReportJob]:
 
 
 def build_service(settings: Settings) -> restate.Service:
-    writer = restate.Service(SERVICE)
+    inactivity = settings.inactivity_timeout_s
+    writer = restate.Service(SERVICE, inactivity_timeout=None if inactivity is None else timedelta(seconds=inactivity))
     agent = build_agent(settings)
     fault = ToolFault(settings.tool_fail_first)
 

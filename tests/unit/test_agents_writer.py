@@ -16,7 +16,7 @@ from drillkit.errors import DrillError
 from drillkit.procs import ProcessTable
 from drillkit.state import StateDir
 from targets.agents_writer import settings
-from targets.agents_writer.llamacpp import ForcedToolCallTransport, rewrite_for_forced_tool_call
+from targets.agents_writer.llamacpp import ModelTransport, rewrite_for_forced_tool_call
 from targets.agents_writer.models import BadRequest, SaveReportFault, ToolFault, parse_request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,7 +212,7 @@ def _sent_through(transport_body: bytes, path: str = "/v1/chat/completions") -> 
         return httpx2.Response(200, json={})
 
     async def go() -> None:
-        transport = ForcedToolCallTransport("tool_call", inner=httpx2.MockTransport(upstream))
+        transport = ModelTransport("tool_call", inner=httpx2.MockTransport(upstream))
         async with httpx2.AsyncClient(transport=transport) as client:
             await client.post(
                 "http://127.0.0.1:8091" + path, content=transport_body, headers={"content-type": "application/json"}
@@ -287,3 +287,36 @@ def test_local_llm_script_takes_a_chat_template_file():
     args = local_llm.parse_args(["--model", "m.gguf", "--chat-template-file", "t.jinja"])
     assert args.chat_template_file == Path("t.jinja")
     assert local_llm.parse_args(["--model", "m.gguf"]).chat_template_file is None
+
+
+def test_model_requests_beyond_the_limit_wait_before_being_sent():
+    import asyncio
+
+    class Slow(httpx2.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.in_flight = self.most = 0
+
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            try:
+                await asyncio.sleep(0.02)  # the model answering; the test measures overlap, not time
+                return httpx2.Response(200, json={"ok": True})
+            finally:
+                self.in_flight -= 1
+
+    async def go(limit: int) -> int:
+        inner = Slow()
+        async with httpx2.AsyncClient(transport=ModelTransport(max_concurrency=limit, inner=inner)) as client:
+            answers = await asyncio.gather(*(client.get("http://127.0.0.1:8091/v1/models") for _ in range(7)))
+        assert all(a.json() == {"ok": True} for a in answers)
+        return inner.most
+
+    assert asyncio.run(go(2)) == 2
+    assert asyncio.run(go(0)) == 7  # no limit: all at once
+
+
+def test_the_limit_and_the_inactivity_timeout_are_read():
+    s = settings.load({"OPENAI_MAX_CONCURRENCY": "4", "AGENTS_WRITER_INACTIVITY_TIMEOUT_S": "600"})
+    assert (s.max_concurrency, s.inactivity_timeout_s) == (4, 600.0)
+    assert (settings.load({}).max_concurrency, settings.load({}).inactivity_timeout_s) == (0, None)
