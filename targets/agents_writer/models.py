@@ -9,10 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 # The bounds keep the small local model's JSON short enough to close within WRITER_MAX_TOKENS: a report
 # cut off mid-string is a ModelBehaviorError on every replay of the journaled answer. llama.cpp turns
-# maxLength/maxItems into its grammar; a large model never reaches them.
-SUMMARY_MAX = 80
-REPORT_MAX = 200
-QUESTION_MAX = 50
+# maxLength/maxItems into its grammar; a large model never reaches them. Measured: a degenerate answer
+# ("1.1.1.1...") costs a token per character, so 80+200+2x50 characters overran 384 tokens (2 of 12
+# storm invocations); 60+160+2x40 characters, JSON and the grammar's whitespace fit in 640.
+SUMMARY_MAX = 60
+REPORT_MAX = 160
+QUESTION_MAX = 40
 QUESTIONS_MAX = 2
 
 

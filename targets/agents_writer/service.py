@@ -4,7 +4,7 @@
 
 Environment (all optional): PORT (9081), HOST (127.0.0.1), OPENAI_BASE_URL (http://127.0.0.1:8091/v1),
 OPENAI_API_KEY (a dummy for local servers), WRITER_MODEL (smollm2), OPENAI_TIMEOUT_S (60),
-WRITER_MAX_TOKENS (384), WRITER_TEMPERATURE (0.2), AGENTS_WRITER_ALLOWED_ROOTS (/tmp, `:`-separated),
+WRITER_MAX_TOKENS (640), WRITER_TEMPERATURE (0.2), AGENTS_WRITER_ALLOWED_ROOTS (/tmp, `:`-separated),
 AGENTS_WRITER_TOOL_FAIL_FIRST (0), RESTATE_IDENTITY_KEY (accept only requests signed by that server),
 AGENTS_WRITER_FORCE_TOOL_TAG (llama.cpp compatibility, see llamacpp.py), AGENTS_WRITER_GRACE_S (5),
 OPENAI_MAX_CONCURRENCY (0: no limit; model requests beyond it wait before being sent),

@@ -29,7 +29,7 @@ class Settings:
     model: str = "smollm2"
     timeout_s: float = 60.0
     """Each model request, from sent to answered (the openai client's timeout); Restate retries after it."""
-    max_tokens: int = 384
+    max_tokens: int = 640
     temperature: float = 0.2
     allowed_roots: tuple[Path, ...] = (Path("/tmp"),)
     tool_fail_first: int = 0
