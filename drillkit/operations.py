@@ -8,11 +8,12 @@ record instead. Failures raise `DrillError`.
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 from typing import Any
 
-from drillkit import progress
+from drillkit import preflight, progress
 from drillkit.components.process import ManagedProcess
 from drillkit.errors import ConfigError, DrillError, HttpError
 from drillkit.howto import RESTART_PROMPT, fault_headers, howto_body, read_body
@@ -26,9 +27,9 @@ def setup(stack: Stack) -> None:
     progress.table("setup", ("item", "path", "source"), stack.setup())
 
 
-def up(stack: Stack, use_http11: bool | None = None) -> None:
+def up(stack: Stack, use_http11: bool | None = None, verbose: bool = False) -> None:
     progress.step(f"up: {stack.config.source} ({stack.rt.backend} backend)")
-    timings = stack.up(use_http11=use_http11)
+    timings = stack.up(use_http11=use_http11, verbose=verbose)
     phases = ", ".join(f"{k} {v:.2f} s" for k, v in timings.phases.items())
     progress.ok(f"all up ({phases})")
 
@@ -50,6 +51,9 @@ def status(stack: Stack) -> None:
     elsewhere = stack.elsewhere()
     if elsewhere:
         progress.warn(elsewhere)
+    other = preflight.other_configs_text(stack)
+    if other:
+        progress.warn(other)
     progress.table("components", ("component", "process", "URL", "health"), stack.status())
     mismatched = stack.mismatched()
     if mismatched:
@@ -69,7 +73,7 @@ def status(stack: Stack) -> None:
         if leaders is None:
             progress.info("partition leaders: unknown (no node answers restatectl)")
         else:
-            led = [(str(p), leaders.get(p, "[red]none[/]")) for p in range(cluster.settings.partitions)]
+            led = [(str(p), leaders.get(p, "none")) for p in range(cluster.settings.partitions)]
             progress.table("partition leaders (restatectl)", ("partition", "leader"), led)
     last = stack.state.last_invocation()
     if last:
@@ -221,6 +225,11 @@ def describe(stack: Stack, invocation_id: str | None = None) -> str:
 
 def list_invocations(stack: Stack, include_completed: bool = False) -> str:
     text = stack.cli().list(include_completed=include_completed)
+    if re.search(r"\binv_[0-9A-Za-z]+", text) is None:  # the CLI prints nothing at all for none
+        progress.info(
+            "no invocations" if include_completed else "no invocations in flight (`inv list --all` adds completed ones)"
+        )
+        return text
     progress.raw(text)
     return text
 
@@ -284,3 +293,16 @@ def target_check(stack: Stack, keep_up: bool = False) -> None:
     )
     progress.info(f"{len(result.shape)} Runs, {result.model_requests} model requests (seen at the LLM tap)")
     progress.table("what each drill will use", ("drill", "kill point or fault"), result.kill_points)
+
+
+def evaluate(
+    stack: Stack, runs: int, faults: list[str] | None, seed: int, concurrency: int, report_dir: str | None
+) -> dict[str, Any] | None:
+    """`inv evaluate`: the result (Go or NoGo, both answers), or None when too many runs could not be judged."""
+    from drillkit import evaluation
+
+    result, _, conclusive = evaluation.evaluate(
+        stack, runs, faults or list(evaluation.FAULTS), seed, concurrency, Path(report_dir) if report_dir else None
+    )
+    progress.ok(f"decision: {result['decision']}")
+    return result if conclusive else None

@@ -85,6 +85,25 @@ def raw(text: str) -> None:
     _observer.message("raw", text)
 
 
+def verdict(word: str, text: str) -> None:
+    """A drill's verdict (PASS, FAIL, ERROR, INCONCLUSIVE) and what it is about: data, drawn by the observer
+    (a colour for the word); an observer without `verdict` gets one info line."""
+    hook = getattr(_observer, "verdict", None)
+    if hook is not None:
+        hook(word, text)
+    else:
+        _observer.message("info", f"{word} {text}")
+
+
+def timed(offset_s: float, text: str) -> None:
+    """A timeline entry `offset_s` seconds into a drill; an observer without `timed` gets one info line."""
+    hook = getattr(_observer, "timed", None)
+    if hook is not None:
+        hook(offset_s, text)
+    else:
+        _observer.message("info", f"{offset_s:7.2f}s {text}")
+
+
 def activity(text: str) -> AbstractContextManager[None]:
     return _observer.activity(text)
 

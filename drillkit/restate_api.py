@@ -18,15 +18,39 @@ from drillkit.errors import HttpError
 SERVICE = "WriterAgentRestate"
 HANDLER = "run"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
-BENIGN_RETRY_S = 5.0
-BENIGN_QUERY_ERRORS = ("doesn't exist on this node", "No such scanner")
+TRANSIENT_RETRY_S = 5.0
+# Restate's SQL answers that mean "ask again in a moment", not "the system failed": the one list for every
+# backend (a native server, a container, any node of a cluster; through the admin API or restatectl).
+# Each was seen here right after a start, a restart or a leadership change, and went away within a second.
+TRANSIENT_QUERY_ERRORS: tuple[str, ...] = (
+    # "partition N doesn't exist on this node": partitions still starting or moving (Restate calls it benign).
+    "doesn't exist on this node",
+    # The first query after a restart, before the node's scanners are registered.
+    "No such scanner",
+    # "node N1:3 was shut down or removed": asked of the node's generation from before a restart.
+    "was shut down or removed",
+    # A broken chunked answer: Restate closed the connection mid-answer (httpx's RemoteProtocolError).
+    "incomplete chunked read",
+    "peer closed connection without sending complete message body",
+)
 
 
-def is_benign_query_error(exc: BaseException) -> bool:
-    """A 500 from the SQL API that Restate itself calls benign: partitions moving, not a failure."""
-    return (
-        isinstance(exc, HttpError) and exc.status == 500 and any(marker in exc.body for marker in BENIGN_QUERY_ERRORS)
-    )
+def is_transient_message(text: str) -> bool:
+    """Does an error text (an HTTP body, restatectl's stderr) carry one of Restate's transient answers?"""
+    return any(marker in text for marker in TRANSIENT_QUERY_ERRORS)
+
+
+def is_transient_query_error(exc: BaseException) -> bool:
+    """A failed SQL query worth asking again: a server error (5xx) or a broken answer (no status) whose
+    text is one of Restate's transient answers. Anything else (a bad query, a server that is down) is not."""
+    if not isinstance(exc, HttpError) or (exc.status is not None and exc.status < 500):
+        return False
+    return is_transient_message(exc.body)
+
+
+def is_query_error(exc: BaseException | None) -> bool:
+    """Did this come from asking Restate's SQL API (an observation of the tool's, not the system's state)?"""
+    return isinstance(exc, HttpError) and exc.url.rstrip("/").endswith("/query")
 
 
 class _Api:
@@ -84,16 +108,21 @@ class AdminApi(_Api):
     def services(self) -> list[str]:
         return [s["name"] for s in self.request("GET", "/services").json().get("services", [])]
 
+    def deployments(self) -> list[dict[str, Any]]:
+        """`GET /deployments`: each with id, uri, http_version and services (name, revision)."""
+        return list(self.request("GET", "/deployments").json().get("deployments", []))
+
     def query(self, sql: str) -> list[dict[str, Any]]:
         """Rows of a SQL query; `accept: application/json` (without it Restate answers in Arrow).
 
-        Restate answers a few queries with a benign 500 while partitions move (after a start, a restart or
-        a leadership change: "partition N doesn't exist on this node", "No such scanner"); those are asked
-        again for a few seconds, so no probe mistakes a moving partition for a failed system."""
+        Restate answers a few queries with a transient error while partitions move (after a start, a
+        restart or a leadership change; `TRANSIENT_QUERY_ERRORS`); those are asked again for a few
+        seconds, so no probe mistakes a moving partition for a failed system. A query only reads, so
+        asking again is safe."""
         retrying = Retrying(
-            stop=stop_after_delay(BENIGN_RETRY_S),
+            stop=stop_after_delay(TRANSIENT_RETRY_S),
             wait=wait_fixed(0.1),
-            retry=retry_if_exception(is_benign_query_error),
+            retry=retry_if_exception(is_transient_query_error),
             reraise=True,
         )
         response = retrying(self.request, "POST", "/query", json={"query": sql}, headers={"accept": "application/json"})

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from drillkit import progress
+from drillkit import preflight, progress, registration
 from drillkit.binaries import CLI, CTL, SERVER, Binary, BinaryStore
 from drillkit.components.local_model import LocalModel
 from drillkit.components.restate_server import PROCESS_NAME, NativeServer, RestateServer
@@ -24,6 +24,7 @@ from drillkit.components.writer import WriterService
 from drillkit.config import DrillConfig
 from drillkit.errors import ComponentError, ConfigError, DrillError
 from drillkit.procs import Observed, ProcessTable, net_namespace
+from drillkit.registration import Registration
 from drillkit.restate_api import SERVICE, AdminApi, IngressApi
 from drillkit.restate_cli import RestateCli
 from drillkit.state import StateDir
@@ -50,7 +51,7 @@ class Stack:
     def __init__(self, config: DrillConfig) -> None:
         self.config = config
         self.rt = config.runtime
-        self.state = StateDir(config.state_root())
+        self.state = StateDir(config.state_root(), backend=self.rt.backend)
         self.state.prepare()
         self.procs = ProcessTable(self.state.procs)
         self.binaries = BinaryStore(self.state.bin, self.rt.restate_version)
@@ -152,6 +153,19 @@ class Stack:
         http11 = default if use_http11 is None else use_http11
         return self.cli().register(self.deployment_uri(), use_http11=http11, force=force)
 
+    def ensure_registered(self, use_http11: bool | None = None) -> Registration:
+        """Register unless Restate already has this deployment unchanged (`drillkit.registration`)."""
+        default = self.target.spec.use_http11 if self.target else self.rt.use_http11
+        http11 = default if use_http11 is None else use_http11
+        uri = self.deployment_uri()
+        return registration.ensure(
+            self.admin.deployments,
+            lambda force: self.cli().register(uri, use_http11=http11, force=force),
+            uri,
+            self.service_name,
+            http11,
+        )
+
     def registered(self) -> bool:
         try:
             return self.service_name in self.admin.services()
@@ -194,13 +208,15 @@ class Stack:
         service_ok = service.live() if service.startable else service.healthy()
         return bool(self.server.running() and service_ok and model_ok and self.registered())
 
-    def up(self, use_http11: bool | None = None) -> Timings:
-        """Setup if needed; start the server, the model and the writer side by side (none needs another
-        to start: the writer reaches the model only when a step runs); then register."""
+    def up(self, use_http11: bool | None = None, verbose: bool = False) -> Timings:
+        """Setup if needed; check every prerequisite before starting anything; start the server, the model
+        and the writer side by side (none needs another to start: the writer reaches the model only when a
+        step runs); then register unless Restate already has it unchanged."""
         timings = Timings()
         self.check_reachable()
         if self.needs_setup():
             timings.measure("setup", self.setup)
+        preflight.check(self)
         server, service = self.server, self.service  # chosen once, before the threads
         if not self.model.enabled:
             progress.info(f"LLM endpoint is remote: {self.config.writer_model.base_url} (not started here)")
@@ -229,9 +245,10 @@ class Stack:
                     config_failed |= isinstance(exc, ConfigError)
         if failures:
             raise (ConfigError if config_failed else ComponentError)("\n".join(failures))
-        output = timings.measure("register", lambda: self.register(use_http11))
-        progress.ok(f"registered {self.deployment_uri()} with the restate CLI")
-        progress.raw(output)
+        done: Registration = timings.measure("register", lambda: self.ensure_registered(use_http11))
+        progress.ok(done.summary)
+        if verbose:
+            progress.raw(done.output)
         if self.rt.backend == "cluster":
             timings.measure(
                 "registered everywhere",
@@ -289,6 +306,7 @@ def restate_backend(stack: Stack) -> RestateServer:
     """The configured backend's server; Docker and cluster modules are imported only when chosen
     (docker-py costs every other `inv` a seventh of a second)."""
     rt, choice = stack.rt, stack.rt.backend
+    identity = stack.state.request_identity() if rt.request_identity else None  # the key Restate signs with
     if choice in ("auto", "docker"):
         from drillkit.components.docker_engine import docker_available
         from drillkit.components.restate_docker import DockerServer
@@ -296,7 +314,9 @@ def restate_backend(stack: Stack) -> RestateServer:
         if choice == "auto":
             choice = "docker" if docker_available() else "native"
         if choice == "docker":
-            return DockerServer(rt, stack.admin, stack.ingress, procs=stack.procs, config_source=stack.config.source)
+            return DockerServer(
+                rt, stack.admin, stack.ingress, procs=stack.procs, config_source=stack.config.source, identity=identity
+            )
     if choice == "cluster":
         from drillkit.components.restate_cluster import RestateCluster
 
@@ -309,6 +329,8 @@ def restate_backend(stack: Stack) -> RestateServer:
             stack.state.root / "restate-cluster",
             stack.state.logs,
             stack.procs,
+            config_source=stack.config.source,
+            identity=identity,
         )
     return NativeServer(
         rt,
@@ -319,6 +341,7 @@ def restate_backend(stack: Stack) -> RestateServer:
         stack.procs,
         stack.state.log_file("restate-server"),
         config_source=stack.config.source,
+        identity=identity,
     )
 
 
@@ -335,7 +358,22 @@ def process_cell(stack: Stack, name: str, digest: str | None = None) -> str:
     return cell
 
 
+ELSEWHERE = "not reachable from here (another network namespace)"
+
+
 def status_rows(stack: Stack) -> list[tuple[str, str, str, str]]:
+    """(component, process, URL, health): the server (or each node), the model, the writer. A live process
+    of ours in another network namespace is not called "down": it cannot be asked from here, and says so."""
+    foreign = {record.name for record, _ in stack.procs.elsewhere()}
+    rows = _status_rows(stack)
+    names = {"local model": stack.model.name, "writer service": stack.writer.name}
+    return [
+        (c, p, u, ELSEWHERE if names.get(c, PROCESS_NAME if c.startswith("restate-server") else None) in foreign else h)
+        for c, p, u, h in rows
+    ]
+
+
+def _status_rows(stack: Stack) -> list[tuple[str, str, str, str]]:
     """(component, process, URL, health): the server (or each node), the model, the writer."""
     if stack.rt.backend == "cluster":
         rows = stack.cluster.node_rows()

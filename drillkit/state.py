@@ -15,11 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from drillkit.errors import ConfigError, DrillError
+from drillkit.identity import RequestIdentity, ensure_identity
 
 
 @dataclass(frozen=True)
 class StateDir:
     root: Path
+    backend: str | None = None
+    """The runtime backend using it (native, docker, cluster, auto): configs sharing a state dir keep their
+    last invocation apart, since an id from one backend's Restate means nothing to another's."""
 
     @property
     def bin(self) -> Path:
@@ -47,7 +51,7 @@ class StateDir:
 
     @property
     def last_invocation_file(self) -> Path:
-        return self.root / "last_invocation_id"
+        return self.root / ("last_invocation_id" + (f".{self.backend}" if self.backend else ""))
 
     @property
     def drill_lock_file(self) -> Path:
@@ -88,6 +92,17 @@ class StateDir:
 
     def fault_key(self) -> str:
         return self.fault_key_file().read_text(encoding="utf-8").strip()
+
+    def request_identity(self) -> RequestIdentity:
+        """The key pair Restate signs its requests to the services with (drillkit/identity.py), made on
+        first use under `<state>/request-identity/`: the private PEM for the server, the public key for
+        the writer and every target (`identity_public_key`)."""
+        self.prepare()
+        return ensure_identity(self.root / "request-identity")
+
+    def identity_public_key(self) -> str:
+        """`publickeyv1_...`: what a service must be given to accept only this state dir's Restate."""
+        return self.request_identity().public_key
 
     def log_file(self, component: str) -> Path:
         return self.logs / f"{component}.log"

@@ -32,5 +32,32 @@ if ! command -v nft >/dev/null 2>&1; then
     echo "bootstrap: nft is missing (not root): inv drill.partition will be INCONCLUSIVE" >&2
   fi
 fi
+# nginx is the independent witness of the model-gate check (tests/integration/test_model_gate.py,
+# `inv bench --only gate`): a reverse proxy that counts the model's requests, not part of this project.
+# Installed here when we can (root, apt-get); without it those tests are skipped, saying why.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing Debian's nginx (the proxy that counts model requests in the gate check)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null) \
+      || echo "bootstrap: could not install nginx; the gate check will be skipped" >&2
+  else
+    echo "bootstrap: nginx is missing (not root): the gate check will be skipped" >&2
+  fi
+fi
 .venv/bin/inv setup
 .venv/bin/inv setup --config configs/cluster.yaml   # also restatectl, for the cluster backend
+# The TypeScript reference target (configs/ts-writer.yaml): its locked packages from the npm registry,
+# compiled to targets/ts_writer/dist. Optional: without node it is unavailable and nothing else is.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  echo "bootstrap: building the TypeScript target (targets/ts_writer, node $(node --version))"
+  (
+    cd targets/ts_writer
+    # npm ci wipes node_modules: only when the lock file changed since the last install
+    if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+      npm ci --no-audit --no-fund --loglevel=error
+    fi
+    npm run --silent build
+  )
+else
+  echo "bootstrap: node is missing: the TypeScript target (configs/ts-writer.yaml) is unavailable" >&2
+fi

@@ -11,12 +11,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from a checkout, installed or not
 
-from writer_service.config import CONFIG_ENV, FAULT_KEY_FILE_ENV, HOST_OVERRIDE_ENV
+from writer_service.config import CONFIG_ENV, FAULT_KEY_FILE_ENV, HOST_OVERRIDE_ENV, IDENTITY_KEY_FILE_ENV
 
 ENVIRONMENT = f"""environment:
   {CONFIG_ENV}   config file (default configs/local.yaml); --config sets it
   {HOST_OVERRIDE_ENV}     address to listen on instead of the config's service.host
   {FAULT_KEY_FILE_ENV}  file holding the key that request faults must carry (drills set it)
+  {IDENTITY_KEY_FILE_ENV}  file holding the Restate server's request identity public key
+      (publickeyv1_...); set: only requests that server signed are served, others get 401 (drills set it)
 
 Stops on SIGTERM or SIGINT after draining in-flight requests for service.grace_period_s.
 `inv service.start` runs this with the project's config and records its pid."""

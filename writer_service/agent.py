@@ -13,6 +13,8 @@ and its end).
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,11 +38,21 @@ from writer_service.llm import (
     parse_json_object,
     string_list,
 )
-from writer_service.models import ReportData, WriterRequest, parse_body, parse_request, shown
+from writer_service.models import (
+    ReportData,
+    WriterRequest,
+    check_fits_context,
+    parse_body,
+    parse_request,
+    shown,
+)
 from writer_service.report_files import (
+    CannotWrite,
     PathNotAllowed,
+    check_writable_dir,
     contained_dir,
     containing_root,
+    protected_overlap,
     report_file_name,
     write_contained,
 )
@@ -50,6 +62,7 @@ log = logging.getLogger("writer_service.agent")
 T = TypeVar("T")
 
 SYSTEM_PROMPT = "You are a careful technical writer. You write concise, factual reports."
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -91,11 +104,23 @@ def validate(
         contained_dir("temp_dir", request.research_info.temp_dir, roots)
         field = "research_info.output_dir"
         output_dir = contained_dir("output_dir", request.research_info.output_dir, roots)
+        clash = protected_overlap(output_dir, protected_dirs(rt.config))
+        if clash is not None:
+            raise PathNotAllowed(
+                f"research_info.output_dir: {shown(request.research_info.output_dir)} resolves to "
+                f"{shown(str(output_dir))}, which is, is inside or contains {clash} (the writer's project or "
+                "state); reports never go there"
+            )
+        check_writable_dir("output_dir", output_dir)
+        field = "prompt"
+        check_fits_context(
+            request, SYSTEM_PROMPT, rt.config.writer_model.context_tokens, rt.config.writer_model.max_tokens
+        )
         field = "faults"
         faults = _request_faults(rt, request, headers or {})
     except TerminalError:
         raise
-    except PathNotAllowed as exc:
+    except (PathNotAllowed, CannotWrite) as exc:
         raise TerminalError(str(exc), status_code=400) from None
     except Exception as exc:
         log.warning("invalid request (%s): unexpected %s", field, type(exc).__name__)
@@ -103,6 +128,12 @@ def validate(
             f"invalid request: {field}: {type(exc).__name__}: {shown(str(exc))}", status_code=400
         ) from None
     return request, output_dir, faults
+
+
+def protected_dirs(config: WriterConfig) -> list[Path]:
+    """Where a report may never go: this project, the working directory (the drill runtime starts the
+    writer in the project), the ledger's directory (the state dir) and whatever the config adds."""
+    return [PROJECT_ROOT, Path.cwd(), config.ledger.path.absolute().parent, *config.paths.protected]
 
 
 def _request_faults(rt: WriterRuntime, request: WriterRequest, headers: Mapping[str, str]) -> Faults:
@@ -161,6 +192,12 @@ class StepRunner:
             try:
                 fault_injection.maybe_fail_tool(self.faults, name, attempt)
                 result = await action(StepAttempt(self.invocation_id, name, attempt))
+            except asyncio.CancelledError:
+                # The SDK cancels a step when Restate ends the attempt (abort timeout, lost stream) or the
+                # process drains: the execution ended here, and the ledger says so rather than leave it open.
+                ledger.record(self.invocation_id, name, attempt, "error", started, "cancelled: the attempt ended")
+                log.warning("step=%s invocation=%s attempt=%d cancelled", name, self.invocation_id, attempt)
+                raise
             except TerminalError as exc:
                 ledger.record(self.invocation_id, name, attempt, "error", started, exc.message)
                 raise
@@ -315,6 +352,10 @@ async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> di
             return str(write_contained(root, output_dir, file_name, markdown))
         except PathNotAllowed as exc:
             raise TerminalError(f"save_report: research_info.output_dir: {exc}", status_code=400) from None
+        except CannotWrite as exc:
+            # No retry makes room or grants permission; 507 when the disk (or quota) is full.
+            status = 507 if exc.errno in (errno.ENOSPC, errno.EDQUOT) else 400
+            raise TerminalError(f"save_report: {exc.strerror}", status_code=status) from None
 
     output_path = await steps.step("save_report", save_report, pipeline.tool_retry)
     return ReportData(
@@ -328,7 +369,13 @@ async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> di
 
 
 def build_service(rt: WriterRuntime) -> restate.Service:
-    service = restate.Service(SERVICE_NAME)
+    # Declared per service so the server's defaults cannot undercut what the slot gate was sized for
+    # (config: a step's slot wait + model timeout + slack stays within inactivity + abort).
+    service = restate.Service(
+        SERVICE_NAME,
+        inactivity_timeout=timedelta(seconds=rt.config.service.inactivity_timeout_s),
+        abort_timeout=timedelta(seconds=rt.config.service.abort_timeout_s),
+    )
 
     # The raw bytes, not the SDK's JSON decoding: a body that is not UTF-8 or not JSON is then our own
     # terminal 400 naming the problem, instead of the SDK's generic terminal 500.

@@ -27,6 +27,10 @@ HOST_OVERRIDE_ENV = "RESTATE_WRITER_HOST"
 # this ingress header, which Restate passes on to the handler.
 FAULT_KEY_FILE_ENV = "RESTATE_WRITER_FAULT_KEY_FILE"
 FAULT_KEY_HEADER = "x-drill-fault-key"
+# Request identity: the file this variable names holds the Restate server's public key(s)
+# (`publickeyv1_...`, one a line); the writer then answers 401 to any request not signed by that server.
+# Set: the file must hold valid keys or the writer refuses to start (it never falls back to open).
+IDENTITY_KEY_FILE_ENV = "RESTATE_WRITER_IDENTITY_KEY_FILE"
 DEFAULT_CONFIG = Path("configs/local.yaml")
 STEP_NAMES = ("outline", "section", "summary", "save_report")
 # Sections of the shared file that belong to the drill runtime, not to the writer.
@@ -35,6 +39,14 @@ RUNTIME_SECTIONS = ("runtime", "local_model", "target")
 # writer; the local model serves `local_model.parallel` at once (see `default_max_concurrency`).
 REMOTE_MAX_CONCURRENCY = 8
 LOCAL_PARALLEL_DEFAULT = 4  # drillkit.config.LocalModel.parallel's default
+LOCAL_CTX_PER_SLOT_DEFAULT = 2048  # drillkit.config.LocalModel.ctx_per_slot's default
+# Restate's own defaults for the invoker's timeouts (restate-server 1.7): the writer declares them per
+# service, so the server's settings cannot undercut what the slot gate was sized for.
+RESTATE_INACTIVITY_DEFAULT_S = 60.0
+RESTATE_ABORT_DEFAULT_S = 600.0
+# Between a step's last message to Restate and the end of its model call: journaling, scheduling on a
+# busy machine. The slot wait plus the model's timeout must leave this much before Restate aborts.
+STEP_SLACK_S = 1.0
 
 
 class ConfigError(Exception):
@@ -62,6 +74,14 @@ class WriterModel(StrictModel):
     max_concurrency: int = Field(default=REMOTE_MAX_CONCURRENCY, ge=1)
     """LLM calls in flight per writer process; more wait for a slot inside their step, outside `timeout_s`.
     Unset: what the endpoint serves at once (`default_max_concurrency`)."""
+    max_slot_wait_s: float | None = Field(default=None, gt=0)
+    """How long a step may wait for a slot before it gives up its attempt without sending anything (Restate
+    retries it later, its place in the queue kept). Unset: all the silence Restate allows a step
+    (`service.inactivity_timeout_s + abort_timeout_s`) minus `timeout_s` and a slack of 1 s."""
+    context_tokens: int | None = Field(default=None, ge=64)
+    """The model's context per request, in tokens: a request whose prompt cannot fit is refused before any
+    model call. Unset: `local_model.ctx_per_slot` when the file's local model is enabled, else unknown
+    (no check)."""
 
     @field_validator("base_url")
     @classmethod
@@ -97,6 +117,10 @@ class Pipeline(StrictModel):
 class Paths(StrictModel):
     allowed_roots: tuple[Path, ...] = (Path("/tmp"),)
     """`output_dir` and `temp_dir` of a request must resolve inside one of these."""
+    protected: tuple[Path, ...] = ()
+    """Directories an `output_dir` may never be, be inside, or contain, even inside an allowed root. The
+    writer adds its own: the project it runs from, its working directory, the ledger's directory and the
+    file's `runtime.state_dir` (a project cloned under /tmp is inside the default root)."""
 
 
 class Ledger(StrictModel):
@@ -133,6 +157,12 @@ class Service(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(default=9080, ge=1, le=65535)
     grace_period_s: float = Field(default=10.0, ge=0)
+    inactivity_timeout_s: float = Field(default=RESTATE_INACTIVITY_DEFAULT_S, gt=0)
+    """Sent to Restate per service (`restate.Service(inactivity_timeout=...)`): silence after which Restate
+    asks an attempt to suspend. A step is silent from its start to its end, slot wait included."""
+    abort_timeout_s: float = Field(default=RESTATE_ABORT_DEFAULT_S, gt=0)
+    """Sent per service too: further silence after which Restate aborts the attempt, discarding whatever
+    the step was about to return."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
@@ -144,6 +174,36 @@ class WriterConfig(StrictModel):
     faults: FaultPolicy = FaultPolicy()
     service: Service = Service()
 
+    @model_validator(mode="after")
+    def _steps_fit_restates_timeouts(self) -> Self:
+        """A step that waits for a slot and then for the model must end before Restate aborts it: an
+        abort throws away an answer that was about to arrive (measured: 100 concurrent invocations on
+        the real model, answers discarded and asked again at inactivity + abort = 660 s)."""
+        silence = self.service.inactivity_timeout_s + self.service.abort_timeout_s
+        model = self.writer_model
+        wait = model.max_slot_wait_s
+        if wait is None:
+            wait = silence - model.timeout_s - STEP_SLACK_S
+            if wait <= 0:
+                raise ValueError(
+                    f"writer_model.timeout_s ({model.timeout_s:g} s) leaves no time to wait for a model slot "
+                    f"within service.inactivity_timeout_s + abort_timeout_s ({silence:g} s) less "
+                    f"{STEP_SLACK_S:g} s of slack; raise the Restate timeouts or lower timeout_s"
+                )
+            object.__setattr__(self, "writer_model", model.model_copy(update={"max_slot_wait_s": wait}))
+        elif wait + model.timeout_s + STEP_SLACK_S > silence:
+            raise ValueError(
+                f"writer_model.max_slot_wait_s ({wait:g} s) + timeout_s ({model.timeout_s:g} s) + "
+                f"{STEP_SLACK_S:g} s of slack is more than service.inactivity_timeout_s + abort_timeout_s "
+                f"({silence:g} s): Restate would abort steps whose model answer was about to arrive"
+            )
+        return self
+
+    @property
+    def slot_wait_s(self) -> float:
+        """The bound on a step's wait for a model slot (always set once validated)."""
+        return self.writer_model.max_slot_wait_s or 0.0
+
     @model_validator(mode="before")
     @classmethod
     def _drop_runtime_sections(cls, data: Any) -> Any:
@@ -151,7 +211,17 @@ class WriterConfig(StrictModel):
             return data
         model = data.get("writer_model")
         if isinstance(model, dict) and model.get("max_concurrency") is None:
-            data = {**data, "writer_model": {**model, "max_concurrency": default_max_concurrency(data)}}
+            model = {**model, "max_concurrency": default_max_concurrency(data)}
+            data = {**data, "writer_model": model}
+        if isinstance(model, dict) and model.get("context_tokens") is None:
+            data = {**data, "writer_model": {**model, "context_tokens": default_context_tokens(data)}}
+        runtime = data.get("runtime")
+        state_dir = runtime.get("state_dir") if isinstance(runtime, dict) else getattr(runtime, "state_dir", None)
+        paths = data.get("paths")
+        if state_dir and (paths is None or isinstance(paths, dict)):
+            paths = dict(paths or {})
+            paths["protected"] = [*(paths.get("protected") or ()), state_dir]
+            data = {**data, "paths": paths}
         # The writer alone ignores the drill runtime's sections; drillkit's subclass validates them.
         if cls is WriterConfig:
             return {k: v for k, v in data.items() if k not in RUNTIME_SECTIONS}
@@ -178,18 +248,40 @@ def default_max_concurrency(data: dict[str, Any]) -> int:
     slot count (`local_model.parallel`) when the file's local model is enabled (the default), else
     `REMOTE_MAX_CONCURRENCY`. More would only queue inside the endpoint, where the wait counts against
     the client timeout."""
-    local = data.get("local_model")
+    local = _local_model_section(data)
     if local is None:
-        local = {}
-    elif not isinstance(local, dict):  # a validated LocalModel passed to the drill config directly
-        local = {"enabled": getattr(local, "enabled", True), "parallel": getattr(local, "parallel", None)}
-    if local.get("enabled", True) is False:
         return REMOTE_MAX_CONCURRENCY
     try:
         parallel = int(local.get("parallel") or LOCAL_PARALLEL_DEFAULT)
     except (TypeError, ValueError):  # drillkit's validation of local_model names the field
         parallel = LOCAL_PARALLEL_DEFAULT
     return max(parallel, 1)
+
+
+def _local_model_section(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The file's `local_model` as a mapping when it is enabled (the default), else None."""
+    local = data.get("local_model")
+    if local is None:
+        local = {}
+    elif not isinstance(local, dict):  # a validated LocalModel passed to the drill config directly
+        local = {
+            "enabled": getattr(local, "enabled", True),
+            "parallel": getattr(local, "parallel", None),
+            "ctx_per_slot": getattr(local, "ctx_per_slot", None),
+        }
+    return None if local.get("enabled", True) is False else local
+
+
+def default_context_tokens(data: dict[str, Any]) -> int | None:
+    """The model's context per request when `writer_model.context_tokens` is unset: the local model's
+    `ctx_per_slot` (llama.cpp gives every slot that much), else unknown."""
+    local = _local_model_section(data)
+    if local is None:
+        return None
+    try:
+        return max(int(local.get("ctx_per_slot") or LOCAL_CTX_PER_SLOT_DEFAULT), 64)
+    except (TypeError, ValueError):  # drillkit's validation of local_model names the field
+        return LOCAL_CTX_PER_SLOT_DEFAULT
 
 
 def step_order(sections: int) -> list[str]:

@@ -8,6 +8,13 @@ At most `writer_model.max_concurrency` calls are in flight. A call beyond that w
 its step, before the request is sent: the wait is neither a failure nor part of `timeout_s`. Without
 this, requests queue inside the endpoint (llama.cpp serves `--parallel` at once), the queue counts
 against the client timeout, and every timeout is a Restate retry that queues again: a retry storm.
+
+The wait is bounded (`writer_model.max_slot_wait_s`). A step says nothing to Restate while it runs
+(restate-sdk 1.3.0 sends the Run command when the step starts and its result when it ends, nothing in
+between), so Restate's invoker counts the whole step as inactivity: after `inactivity_timeout` it closes
+its side of the stream, and `abort_timeout` later it aborts the attempt, discarding an answer that may be
+a moment away. A call that gets no slot within the bound raises `NoSlot` before sending anything; the
+step's attempt ends as a retryable failure, Restate retries it, and its place in the queue is kept.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, NoSlot):
+        return f"LLM not asked: {exc}"
     if isinstance(exc, openai.APITimeoutError):
         return f"LLM timeout: {exc}"
     if isinstance(exc, openai.APIConnectionError):
@@ -52,6 +61,10 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, openai.APIStatusError):
         return f"LLM answered HTTP {exc.status_code}: {exc.message}"
     return f"{type(exc).__name__}: {exc}"
+
+
+class NoSlot(RuntimeError):
+    """No model slot came free within the bound: nothing was sent, so nothing is wasted; retry later."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,7 @@ class SlotGate:
     invocations x 5 calls on 4 slots: p50 -33 %, p99 +8 %). Retries go behind first attempts: on an
     overloaded endpoint the oldest invocations' steps can time out again and again, and ranked by age
     alone their retries would hold every slot. Calls without an invocation (tools, tests) count as new.
+    An attempt that gave up waiting (`NoSlot`) sent nothing: its retry keeps the rank of a first attempt.
     """
 
     _REMEMBERED = 10_000  # invocations whose arrival order is kept; older ones count as new again
@@ -90,34 +104,64 @@ class SlotGate:
         self._waiters: list[tuple[tuple[int, float], int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._first_seen: OrderedDict[str, float] = OrderedDict()
+        self._gave_up: OrderedDict[tuple[str, str], int] = OrderedDict()  # (invocation, step): attempts
 
-    def _priority(self, invocation_id: str | None, attempt: int) -> tuple[int, float]:
+    @property
+    def waiting(self) -> int:
+        return sum(1 for _, _, granted in self._waiters if not granted.done())
+
+    def _priority(self, invocation_id: str | None, attempt: int, step: str | None) -> tuple[int, float]:
         now = time.monotonic()
         if invocation_id is None:
             return attempt, now
         seen = self._first_seen.setdefault(invocation_id, now)
         if len(self._first_seen) > self._REMEMBERED:
             self._first_seen.popitem(last=False)
-        return attempt, seen
+        gave_up = self._gave_up.get((invocation_id, step or ""), 0)
+        return max(attempt - gave_up, 1), seen
+
+    def _note_gave_up(self, invocation_id: str | None, step: str | None) -> None:
+        if invocation_id is None:
+            return
+        key = (invocation_id, step or "")
+        self._gave_up[key] = self._gave_up.get(key, 0) + 1
+        if len(self._gave_up) > self._REMEMBERED:
+            self._gave_up.popitem(last=False)
 
     @asynccontextmanager
-    async def slot(self, invocation_id: str | None = None, attempt: int = 1) -> AsyncIterator[float]:
-        """Hold a slot for the block; yields the seconds spent waiting for it."""
+    async def slot(
+        self,
+        invocation_id: str | None = None,
+        attempt: int = 1,
+        step: str | None = None,
+        max_wait_s: float | None = None,
+    ) -> AsyncIterator[float]:
+        """Hold a slot for the block; yields the seconds spent waiting for it. No slot within
+        `max_wait_s`: `NoSlot`, and the block does not run."""
         started = time.monotonic()
-        priority = self._priority(invocation_id, attempt)
+        priority = self._priority(invocation_id, attempt, step)
         if self.in_use < self.limit and not self._waiters:
             self.in_use += 1
         else:
             granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             heapq.heappush(self._waiters, (priority, next(self._order), granted))
             try:
-                await granted
-            except asyncio.CancelledError:
+                # shield: a timeout must not cancel `granted` behind our back; we settle it below.
+                await asyncio.wait_for(asyncio.shield(granted), max_wait_s)
+            except (asyncio.CancelledError, TimeoutError) as exc:
                 if granted.done() and not granted.cancelled():
-                    self._release()  # handed to us as we were cancelled: pass it on
+                    self._release()  # handed to us as we gave up: pass it on
                 else:
                     granted.cancel()  # skipped by `_release`
+                if isinstance(exc, TimeoutError):
+                    self._note_gave_up(invocation_id, step)
+                    raise NoSlot(
+                        f"no model slot came free within {max_wait_s:g} s ({self.limit} in use, "
+                        f"{self.waiting} waiting); nothing was sent"
+                    ) from None
                 raise
+        if invocation_id is not None:
+            self._gave_up.pop((invocation_id, step or ""), None)
         try:
             yield time.monotonic() - started
         finally:
@@ -174,7 +218,12 @@ class LlmClient:
         extra: dict[str, Any] = {}
         if response_format is not None:
             extra["response_format"] = response_format
-        async with self.slots.slot(call.invocation_id if call else None, call.attempt if call else 1) as waited:
+        async with self.slots.slot(
+            call.invocation_id if call else None,
+            call.attempt if call else 1,
+            call.step if call else None,
+            self.settings.max_slot_wait_s,
+        ) as waited:
             if waited > SLOW_SLOT_S:
                 log.info(
                     "waited %.1f s for one of %d LLM slots step=%s invocation=%s",

@@ -25,6 +25,14 @@ MAX_PATH_CHARS = 1024
 MAX_PATH_COMPONENT_BYTES = 255  # NAME_MAX
 MAX_NAME_CHARS = 256  # vector_store_name, vector_store_id
 MAX_SHOWN_CHARS = 80  # how much of a bad value an error message repeats
+# The context rule: a prompt of C characters counts as ceil(C / CHARS_PER_TOKEN) tokens. SmolLM2's
+# tokenizer (GPT-2 style BPE) averages about 4 characters of English per token; 3 leaves room for code,
+# numbers and other languages. It is an estimate, not a bound: a prompt it lets through can still
+# overflow, and the endpoint's 400 for that is terminal too (one model call spent, not a retry loop).
+CHARS_PER_TOKEN = 3
+# What the pipeline wraps around the client's text, in tokens: the chat template, the instructions, and
+# the report topic and section title the section prompt repeats (each at most max_tokens, see below).
+TEMPLATE_TOKENS = 64
 
 
 class InvalidRequest(TerminalError, ValueError):
@@ -112,6 +120,14 @@ class WriterRequest(BaseModel):
 
     prompt: Annotated[Text, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
     research_info: ResearchInfo
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is blank (only whitespace): there is nothing to write about")
+        return value
+
     faults: Faults | None = None
     """Per-request fault injection; refused unless the config sets `faults.allow_request_faults` and the
     request carries the stack's fault key."""
@@ -126,6 +142,31 @@ class ReportData(BaseModel):
     markdown_report: str
     follow_up_questions: list[str]
     output_path: str
+
+
+def estimated_tokens(text: str) -> int:
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def check_fits_context(request: WriterRequest, fixed_text: str, context_tokens: int | None, max_tokens: int) -> None:
+    """Refuse a request whose largest prompt cannot fit the model's context, before any model call.
+
+    The largest prompt is a section's: `fixed_text` (the system prompt), the client's prompt, every
+    search result, the template, and the topic and title from the outline answer (at most `max_tokens`).
+    The answer needs `max_tokens` more. `context_tokens` None (unknown endpoint): no check."""
+    if context_tokens is None:
+        return
+    results = request.research_info.search_results
+    client_chars = len(request.prompt) + sum(len(r) for r in results)
+    needed = estimated_tokens(fixed_text + request.prompt + "".join(results)) + TEMPLATE_TOKENS + 2 * max_tokens
+    if needed > context_tokens:
+        room = max((context_tokens - TEMPLATE_TOKENS - 2 * max_tokens) * CHARS_PER_TOKEN - len(fixed_text), 0)
+        raise InvalidRequest(
+            f"invalid request: prompt and research_info.search_results: {client_chars} characters, about "
+            f"{needed} tokens with the pipeline's own text and the answer ({CHARS_PER_TOKEN} characters a "
+            f"token), more than the model's context of {context_tokens} tokens; at most about {room} "
+            "characters fit"
+        )
 
 
 def _field_name(loc: tuple[int | str, ...]) -> str:

@@ -20,6 +20,53 @@ class PathNotAllowed(ValueError):
     """A requested directory resolves outside every allowed root."""
 
 
+class CannotWrite(OSError):
+    """The report cannot be written there and no retry will change that; the message names the path."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+# At write time these will not go away by themselves: a retry would fail the same way (ENOSPC included:
+# Restate would retry until it pauses, long after the model calls were spent).
+PERMANENT_WRITE_ERRNOS = frozenset({errno.EPERM, errno.EACCES, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
+
+
+def protected_overlap(resolved: Path, protected: Iterable[Path]) -> Path | None:
+    """The protected directory (resolved) that `resolved` is, is inside, or contains; else None."""
+    for item in protected:
+        real = Path(os.path.realpath(item))
+        if resolved == real or resolved.is_relative_to(real) or real.is_relative_to(resolved):
+            return real
+    return None
+
+
+def check_writable_dir(field: str, resolved: Path) -> None:
+    """Refuse, before anything is spent, an output directory the writer can never write: an existing
+    path that is not a directory (or a file on the way to it), or a directory it may not write or create
+    folders in (EACCES, EPERM: `access(2)` also says no for an immutable directory, even to root).
+    What exists is checked; the rest is made at write time, from the nearest existing ancestor."""
+    here = resolved
+    while not os.path.lexists(here):
+        here = here.parent
+    if not os.path.isdir(here):
+        what = "an existing file" if here == resolved else f"under {shown(str(here))}, an existing file"
+        raise CannotWrite(errno.ENOTDIR, f"research_info.{field}: {shown(str(resolved))} is {what}, not a directory")
+    if not os.access(here, os.W_OK | os.X_OK):
+        err = errno.EACCES
+        try:  # the kernel's own reason (EPERM for an immutable directory); an unnamed file leaves no trace
+            os.close(os.open(here, os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o600))
+            return  # access(2) was more cautious than the kernel (ACLs, capabilities): it can be written
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):  # no O_TMPFILE support here
+                err = exc.errno or err
+        verb = "write into" if here == resolved else f"create {shown(str(resolved))} under"
+        raise CannotWrite(
+            err,
+            f"research_info.{field}: the writer may not {verb} {shown(str(here))} ({errno.errorcode.get(err, err)})",
+        )
+
+
 def contained_dir(field: str, requested: str, allowed_roots: Iterable[Path]) -> Path:
     """Resolve `requested` (after `..` and symlinks) and require it inside one of `allowed_roots`."""
     resolved = Path(os.path.realpath(requested))
@@ -108,6 +155,11 @@ def write_contained(root: Path, directory: Path, file_name: str, content: str) -
                 os.unlink(tmp, dir_fd=fd)
             raise
         os.fsync(fd)  # the rename itself survives a crash
+    except OSError as exc:
+        if isinstance(exc, PathNotAllowed | CannotWrite) or exc.errno not in PERMANENT_WRITE_ERRNOS:
+            raise
+        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        raise CannotWrite(exc.errno, f"cannot write {directory / file_name}: {name}: {exc.strerror}") from None
     finally:
         os.close(fd)
     return directory / file_name

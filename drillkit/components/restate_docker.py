@@ -24,11 +24,14 @@ from drillkit.components.docker_engine import (
 from drillkit.components.restate_server import RestateServer, host_of, port_of
 from drillkit.config import Runtime
 from drillkit.errors import ComponentError
+from drillkit.identity import SERVER_KEY_ENV, RequestIdentity
 from drillkit.procs import ProcessTable
 from drillkit.restate_api import AdminApi, IngressApi
 from drillkit.waits import WaitTimeout, poll
 
 MANAGED_BY = "restate-writer-drills"
+# The state dir's private key, mounted read-only at this path (outside Restate's data volume).
+IDENTITY_KEY_IN_CONTAINER = "/etc/restate-drill/request-identity.pem"
 DIGEST_LABEL = "drillkit.config-digest"
 SOURCE_LABEL = "drillkit.config-source"
 
@@ -50,8 +53,9 @@ class DockerServer(RestateServer):
         client: Any = None,
         procs: ProcessTable | None = None,
         config_source: str = "<config>",
+        identity: RequestIdentity | None = None,
     ) -> None:
-        super().__init__(runtime, admin, ingress, config_source)
+        super().__init__(runtime, admin, ingress, config_source, identity)
         self._client = client
         self.procs = procs
 
@@ -76,8 +80,8 @@ class DockerServer(RestateServer):
             "extra_hosts": {"host.docker.internal": "host-gateway"},
             # A fixed node name: the data volume outlives the container, and Restate refuses data written
             # under another name (by default the name is the hostname, i.e. the container id).
-            "environment": {"RESTATE_NODE_NAME": "drill", **rt.server_env},
-            "volumes": {rt.docker.volume: {"bind": DATA_DIR_IN_IMAGE, "mode": "rw"}},
+            "environment": {"RESTATE_NODE_NAME": "drill", **self.identity_env(), **rt.server_env},
+            "volumes": {rt.docker.volume: {"bind": DATA_DIR_IN_IMAGE, "mode": "rw"}, **self.identity_volume()},
             # What the native backend keeps in its process record: a running container is reused only
             # on the settings it was started with.
             "labels": {
@@ -86,6 +90,16 @@ class DockerServer(RestateServer):
                 SOURCE_LABEL: self.config_source,
             },
         }
+
+    def identity_env(self) -> dict[str, str]:
+        return {SERVER_KEY_ENV: IDENTITY_KEY_IN_CONTAINER} if self.identity else {}
+
+    def identity_volume(self) -> dict[str, dict[str, str]]:
+        """The private key file bind-mounted read-only: the engine must see the state dir (a local engine;
+        the image's server runs as root, so the owner-only file is readable to it)."""
+        if self.identity is None:
+            return {}
+        return {str(self.identity.private_key_file): {"bind": IDENTITY_KEY_IN_CONTAINER, "mode": "ro"}}
 
     def _container(self) -> Any:
         try:

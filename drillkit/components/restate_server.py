@@ -13,7 +13,7 @@ import shutil
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,7 +21,8 @@ from drillkit import progress, traces
 from drillkit.components.process import config_digest
 from drillkit.config import Runtime
 from drillkit.errors import ComponentError, ConfigMismatch, DrillError
-from drillkit.ports import ensure_free
+from drillkit.identity import SERVER_KEY_ENV, SERVER_KEY_ENVS, RequestIdentity
+from drillkit.ports import PortInUse, ensure_free
 from drillkit.procs import ProcessTable
 from drillkit.restate_api import AdminApi, IngressApi
 from drillkit.waits import WaitTimeout, poll
@@ -34,12 +35,21 @@ class RestateServer(ABC):
 
     name: str
 
-    def __init__(self, runtime: Runtime, admin: AdminApi, ingress: IngressApi, config_source: str = "<config>") -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        admin: AdminApi,
+        ingress: IngressApi,
+        config_source: str = "<config>",
+        identity: RequestIdentity | None = None,
+    ) -> None:
         self.configured = runtime
         self.runtime = runtime
         self.admin = admin
         self.ingress = ingress
         self.config_source = config_source
+        self.identity = identity
+        """The key it signs its requests to the services with (`runtime.request_identity`); None: unsigned."""
 
     # -- what each backend does -----------------------------------------------------------------------
 
@@ -76,7 +86,9 @@ class RestateServer(ABC):
 
     def settings_digest(self) -> str:
         """The digest of what the server runs with: version, addresses, its environment (a drill's extra
-        `RESTATE_*` variables included). Registration settings are not the server's."""
+        `RESTATE_*` variables included), the request identity key it signs with (a server started
+        unsigned, or with another key, is not reused once this one is required). Registration settings
+        are not the server's."""
         rt = self.runtime
         return config_digest(
             {
@@ -86,6 +98,7 @@ class RestateServer(ABC):
                 "admin_url": rt.admin_url,
                 "server_env": rt.server_env,
                 "image": rt.image() if self.name == "docker" else None,
+                "request_identity": self.identity.public_key if self.identity else None,
             }
         )
 
@@ -96,8 +109,9 @@ class RestateServer(ABC):
             was = source or "another config"
             raise ConfigMismatch(
                 f"restate-server ({running}) runs with the runtime settings of {was}; {self.config_source} "
-                "asks for different ones (version, addresses or server_env; a drill may have restarted it with "
-                f"its own, or the file changed). Not mixing them: run `inv down --config {was}` first, "
+                "asks for different ones (version, addresses, server_env or request identity; a drill may "
+                "have restarted it with its own, or the file changed). Not mixing them: run "
+                f"`inv down --config {was}` first, "
                 f"or use --config {was}"
             )
         if digest is None:
@@ -118,7 +132,10 @@ class RestateServer(ABC):
         """Start (reusing a running server) and wait until it is ready for drills."""
         where = self.launch()
         try:
-            wait_ready(self.admin, self.ingress, self.runtime.ready_timeout_s)
+            wait_ready(self.admin, self.ingress, self.runtime.ready_timeout_s, alive=self.alive)
+        except ServerExited:
+            tail = "\n".join(self.log_lines(20))
+            raise ComponentError(f"restate-server ({where}) exited before it became ready; its log:\n{tail}") from None
         except WaitTimeout as exc:
             if "already running" in where:
                 raise ComponentError(
@@ -141,12 +158,23 @@ class RestateServer(ABC):
     def healthy(self) -> bool:
         return self.admin.healthy_admin() and self.ingress.healthy_ingress()
 
+    def alive(self) -> bool:
+        """Is the server's process still there (a readiness wait ends at once when it is not)?"""
+        return True
+
+
+class ServerExited(DrillError):
+    """The server's process ended while the tool waited for it to become ready."""
+
 
 def port_of(url: str) -> int:
     port = urlsplit(url).port
     if port is None:
         raise DrillError(f"{url}: the URL needs an explicit port")
     return port
+
+
+FABRIC_PORT = 5122
 
 
 def host_of(url: str) -> str:
@@ -166,8 +194,9 @@ class NativeServer(RestateServer):
         procs: ProcessTable,
         log_file: Path,
         config_source: str = "<config>",
+        identity: RequestIdentity | None = None,
     ) -> None:
-        super().__init__(runtime, admin, ingress, config_source)
+        super().__init__(runtime, admin, ingress, config_source, identity)
         self.binary = binary
         self.data_dir = data_dir
         self.procs = procs
@@ -179,17 +208,25 @@ class NativeServer(RestateServer):
     def env(self) -> dict[str, str]:
         ingress, admin = self.runtime.ingress_url, self.runtime.admin_url
         fabric_host = host_of(admin)
+        # Without an identity of ours the server signs nothing, whatever the caller's environment says
+        # (the digest says unsigned); `server_env` may still set it on purpose.
+        inherited = {k: v for k, v in os.environ.items() if k not in SERVER_KEY_ENVS}
         return {
-            **os.environ,
+            **inherited,
             "RESTATE_INGRESS__BIND_ADDRESS": f"{host_of(ingress)}:{port_of(ingress)}",
             "RESTATE_ADMIN__BIND_ADDRESS": f"{host_of(admin)}:{port_of(admin)}",
             # The node-to-node fabric (5122) stays on loopback too: nothing of ours listens outside.
-            "RESTATE_BIND_ADDRESS": f"{fabric_host}:5122",
-            "RESTATE_ADVERTISED_ADDRESS": f"http://{fabric_host}:5122",
+            "RESTATE_BIND_ADDRESS": f"{fabric_host}:{FABRIC_PORT}",
+            "RESTATE_ADVERTISED_ADDRESS": f"http://{fabric_host}:{FABRIC_PORT}",
             "RESTATE_LOG_DISABLE_ANSI_CODES": "true",  # the log file is read by people and by `restate.logs`
             **traces.server_env(),  # invocation spans to the drill's loopback collector (drillkit/traces.py)
+            **self.identity_env(),
             **self.runtime.server_env,
         }
+
+    def identity_env(self) -> dict[str, str]:
+        """Sign every request to the services with the state dir's key (the server reads the PEM file)."""
+        return {SERVER_KEY_ENV: str(self.identity.private_key_file)} if self.identity else {}
 
     def launch(self) -> str:
         live = self.procs.live(PROCESS_NAME)
@@ -199,6 +236,16 @@ class NativeServer(RestateServer):
         if not self.binary.is_file():
             raise DrillError("restate-server is not installed: run `inv setup`")
         self.ensure_ports_free(self.procs)
+        # The node-to-node port is fixed (no setting): one native server per network namespace.
+        fabric = host_of(self.runtime.admin_url)
+        try:  # with ensure_free's grace: a server just SIGKILLed by a drill may hold it a moment
+            ensure_free(fabric, FABRIC_PORT, "restate-server (native)", "-", self.procs)
+        except PortInUse:
+            raise PortInUse(
+                f"cannot start the restate-server (native): its node-to-node port {FABRIC_PORT} ({fabric}) is "
+                "already in use (another restate-server in this network namespace? the port is fixed: one native "
+                "server per namespace; `scripts/loopback-only` gives a namespace of its own)"
+            ) from None
         self.data_dir.mkdir(parents=True, exist_ok=True)
         record = self.procs.spawn(
             PROCESS_NAME,
@@ -227,6 +274,9 @@ class NativeServer(RestateServer):
         live = self.procs.live(PROCESS_NAME)
         return f"pid {live.pid}" if live else None
 
+    def alive(self) -> bool:
+        return self.procs.live(PROCESS_NAME) is not None
+
     def log_lines(self, tail: int) -> list[str]:
         try:
             return self.log_file.read_text(errors="replace").splitlines()[-tail:]
@@ -240,9 +290,17 @@ class NativeServer(RestateServer):
         return f"http://127.0.0.1:{service_port}"
 
 
-def wait_ready(admin: AdminApi, ingress: IngressApi, timeout_s: float) -> None:
-    """Both health endpoints answer and the SQL API finds its partitions."""
-    poll(admin.healthy_admin, bool, f"admin health at {admin.base_url}/health", timeout_s)
+def wait_ready(
+    admin: AdminApi, ingress: IngressApi, timeout_s: float, alive: Callable[[], bool] = lambda: True
+) -> None:
+    """Both health endpoints answer and the SQL API finds its partitions; ServerExited as soon as the
+    process is gone (a port already taken, a bad setting: waiting out the deadline would tell nothing)."""
+
+    def admin_up() -> bool | None:
+        return True if admin.healthy_admin() else (None if not alive() else False)
+
+    if poll(admin_up, lambda up: up is not False, f"admin health at {admin.base_url}/health", timeout_s) is None:
+        raise ServerExited("restate-server exited")
     poll(ingress.healthy_ingress, bool, f"ingress health at {ingress.base_url}/restate/health", timeout_s)
     poll(admin.query_ready, bool, f"SQL queries at {admin.base_url}/query", timeout_s)
 

@@ -141,8 +141,11 @@ class TargetService(ManagedProcess):
     def environment(self, llm_base_url: str | None = None, tool_failures: int = 0) -> dict[str, str]:
         """What the command gets on top of the tool's own environment: the config's `env`, the model's
         base URL (the configured model unless a drill gives the tap's or a broken one), the tool-fault
-        count when the drill asks for one."""
+        count when the drill asks for one, the server's request-identity public key when it signs."""
         env = dict(self.spec.env)
+        if self.spec.identity_key_env and self.config.runtime.request_identity:
+            # Restate signs its requests with this state dir's key: a target that checks them serves only it.
+            env[self.spec.identity_key_env] = self.state.identity_public_key()
         if self.spec.llm_base_url_env:
             env[self.spec.llm_base_url_env] = llm_base_url or self.config.writer_model.base_url
         if tool_failures:
@@ -162,7 +165,8 @@ class TargetService(ManagedProcess):
         accepts connections; a `uri` target cannot be started."""
         self.require_startable("start it")
         extra = self.environment(llm_base_url, tool_failures)
-        settings = [f"{k}={v}" for k, v in extra.items() if k not in self.spec.env]
+        shown = {self.spec.identity_key_env, *self.spec.env}  # the key is long and the same every time
+        settings = [f"{k}={v}" for k, v in extra.items() if k not in shown]
         stamp = ConfigStamp(
             config_digest({"target": self.spec.model_dump(mode="json"), "env": extra}),
             self.config.source + (f" ({', '.join(settings)})" if settings else ""),

@@ -23,6 +23,7 @@ from writer_service.config import (
     CONFIG_ENV,
     FAULT_KEY_FILE_ENV,
     HOST_OVERRIDE_ENV,
+    IDENTITY_KEY_FILE_ENV,
     apply_overrides,
     read_config_data,
     step_order,
@@ -64,7 +65,14 @@ class WriterService(ManagedProcess):
         if config_file is not None and config_file != config.source:
             config = load(config_file)
         settings = config.model_dump(mode="json", exclude={"runtime", "local_model", "target", "source"})
-        return ConfigStamp(config_digest({"writer": settings, "host": self.host}), config_file or config.source)
+        # The identity it requires is part of what it runs with: a writer started open (or with another
+        # key) is restarted, not reused, once the config requires this state dir's key.
+        stamp = {"writer": settings, "host": self.host, "identity": self.identity_key()}
+        return ConfigStamp(config_digest(stamp), config_file or config.source)
+
+    def identity_key(self) -> str | None:
+        """The Restate public key it must require (`runtime.request_identity`), None: it accepts anyone."""
+        return self.state.identity_public_key() if self.config.runtime.request_identity else None
 
     # -- actions ------------------------------------------------------------------------------------
 
@@ -78,6 +86,10 @@ class WriterService(ManagedProcess):
             # Request faults need the stack's key: the writer reads it from this file (never from argv/env).
             FAULT_KEY_FILE_ENV: str(self.state.fault_key_file()),
         }
+        if self.config.runtime.request_identity:  # only requests signed by the stack's Restate server
+            env[IDENTITY_KEY_FILE_ENV] = str(self.state.request_identity().public_key_file)
+        else:
+            env.pop(IDENTITY_KEY_FILE_ENV, None)  # not inherited from the caller's environment either
         # Started from the project root: relative paths in the config mean the same to it as to drillkit.
         stamp = self.config_stamp(config_file)
         return self.spawn_or_reuse([sys.executable, str(SCRIPT)], env=env, cwd=PROJECT_ROOT, stamp=stamp)

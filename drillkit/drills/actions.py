@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,11 +68,22 @@ def running_writer(drill: Drill) -> ProcessRecord:
 def kill_writer(drill: Drill, writer: ProcessRecord, sig: signal.Signals) -> Stopped:
     """§3.2 `kill <PID_WRITER>`: exactly the process read before (verified again), named in the report."""
     drill.on_cleanup("writer service running", drill.stack.writer.start)
+    return kill_recorded(drill, "the writer", writer, sig, drill.stack.writer.kill_record)
+
+
+def kill_recorded(
+    drill: Drill,
+    what: str,
+    record: ProcessRecord,
+    sig: signal.Signals,
+    kill_record: Callable[[ProcessRecord, signal.Signals], Stopped | None],
+) -> Stopped:
+    """The fault: `sig` to the process a drill read before (verified again), each step in the record."""
     drill.fault_injected = True
-    drill.record.event("signalled", f"{sig.name} to the writer's recorded pid {writer.pid} (verified first)")
-    stopped = drill.stack.writer.kill_record(writer, sig)
+    drill.record.event("signalled", f"{sig.name} to {what}'s recorded pid {record.pid} (verified first)")
+    stopped = kill_record(record, sig)
     if stopped is None:
-        raise DrillError(f"the writer (pid {writer.pid}) was no longer running when the drill killed it")
+        raise DrillError(f"{what} (pid {record.pid}) was no longer running when the drill killed it")
     drill.record.event(
         "killed",
         f"{sig.name} to pid {stopped.record.pid}; gone after {stopped.seconds:.2f} s"

@@ -124,17 +124,7 @@ def send(drill: Drill, nonce: str | None = None, idempotency_key: str | None = N
 def kill_target(drill: Drill, record: ProcessRecord, sig: signal.Signals) -> Stopped:
     target = target_of(drill.stack)
     drill.on_cleanup(f"{target.what} running", lambda: target.live() or restart_target(drill))
-    drill.fault_injected = True
-    drill.record.event("signalled", f"{sig.name} to {target.what}'s recorded pid {record.pid} (verified first)")
-    stopped = target.kill_record(record, sig)
-    if stopped is None:
-        raise DrillError(f"{target.what} (pid {record.pid}) was no longer running when the drill killed it")
-    drill.record.event(
-        "killed",
-        f"{sig.name} to pid {stopped.record.pid}; gone after {stopped.seconds:.2f} s"
-        + (" (SIGTERM ignored: escalated to SIGKILL)" if stopped.escalated else ""),
-    )
-    return stopped
+    return actions.kill_recorded(drill, target.what, record, sig, target.kill_record)
 
 
 def restart_target(drill: Drill) -> ProcessRecord:
@@ -163,7 +153,8 @@ def wait_run_in_flight(drill: Drill, n: int) -> list[JournalStep]:
 
     def finished_too_early(rows: probes.Rows) -> bool:
         steps = runs(rows)
-        return ready(rows) or (len(steps) >= n and steps[n - 1].completed) or invocation_done(drill)
+        ended = any(str(r.get("entry_type", "")).endswith("Output") for r in rows)  # the handler returned
+        return ready(rows) or (len(steps) >= n and steps[n - 1].completed) or ended
 
     rows = probes.wait_journal(drill, finished_too_early, f"Run {n} of the journal to be in flight")
     steps = runs(rows)
@@ -175,10 +166,6 @@ def wait_run_in_flight(drill: Drill, n: int) -> list[JournalStep]:
         )
     drill.record.event("target running", f"Run {n} ({steps[n - 1].name}) in flight")
     return steps
-
-
-def invocation_done(drill: Drill) -> bool:
-    return probes.invocation(drill).get("status") == "completed"
 
 
 def tap_requests(drill: Drill, invocation_id: str | None = None) -> list[TapRequest]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import Any
 from drillkit import live, progress
 from drillkit.drills import any_target, html_report
 from drillkit.drills.crash import check_target, crash_scenario
-from drillkit.drills.frame import Scenario, bring_up, run_drill
+from drillkit.drills.frame import INTERRUPTED_DRAIN_S, Scenario, bring_up, run_drill
 from drillkit.drills.node_loss import INVOCATIONS, check_node_loss, node_loss_scenario
 from drillkit.drills.record import INCONCLUSIVE, PASS, DrillRecord
 from drillkit.drills.server_crash import server_crash_scenario
@@ -22,6 +22,7 @@ from drillkit.drills.storm import Llm, Target, check_storm, storm_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
 from drillkit.drills.tool_error import check_fail_first, tool_error_scenario
 from drillkit.errors import ConfigError, DrillError
+from drillkit.interrupts import CleanupGuard, ForcedCleanup, stop_started
 from drillkit.stack import Stack
 from drillkit.state import drill_lock
 
@@ -65,33 +66,39 @@ def _deadline(deadline_s: float | None) -> dict[str, Any]:
 def crash(
     sig: signal.Signals = signal.SIGKILL, at: str | None = None, resume: bool = True, deadline_s: float | None = None
 ) -> DrillSpec:
-    def spec(at: str, scenario: Callable[..., Scenario], check: Callable[[Stack], None]) -> DrillSpec:
-        params = {"signal": sig.name.removeprefix("SIG"), "at": at, "resume": resume, **_deadline(deadline_s)}
-        return DrillSpec("crash", params, scenario(sig, at, resume), check, deadline_s)
-
-    def on_target() -> DrillSpec:
-        chosen = at or any_target.DEFAULT_AT
-        return spec(chosen, any_target.crash_scenario, partial(_check_target_point, at=chosen, kills=True))
-
-    writer_at = at or WRITER_AT
-    writer = spec(writer_at, crash_scenario, partial(check_target, at=writer_at))
-    return replace(writer, on_target=on_target)
+    return _a_kill("crash", crash_scenario, any_target.crash_scenario, True, sig, at, resume, deadline_s)
 
 
 def server_crash(
     sig: signal.Signals = signal.SIGKILL, at: str | None = None, resume: bool = True, deadline_s: float | None = None
 ) -> DrillSpec:
+    return _a_kill(
+        "server-crash", server_crash_scenario, any_target.server_crash_scenario, False, sig, at, resume, deadline_s
+    )
+
+
+def _a_kill(
+    name: str,
+    on_writer: Callable[..., Scenario],
+    on_a_target: Callable[..., Scenario],
+    kills_the_target: bool,
+    sig: signal.Signals,
+    at: str | None,
+    resume: bool,
+    deadline_s: float | None,
+) -> DrillSpec:
+    """crash and server-crash: a signal at a kill point (`--at`: a writer step, or run:N on a target)."""
+
     def spec(at: str, scenario: Callable[..., Scenario], check: Callable[[Stack], None]) -> DrillSpec:
         params = {"signal": sig.name.removeprefix("SIG"), "at": at, "resume": resume, **_deadline(deadline_s)}
-        return DrillSpec("server-crash", params, scenario(sig, at, resume), check, deadline_s)
+        return DrillSpec(name, params, scenario(sig, at, resume), check, deadline_s)
 
     def on_target() -> DrillSpec:
         chosen = at or any_target.DEFAULT_AT
-        return spec(chosen, any_target.server_crash_scenario, partial(_check_target_point, at=chosen, kills=False))
+        return spec(chosen, on_a_target, partial(_check_target_point, at=chosen, kills=kills_the_target))
 
     writer_at = at or WRITER_AT
-    writer = spec(writer_at, server_crash_scenario, partial(check_target, at=writer_at))
-    return replace(writer, on_target=on_target)
+    return replace(spec(writer_at, on_writer, partial(check_target, at=writer_at)), on_target=on_target)
 
 
 def _check_target_point(stack: Stack, at: str, kills: bool) -> None:
@@ -280,14 +287,27 @@ def run_all(
     base = report_dir or stack.state.reports / f"all-{time.strftime('%Y%m%d-%H%M%S')}"
     results = []
     with drill_lock(stack.state, "drill.all"):
+        since = time.time()
         started = bring_up(stack)  # once for all drills, not once per drill
+        interrupted = False
         try:
             with live.watch(stack, "drill.all"):
                 for number, spec in enumerate(chosen, start=1):
                     results.append(run(stack, spec, base / f"{number:02d}-{label(spec)}", keep_up=True))
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
             if started and not keep_up:
-                stack.down()
+                # After a Ctrl-C too: a second is held, a third still stops what this run started, by pid.
+                with CleanupGuard().guarding():
+                    try:
+                        if interrupted:  # the writer's drain bounded, as in a single drill (down does the rest)
+                            with suppress(DrillError):
+                                stack.writer.kill(signal.SIGTERM, INTERRUPTED_DRAIN_S)
+                        stack.down()
+                    except ForcedCleanup:
+                        stop_started(stack.procs, since, stack_started_by_run=True)
     rows = [
         (
             r.drill,

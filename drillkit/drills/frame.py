@@ -8,6 +8,7 @@ report.md and junit.xml. The verdict is a function of that record (Jepsen's "rec
 
 from __future__ import annotations
 
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -17,14 +18,18 @@ from typing import Any
 
 from drillkit import progress, traces
 from drillkit.components.llm_tap import LlmTap
+from drillkit.drills import population
 from drillkit.drills.pace import Pace
 from drillkit.drills.record import ERROR, PASS, DrillRecord, row_summary
 from drillkit.errors import DrillError, Inconclusive
 from drillkit.evidence import journal_steps, transient_errors
+from drillkit.interrupts import CleanupGuard, ForcedCleanup, stop_started
+from drillkit.restate_api import is_query_error
 from drillkit.stack import Stack
 from drillkit.state import drill_lock
 from drillkit.waits import WaitTimeout
 
+STACK_DOWN = "stack down (the drill started it)"
 POLL_S = 0.05  # journal and status polls: fast enough to catch a step in flight, cheap for Restate
 
 
@@ -44,6 +49,10 @@ class Drill:
     """invocation id -> the nonce its body carries (configured targets: how the tap tells them apart)."""
     tap: LlmTap | None = None
     """The LLM tap in front of the model, when the drill put one there."""
+    cause: Exception | None = None
+    """What ended the scenario early, if anything (set by `judge_exception`)."""
+    started_stack: bool = False
+    """This run brought the stack up (and stops it at the end unless kept up)."""
 
     def on_cleanup(self, what: str, action: Callable[[], Any]) -> None:
         """Run `action` at the end, on every path; registered once per `what` (a storm kills many times)."""
@@ -92,11 +101,22 @@ def collect_evidence(drill: Drill) -> None:
             record.note(f"could not gather {key}: {exc}")
     if stack.target is None:  # a configured target keeps no ledger of ours
         evidence["ledger"] = [asdict(e) for e in stack.writer.ledger(invocation_id)]
+    evidence["config"] = str(stack.config.source)
+    if len(drill.invocations) > 1 and evidence.get("population") is None:
+        try:  # the whole population, for report.html: many invocations are not drawn as one
+            evidence["population"] = population.gather(stack, drill.invocations)
+        except (DrillError, OSError) as exc:
+            record.note(f"could not gather population: {exc}")
 
 
 def stop_unfinished(drill: Drill) -> None:
-    """A drill that did not pass leaves nothing running on after it: its unfinished invocations are killed."""
+    """A drill that did not pass leaves nothing running on after it: its unfinished invocations are killed;
+    unless what ended it was its own SQL query to Restate: that says nothing of the invocations, and
+    killing them would throw away healthy, durable work (they are left to finish, and the record says so)."""
     ids = drill.invocations or ([drill.record.invocation_id] if drill.record.invocation_id else [])
+    if ids and is_query_error(drill.cause):
+        drill.record.note(f"unfinished invocations left to finish, not killed: the drill's query failed: {drill.cause}")
+        return
     killed = []
     for invocation_id in ids:
         try:
@@ -140,7 +160,11 @@ def _run_locked(
 ) -> tuple[DrillRecord, Path]:
     directory = report_dir or stack.state.reports / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if stack.server.name != "native":
-        note = "no Restate trace: the Docker backend's server cannot reach the drill's loopback trace collector"
+        note = (
+            "no Restate trace: the Docker backend's server cannot reach the drill's loopback trace collector"
+            if stack.server.name == "docker"
+            else f"no Restate trace: only the native backend's server is traced (this is {stack.server.name})"
+        )
         return _run_traced(stack, name, parameters, scenario, directory, keep_up, deadline_s, note)
     with traces.collecting() as collector:
         return _run_traced(stack, name, parameters, scenario, directory, keep_up, deadline_s, collector)
@@ -161,18 +185,26 @@ def _run_traced(
     progress.step(f"drill {name} " + " ".join(f"{k}={v}" for k, v in parameters.items()))
     interrupted = False
     try:
-        if bring_up(stack):
-            record.event("stack up", "started for this drill")
+        if not stack.is_up():
+            # Marked before `up`: a Ctrl-C in the middle of it must still stop what it had started.
+            drill.started_stack = True
             if not keep_up:
-                drill.on_cleanup("stack down (the drill started it)", stack.down)
+                drill.on_cleanup(STACK_DOWN, stack.down)
+            with progress.activity("bringing the stack up"):
+                stack.up()
+            record.event("stack up", "started for this drill")
         scenario(drill)
     except KeyboardInterrupt:
         interrupted = True
         record.error = "interrupted (Ctrl-C): cleanup ran, evidence so far kept"
+        progress.warn(
+            "Ctrl-C: cleaning up (Restate's view, unfinished invocations, what the drill started, then the verdict "
+            "and the report); a second Ctrl-C is held until it is done"
+        )
     except Exception as exc:  # judged below; a bug or an unforeseen failure still gets cleanup and a report
         judge_exception(drill, exc)
     finally:
-        finish(drill, directory, collector)
+        finish(drill, directory, collector, interrupted)
     if interrupted:
         raise KeyboardInterrupt
     return record, directory
@@ -182,6 +214,7 @@ def judge_exception(drill: Drill, exc: Exception) -> None:
     """What an exception out of a scenario means for the verdict: the system's failure only after the
     fault; before it, the environment's (INCONCLUSIVE); anything unforeseen, the tool's (ERROR)."""
     record = drill.record
+    drill.cause = exc
     if isinstance(exc, WaitTimeout):
         why = "no progress for" if exc.stalled else "not seen within"
         detail = f"{why} {exc.timeout_s:g} s; last seen: {exc.last!r}"
@@ -201,32 +234,59 @@ def judge_exception(drill: Drill, exc: Exception) -> None:
         record.note("traceback: " + "".join(traceback.format_exception(exc))[-3000:])
 
 
-def finish(drill: Drill, directory: Path, collector: traces.TraceCollector | str = "no trace collector") -> None:
-    """Evidence, then (unless PASS) kill what still runs, then cleanups, then the files and the verdict."""
+INTERRUPTED_DRAIN_S = 2.0  # the writer's drain after a Ctrl-C: its steps are durable, Restate retries them
+
+
+def finish(
+    drill: Drill,
+    directory: Path,
+    collector: traces.TraceCollector | str = "no trace collector",
+    interrupted: bool = False,
+) -> None:
+    """Evidence, then (unless PASS) kill what still runs, then cleanups, then the files and the verdict.
+
+    Under a Ctrl-C guard (`drillkit.interrupts`): a Ctrl-C here is held; a second forces the rest to be
+    skipped but what this run started is still stopped by recorded pid; the files and verdict always follow."""
     record = drill.record
-    collect_evidence(drill)  # first: a cleanup may stop the very server that holds it
-    finished = (record.evidence.get("invocation") or {}).get("status") == "completed"
-    record.evidence.update(
-        traces.keep_invocation_trace(collector, record.invocation_id, record.started_at, directory, finished)
-    )
-    if record.verdict != PASS:
-        stop_unfinished(drill)
-    for what, action in reversed(drill.cleanups):
+    say = progress.step if interrupted else (lambda text: None)
+    with CleanupGuard().guarding():
         try:
-            action()
-            record.event("cleanup", what)
-        except Exception as exc:  # cleanup must go on: report, never mask the drill's own outcome
-            record.note(f"cleanup '{what}' failed: {exc}")
-            progress.warn(f"cleanup '{what}' failed: {exc}")
-    record.evidence["pace"] = drill.pace.summary()
-    record.finish()
-    record.write(directory)
-    show_verdict(record, directory)
+            say("cleanup: Restate's view of the invocations and the writer's ledger")
+            collect_evidence(drill)  # first: a cleanup may stop the very server that holds it
+            finished = (record.evidence.get("invocation") or {}).get("status") == "completed"
+            record.evidence.update(
+                traces.keep_invocation_trace(collector, record.invocation_id, record.started_at, directory, finished)
+            )
+            if record.verdict != PASS:
+                say("cleanup: killing unfinished invocations")
+                stop_unfinished(drill)
+            if interrupted and any(what == STACK_DOWN for what, _ in drill.cleanups):
+                say(f"cleanup: stopping the writer (its drain bounded to {INTERRUPTED_DRAIN_S:g} s)")
+                _stop_quietly(record, "writer", lambda: drill.stack.writer.kill(signal.SIGTERM, INTERRUPTED_DRAIN_S))
+            for what, action in reversed(drill.cleanups):
+                say(f"cleanup: {what}")
+                _stop_quietly(record, what, action)
+        except ForcedCleanup:
+            record.note("cleanup forced by a third Ctrl-C: the rest was skipped; what this run started was stopped")
+            for line in stop_started(drill.stack.procs, record.started_at, drill.started_stack):
+                record.event("forced stop", line)
+        record.evidence["pace"] = drill.pace.summary()
+        record.finish()
+        record.write(directory)
+        show_verdict(record, directory)
+
+
+def _stop_quietly(record: DrillRecord, what: str, action: Callable[[], Any]) -> None:
+    try:
+        action()
+        record.event("cleanup", what)
+    except Exception as exc:  # cleanup must go on: report, never mask the drill's own outcome
+        record.note(f"cleanup '{what}' failed: {exc}")
+        progress.warn(f"cleanup '{what}' failed: {exc}")
 
 
 def show_verdict(record: DrillRecord, directory: Path) -> None:
-    colour = {PASS: "green", "INCONCLUSIVE": "yellow"}.get(record.verdict, "red")
-    progress.info(f"[bold {colour}]{record.verdict}[/] drill {record.drill} in {record.duration_s:.1f} s")
+    progress.verdict(record.verdict, f"drill {record.drill} in {record.duration_s:.1f} s")
     for reason in record.reasons():
         mark = "✓" if reason.startswith("met") else "✗"
         progress.info(f"  {mark} {reason}" if record.verdict != ERROR else f"  ✗ {reason}")

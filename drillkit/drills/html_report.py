@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drillkit.drills import html_population
+from drillkit.drills.html_population import place_labels
 from drillkit.errors import DrillError
 from drillkit.evidence import restate_time
 from drillkit.state import write_text_atomically
@@ -42,6 +44,9 @@ RESTARTS = ("restarted", "server restarted")
 MARKERS = {
     **{name: ("fault", "#c62828") for name in FAULTS},
     **{name: ("restart", "#1565c0") for name in RESTARTS},
+    # the cluster drills' faults and recoveries (a node cut off or frozen, then healed, thawed, rejoined)
+    **{name: ("fault", "#c62828") for name in ("cut off", "frozen")},
+    **{name: ("recovery", "#1565c0") for name in ("healed", "thawed", "rejoined")},
     "resumed": ("resume", "#6a1b9a"),
     "completed": ("completion", "#2e7d32"),
 }
@@ -144,8 +149,10 @@ def _first(timeline: list[dict[str, Any]], names: tuple[str, ...], after: float 
     return None
 
 
-def lay_out(data: dict[str, Any]) -> tuple[list[str], list[Bar], float]:
-    """Steps (lanes), bars (killed ones closed at the fault or the end) and the time span shown."""
+def lay_out(data: dict[str, Any], own_only: bool = False) -> tuple[list[str], list[Bar], float]:
+    """Steps (lanes), bars (killed ones closed at the fault or the end) and the time span shown. With
+    `own_only` (one invocation of many), only its own ledger's executions: nothing inferred from the
+    drill's timeline, whose faults and restarts are the population's."""
     evidence = data.get("evidence") or {}
     timeline = data.get("timeline") or []
     started_at = float(data.get("started_at") or 0)
@@ -158,6 +165,9 @@ def lay_out(data: dict[str, Any]) -> tuple[list[str], list[Bar], float]:
     for bar in bars:
         if bar.end is None:
             bar.end = _first(timeline, ("killed", "signalled"), bar.start) or span
+    if own_only:
+        names = {b.step for b in bars} | {str(s["name"]) for s in journal}
+        return sorted(names, key=step_key), bars, span * 1.03
     fault = _first(timeline, FAULTS)
     flight = evidence.get("in_flight_at_kill")
     if flight and fault is not None and not any(b.step == flight and b.start <= fault <= (b.end or span) for b in bars):
@@ -207,6 +217,18 @@ def journal_lanes(
     return lanes, bars, span * 1.03
 
 
+def own_status_band(data: dict[str, Any], span: float) -> list[tuple[float, float, str]]:
+    """One invocation of many: its own row only (created, completed), nothing from the drill's timeline."""
+    row = (data.get("evidence") or {}).get("invocation") or {}
+    t0 = float(data.get("started_at") or 0)
+    created, completed = restate_time(row.get("created_at")), restate_time(row.get("completed_at"))
+    if created is None:
+        return []
+    if completed is None:
+        return [(created - t0, span, str(row.get("status") or "unknown"))]
+    return [(created - t0, completed - t0, "running"), (completed - t0, span, "completed")]
+
+
 def status_band(data: dict[str, Any], span: float) -> list[tuple[float, float, str]]:
     """Restate's status over time: from the timeline (explicit `status=` details, sends, kills of the
     server, completion) and the final sys_invocation row."""
@@ -239,18 +261,30 @@ def status_band(data: dict[str, Any], span: float) -> list[tuple[float, float, s
     return segments
 
 
-def timeline_svg(data: dict[str, Any]) -> str:
-    steps, bars, span = lay_out(data)
+KILLED_MIN_W = 6.0  # px: a kill at the very start of a step is still a visible bar, not a sliver
+
+
+def timeline_svg(data: dict[str, Any], own_only: bool = False) -> tuple[str, set[str], set[str]]:
+    """The lane view; returns the SVG and the outcomes and statuses it draws (the legend shows only those)."""
+    steps, bars, span = lay_out(data, own_only)
     trace = [s for s in (data.get("evidence") or {}).get("trace_spans") or [] if s.get("name") == "invocation-attempt"]
     lanes = ["Restate status", *steps] + (["Restate attempts"] if trace else [])
-    height = TOP + LANE_H * len(lanes) + 34
     plot_w = WIDTH - LABEL_W - 12
+    markers = [e for e in data.get("timeline") or [] if e.get("event") in MARKERS]
 
     def x(t: float) -> float:
         return round(LABEL_W + max(0.0, min(t, span)) / span * plot_w, 2)
 
+    texts = [f"{e.get('event')} {float(e.get('offset_s', 0)):.2f}s" for e in markers]
+    placed = place_labels(
+        [(x(float(e.get("offset_s", 0))), t) for e, t in zip(markers, texts, strict=True)], 4, WIDTH - 4
+    )
+    label_rows = max((row for _, row, _ in placed), default=-1) + 1
+    top = max(TOP, 16 + label_rows * 14)
+    height = top + LANE_H * len(lanes) + 34
+
     def y(lane: int) -> int:
-        return TOP + lane * LANE_H
+        return top + lane * LANE_H
 
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
@@ -262,7 +296,8 @@ def timeline_svg(data: dict[str, Any]) -> str:
         fill = "#fafafa" if lane % 2 else "#f0f0f0"
         out.append(f'<rect x="0" y="{y(lane)}" width="{WIDTH}" height="{LANE_H}" fill="{fill}"/>')
         out.append(f'<text x="6" y="{y(lane) + 17}" class="lane">{esc(name)}</text>')
-    for start, end, status in status_band(data, span):
+    band = own_status_band(data, span) if own_only else status_band(data, span)
+    for start, end, status in band:
         colour = STATUS_COLOURS.get(status, STATUS_COLOURS["unknown"])
         out.append(
             f'<rect x="{x(start)}" y="{y(0) + 5}" width="{max(1.0, round(x(end) - x(start), 2))}" height="{BAR_H}" '
@@ -272,8 +307,9 @@ def timeline_svg(data: dict[str, Any]) -> str:
         lane = lanes.index(bar.step)
         end = bar.end if bar.end is not None else span
         stroke = ' stroke="#000" stroke-dasharray="3,2"' if bar.outcome == "killed" else ""
+        minimum = KILLED_MIN_W if bar.outcome == "killed" else 2.0
         out.append(
-            f'<rect x="{x(bar.start)}" y="{y(lane) + 5}" width="{max(2.0, round(x(end) - x(bar.start), 2))}" '
+            f'<rect x="{x(bar.start)}" y="{y(lane) + 5}" width="{max(minimum, round(x(end) - x(bar.start), 2))}" '
             f'height="{BAR_H}" '
             f'fill="{OUTCOME_COLOURS[bar.outcome]}" rx="2" class="{bar.outcome}"{stroke}>'
             f"<title>{esc(bar.label)} ({bar.start:.2f}-{end:.2f} s)</title></rect>"
@@ -297,27 +333,24 @@ def timeline_svg(data: dict[str, Any]) -> str:
                     f'<line x1="{at}" x2="{at}" y1="{y(lane) + 4}" y2="{y(lane) + 22}" stroke="#263238">'
                     f"<title>{esc(event.get('name'))}</title></line>"
                 )
-    markers = [e for e in data.get("timeline") or [] if e.get("event") in MARKERS]
-    for index, event in enumerate(markers):
+    for event, text, (text_x, row, anchor) in zip(markers, texts, placed, strict=True):
         kind, colour = MARKERS[str(event["event"])]
         at = x(float(event.get("offset_s", 0)))
-        label_y = 14 + (index % 3) * 14
+        label_y = 12 + row * 14
         out.append(
             f'<line x1="{at}" x2="{at}" y1="{label_y + 3}" y2="{y(len(lanes))}" stroke="{colour}" '
             f'stroke-width="1.5" stroke-dasharray="4,3"><title>{esc(kind)}: {esc(event.get("event"))} '
             f"{esc(event.get('detail', ''))}</title></line>"
         )
-        out.append(
-            f'<text x="{round(at + 3, 2)}" y="{label_y}" fill="{colour}">{esc(event.get("event"))} '
-            f"{float(event.get('offset_s', 0)):.2f}s</text>"
-        )
+        out.append(f'<text x="{text_x}" y="{label_y}" text-anchor="{anchor}" fill="{colour}">{esc(text)}</text>')
     axis_y = y(len(lanes)) + 14
     ticks = _ticks(span)
     for tick in ticks:
         out.append(f'<line x1="{x(tick)}" x2="{x(tick)}" y1="{axis_y - 12}" y2="{axis_y - 8}" stroke="#555"/>')
         out.append(f'<text x="{x(tick)}" y="{axis_y + 2}" text-anchor="middle">{tick:g} s</text>')
     out.append("</svg>")
-    return "\n".join(out)
+    outcomes = {b.outcome for b in bars} | ({"done", "error"} & {"error" if a.get("failed") else "done" for a in trace})
+    return "\n".join(out), outcomes, {status for _, _, status in band}
 
 
 def _ticks(span: float) -> list[float]:
@@ -326,9 +359,10 @@ def _ticks(span: float) -> list[float]:
     return [round(i * step, 3) for i in range(count)]
 
 
-def legend() -> str:
-    items = [(f"attempt: {k}", v) for k, v in OUTCOME_COLOURS.items()]
-    items += [(f"Restate: {k}", v) for k, v in STATUS_COLOURS.items()]
+def legend(outcomes: set[str], statuses: set[str]) -> str:
+    """Only the outcomes and statuses the picture draws."""
+    items = [(f"attempt: {k}", v) for k, v in OUTCOME_COLOURS.items() if k in outcomes]
+    items += [(f"Restate: {k}", STATUS_COLOURS.get(k, STATUS_COLOURS["unknown"])) for k in sorted(statuses)]
     return " ".join(
         f'<span class="key"><span class="swatch" style="background:{colour}"></span>{esc(name)}</span>'
         for name, colour in items
@@ -348,6 +382,25 @@ svg .lane{font-weight:600}
 """
 
 
+def lane_view(data: dict[str, Any]) -> list[str]:
+    """One invocation's lanes; for a drill of many, the population first, then one chosen invocation drawn
+    from its own executions only, and said so."""
+    population = html_population.render(data, step_key)
+    if population is None:
+        picture, outcomes, statuses = timeline_svg(data)
+        return ["<h2>Timeline</h2>", picture, f"<p>{legend(outcomes, statuses)}</p>"]
+    picture, outcomes, statuses = timeline_svg(data, own_only=True)
+    chosen = data.get("invocation_id") or "?"
+    return [
+        population,
+        f"<h2>One chosen invocation: <code>{esc(chosen)}</code> (#1, the first sent)</h2>",
+        "<p>Its own executions from the writer's ledger and its own status in Restate; the dashed lines are the "
+        "drill's events (faults, restarts, resumes, completion), which concern the whole population.</p>",
+        picture,
+        f"<p>{legend(outcomes, statuses)}</p>",
+    ]
+
+
 def render_html(data: dict[str, Any]) -> str:
     drill, verdict = str(data.get("drill", "?")), str(data.get("verdict", "?"))
     evidence = data.get("evidence") or {}
@@ -364,12 +417,11 @@ def render_html(data: dict[str, Any]) -> str:
         "<ul>",
         f"<li>started {esc(when)}; duration {esc(f'{float(duration):.2f} s' if duration is not None else '?')}</li>",
         f"<li>invocation <code>{esc(data.get('invocation_id') or '(none sent)')}</code></li>",
+        f"<li>config <code>{esc(evidence.get('config') or 'not recorded')}</code></li>",
         "<li>parameters: "
         + ", ".join(f"<code>{esc(k)}={esc(v)}</code>" for k, v in (data.get("parameters") or {}).items())
         + "</li></ul>",
-        "<h2>Timeline</h2>",
-        timeline_svg(data),
-        f"<p>{legend()}</p>",
+        *lane_view(data),
         "<h2>Expectations</h2>",
         "<table><tr><th></th><th>expectation</th><th>evidence</th></tr>",
     ]
@@ -382,7 +434,6 @@ def render_html(data: dict[str, Any]) -> str:
     if verdict == "INCONCLUSIVE":
         why = data.get("inconclusive") or "the drill checked no expectation"
         parts.append(f"<p><strong>Inconclusive:</strong> {esc(why)}</p>")
-    parts += ["<h2>Reasons</h2><ul>", *(f"<li>{esc(r)}</li>" for r in data.get("reasons") or []), "</ul>"]
     parts.append("<h2>Restate's trace</h2>")
     if evidence.get("trace_file"):
         count = len(evidence.get("trace_spans") or [])
@@ -440,12 +491,23 @@ def render_index(runs: list[tuple[str, dict[str, Any]]]) -> str:
             f"<td class='num'>{esc(f'{float(duration):.1f} s' if duration is not None else '?')}</td>"
             f"<td>{esc('; '.join(str(r) for r in data.get('reasons') or [] if not str(r).startswith('met')))}</td></tr>"
         )
+    starts = [float(d["started_at"]) for _, d in runs if d.get("started_at")]
+    when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(min(starts))) if starts else "?"
+    configs = sorted(
+        {str((d.get("evidence") or {}).get("config")) for _, d in runs if (d.get("evidence") or {}).get("config")}
+    )
     return (
         "\n".join(
             [
                 "<!DOCTYPE html>",
-                '<html lang="en"><head><meta charset="utf-8"><title>drills</title>',
+                f'<html lang="en"><head><meta charset="utf-8"><title>drills {esc(when)}</title>',
                 f"<style>{CSS}</style></head><body><h1>Drills</h1>",
+                f"<ul><li>started {esc(when)}</li><li>config: "
+                + (
+                    ", ".join(f"<code>{esc(c)}</code>" for c in configs)
+                    or "not recorded (a run before configs were kept)"
+                )
+                + "</li></ul>",
                 "<table><tr><th>drill</th><th>parameters</th><th>verdict</th><th>duration</th>"
                 "<th>what was not met</th></tr>",
                 *rows,
@@ -480,7 +542,18 @@ def write_index(directory: Path, reports: list[Path]) -> Path:
 
 
 def rerender(path: Path) -> Path:
-    """`inv report PATH`: report.html again from a journal.json, or from the report dir holding one."""
+    """`inv report PATH`: report.html again from a journal.json or the report dir holding one; for a
+    `drill.all` dir (one report dir per drill inside), every drill's report.html and the index again."""
+    if path.is_dir() and not (path / "journal.json").exists():
+        reports = sorted(d for d in path.iterdir() if (d / "journal.json").is_file())
+        if not reports:
+            raise DrillError(
+                f"{path}: no journal.json here nor in any folder inside; pass a drill's report dir (the folder "
+                "holding journal.json, e.g. .drill/reports/crash-<time>) or a `drill.all` dir (all-<time>)"
+            )
+        for report_dir in reports:
+            rerender(report_dir)
+        return write_index(path, reports)
     journal = path / "journal.json" if path.is_dir() else path
     try:
         data = json.loads(journal.read_text())

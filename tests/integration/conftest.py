@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,9 @@ def our_live_processes(stack: Stack) -> list[str]:
     return [name for name in stack.procs.names() if stack.procs.live(name)]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, project_state: Path) -> Iterator[Stack]:
-    path = make_config(tmp_path_factory.mktemp("stack"), project_state)
+@contextmanager
+def stack_up(path: Path) -> Iterator[Stack]:
+    """The stack of a config, up for the block, then down with its data; nothing of ours left running."""
     s = Stack(drill_config.load(path))
     try:
         s.up()
@@ -82,3 +83,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, project_state: Path) -> Iter
         s.down(purge=True)
         assert our_live_processes(s) == []
         s.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, project_state: Path) -> Iterator[Stack]:
+    with stack_up(make_config(tmp_path_factory.mktemp("stack"), project_state)) as s:
+        yield s

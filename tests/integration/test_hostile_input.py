@@ -51,6 +51,9 @@ CASES: list[tuple[str, bytes, dict[str, str], int, str]] = [
     ("typed-prompt", body_bytes(prompt=42), {}, 400, "prompt"),
     ("typed-plan", body_bytes(research_info={"max_search_plan": [1]}), {}, 400, "max_search_plan"),
     ("huge-prompt", body_bytes(prompt="x" * 20_001), {}, 400, "prompt"),
+    ("blank-prompt", body_bytes(prompt=" \n\t "), {}, 400, "blank"),
+    # 15,000 characters of search results cannot fit SmolLM2's 2,048-token slot (limits allow 500,000).
+    ("over-context", body_bytes(research_info={"search_results": ["word " * 1000] * 3}), {}, 400, "context"),
     ("too-many-results", body_bytes(research_info={"search_results": ["r"] * 51}), {}, 400, "search_results"),
     ("array", b"[1, 2]", {}, 400, "array"),
     ("null", b"null", {}, 400, "null"),

@@ -17,26 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from drillkit import config as drill_config
 from drillkit import target_check
 from drillkit.drills import catalog
-from drillkit.stack import Stack
 
-from .conftest import ROOT, make_config, our_live_processes
+from .conftest import ROOT, make_config, stack_up
 from .stranger import stranger
 
 
 @pytest.fixture(scope="module")
 def notes(tmp_path_factory, project_state):
-    path = make_config(tmp_path_factory.mktemp("targets"), project_state, target=stranger())
-    stack = Stack(drill_config.load(path))
-    try:
-        stack.up()
+    with stack_up(make_config(tmp_path_factory.mktemp("targets"), project_state, target=stranger())) as stack:
         yield stack
-    finally:
-        stack.down(purge=True)
-        assert our_live_processes(stack) == []
-        stack.close()
 
 
 def expectations(directory: Path) -> dict[str, bool]:

@@ -151,3 +151,42 @@ def test_both_sources_unreachable_name_each_with_what_was_asked_and_why(tmp_path
     assert lines[2].startswith("  npm registry: `npm view @restatedev/restate-server-linux-x64@1.7.12")
     assert "ENOTFOUND" in lines[2] and "complete log" not in lines[2]
     assert lines[3].startswith("Put a restate-server 1.7.12 binary on PATH")
+
+
+def test_where_github_cannot_be_reached_npm_is_asked_first_and_setup_says_so(tmp_path, progress_lines):
+    asked_github = []
+
+    def handler(request):
+        asked_github.append(request.url)
+        raise AssertionError("GitHub asked though it cannot be reached")
+
+    npm = FakeNpm(tarball("w:gz", "package/bin/restate-server"))
+    s = BinaryStore(
+        tmp_path / "bin",
+        "1.7.12",
+        http=httpx.Client(transport=httpx.MockTransport(handler)),
+        run=npm,
+        plat=PLAT,
+        use_path=False,
+        reach=lambda: "github.com: Temporary failure in name resolution",
+    )
+    assert s.ensure(SERVER) == (s.cached(SERVER), "npm registry")
+    s.cached(SERVER).unlink()
+    assert s.ensure(SERVER)[1] == "npm registry"  # asked again: GitHub's answer is kept, not asked twice
+    assert not asked_github
+    said = [line for line in progress_lines if "GitHub cannot be reached" in line]
+    assert said == [
+        "info: GitHub cannot be reached (github.com: Temporary failure in name resolution): "
+        "asking the npm registry first"
+    ], "said once, not per binary"
+
+
+def test_reachability_is_decided_quickly_where_nothing_answers():
+    import time
+
+    from drillkit.binaries import github_unreachable
+
+    started = time.monotonic()
+    # A name that cannot resolve (RFC 6761 .invalid): an answer, fast, with the reason.
+    why = github_unreachable("restate.invalid", timeout_s=1.0)
+    assert why and why.startswith("restate.invalid") and time.monotonic() - started < 3

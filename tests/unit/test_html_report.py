@@ -283,3 +283,20 @@ def test_one_line_ledger_killed_step_comes_from_restates_journal():
     data = record("PASS", two)
     data["evidence"]["in_flight_at_kill"] = "section:2"
     assert len([b for b in html_report.lay_out(data)[1] if b.outcome == "killed"]) == 1
+
+
+def test_rerender_a_drill_all_dir_renders_every_drill_and_the_index(tmp_path):
+    for n, verdict in enumerate(["PASS", "FAIL"]):
+        d = tmp_path / f"0{n}-crash"
+        d.mkdir()
+        (d / "journal.json").write_text(json.dumps(record(verdict, crash_ledger())))
+    assert html_report.rerender(tmp_path) == tmp_path / "index.html"
+    assert (tmp_path / "00-crash" / "report.html").is_file() and (tmp_path / "01-crash" / "report.html").is_file()
+    assert 'href="01-crash/report.html"' in (tmp_path / "index.html").read_text()
+
+
+def test_rerender_an_empty_dir_says_exactly_what_to_pass(tmp_path):
+    from drillkit.errors import DrillError
+
+    with pytest.raises(DrillError, match=r"no journal\.json here nor in any folder inside; pass a drill's report dir"):
+        html_report.rerender(tmp_path)

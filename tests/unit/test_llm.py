@@ -8,7 +8,15 @@ import pytest
 
 from writer_service.agent import outline_from_answer, summary_from_answer
 from writer_service.config import WriterModel
-from writer_service.llm import LlmClient, SlotGate, StepAttempt, describe_error, is_retryable, parse_json_object
+from writer_service.llm import (
+    LlmClient,
+    NoSlot,
+    SlotGate,
+    StepAttempt,
+    describe_error,
+    is_retryable,
+    parse_json_object,
+)
 
 REQUEST = httpx2.Request("POST", "http://llm/v1/chat/completions")
 
@@ -261,3 +269,117 @@ def test_retries_wait_behind_first_attempts():
         return order
 
     assert asyncio.run(scenario()) == ["old: outline #1", "new: outline #1", "old: outline #2"]
+
+
+def test_no_slot_within_the_bound_gives_up_without_running_the_block():
+    async def scenario():
+        gate = SlotGate(1)
+        release = asyncio.Event()
+        ran = []
+
+        async def hold():
+            async with gate.slot("inv_a", 1, "outline"):
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        with pytest.raises(NoSlot, match=r"within 0.05 s .*nothing was sent"):
+            async with gate.slot("inv_b", 1, "outline", max_wait_s=0.05):
+                ran.append("b")
+        release.set()
+        await holder
+        return ran, gate.in_use, gate.waiting
+
+    ran, in_use, waiting = asyncio.run(scenario())
+    assert ran == [] and in_use == 0 and waiting == 0  # nothing held, nobody left queued
+
+
+def test_a_slot_handed_over_as_the_wait_expires_is_passed_on():
+    async def scenario():
+        gate = SlotGate(1)
+        async with gate.slot("inv_a"):
+            pass
+        # Two waiters behind a holder that releases exactly as the first one's wait expires.
+        release = asyncio.Event()
+
+        async def hold():
+            async with gate.slot("inv_h"):
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        short = asyncio.create_task(_enter(gate, "inv_s", 0.02))
+        long = asyncio.create_task(_enter(gate, "inv_l", 5.0))
+        await asyncio.sleep(0.02)
+        release.set()
+        await holder
+        results = await asyncio.gather(short, long, return_exceptions=True)
+        return results, gate.in_use
+
+    results, in_use = asyncio.run(scenario())
+    assert results[1] == "entered"  # whatever happened to the short waiter, the slot was not lost
+    assert in_use == 0
+
+
+async def _enter(gate, invocation, max_wait_s):
+    async with gate.slot(invocation, max_wait_s=max_wait_s):
+        return "entered"
+
+
+def test_an_attempt_that_gave_up_waiting_keeps_the_rank_of_a_first_attempt():
+    async def scenario():
+        gate, order = SlotGate(1), []
+        release = asyncio.Event()
+
+        async def hold():
+            async with gate.slot("inv_old", 1, "outline"):
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        with pytest.raises(NoSlot):  # inv_early's outline, attempt 1: no slot in time, nothing sent
+            async with gate.slot("inv_early", 1, "outline", max_wait_s=0.01):
+                pass
+
+        async def call(invocation, attempt, label):
+            async with gate.slot(invocation, attempt, "outline"):
+                order.append(label)
+
+        late = asyncio.create_task(call("inv_late", 1, "late #1"))
+        await asyncio.sleep(0)
+        retry = asyncio.create_task(call("inv_early", 2, "early #2"))  # Restate's retry of it
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(holder, late, retry)
+        return order
+
+    # Seen first and never sent: it goes before the later invocation's first attempt.
+    assert asyncio.run(scenario()) == ["early #2", "late #1"]
+
+
+def test_no_slot_is_retryable_and_says_nothing_was_sent():
+    exc = NoSlot("no model slot came free within 2 s (1 in use, 3 waiting); nothing was sent")
+    assert is_retryable(exc)
+    assert describe_error(exc).startswith("LLM not asked: no model slot")
+
+
+def test_the_client_gives_up_waiting_after_max_slot_wait_s_and_sends_nothing():
+    sent = []
+
+    async def handler(request):
+        sent.append(request)
+        await asyncio.sleep(0.3)
+        return _completion("ok")
+
+    settings = WriterModel(base_url="http://llm/v1", model="m", timeout_s=5.0, max_concurrency=1, max_slot_wait_s=0.05)
+    client = LlmClient(settings, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+
+    async def scenario():
+        first = asyncio.create_task(client.text("s", "u", StepAttempt("inv_a", "outline", 1)))
+        await asyncio.sleep(0.01)
+        with pytest.raises(NoSlot):
+            await client.text("s", "u", StepAttempt("inv_b", "outline", 1))
+        return await first
+
+    assert asyncio.run(scenario()) == "ok"
+    assert len(sent) == 1

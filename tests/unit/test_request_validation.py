@@ -10,7 +10,7 @@ from restate import TerminalError
 
 from drillkit.howto import fault_headers, howto_body
 from drillkit.state import StateDir
-from writer_service import agent
+from writer_service import agent, models
 from writer_service import faults as faults_module
 from writer_service.agent import WriterRuntime, validate
 from writer_service.config import FAULT_KEY_FILE_ENV, FAULT_KEY_HEADER, WriterConfig
@@ -295,3 +295,82 @@ def test_state_dir_makes_a_private_key_once(tmp_path):
     assert [p.name for p in state.root.iterdir()] == ["fault-key"]  # no temporary left
     assert fault_headers(state, howto_body()) == {}
     assert fault_headers(state, howto_body(faults=FAULTS)) == {FAULT_KEY_HEADER: key}
+
+
+@pytest.mark.parametrize("prompt", [" ", "\n\t  \r\n", "\t"])
+def test_a_blank_prompt_is_refused(tmp_path, prompt):
+    body = howto_body()
+    body["prompt"] = prompt
+    with pytest.raises(TerminalError, match=r"prompt: Value error, is blank") as err:
+        validate(runtime(tmp_path), body)
+    assert err.value.status_code == 400
+
+
+def sized_runtime(tmp_path: Path, context_tokens: int | None, max_tokens: int = 96) -> WriterRuntime:
+    model: dict[str, object] = {"base_url": "http://127.0.0.1:1/v1", "model": "m", "max_tokens": max_tokens}
+    if context_tokens is not None:
+        model["context_tokens"] = context_tokens
+    cfg = WriterConfig.from_mapping(
+        {"writer_model": model, "paths": {"allowed_roots": ["/tmp", str(tmp_path)]}, "local_model": {"enabled": False}}
+    )
+    return WriterRuntime(config=cfg, llm=None, ledger=None, fault_key=KEY)  # type: ignore[arg-type]
+
+
+def test_the_context_rule_at_its_boundary(tmp_path):
+    # Rule: ceil((system prompt + prompt + search results) / 3) + 64 + 2 x max_tokens <= context_tokens.
+    rt = sized_runtime(tmp_path, context_tokens=1000, max_tokens=100)
+    room_tokens = 1000 - 64 - 200
+    fits = room_tokens * models.CHARS_PER_TOKEN - len(agent.SYSTEM_PROMPT)
+    body = howto_body()
+    body["prompt"] = "p" * (fits - 30)
+    body["research_info"]["search_results"] = ["r" * 10, "s" * 20]
+    validate(rt, body)  # exactly at the limit
+    body["research_info"]["search_results"] = ["r" * 10, "s" * 21]  # one character more
+    with pytest.raises(TerminalError, match=r"more than the model's context of 1000 tokens") as err:
+        validate(rt, body)
+    assert err.value.status_code == 400
+    assert f"at most about {fits} characters fit" in err.value.message
+
+
+def test_a_20000_character_prompt_is_refused_against_a_2048_token_context(tmp_path):
+    body = howto_body()
+    body["prompt"] = "word " * 4000
+    with pytest.raises(TerminalError, match=r"20000 characters, about \d+ tokens"):
+        validate(sized_runtime(tmp_path, context_tokens=2048), body)
+
+
+def test_an_unknown_context_is_not_checked(tmp_path):
+    body = howto_body()
+    body["prompt"] = "word " * 4000
+    validate(sized_runtime(tmp_path, context_tokens=None), body)
+
+
+def test_output_dir_naming_the_project_through_proc_self_cwd_is_refused(tmp_path, monkeypatch):
+    # The project cloned under an allowed root (/tmp): /proc/self/cwd resolves to the writer's working
+    # directory, the project itself.
+    project = tmp_path / "clone"
+    (project / ".drill").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    body = howto_body()
+    for requested in ("/proc/self/cwd", str(project / ".drill"), str(project / "reports"), str(tmp_path)):
+        body["research_info"]["output_dir"] = requested
+        rt = runtime(tmp_path, roots=["/proc", "/tmp", str(tmp_path)])
+        with pytest.raises(TerminalError, match=r"the writer's project or state") as err:
+            validate(rt, body)
+        assert err.value.status_code == 400
+
+
+def test_output_dir_that_is_an_existing_file_is_refused_up_front(tmp_path):
+    (tmp_path / "file").write_text("x")
+    body = howto_body()
+    body["research_info"]["output_dir"] = str(tmp_path / "file")
+    with pytest.raises(TerminalError, match=r"is an existing file, not a directory") as err:
+        validate(runtime(tmp_path), body)
+    assert err.value.status_code == 400
+
+
+def test_the_writers_own_project_is_never_an_output_dir(tmp_path):
+    body = howto_body()
+    body["research_info"]["output_dir"] = str(agent.PROJECT_ROOT / "reports")
+    with pytest.raises(TerminalError, match=r"project or state"):
+        validate(runtime(tmp_path, roots=["/", str(tmp_path)]), body)

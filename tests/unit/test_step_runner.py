@@ -1,6 +1,7 @@
 """StepRunner against a fake Restate context: executed vs replayed, ledger lines, error classification."""
 
 import asyncio
+from datetime import timedelta
 from types import SimpleNamespace
 
 import httpx2
@@ -8,11 +9,11 @@ import openai
 import pytest
 from restate import TerminalError
 
-from writer_service.agent import StepFailed, StepRunner, WriterRuntime, run_options
+from writer_service.agent import StepFailed, StepRunner, WriterRuntime, build_service, run_options
 from writer_service.config import Faults, StepRetry, WriterConfig
 from writer_service.faults import InjectedToolError
 from writer_service.ledger import ExecutionLedger, executions
-from writer_service.llm import StepAttempt
+from writer_service.llm import NoSlot, StepAttempt
 
 
 class FakeContext:
@@ -138,3 +139,48 @@ def test_run_options_from_config():
     assert options.retry_interval_factor == 1.5
     unset = run_options(StepRetry())
     assert unset.max_attempts is None and unset.initial_retry_interval is None  # server policy applies
+
+
+def test_a_step_cancelled_by_the_sdk_is_closed_in_the_ledger(tmp_path):
+    # Restate ending an attempt (abort timeout) makes the SDK cancel the running step: the execution
+    # ended there, and the ledger must not leave it open as if the process had died.
+    runner, ledger, _ = make(tmp_path)
+
+    async def forever(call):
+        await asyncio.Event().wait()
+
+    async def scenario():
+        task = asyncio.create_task(runner.step("section:1", forever, StepRetry()))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    [run] = executions(ledger.entries())
+    assert (run.step, run.outcome) == ("section:1", "error")
+    assert run.error is not None and run.error.startswith("cancelled")
+
+
+def test_a_step_that_got_no_model_slot_is_retried_and_says_nothing_was_sent(tmp_path):
+    runner, ledger, _ = make(tmp_path)
+
+    async def no_slot(call):
+        raise NoSlot("no model slot came free within 1 s (1 in use, 7 waiting); nothing was sent")
+
+    with pytest.raises(StepFailed, match=r"outline attempt 1: LLM not asked: no model slot"):
+        asyncio.run(runner.step("outline", no_slot, StepRetry()))
+    [run] = executions(ledger.entries())
+    assert run.outcome == "error" and run.error is not None and run.error.startswith("LLM not asked")
+
+
+def test_the_service_declares_restates_timeouts_from_the_config(tmp_path):
+    cfg = WriterConfig.from_mapping(
+        {
+            "writer_model": {"base_url": "http://127.0.0.1:1/v1", "model": "m", "timeout_s": 4},
+            "service": {"inactivity_timeout_s": 2, "abort_timeout_s": 4},
+        }
+    )
+    service = build_service(WriterRuntime(cfg, llm=None, ledger=None))  # type: ignore[arg-type]
+    assert service.inactivity_timeout == timedelta(seconds=2)
+    assert service.abort_timeout == timedelta(seconds=4)

@@ -126,3 +126,14 @@ def test_drills_that_cannot_apply_to_a_target_say_why(tmp_path):
         assert catalog.resolve(catalog.server_crash(), stack).check(stack) is None  # runs on the journal
     finally:
         stack.close()
+
+
+def test_a_server_that_exits_is_not_waited_for():
+    """restate-server that dies at start (a port taken, a bad setting) ends the readiness wait at once."""
+    from types import SimpleNamespace
+
+    from drillkit.components.restate_server import ServerExited, wait_ready
+
+    admin = SimpleNamespace(healthy_admin=lambda: False, base_url="http://127.0.0.1:9")
+    with pytest.raises(ServerExited):  # not WaitTimeout: it did not wait out the 30 s
+        wait_ready(admin, SimpleNamespace(), timeout_s=30, alive=lambda: False)  # type: ignore[arg-type]

@@ -117,3 +117,92 @@ def test_a_cluster_drill_on_another_backend_is_refused_like_any_bad_flag(task, t
     err_text = capsys.readouterr().err
     assert err_text.startswith("error: ") and "not cluster" in err_text and str(config) in err_text
     assert not (tmp_path / "state" / "procs").exists() or not any((tmp_path / "state" / "procs").iterdir())
+
+
+# -- flags as the command line parses them (invoke's Program, as `inv` runs it) --------------------------
+
+
+def run_inv(*argv):
+    """Run the real parser on argv; returns the exit code (0 when the task returned)."""
+    from invoke import Program
+
+    try:
+        Program(namespace=tasks.ns, version="test").run(["inv", *argv])
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+
+
+def typed_flags(kind):
+    for name, task in sorted(TASKS.items()):
+        for argument in task.get_arguments():
+            if argument.kind is kind:
+                yield name, argument.names[0]
+
+
+@pytest.mark.parametrize(("name", "flag"), list(typed_flags(int)))
+def test_every_integer_flag_given_a_word_is_one_error_line_and_exit_2(name, flag, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may be written where the test runs
+    assert run_inv(name, f"--{flag}", "x") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --{flag} 'x': not a whole number"), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / ".drill").exists()
+
+
+@pytest.mark.parametrize(("name", "flag"), [("drill.crash", "deadline"), ("drill.storm", "deadline")])
+def test_a_float_flag_given_a_word_is_one_error_line_and_exit_2(name, flag, capsys):
+    assert run_inv(name, f"--{flag}", "soon") == 2
+    assert capsys.readouterr().err.startswith(f"error: --{flag} 'soon': not a number")
+
+
+def test_dash_h_is_help_on_every_task_never_a_flag(capsys):
+    for name, task in TASKS.items():
+        shorts = {n for a in task.get_arguments() for n in a.names if len(n) == 1}
+        assert shorts <= {"c", "v"}, f"{name}: short flags {shorts} (only -c --config and -v --verbose)"
+        for argument in task.get_arguments():
+            for short, long in (("c", "config"), ("v", "verbose")):
+                if short in argument.names:
+                    assert argument.name == long, f"{name}: -{short} is {argument.name}"
+    assert run_inv("up", "-h") == 0
+    out = capsys.readouterr().out
+    assert "[--core-opts] up [--options]" in out and "--http1-1" in out
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_flag_help_states_its_default(name):
+    from invoke.parser import ParserContext
+
+    context = ParserContext(name=name, args=TASKS[name].get_arguments())
+    silent = [(flag, context.help_for(flag)[1]) for flag in context.flags]
+    silent = [(flag, text) for flag, text in silent if "default" not in text and "required" not in text]
+    assert not silent, f"{name}: {silent}"
+
+
+def test_kill_help_names_its_real_default():
+    (help_text,) = [a.help for a in TASKS["kill"].get_arguments() if a.name == "signal"]
+    assert "TERM (graceful, default)" in help_text
+
+
+def _config_copy(tmp_path, name):
+    import yaml
+
+    from drillkit.config import PROJECT_ROOT
+
+    data = yaml.safe_load((PROJECT_ROOT / "configs" / name).read_text())
+    data.setdefault("runtime", {})["state_dir"] = str(tmp_path / "state")
+    if "extends" in data:
+        data["extends"] = str(PROJECT_ROOT / "configs" / data["extends"])
+    config = tmp_path / name
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+@pytest.mark.parametrize("task", ["restate.node-kill", "restate.node-stop", "restate.node-start"])
+def test_a_node_the_cluster_does_not_have_is_exit_2_like_the_drills(task, tmp_path, capsys):
+    config = _config_copy(tmp_path, "cluster.yaml")
+    assert run_inv(task, "--config", str(config), "--node", "5") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --node '5': ") and "1..3" in err and str(config) in err
+    assert run_inv(task, "--config", str(_config_copy(tmp_path, "local.yaml")), "--node", "1") == 2
+    assert "not cluster" in capsys.readouterr().err

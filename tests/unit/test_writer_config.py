@@ -212,3 +212,48 @@ def test_the_writer_script_answers_help_and_bad_input_without_serving(tmp_path):
     missing = tmp_path / "missing.yaml"
     bad = subprocess.run([*script, "--config", str(missing)], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and f"{missing}: config file not found" in bad.stderr
+
+
+TIMED_MODEL = "writer_model: {base_url: 'http://127.0.0.1:1/v1', model: m, timeout_s: 60%s}\n"
+
+
+def test_the_slot_wait_is_derived_from_restates_timeouts_and_the_model_timeout():
+    cfg = WriterConfig.load(ROOT / "configs/local.yaml")
+    assert (cfg.service.inactivity_timeout_s, cfg.service.abort_timeout_s) == (60, 600)  # Restate's defaults
+    assert cfg.writer_model.max_slot_wait_s == 60 + 600 - 60 - 1
+    scaled = WriterConfig.from_mapping(
+        {
+            "writer_model": {"base_url": "http://x/v1", "model": "m", "timeout_s": 4},
+            "service": {"inactivity_timeout_s": 2, "abort_timeout_s": 4},
+        }
+    )
+    assert scaled.writer_model.max_slot_wait_s == 1
+
+
+def test_a_slot_wait_restate_would_abort_is_refused_naming_the_fields(tmp_path):
+    path = write(tmp_path, TIMED_MODEL % ", max_slot_wait_s: 600")
+    with pytest.raises(ConfigError) as err:
+        WriterConfig.load(path)
+    message = str(err.value)
+    assert str(path) in message and "max_slot_wait_s (600 s)" in message and "inactivity_timeout_s" in message
+
+
+def test_a_model_timeout_longer_than_restate_allows_a_step_is_refused(tmp_path):
+    path = write(tmp_path, TIMED_MODEL % "" + "service: {inactivity_timeout_s: 2, abort_timeout_s: 4}\n")
+    with pytest.raises(ConfigError, match=r"timeout_s \(60 s\) leaves no time to wait for a model slot"):
+        WriterConfig.load(path)
+
+
+def test_the_context_is_the_local_models_slot_unless_set(tmp_path):
+    assert WriterConfig.load(ROOT / "configs/local.yaml").writer_model.context_tokens == 2048
+    small = write(tmp_path, TIMED_MODEL % "" + "local_model: {ctx_per_slot: 512}\n")
+    assert WriterConfig.load(small).writer_model.context_tokens == 512
+    remote = write(tmp_path, TIMED_MODEL % "" + "local_model: {enabled: false}\n")
+    assert WriterConfig.load(remote).writer_model.context_tokens is None  # unknown: not checked
+    stated = write(tmp_path, TIMED_MODEL % ", context_tokens: 8192" + "local_model: {enabled: false}\n")
+    assert WriterConfig.load(stated).writer_model.context_tokens == 8192
+
+
+def test_the_runtime_state_dir_is_protected_from_reports():
+    cfg = WriterConfig.load(ROOT / "configs/local.yaml")
+    assert Path(".drill") in cfg.paths.protected
