@@ -103,3 +103,18 @@ def test_tool_error_is_retried_by_restate_and_the_model_asked_once(agents, tmp_p
     assert met["Restate retried it at least 2 times"]
     assert met["save_report journaled once, as a success"]
     assert met["every model step asked the model exactly once (replayed, not re-run, on each retry)"]
+
+
+def test_requests_not_signed_by_this_restate_server_are_refused(agents):
+    """RESTATE_IDENTITY_KEY reaches the SDK's identity keys: only the server holding the private half
+    is served (the drills above ran with it set, so signed requests were)."""
+    if not agents.config.runtime.request_identity:
+        pytest.skip("runtime.request_identity is off: the target gets no key")
+    spec = agents.target.spec
+    unsigned = httpx.post(
+        f"http://{spec.host}:{spec.port}/invoke/{spec.service}/{spec.handler}",
+        headers={"content-type": "application/vnd.restate.invocation.v5"},
+        content=b"",
+        timeout=10,
+    )
+    assert unsigned.status_code == 401, unsigned.text[:200]
