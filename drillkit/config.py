@@ -38,6 +38,10 @@ class LocalModel(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8091, ge=1, le=65535)
     alias: str = "smollm2"
+    chat_template: Path | None = None
+    """A Jinja chat template file (llama.cpp's --chat-template-file); None: the GGUF's own. SmolLM2's own
+    template has no tools, so llama.cpp renders no tool and parses no tool call: the Agents SDK target
+    (configs/agents-writer.yaml) serves it with one that has them."""
     ctx_per_slot: int = Field(default=2048, ge=256)
     """Context tokens each slot gets (prompt plus answer); llama.cpp splits its total across the slots."""
     parallel: int = Field(default=LOCAL_PARALLEL_DEFAULT, ge=1)

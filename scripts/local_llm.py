@@ -33,6 +33,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="how hard idle threads busy-wait for work, 0-100 (llama.cpp's --poll; default: llama.cpp's own, 50)",
     )
+    parser.add_argument(
+        "--chat-template-file",
+        type=Path,
+        default=None,
+        help="a Jinja chat template to use instead of the GGUF's own (llama.cpp's --chat-template-file)",
+    )
     return parser.parse_args(argv)
 
 
@@ -41,6 +47,13 @@ def main(argv: list[str]) -> int:
     if not args.model.is_file():
         print(f"local_llm: model file not found: {args.model}", file=sys.stderr)
         return 2
+    template = None
+    if args.chat_template_file is not None:
+        try:
+            template = args.chat_template_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            print(f"local_llm: cannot read --chat-template-file {args.chat_template_file}: {exc}", file=sys.stderr)
+            return 2
     import xllamacpp  # imported late: --help works without the wheel
 
     params = xllamacpp.CommonParams()
@@ -55,6 +68,8 @@ def main(argv: list[str]) -> int:
     if args.poll is not None:
         params.cpuparams.poll = args.poll
         params.cpuparams_batch.poll = args.poll
+    if template is not None:
+        params.chat_template = template  # the template's text, as llama.cpp's --chat-template-file reads it
     params.warmup = True  # one empty decode at load: the first real request does not pay for it
 
     started = time.monotonic()

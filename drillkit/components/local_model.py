@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from drillkit.components.process import ConfigStamp, Listen, ManagedProcess, config_digest
-from drillkit.config import PROJECT_ROOT, DrillConfig
+from drillkit.config import PROJECT_ROOT, DrillConfig, from_project_root
 from drillkit.errors import ComponentError, DrillError
 from drillkit.model_cache import cached_gguf, ensure_gguf
 from drillkit.procs import ProcessRecord, ProcessTable
@@ -60,8 +60,23 @@ class LocalModel(ManagedProcess):
     def listens(self) -> list[Listen]:
         return [Listen(self.settings.host, self.settings.port, "local_model.port")]
 
+    def chat_template(self) -> Path | None:
+        template = self.settings.chat_template
+        if template is None:
+            return None
+        path = from_project_root(template)
+        if not path.is_file():
+            raise DrillError(f"{self.config.source}: field local_model.chat_template: no file {path}")
+        return path
+
     def config_stamp(self, model: Path) -> ConfigStamp:
-        settings = {"local_model": self.settings.model_dump(mode="json"), "gguf": str(model)}
+        template = self.chat_template()
+        settings = {
+            "local_model": self.settings.model_dump(mode="json"),
+            "gguf": str(model),
+            # the file's content, not only its name: an edited template restarts the model
+            "chat_template": template.read_text(encoding="utf-8") if template else None,
+        }
         return ConfigStamp(config_digest(settings), self.config.source)
 
     def model_path(self) -> Path | None:
@@ -77,7 +92,7 @@ class LocalModel(ManagedProcess):
 
     def argv(self, model: Path) -> list[str]:
         lm = self.settings
-        return [
+        argv = [
             sys.executable,
             str(SCRIPT),
             "--model",
@@ -95,6 +110,8 @@ class LocalModel(ManagedProcess):
             "--threads",
             str(lm.generation_threads),
         ]
+        template = self.chat_template()
+        return argv if template is None else [*argv, "--chat-template-file", str(template)]
 
     def start(self) -> ProcessRecord:
         """Serve the model (reused when running with the same settings, restarted when they changed)."""
