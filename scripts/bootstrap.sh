@@ -21,29 +21,12 @@ if ! command -v npm >/dev/null 2>&1; then
     exit 1
   fi
 fi
-# The partition drill (cluster backend) cuts a node off with nftables rules; without nft it says so
-# and ends INCONCLUSIVE. Installed here when we can (root, apt-get), never required.
-if ! command -v nft >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: installing Debian's nftables (for inv drill.partition)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null) \
-      || echo "bootstrap: could not install nftables; inv drill.partition will be INCONCLUSIVE" >&2
-  else
-    echo "bootstrap: nft is missing (not root): inv drill.partition will be INCONCLUSIVE" >&2
-  fi
-fi
-# nginx is the independent witness of the model-gate check (tests/integration/test_model_gate.py,
-# `inv bench --only gate`): a reverse proxy that counts the model's requests, not part of this project.
-# Installed here when we can (root, apt-get); without it those tests are skipped, saying why.
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: installing Debian's nginx (the proxy that counts model requests in the gate check)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null) \
-      || echo "bootstrap: could not install nginx; the gate check will be skipped" >&2
-  else
-    echo "bootstrap: nginx is missing (not root): the gate check will be skipped" >&2
-  fi
-fi
+# Optional Debian packages, installed when we can (root, apt-get), never required:
+# nftables: the partition drill cuts a node off with nftables rules (without nft: INCONCLUSIVE);
+# nginx: the independent witness of the model-gate check (a proxy counting the model's requests).
+. scripts/optional-package.sh
+optional_package bootstrap nft nftables "inv drill.partition"
+optional_package bootstrap nginx nginx "the model-gate check (tests/integration/test_model_gate.py)"
 .venv/bin/inv setup
 .venv/bin/inv setup --config configs/cluster.yaml   # also restatectl, for the cluster backend
 # The TypeScript reference target (configs/ts-writer.yaml): its locked packages from the npm registry,

@@ -13,17 +13,9 @@ bash scripts/bootstrap.sh
 if ! command -v dockerd >/dev/null 2>&1; then
   .venv/bin/inv engine.install || echo "scripts/test.sh: no dockerd; the Docker tests will be skipped" >&2
 fi
-# The report pictures are checked in headless Chromium (tests/integration/test_report_pictures.py): Debian's
-# chromium, installed here when we can (root, apt-get); without it those tests skip and say why.
-if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "scripts/test.sh: installing Debian's chromium (for the report screenshots)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || echo "scripts/test.sh: could not install chromium; the report screenshot tests will be skipped" >&2
-  else
-    echo "scripts/test.sh: chromium is missing (not root): the report screenshot tests will be skipped" >&2
-  fi
-fi
+# The report pictures are checked in headless Chromium (tests/integration/test_report_pictures.py).
+. scripts/optional-package.sh
+optional_package scripts/test.sh chromium chromium "the report screenshot tests"
 echo "== lint and types"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
