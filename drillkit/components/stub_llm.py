@@ -4,6 +4,9 @@
 
 It answers `POST /v1/chat/completions` at once (or after `--delay-ms`, to keep invocations in flight
 for crash storms): the outline and summary schemas get valid JSON, everything else a short text.
+`POST /stub/hold` makes every completion wait (the ones already waiting too) until `POST /stub/release`:
+a drill that must land a fault while invocations are between steps holds the model instead of betting
+on a delay that a busy machine can outrun.
 Plain asyncio and HTTP/1.1 keep-alive: a few hundred microseconds per request, not a web framework's.
 """
 
@@ -17,6 +20,8 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from drillkit.components.process import ManagedProcess
 from drillkit.config import PROJECT_ROOT
@@ -48,7 +53,25 @@ def completion(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float) -> None:
+class Gate:
+    """Open unless held; completions wait at it (a drill's hold, never longer than the drill's cleanup)."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.open.set()
+        self.waiting = 0
+
+    async def pass_through(self) -> None:
+        if self.open.is_set():
+            return
+        self.waiting += 1
+        try:
+            await self.open.wait()
+        finally:
+            self.waiting -= 1
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float, gate: Gate) -> None:
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -59,7 +82,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, del
             if method == "POST" and path.endswith("/chat/completions"):
                 if delay_s:
                     await asyncio.sleep(delay_s)
+                await gate.pass_through()
                 status, payload = "200 OK", completion(json.loads(body or b"{}"))
+            elif method == "POST" and path in ("/stub/hold", "/stub/release"):
+                (gate.open.clear if path == "/stub/hold" else gate.open.set)()
+                status, payload = "200 OK", {"held": not gate.open.is_set(), "waiting": gate.waiting}
             elif path.endswith("/health") or path.endswith("/models"):
                 status, payload = "200 OK", {"status": "ok", "data": [{"id": "stub"}]}
             else:
@@ -77,7 +104,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, del
 
 
 async def serve(host: str, port: int, delay_s: float) -> None:
-    server = await asyncio.start_server(lambda r, w: handle(r, w, delay_s), host, port)
+    gate = Gate()
+    server = await asyncio.start_server(lambda r, w: handle(r, w, delay_s, gate), host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -114,6 +142,19 @@ class StubLlm(ManagedProcess):
             str(delay_ms),
         ]
         return self.spawn_or_reuse(argv, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, cwd=PROJECT_ROOT)
+
+    def hold(self) -> int:
+        """Every completion waits from now on until `release`; returns how many were already waiting."""
+        return self._gate("hold")
+
+    def release(self) -> int:
+        """Answer the held completions and every later one; returns how many were waiting."""
+        return self._gate("release")
+
+    def _gate(self, what: str) -> int:
+        response = httpx.post(f"{self.url}/stub/{what}", timeout=10.0)
+        response.raise_for_status()
+        return int(response.json()["waiting"])
 
 
 def main() -> None:

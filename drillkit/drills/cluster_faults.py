@@ -43,7 +43,7 @@ class Flight(actions.Batch):
 # -- setup ------------------------------------------------------------------------------------------------
 
 
-def use_stub_llm(drill: Drill, delay_ms: float = STUB_DELAY_MS) -> None:
+def use_stub_llm(drill: Drill, delay_ms: float = STUB_DELAY_MS) -> StubLlm:
     """The point is Restate, not the model: the writer answers from the stub (each step `delay_ms`)."""
     stack = drill.stack
     stub = StubLlm(stack.procs, stack.state.log_file("stub-llm"))
@@ -55,6 +55,25 @@ def use_stub_llm(drill: Drill, delay_ms: float = STUB_DELAY_MS) -> None:
     drill.on_cleanup("writer on its own config", stack.writer.restart)
     actions.restart_writer(drill, path)
     drill.record.event("stub LLM", f"{stub.url}, {delay_ms:g} ms per answer")
+    return stub
+
+
+def hold_model(drill: Drill, stub: StubLlm | None) -> None:
+    """From here to `release_model` no step can finish: every invocation underway stays in flight while
+    the drill finds the leaders and lands its fault, however slow the machine (a delay alone was outrun)."""
+    if stub is None:
+        return
+    drill.on_cleanup("stub LLM released", lambda: release_model(drill, stub, quiet=True))
+    waiting = stub.hold()
+    drill.record.event("model held", f"the stub answers nothing until the fault has landed ({waiting} waiting)")
+
+
+def release_model(drill: Drill, stub: StubLlm | None, quiet: bool = False) -> None:
+    if stub is None or stub.live() is None:
+        return
+    waiting = stub.release()
+    if not quiet:
+        drill.record.event("model released", f"{waiting} held completion(s) answered")
 
 
 def send_flight(drill: Drill, n: int) -> Flight:
@@ -100,7 +119,8 @@ def locate(drill: Drill, flight: Flight) -> dict[int, str]:
         partition = partition_of(int(row["partition_key"]), ranges)
         if partition is not None:
             flight.partitions[row["id"]] = partition
-    leaders = cluster.leaders()
+    # Restate's scheduler moves leaders after a start: a partition can be between two for a moment.
+    leaders = cluster.wait_leaders(_after_fault_timeout(drill))
     spread = Counter(flight.partitions.values())
     drill.record.evidence["partitions_in_flight"] = dict(sorted(spread.items()))
     drill.record.evidence["leaders_before"] = leaders

@@ -65,10 +65,10 @@ def node_loss_scenario(
         netcut = NetCut() if chosen_fault == "cut" else None
         if netcut is not None:
             netcut.check_possible(cluster.uses_socket_groups())  # Inconclusive before any fault
-        if llm == "stub":
-            cf.use_stub_llm(drill)
+        stub = cf.use_stub_llm(drill) if llm == "stub" else None
         flight = cf.send_flight(drill, invocations)
         cf.wait_all_underway(drill, flight)
+        cf.hold_model(drill, stub)
         leaders = cf.locate(drill, flight)
         lost = cf.choose(cluster, target, count, leaders, flight)
         lost_numbers = {n.number for n in lost}
@@ -78,6 +78,7 @@ def node_loss_scenario(
         )
 
         flight.fault_at = cf.lose(drill, lost, chosen_fault, sig, netcut)
+        cf.release_model(drill, stub)
         recovery: dict[str, Any] = {}
         if count == 1:
             seconds = cf.wait_progress(drill, flight, flight.fault_at, "a step to start and finish after the fault")
