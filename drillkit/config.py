@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from drillkit.errors import ConfigError
 from writer_service import config as writer_config
@@ -26,6 +26,17 @@ __all__ = [
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_strings(value: object) -> object:
+    # YAML turns 1000 into an int and true into a bool; the environment wants strings.
+    if isinstance(value, dict):
+        return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+    return value
+
+
+EnvMap = Annotated[dict[str, str], BeforeValidator(_env_strings)]
+"""Variables for a process's environment, written in YAML as any scalars."""
 
 
 class LocalModel(StrictModel):
@@ -105,7 +116,7 @@ class Runtime(StrictModel):
     use_http11: bool = False
     docker: DockerSettings = DockerSettings()
     cluster: ClusterSettings = ClusterSettings()
-    server_env: dict[str, str] = {}
+    server_env: EnvMap = {}
     ready_timeout_s: float = Field(default=30.0, gt=0)
     request_identity: bool = True
     """Restate signs its requests with the state dir's key and the writer (and any target given
@@ -119,14 +130,6 @@ class Runtime(StrictModel):
         if not value.startswith("http://"):
             raise ValueError("must be an http:// URL")
         return value.rstrip("/")
-
-    @field_validator("server_env", mode="before")
-    @classmethod
-    def _env_strings(cls, value: object) -> object:
-        # YAML turns 1000 into an int and true into a bool; the environment wants strings.
-        if isinstance(value, dict):
-            return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
-        return value
 
     def image(self) -> str:
         return self.docker.image.format(version=self.restate_version)
@@ -145,6 +148,26 @@ class TargetFault(StrictModel):
     """The tool's step name in Restate's journal (its `ctx.run` name), where the retries must show."""
 
 
+class TargetBaseline(StrictModel):
+    """The same service without Restate, for `inv evaluate`: a plain HTTP endpoint its caller retries.
+
+    Started with the target's `env` plus this `env`, the model's base URL in the target's
+    `llm_base_url_env` and its tool-fault variable, like the durable target; `POST path` with the target's
+    body answers 2xx when the request is done, 4xx when it never can be, 5xx (or no answer) to be retried."""
+
+    command: list[str] = Field(min_length=1)
+    """argv to start it (`python` means this interpreter), run in the target's `cwd`."""
+    port: int = Field(ge=1, le=65535)
+    path: str = "/run"
+    health_path: str = "/health"
+    env: EnvMap = {}
+    durable_code: list[str] = []
+    """What durability adds, for the evaluation's code criterion: `file` or `file:function` (a top-level
+    function or class) relative to the project root, the durable side's entry points..."""
+    baseline_code: list[str] = []
+    """...and the baseline's own; the criterion counts code lines of each list and compares the sums."""
+
+
 class Target(StrictModel):
     """A Restate deployment to drill, described by configuration alone (no code of it is imported).
 
@@ -159,7 +182,7 @@ class Target(StrictModel):
     """A deployment already running (not started, never killed by the tool)."""
     cwd: Path = Path(".")
     """Where the command runs; relative to the project root."""
-    env: dict[str, str] = {}
+    env: EnvMap = {}
     """Added to the tool's environment for the command (`${VAR}` expanded like the rest of the config)."""
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -181,6 +204,11 @@ class Target(StrictModel):
     when the server signs its requests; a target that reads it refuses unsigned requests."""
     use_http11: bool = False
     grace_period_s: float = Field(default=10.0, ge=0)
+    baseline: TargetBaseline | None = None
+    """The service without Restate (`inv evaluate` on this target compares the two); None: not evaluable."""
+    effects_dir: Path | None = None
+    """Where the service writes its side effects (report files): `inv evaluate` counts the files there
+    that hold a request's nonce (written twice, or missing) without asking the service."""
     """How long it may take to exit after SIGTERM before the tool escalates to SIGKILL."""
 
     @model_validator(mode="after")
@@ -194,13 +222,6 @@ class Target(StrictModel):
         if self.uri is not None and not self.uri.startswith(("http://", "https://")):
             raise ValueError(f"`uri` must be an http:// or https:// URL, not {self.uri!r}")
         return self
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env_strings(cls, value: object) -> object:
-        if isinstance(value, dict):
-            return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
-        return value
 
     @property
     def startable(self) -> bool:

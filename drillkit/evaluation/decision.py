@@ -25,6 +25,7 @@ from typing import Any
 
 from drillkit.config import PROJECT_ROOT
 from drillkit.evaluation.runner import DURABLE_ONLY, Evaluation, Row, rows
+from drillkit.evaluation.subjects import BASELINE_PARTS, DURABLE_PARTS, CodeParts
 
 MODES = ("baseline", "durable")
 
@@ -42,23 +43,6 @@ class Criterion:
     target: str
     value: str
     met: bool
-
-
-# What durability adds, counted as code lines (not blank, not a comment, not a docstring): the durable
-# service's entry (the Restate app, its server and shutdown hook), the Restate service definition and the
-# retry options its steps carry, against the plain service's entry. The pipeline and its step runner
-# serve both modes (the baseline runs them on a direct context), so they count for neither.
-DURABLE_PARTS = (
-    ("writer_service/server.py", None),
-    ("writer_service/agent.py", "build_service"),
-    ("writer_service/agent.py", "run_options"),
-)
-BASELINE_PARTS = (
-    ("writer_service/baseline.py", "BaselineApp"),
-    ("writer_service/baseline.py", "serve_baseline"),
-    ("writer_service/baseline.py", "main"),
-    ("writer_service/baseline.py", "respond"),
-)
 
 
 def code_lines(path: Path, name: str | None) -> int:
@@ -90,10 +74,13 @@ def code_lines(path: Path, name: str | None) -> int:
     return len(counted)
 
 
-def durability_lines(root: Path = PROJECT_ROOT) -> tuple[int, int]:
-    durable = sum(code_lines(root / path, name) for path, name in DURABLE_PARTS)
-    baseline = sum(code_lines(root / path, name) for path, name in BASELINE_PARTS)
-    return durable, baseline
+def durability_lines(
+    parts: tuple[CodeParts, CodeParts] = (DURABLE_PARTS, BASELINE_PARTS), root: Path = PROJECT_ROOT
+) -> tuple[int, int]:
+    """Code lines of the durable parts and of the baseline parts (`subjects.DURABLE_PARTS` states the
+    rule for the shipped writer; a target states its own in `target.baseline`)."""
+    durable, baseline = parts
+    return sum(code_lines(root / p, n) for p, n in durable), sum(code_lines(root / p, n) for p, n in baseline)
 
 
 def clean(run: Any) -> bool:
@@ -121,7 +108,7 @@ def decide(evaluation: Evaluation, criteria: Criteria = Criteria()) -> dict[str,
     overhead = None
     if nominal.get("baseline") and nominal.get("durable") and nominal["baseline"].p50_s and nominal["durable"].p50_s:
         overhead = 100.0 * (nominal["durable"].p50_s / nominal["baseline"].p50_s - 1.0)
-    durable_lines, baseline_lines = durability_lines()
+    durable_lines, baseline_lines = durability_lines(evaluation.code_parts)
     extra = durable_lines - baseline_lines
     found = [
         Criterion(
@@ -150,6 +137,7 @@ def decide(evaluation: Evaluation, criteria: Criteria = Criteria()) -> dict[str,
         "decision": "Go" if all(c.met for c in found) else "NoGo",
         "criteria": [asdict(c) for c in found],
         "rows": [{**asdict(r)} for r in table],
+        "runs": [run.summary() for run in evaluation.runs],
         "throughput_per_s": evaluation.throughput,
         "nominal_concurrency": evaluation.nominal_concurrency,
         "reasons": [f"{'met' if c.met else 'NOT met'}: {c.name}: {c.value} (target {c.target})" for c in found],

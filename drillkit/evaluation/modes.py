@@ -1,37 +1,32 @@
-"""The two ways the writer is run in the evaluation, behind one interface.
+"""The two ways a service is run in the evaluation, behind one interface (the service itself is the
+subject, `subjects.py`: the shipped writer or the configured target).
 
-- durable: the writer as a Restate service (`inv up`'s stack); a run is `POST .../run/send`, then
-  Restate's row until it completes; after a crash the writer is restarted and the invocation resumed.
-- baseline: the same pipeline in a plain ASGI app (`writer_service.baseline`), no Restate; a run is
-  `POST /run` by a caller that retries the whole request on connection errors, 5xx and timeouts
-  (tenacity, exponential backoff), with the same deadline; after a crash the process is restarted, as a
-  supervisor would.
+- durable: the service under Restate (`inv up`'s stack); a run is `POST .../run/send`, then Restate's
+  row until it completes; after a crash the service is restarted and the invocation resumed.
+- baseline: the same pipeline in a plain ASGI app (`writer_service.baseline`, or the target's
+  `baseline.command`), no Restate; a run is `POST /run` by a caller that retries the whole request on
+  connection errors, 5xx and timeouts (tenacity, exponential backoff), with the same deadline; after a
+  crash the process is restarted, as a supervisor would.
 
-Both write the same ledger (each step execution) and send the same attribution headers to the model,
-so the LLM tap counts the same things in both modes.
+Both are counted the same way: the LLM tap's record (by the writer's attribution headers, or a
+target's nonce), the side effects on disk, Restate's journal where there is one.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from drillkit.components.process import ConfigStamp, Listen, ManagedProcess
-from drillkit.config import PROJECT_ROOT
 from drillkit.errors import DrillError
+from drillkit.evaluation.subjects import Request, Subject
 from drillkit.procs import ProcessRecord, Stopped
 from drillkit.stack import Stack
 from drillkit.waits import WaitTimeout, poll
-
-BASELINE_PORT = 9090
 
 
 @dataclass
@@ -54,48 +49,21 @@ class Pending:
     key: str
     body: dict[str, Any]
     started: float
+    request: Request
 
 
 class Mode(Protocol):
     name: str
 
-    def start(self, config_file: str | None = None) -> ProcessRecord: ...
+    def start(self, tool_failures: int = 0) -> ProcessRecord: ...
 
     def kill(self, sig: signal.Signals) -> Stopped | None: ...
 
-    def begin(self, body: dict[str, Any], request_id: str) -> Pending: ...
+    def begin(self, request: Request) -> Pending: ...
 
     def finish(self, pending: Pending, deadline_s: float) -> Outcome: ...
 
     def recover(self, pending: Pending) -> None: ...
-
-
-class BaselineWriter(ManagedProcess):
-    """`python -m writer_service.baseline` as a recorded process of ours."""
-
-    def __init__(self, stack: Stack, port: int = BASELINE_PORT) -> None:
-        super().__init__(
-            stack.procs, "baseline-writer", "baseline writer (no Restate)", stack.state.log_file("baseline")
-        )
-        self.stack = stack
-        self.port = port
-        self.stop_timeout_s = stack.config.service.grace_period_s + 5.0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def health_url(self) -> str:
-        return f"{self.url}/health"
-
-    def listens(self) -> list[Listen]:
-        return [Listen("127.0.0.1", self.port, "the evaluation's baseline port")]
-
-    def start(self, config_file: str | None = None) -> ProcessRecord:
-        source = config_file or self.stack.config.source
-        env = {**os.environ, "RESTATE_WRITER_CONFIG": source, "PYTHONPATH": str(PROJECT_ROOT)}
-        argv = [sys.executable, "-m", "writer_service.baseline", "--port", str(self.port)]
-        return self.spawn_or_reuse(argv, env=env, cwd=PROJECT_ROOT, stamp=ConfigStamp(source, source))
 
 
 class Baseline:
@@ -103,34 +71,36 @@ class Baseline:
 
     name = "baseline"
 
-    def __init__(self, stack: Stack) -> None:
-        self.writer = BaselineWriter(stack)
+    def __init__(self, stack: Stack, subject: Subject) -> None:
+        self.subject = subject
         self.client = httpx.Client(timeout=httpx.Timeout(stack.config.writer_model.timeout_s * 10, connect=2.0))
 
-    def start(self, config_file: str | None = None) -> ProcessRecord:
-        return self.writer.start(config_file)
+    def start(self, tool_failures: int = 0) -> ProcessRecord:
+        return self.subject.start_baseline(tool_failures)
 
     def stop(self) -> None:
-        self.writer.stop()
+        self.subject.baseline.stop()
         self.client.close()
 
     def kill(self, sig: signal.Signals) -> Stopped | None:
-        return self.writer.kill(sig, 5.0)
+        return self.subject.baseline.kill(sig, 5.0)
 
-    def begin(self, body: dict[str, Any], request_id: str) -> Pending:
-        return Pending(request_id, body, time.monotonic())  # sent by `finish`, which blocks: run it in a thread
+    def begin(self, request: Request) -> Pending:
+        # Sent by `finish`, which blocks: run it in a thread.
+        return Pending(request.key, request.body, time.monotonic(), request)
 
     def recover(self, pending: Pending) -> None:
         """Nothing: the caller's retries are the baseline's whole recovery."""
 
     def finish(self, pending: Pending, deadline_s: float) -> Outcome:
         body, request_id, started = pending.body, pending.key, pending.started
+        endpoint = self.subject.baseline.endpoint
         attempts = 0
 
         def send() -> dict[str, Any]:
             nonlocal attempts
             attempts += 1
-            answer = self.client.post(f"{self.writer.url}/run", json=body, headers={"x-request-id": request_id})
+            answer = self.client.post(endpoint, json=body, headers={"x-request-id": request_id})
             if answer.status_code >= 500:
                 raise RetryableAnswer(f"HTTP {answer.status_code}: {answer.text[:200]}")
             answer.raise_for_status()
@@ -155,21 +125,22 @@ class RetryableAnswer(Exception):
 
 
 class Durable:
-    """The writer under Restate: send, then Restate's row until completed (the stack must be up)."""
+    """The service under Restate: send, then Restate's row until completed (the stack must be up)."""
 
     name = "durable"
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, subject: Subject) -> None:
         self.stack = stack
+        self.subject = subject
 
-    def start(self, config_file: str | None = None) -> ProcessRecord:
-        return self.stack.writer.start(config_file) if config_file else self.stack.writer.start()
+    def start(self, tool_failures: int = 0) -> ProcessRecord:
+        return self.subject.start_durable(tool_failures)
 
     def kill(self, sig: signal.Signals) -> Stopped | None:
-        return self.stack.writer.kill(sig, 5.0)
+        return self.subject.kill_durable(sig)
 
-    def begin(self, body: dict[str, Any], request_id: str) -> Pending:
-        return Pending(self.stack.ingress.send(body, idempotency_key=request_id), body, time.monotonic())
+    def begin(self, request: Request) -> Pending:
+        return Pending(self.subject.send_durable(request), request.body, time.monotonic(), request)
 
     def finish(self, pending: Pending, deadline_s: float) -> Outcome:
         invocation_id, started = pending.key, pending.started
@@ -198,7 +169,3 @@ class Durable:
             self.stack.admin.resume(pending.key)
         except DrillError:
             pass  # Restate had already retried it
-
-
-def request_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:16]}"

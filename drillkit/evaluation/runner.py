@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,14 +24,11 @@ from drillkit import progress
 from drillkit.components.llm_tap import LlmTap
 from drillkit.errors import ConfigError, DrillError
 from drillkit.evaluation.modes import Baseline, Durable, Mode, Outcome, Pending
-from drillkit.howto import RESTART_PROMPT, howto_body
+from drillkit.evaluation.subjects import BASELINE_PARTS, DURABLE_PARTS, CodeParts, subject_of
 from drillkit.stack import Stack
-from drillkit.waits import poll
-from writer_service.config import step_order
 
 FAULTS = ("nominal", "kill", "term", "llm-down", "tool-error", "server-crash")
 DURABLE_ONLY = frozenset({"server-crash"})
-FAULT_POINT = "section:1"  # the fault lands once this step has finished: finished work to lose
 LLM_DOWN_S = 5.0
 TOOL_FAILURES = 2
 DEADLINE_S = 300.0
@@ -47,6 +43,23 @@ class Run:
     min_requests: int
     duplicated_effects: int
     lost_effects: int
+    key: str = ""
+    """What named the request to Restate or the baseline (an invocation id, or the x-request-id)."""
+
+    def summary(self) -> dict[str, Any]:
+        """One run as evaluation.json's `runs` lists it: a witness outside the tool can check each."""
+        return {
+            "fault": self.fault,
+            "mode": self.mode,
+            "key": self.key,
+            "completed": self.outcome.completed,
+            "seconds": round(self.outcome.seconds, 3),
+            "model_requests": self.model_requests,
+            "min_requests": self.min_requests,
+            "duplicated_effects": self.duplicated_effects,
+            "lost_effects": self.lost_effects,
+            "error": self.outcome.error,
+        }
 
 
 @dataclass
@@ -75,6 +88,8 @@ class Evaluation:
     """mode -> completed requests per second at `nominal_concurrency`"""
     inconclusive: list[str] = field(default_factory=list)
     """Runs whose fault could not be injected as planned (say why), not counted."""
+    code_parts: tuple[CodeParts, CodeParts] = (DURABLE_PARTS, BASELINE_PARTS)
+    """(durable, baseline) code the code criterion counts (the subject's rule)."""
 
 
 def check_faults(faults: list[str]) -> None:
@@ -88,15 +103,17 @@ class Evaluator:
         check_faults(faults)
         self.stack = stack
         self.runs = runs
-        self.faults = faults
+        # Nominal first: on a target it measures the fewest model requests a request needs.
+        self.faults = sorted(set(faults) | ({"nominal"} if stack.target is not None else set()), key=FAULTS.index)
         self.rng = random.Random(seed)
         self.concurrency = concurrency
-        self.steps = step_order(stack.config.pipeline.sections)
-        self.llm_steps = len(self.steps) - 1  # save_report calls no model
-        self.result = Evaluation(nominal_concurrency=concurrency)
-        self.tap: LlmTap | None = None
-        self.tapped: dict[str, Any] = {}
-        self.config_file = ""
+        self.tap = LlmTap(
+            stack.procs,
+            stack.state.log_file("llm-tap"),
+            stack.state.root / "llm-tap" / f"eval-{uuid.uuid4().hex}.jsonl",
+        )
+        self.subject = subject_of(stack, self.tap)  # ConfigError before anything starts
+        self.result = Evaluation(nominal_concurrency=concurrency, code_parts=self.subject.code_parts)
 
     # -- the whole evaluation -------------------------------------------------------------------------
 
@@ -105,19 +122,12 @@ class Evaluator:
         if not stack.is_up():
             with progress.activity("bringing the stack up (Restate, the model, the writer)"):
                 stack.up()
-        self.tap = LlmTap(
-            stack.procs,
-            stack.state.log_file("llm-tap"),
-            stack.state.root / "llm-tap" / f"eval-{uuid.uuid4().hex}.jsonl",
-        )
         upstream = urlsplit(stack.config.writer_model.base_url)
         self.tap.start(f"{upstream.scheme}://{upstream.netloc}")
-        self.tapped = {"writer_model.base_url": f"{self.tap.url}{upstream.path}"}
-        self.config_file = stack.writer.derived_config("evaluate", self.tapped)
-        baseline, durable = Baseline(stack), Durable(stack)
+        baseline, durable = Baseline(stack, self.subject), Durable(stack, self.subject)
         try:
             for mode in (baseline, durable):
-                mode.start(self.config_file)
+                mode.start()
             for fault in self.faults:
                 for mode in (baseline, durable):
                     if fault in DURABLE_ONLY and mode is baseline:
@@ -128,7 +138,7 @@ class Evaluator:
                             run = self.one(fault, mode)
                         except DrillError as exc:  # the fault could not be injected: not judged
                             self.result.inconclusive.append(f"{fault} on {mode.name}, run {number}: {exc}")
-                            mode.start(self.config_file)
+                            mode.start()
                             continue
                         self.result.runs.append(run)
                         progress.info(
@@ -140,17 +150,16 @@ class Evaluator:
                 self.result.throughput[mode.name] = self.nominal_throughput(mode)
         finally:
             baseline.stop()
-            stack.writer.start()  # back on its own config
+            self.subject.restore()  # back on its own settings, no tap
             self.tap.stop()
         return self.result
 
     # -- one run ----------------------------------------------------------------------------------------
 
     def one(self, fault: str, mode: Mode) -> Run:
-        body = howto_body(f"{RESTART_PROMPT} ({uuid.uuid4().hex[:6]})")
         setup, inject = FAULT_ACTIONS[fault]
         setup(self, mode)
-        pending = mode.begin(body, f"eval_{mode.name}_{uuid.uuid4().hex[:12]}")
+        pending = mode.begin(self.subject.new_request(mode.name))
         with ThreadPoolExecutor(1) as pool:
             answer = pool.submit(mode.finish, pending, DEADLINE_S)
             try:
@@ -161,43 +170,34 @@ class Evaluator:
         return self.measure(fault, mode, pending, outcome)
 
     def measure(self, fault: str, mode: Mode, pending: Pending, outcome: Outcome) -> Run:
-        assert self.tap is not None
-        requests = self.tap.settled_requests([pending.key])
-        saves = [e for e in self.stack.writer.executions(pending.key) if e.step == "save_report" and e.outcome == "ok"]
-        path = Path(str((outcome.output or {}).get("output_path", "")))
-        lost = int(outcome.completed and not path.is_file())
-        return Run(fault, mode.name, outcome, len(requests), self.llm_steps, max(0, len(saves) - 1), lost)
+        requests = self.subject.model_requests(pending.request, pending.key)
+        effects = self.subject.effects(pending.request, pending.key, outcome.output, outcome.completed)
+        fewest = self.subject.min_requests()
+        if fewest is None:  # a target: the fewest any completed nominal run spent (nominal runs first)
+            nominal = [r.model_requests for r in self.result.runs if r.fault == "nominal" and r.outcome.completed]
+            fewest = min(nominal, default=len(requests) if fault == "nominal" and outcome.completed else 0)
+        return Run(fault, mode.name, outcome, len(requests), fewest, effects.duplicated, effects.lost, pending.key)
 
     def restore(self, fault: str, mode: Mode) -> None:
         if fault == "tool-error":
-            mode.start(self.config_file)
+            mode.start()
 
     # -- fault points -----------------------------------------------------------------------------------
 
-    def wait_fault_point(self, pending: Pending) -> None:
-        follower = self.stack.writer.executions_follower(pending.key)
-        poll(
-            follower.update,
-            lambda runs: any(e.step == FAULT_POINT and e.outcome == "ok" for e in runs),
-            f"{FAULT_POINT} of {pending.key} to finish",
-            DEADLINE_S,
-            0.05,
-        )
+    def wait_fault_point(self, mode: Mode, pending: Pending) -> None:
+        self.subject.wait_fault_point(pending.request, pending.key, mode.name == "durable", DEADLINE_S)
 
-    def crash_writer(self, mode: Mode, pending: Pending, sig: signal.Signals) -> None:
-        self.wait_fault_point(pending)
+    def crash(self, mode: Mode, pending: Pending, sig: signal.Signals) -> None:
+        self.wait_fault_point(mode, pending)
         if mode.kill(sig) is None:
-            raise DrillError(f"the {mode.name} writer was not running at the fault point")
-        mode.start(self.config_file)
+            raise DrillError(f"the {mode.name} service was not running at the fault point")
+        mode.start()
         mode.recover(pending)
 
     def nominal_throughput(self, mode: Mode) -> float:
         """Completed requests per second with `concurrency` sent at once, no fault."""
         started = time.monotonic()
-        pendings = [
-            mode.begin(howto_body(f"{RESTART_PROMPT} (load {i})"), f"eval_{mode.name}_load_{uuid.uuid4().hex[:10]}")
-            for i in range(self.concurrency)
-        ]
+        pendings = [mode.begin(self.subject.new_request(f"{mode.name}_load")) for _ in range(self.concurrency)]
         with ThreadPoolExecutor(self.concurrency) as pool:
             outcomes = list(pool.map(lambda p: mode.finish(p, DEADLINE_S), pendings))
         done = sum(o.completed for o in outcomes)
@@ -209,11 +209,11 @@ def _nothing(evaluator: Evaluator, mode: Mode, *_: Any) -> None:
 
 
 def _kill(evaluator: Evaluator, mode: Mode, pending: Pending) -> None:
-    evaluator.crash_writer(mode, pending, signal.SIGKILL)
+    evaluator.crash(mode, pending, signal.SIGKILL)
 
 
 def _term(evaluator: Evaluator, mode: Mode, pending: Pending) -> None:
-    evaluator.crash_writer(mode, pending, signal.SIGTERM)
+    evaluator.crash(mode, pending, signal.SIGTERM)
 
 
 def _model_down(evaluator: Evaluator, mode: Mode) -> None:
@@ -230,12 +230,11 @@ def _model_back(evaluator: Evaluator, mode: Mode, pending: Pending) -> None:
 
 
 def _failing_tool(evaluator: Evaluator, mode: Mode) -> None:
-    overrides = {**evaluator.tapped, "faults.tool_error.fail_first": TOOL_FAILURES}
-    mode.start(evaluator.stack.writer.derived_config("evaluate-tool-error", overrides))
+    mode.start(TOOL_FAILURES)
 
 
 def _server_crash(evaluator: Evaluator, mode: Mode, pending: Pending) -> None:
-    evaluator.wait_fault_point(pending)
+    evaluator.wait_fault_point(mode, pending)
     evaluator.stack.server.kill(signal.SIGKILL)
     evaluator.stack.server.start()
     mode.recover(pending)

@@ -22,6 +22,8 @@ from agents import (
     ModelBehaviorError,
     ModelSettings,
     RunContextWrapper,
+    RunResult,
+    Tool,
 )
 from pydantic import StringConstraints
 from restate.ext.openai import DurableRunner, durable_function_tool, restate_context
@@ -75,25 +77,26 @@ async def save_report(
         markdown_report: The full report, in markdown.
     """
     job = wrapper.context
-
-    def write() -> str:
-        job.fault.check()
-        content = report_content(job, markdown_report)
-        return str(write_contained(job.root, job.directory, report_file_name(job.topic, content), content))
-
     # A durable step: once journaled, a retry or a restart gets the path back without writing again.
-    path = await restate_context().run_typed(SAVE_STEP, write)
+    path = await restate_context().run_typed(SAVE_STEP, lambda: write_report_file(job, markdown_report))
     job.saved.append(path)
     return path
 
 
-def build_agent(settings: Settings) -> Agent[ReportJob]:
+def write_report_file(job: ReportJob, markdown_report: str) -> str:
+    """The tool's side effect, the same with Restate and without it (`baseline.py`)."""
+    job.fault.check()
+    content = report_content(job, markdown_report)
+    return str(write_contained(job.root, job.directory, report_file_name(job.topic, content), content))
+
+
+def build_agent(settings: Settings, tool: Tool = save_report) -> Agent[ReportJob]:
     return Agent[ReportJob](
         name="WriterAgent",
         instructions=INSTRUCTIONS,
         model=settings.model,
         output_type=ReportData,
-        tools=[save_report],
+        tools=[tool],
         model_settings=ModelSettings(
             tool_choice="required",  # the report is saved before it is returned; reset after the tool ran
             parallel_tool_calls=False,
@@ -112,25 +115,30 @@ def build_service(settings: Settings) -> restate.Service:
     @writer.handler()
     async def run(ctx: restate.Context, request: dict[str, Any]) -> dict[str, Any]:
         try:
-            parsed = parse_request(request)
-            directory = contained_dir("output_dir", parsed.research_info.output_dir, settings.allowed_roots)
-            root = containing_root(directory, settings.allowed_roots)
+            prompt, directory, root = accepted(request, settings)
         except (BadRequest, PathNotAllowed) as exc:
             raise restate.TerminalError(str(exc), status_code=400) from None
         written_at = await ctx.time()
-        job = ReportJob(parsed.prompt, directory, root, written_at, fault)
+        job = ReportJob(prompt, directory, root, written_at, fault)
         try:
-            result = await DurableRunner.run(agent, parsed.prompt, context=job, max_turns=MAX_TURNS)
+            result = await DurableRunner.run(agent, prompt, context=job, max_turns=MAX_TURNS)
         except (ModelBehaviorError, MaxTurnsExceeded) as exc:
             # Raised from answers already journaled: a retry replays the same answers into the same error.
             raise restate.TerminalError(f"the agent could not finish: {type(exc).__name__}: {exc}") from None
         if not job.saved:
             raise restate.TerminalError("the agent answered without calling save_report: no report file written")
-        report = result.final_output_as(ReportData, raise_if_incorrect_type=True)
-        return {
-            "report": report.model_dump(),
-            "path": job.saved[-1],
-            "written_at": written_at,
-        }
+        return answer(job, result)
 
     return writer
+
+
+def accepted(request: object, settings: Settings) -> tuple[str, Path, Path]:
+    """The prompt, the report directory and its allowed root; BadRequest or PathNotAllowed otherwise."""
+    parsed = parse_request(request)
+    directory = contained_dir("output_dir", parsed.research_info.output_dir, settings.allowed_roots)
+    return parsed.prompt, directory, containing_root(directory, settings.allowed_roots)
+
+
+def answer(job: ReportJob, result: RunResult) -> dict[str, Any]:
+    report = result.final_output_as(ReportData, raise_if_incorrect_type=True)
+    return {"report": report.model_dump(), "path": job.saved[-1], "written_at": job.written_at}

@@ -29,7 +29,7 @@ def test_durability_lines_are_counted_from_the_real_modules():
 
 
 def test_go_when_every_criterion_is_met(monkeypatch):
-    monkeypatch.setattr(decision, "durability_lines", lambda: (60, 30))
+    monkeypatch.setattr(decision, "durability_lines", lambda parts: (60, 30))
     evaluation = Evaluation(
         runs=[
             run("nominal", "baseline", seconds=4.0),
@@ -50,7 +50,7 @@ def test_go_when_every_criterion_is_met(monkeypatch):
 
 
 def test_nogo_names_what_failed(monkeypatch):
-    monkeypatch.setattr(decision, "durability_lines", lambda: (200, 30))
+    monkeypatch.setattr(decision, "durability_lines", lambda parts: (200, 30))
     evaluation = Evaluation(
         runs=[
             run("nominal", "baseline", seconds=4.0),
@@ -72,7 +72,7 @@ def test_rows_sum_runs_and_take_latency_of_completed_ones():
 
 
 def test_the_files_keep_the_promised_json_shape(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(decision, "durability_lines", lambda: (60, 30))
+    monkeypatch.setattr(decision, "durability_lines", lambda parts: (60, 30))
     result = decision.decide(Evaluation(runs=[run("kill", "baseline"), run("kill", "durable")]))
     result["context"] = {"machine": "test <script>"}
     files = report.write(tmp_path, result)
