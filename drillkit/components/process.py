@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import httpx
 from drillkit import progress
 from drillkit.errors import ComponentError
 from drillkit.ports import ensure_free
-from drillkit.procs import ProcessRecord, ProcessTable, Stopped
+from drillkit.procs import ProcessRecord, ProcessTable, Stopped, proc_state, verify
 from drillkit.waits import WaitTimeout, poll
 
 HEALTH_TIMEOUT_S = 60.0
@@ -154,3 +155,27 @@ class ManagedProcess:
 
     def stop(self) -> Stopped | None:
         return self.kill(signal.SIGTERM, self.stop_timeout_s)
+
+    # -- alive and silent: a long GC pause, a VM freeze --------------------------------------------
+
+    def freeze(self) -> ProcessRecord | None:
+        """SIGSTOP to the recorded process (verified first): it keeps its sockets and answers nothing."""
+        record = self.live()
+        if record is None:
+            return None
+        verify(record)
+        os.kill(record.pid, signal.SIGSTOP)
+        return record
+
+    def thaw(self) -> ProcessRecord | None:
+        """SIGCONT to the recorded process (verified first); None when it is not running."""
+        record = self.live()
+        if record is None:
+            return None
+        verify(record)
+        os.kill(record.pid, signal.SIGCONT)
+        return record
+
+    def frozen(self) -> bool:
+        record = self.live()
+        return record is not None and proc_state(record.pid) == "T"

@@ -4,9 +4,9 @@
 
 It answers `POST /v1/chat/completions` at once (or after `--delay-ms`, to keep invocations in flight
 for crash storms): the outline and summary schemas get valid JSON, everything else a short text.
-`POST /stub/hold` makes every completion wait (the ones already waiting too) until `POST /stub/release`:
-a drill that must land a fault while invocations are between steps holds the model instead of betting
-on a delay that a busy machine can outrun.
+`POST /stub/hold[?after=N]` makes every completion but the next N wait (the ones already waiting
+too) until `POST /stub/release`: a drill that must land a fault while invocations are between steps
+holds the model instead of betting on a delay that a busy machine can outrun.
 Plain asyncio and HTTP/1.1 keep-alive: a few hundred microseconds per request, not a web framework's.
 """
 
@@ -20,6 +20,7 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -54,15 +55,28 @@ def completion(request: dict[str, Any]) -> dict[str, Any]:
 
 
 class Gate:
-    """Open unless held; completions wait at it (a drill's hold, never longer than the drill's cleanup)."""
+    """Open unless held; completions wait at it (a drill's hold, never longer than the drill's cleanup).
+    A hold can let `after` more completions through first (one event loop: no lock needed)."""
 
     def __init__(self) -> None:
         self.open = asyncio.Event()
         self.open.set()
         self.waiting = 0
+        self.allowed = 0
+
+    def hold(self, after: int = 0) -> None:
+        self.allowed = after
+        self.open.clear()
+
+    def release(self) -> None:
+        self.allowed = 0
+        self.open.set()
 
     async def pass_through(self) -> None:
         if self.open.is_set():
+            return
+        if self.allowed > 0:
+            self.allowed -= 1
             return
         self.waiting += 1
         try:
@@ -84,8 +98,13 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, del
                     await asyncio.sleep(delay_s)
                 await gate.pass_through()
                 status, payload = "200 OK", completion(json.loads(body or b"{}"))
-            elif method == "POST" and path in ("/stub/hold", "/stub/release"):
-                (gate.open.clear if path == "/stub/hold" else gate.open.set)()
+            elif method == "POST" and urlsplit(path).path in ("/stub/hold", "/stub/release"):
+                if urlsplit(path).path == "/stub/hold":
+                    gate.hold(int(parse_qs(urlsplit(path).query).get("after", ["0"])[0]))
+                else:
+                    gate.release()
+                status, payload = "200 OK", {"held": not gate.open.is_set(), "waiting": gate.waiting}
+            elif path == "/stub/status":
                 status, payload = "200 OK", {"held": not gate.open.is_set(), "waiting": gate.waiting}
             elif path.endswith("/health") or path.endswith("/models"):
                 status, payload = "200 OK", {"status": "ok", "data": [{"id": "stub"}]}
@@ -143,13 +162,20 @@ class StubLlm(ManagedProcess):
         ]
         return self.spawn_or_reuse(argv, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, cwd=PROJECT_ROOT)
 
-    def hold(self) -> int:
-        """Every completion waits from now on until `release`; returns how many were already waiting."""
-        return self._gate("hold")
+    def hold(self, after: int = 0) -> int:
+        """Every completion but the next `after` waits from now on until `release`; returns how many
+        were already waiting."""
+        return self._gate(f"hold?after={after}")
 
     def release(self) -> int:
         """Answer the held completions and every later one; returns how many were waiting."""
         return self._gate("release")
+
+    def waiting(self) -> int:
+        """Completions parked at the hold right now (the stub's own count)."""
+        response = httpx.get(f"{self.url}/stub/status", timeout=10.0)
+        response.raise_for_status()
+        return int(response.json()["waiting"])
 
     def _gate(self, what: str) -> int:
         response = httpx.post(f"{self.url}/stub/{what}", timeout=10.0)

@@ -69,6 +69,25 @@ def kill_writer(drill: Drill, writer: ProcessRecord, sig: signal.Signals) -> Sto
     return kill_recorded(drill, "the writer", writer, sig, drill.stack.writer.kill_record)
 
 
+def freeze_writer(drill: Drill, writer: ProcessRecord) -> None:
+    """SIGSTOP to the writer read before (verified again): alive, its sockets open, answering nothing.
+    Thawed on every path."""
+    drill.on_cleanup("writer thawed", lambda: thaw_writer(drill, quiet=True))
+    drill.fault_injected = True
+    record = drill.stack.writer.freeze()
+    if record is None or record.pid != writer.pid:
+        raise DrillError(f"the writer (pid {writer.pid}) was not running when the drill came to freeze it")
+    drill.record.event("frozen", f"SIGSTOP to the writer's recorded pid {record.pid} (alive, silent)")
+
+
+def thaw_writer(drill: Drill, quiet: bool = False) -> None:
+    if not drill.stack.writer.frozen():
+        return
+    record = drill.stack.writer.thaw()
+    if record is not None and not quiet:
+        drill.record.event("thawed", f"SIGCONT to the writer's pid {record.pid}")
+
+
 def kill_recorded(
     drill: Drill,
     what: str,

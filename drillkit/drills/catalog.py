@@ -19,6 +19,7 @@ from drillkit.drills.node_loss import INVOCATIONS, check_node_loss, node_loss_sc
 from drillkit.drills.record import INCONCLUSIVE, PASS, DrillRecord
 from drillkit.drills.server_crash import server_crash_scenario
 from drillkit.drills.storm import Llm, Target, check_storm, storm_scenario
+from drillkit.drills.stuck import stuck_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
 from drillkit.drills.tool_error import check_fail_first, tool_error_scenario
 from drillkit.errors import ConfigError, DrillError
@@ -230,6 +231,18 @@ def partition(
         node_loss_scenario(target, signal.SIGKILL, 1, invocations, llm, fault="cut"),
         partial(check_node_loss, target=target, sig=signal.SIGKILL, count=1, invocations=invocations),
         deadline_s,
+    )
+
+
+def stuck(deadline_s: float | None = None) -> DrillSpec:
+    """The writer frozen (SIGSTOP) with a step in flight: Restate aborts the attempt, retries, completes."""
+    return DrillSpec(
+        "stuck",
+        _deadline(deadline_s),
+        stuck_scenario(),
+        None,
+        deadline_s,
+        on_target="it runs the shipped writer on the stub model with short Restate timeouts (its config)",
     )
 
 

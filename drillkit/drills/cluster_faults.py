@@ -58,14 +58,16 @@ def use_stub_llm(drill: Drill, delay_ms: float = STUB_DELAY_MS) -> StubLlm:
     return stub
 
 
-def hold_model(drill: Drill, stub: StubLlm | None) -> None:
-    """From here to `release_model` no step can finish: every invocation underway stays in flight while
-    the drill finds the leaders and lands its fault, however slow the machine (a delay alone was outrun)."""
+def hold_model(drill: Drill, stub: StubLlm | None, after: int = 0) -> None:
+    """From here to `release_model` no step can finish (but the next `after` answers): every invocation
+    underway stays in flight while the drill lands its fault, however slow the machine (a delay alone
+    was outrun)."""
     if stub is None:
         return
     drill.on_cleanup("stub LLM released", lambda: release_model(drill, stub, quiet=True))
-    waiting = stub.hold()
-    drill.record.event("model held", f"the stub answers nothing until the fault has landed ({waiting} waiting)")
+    waiting = stub.hold(after)
+    but = f" but {after} more answer(s)" if after else ""
+    drill.record.event("model held", f"the stub answers nothing{but} until the fault has landed ({waiting} waiting)")
 
 
 def release_model(drill: Drill, stub: StubLlm | None, quiet: bool = False) -> None:

@@ -34,10 +34,20 @@ def test_a_held_completion_waits_for_the_release(tmp_path):
         asker = threading.Thread(target=ask)
         asker.start()
         # The request is parked at the gate: the stub itself counts it, no timing involved.
-        poll(lambda: httpx.post(f"{stub.url}/stub/hold", timeout=5).json()["waiting"], lambda n: n == 1, "parked", 30)
+        poll(stub.waiting, lambda n: n == 1, "the request parked at the hold", 30)
         assert not answered.is_set()
         assert stub.release() == 1
         asker.join(30)
         assert status == [200]
+        # A hold may let the next answers through first: the first passes, the second is parked.
+        stub.hold(after=1)
+        ask()
+        assert status == [200, 200]
+        second = threading.Thread(target=ask)
+        second.start()
+        poll(stub.waiting, lambda n: n == 1, "the second request parked", 30)
+        assert stub.release() == 1
+        second.join(30)
+        assert status == [200, 200, 200]
     finally:
         stub.stop()
