@@ -102,6 +102,17 @@ class _Api:
 class AdminApi(_Api):
     """Restate's admin API: health, deployments, SQL introspection, invocation control."""
 
+    def __init__(
+        self,
+        base_url: str,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transient_retry_s: float = TRANSIENT_RETRY_S,
+    ) -> None:
+        super().__init__(base_url, transport, timeout)
+        # How long a transient SQL answer is asked again: a parameter so unit tests need not wait it out.
+        self.transient_retry_s = transient_retry_s
+
     def healthy_admin(self) -> bool:
         return self.healthy("/health")
 
@@ -120,7 +131,7 @@ class AdminApi(_Api):
         seconds, so no probe mistakes a moving partition for a failed system. A query only reads, so
         asking again is safe."""
         retrying = Retrying(
-            stop=stop_after_delay(TRANSIENT_RETRY_S),
+            stop=stop_after_delay(self.transient_retry_s),
             wait=wait_fixed(0.1),
             retry=retry_if_exception(is_transient_query_error),
             reraise=True,

@@ -21,7 +21,7 @@ import httpx
 
 from drillkit import progress
 from drillkit.errors import ComponentError
-from drillkit.ports import ensure_free
+from drillkit.ports import RELEASE_GRACE_S, ensure_free
 from drillkit.procs import ProcessRecord, ProcessTable, Stopped, proc_state, verify
 from drillkit.waits import WaitTimeout, poll
 
@@ -75,6 +75,9 @@ class ManagedProcess:
         self.log_file = log_file
 
     stop_timeout_s = 15.0
+    # How long a taken port gets to be released before start fails: a process killed a moment ago may hold
+    # its socket while its threads exit. Per instance, so a unit test need not wait the real grace out.
+    port_release_grace_s = RELEASE_GRACE_S
 
     def health_url(self) -> str:
         raise NotImplementedError
@@ -116,7 +119,7 @@ class ManagedProcess:
             record = None
         if record is None:
             for where in self.listens():
-                ensure_free(where.host, where.port, self.what, where.field, self.procs)
+                ensure_free(where.host, where.port, self.what, where.field, self.procs, self.port_release_grace_s)
             record = self.procs.spawn(
                 self.name,
                 argv,

@@ -22,7 +22,7 @@ from drillkit.components.process import config_digest
 from drillkit.config import Runtime
 from drillkit.errors import ComponentError, ConfigMismatch, DrillError
 from drillkit.identity import SERVER_KEY_ENV, SERVER_KEY_ENVS, RequestIdentity
-from drillkit.ports import PortInUse, ensure_free
+from drillkit.ports import RELEASE_GRACE_S, PortInUse, ensure_free
 from drillkit.procs import ProcessTable
 from drillkit.restate_api import AdminApi, IngressApi
 from drillkit.waits import WaitTimeout, poll
@@ -34,6 +34,9 @@ class RestateServer(ABC):
     """Start (waits until ready), stop, kill(signal), restart, health and logs of one Restate server."""
 
     name: str
+    # How long a taken ingress, admin or fabric port gets to be released before start fails (a server a
+    # drill just SIGKILLed may hold it a moment). Per instance, so a unit test need not wait it out.
+    port_release_grace_s = RELEASE_GRACE_S
 
     def __init__(
         self,
@@ -126,7 +129,9 @@ class RestateServer(ABC):
             (self.runtime.ingress_url, "runtime.ingress_url"),
             (self.runtime.admin_url, "runtime.admin_url"),
         ):
-            ensure_free(host_of(url), port_of(url), f"restate-server ({self.name})", field, procs)
+            ensure_free(
+                host_of(url), port_of(url), f"restate-server ({self.name})", field, procs, self.port_release_grace_s
+            )
 
     def start(self) -> str:
         """Start (reusing a running server) and wait until it is ready for drills."""
@@ -239,7 +244,7 @@ class NativeServer(RestateServer):
         # The node-to-node port is fixed (no setting): one native server per network namespace.
         fabric = host_of(self.runtime.admin_url)
         try:  # with ensure_free's grace: a server just SIGKILLed by a drill may hold it a moment
-            ensure_free(fabric, FABRIC_PORT, "restate-server (native)", "-", self.procs)
+            ensure_free(fabric, FABRIC_PORT, "restate-server (native)", "-", self.procs, self.port_release_grace_s)
         except PortInUse:
             raise PortInUse(
                 f"cannot start the restate-server (native): its node-to-node port {FABRIC_PORT} ({fabric}) is "

@@ -211,6 +211,7 @@ def test_a_busy_port_is_named_with_its_config_field_before_docker_run(tmp_path):
         port = busy.getsockname()[1]
         rt = Runtime(ingress_url=f"http://127.0.0.1:{port}")
         server = _DockerServer(rt, AdminApi(rt.admin_url), IngressApi(rt.ingress_url), fake, ProcessTable(tmp_path))
+        server.port_release_grace_s = 0.2  # a killed server gets 5 s; nothing is killed here
         with pytest.raises(PortInUse, match=rf"port {port} .*another program.*runtime\.ingress_url"):
             server.launch()  # after the port's release grace (a killed server may hold it a moment)
     assert fake.run_calls == []

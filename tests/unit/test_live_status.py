@@ -61,15 +61,21 @@ def test_watch_counts_steps_and_invocations_from_the_ledger(tmp_path, monkeypatc
 
 def test_an_observer_without_live_shows_nothing_live():
     class Old:
-        def message(self, kind, text):
-            pass
+        def __init__(self):
+            self.messages = []
 
-    previous = progress.install(Old())  # type: ignore[arg-type]
+        def message(self, kind, text):
+            self.messages.append((kind, text))
+
+    old = Old()
+    previous = progress.install(old)  # type: ignore[arg-type]
     try:
         with progress.live("x") as update:
-            update({"a": 1})
+            update({"a": 1})  # accepted and dropped: no AttributeError for the missing `live`
+        progress.info("after")  # the observer is still the one installed, and still hears messages
     finally:
         progress.install(previous)
+    assert old.messages == [("info", "after")]  # the live fields never reached it as a message
 
 
 def test_console_live_off_a_terminal_prints_plain_lines_at_most(monkeypatch, capsys):

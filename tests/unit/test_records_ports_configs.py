@@ -143,8 +143,10 @@ def test_same_config_is_reused_another_is_restarted_and_said(table, tmp_path, pr
 def test_port_taken_by_another_program_fails_at_once(table, tmp_path):
     with listener() as sock:
         port = sock.getsockname()[1]
+        sleeper = Sleeper(table, tmp_path / "s.log", port)
+        sleeper.port_release_grace_s = 0.2  # the real grace (5 s) is for a process just killed; none here
         with pytest.raises(ports.PortInUse, match=rf"port {port} .* another program.*sleeper\.port"):
-            Sleeper(table, tmp_path / "s.log", port).spawn_or_reuse(SLEEPER)
+            sleeper.spawn_or_reuse(SLEEPER)
     assert table.load("sleeper") is None
 
 
@@ -155,8 +157,10 @@ def test_port_taken_by_one_of_ours_names_it(table, tmp_path):
     from drillkit.waits import poll
 
     poll(lambda: ports.listening("127.0.0.1", port), bool, "the listener", 10)
+    sleeper = Sleeper(table, tmp_path / "s.log", port)
+    sleeper.port_release_grace_s = 0.2  # the llm keeps its port: waiting the real 5 s grace would prove nothing more
     with pytest.raises(ports.PortInUse, match=rf"our llm \(pid {other.pid}"):
-        Sleeper(table, tmp_path / "s.log", port).spawn_or_reuse(SLEEPER)
+        sleeper.spawn_or_reuse(SLEEPER)
 
 
 def test_a_free_port_is_free():

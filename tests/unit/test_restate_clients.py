@@ -39,8 +39,16 @@ def test_query_refuses_ids_that_could_escape_sql():
 
 
 def test_query_ready_is_false_while_partitions_are_missing():
-    admin = admin_with(lambda r: httpx.Response(500, json={"message": "partition 1 doesn't exist on this node"}))
+    asked = []
+
+    def missing(request):
+        asked.append(request.url.path)
+        return httpx.Response(500, json={"message": "partition 1 doesn't exist on this node"})
+
+    # The transient answer is asked again for `transient_retry_s` (5 s in use); 0.3 s here keeps the test quick.
+    admin = AdminApi("http://127.0.0.1:9070", transport=httpx.MockTransport(missing), transient_retry_s=0.3)
     assert admin.query_ready() is False
+    assert len(asked) >= 2 and set(asked) == {"/query"}  # asked again before giving up, not once
 
 
 def test_kill_invocation_patches_restates_kill():
