@@ -7,7 +7,10 @@ A model's JSON answer can be cut off by the token limit (`finish_reason: "length
 1. the answer is parsed; a usable object is used (`outcome: ok`);
 2. otherwise the model is asked again, up to `pipeline.json_retries` more times (`retried` when a later
    answer is usable). This is not a retry of a failure, which Restate owns: the request succeeded and
-   its content is what falls short, so asking again belongs inside the step, within a stated budget;
+   its content is what falls short, so asking again belongs inside the step, within a stated budget.
+   An answer cut off by the token limit (`finish_reason: "length"`) is not asked again: the same limit
+   would cut the next one too (measured on the local model at max_tokens 96: both cut), so it costs a
+   request for nothing;
 3. the budget spent, the last answer is repaired: a cut-off object closed where its last whole value
    ended, a Python literal read as one (`repaired`);
 4. still nothing usable: the step goes on without it (`fallback`; the caller's defaults, no raw text).
@@ -55,10 +58,13 @@ async def ask_structured(
         if data is not None and usable(data):
             return AnswerCheck(data, "ok" if number == 0 else "retried", number + 1, problems)
         problems.append(describe_problem(last, data))
+        if last.finish_reason == "length":
+            break
+    asked = len(problems)
     repaired = repair_object(last.text)
     if repaired is not None and usable(repaired):
-        return AnswerCheck(repaired, "repaired", retries + 1, problems)
-    return AnswerCheck(None, "fallback", retries + 1, problems)
+        return AnswerCheck(repaired, "repaired", asked, problems)
+    return AnswerCheck(None, "fallback", asked, problems)
 
 
 def describe_problem(answer: Answer, data: dict[str, Any] | None) -> str:

@@ -17,8 +17,9 @@ The faults, as a model endpoint really shows them:
 - `truncated`: the model's real answer with its message content cut in half and `finish_reason:
   "length"`, what a server returns when the answer ran into the token limit (the HTTP body itself is
   valid JSON: the structured answer inside it is not);
-- `malformed`: the model's real answer with a JSON object content rewritten with single quotes (a
-  Python literal, as small models write it), any other content made unbalanced.
+- `malformed`: the model's real answer with its content's double quotes made single (a JSON object
+  becomes a Python literal, as small models write it; content without quotes gets an opening brace it
+  never closes) and `finish_reason: "stop"`: the answer is whole, only not JSON.
 
 The first four never reach the model; the last four ask it and change what comes back.
 """
@@ -140,16 +141,18 @@ def truncate_answer(body: bytes) -> bytes:
 
 
 def malform_answer(body: bytes) -> bytes:
-    """The completion with a JSON-object content written as a Python literal (single quotes, True,
-    None), any other content given an opening brace it never closes."""
-    return _rewrite_content(body, _malformed, None) or b"{" + body
+    """The completion with its content no longer JSON (see `_malformed`) and finish_reason "stop"; a
+    body that is no chat completion gets an opening brace it never closes."""
+    return _rewrite_content(body, _malformed, "stop") or b"{" + body
 
 
 def _malformed(text: str) -> str:
+    """A JSON object or array as a Python literal (single quotes, True, None); other text (a model's
+    answer already cut off) with its double quotes made single; text without quotes opened with a brace."""
     try:
         value = json.loads(text)
     except ValueError:
-        return "{" + text
+        return text.replace('"', "'") if '"' in text else "{" + text
     return repr(value) if isinstance(value, dict | list) else "{" + text
 
 
