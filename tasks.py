@@ -655,11 +655,10 @@ drill_ns = Collection(
 )
 def drill_model(c, config=None, fault=None, burst=1, deadline=None, report_dir=None, keep_up=False):
     """Make the model fail through the LLM tap and prove the writer retries, waits, repairs or stops as it should."""
+    in_a_row = int(_number("burst", burst, int, 1))
     if fault is None:
         _usage("--fault is required: " + ", ".join(catalog.MODEL_FAULTS))
-    spec = catalog.model(
-        _choice("fault", fault, catalog.MODEL_FAULTS), int(_number("burst", burst, int, 1)), _deadline(deadline)
-    )
+    spec = catalog.model(_choice("fault", fault, catalog.MODEL_FAULTS), in_a_row, _deadline(deadline))
     _run_drill(c, config, spec, report_dir, keep_up)
 
 

@@ -61,7 +61,7 @@ async def ask_structured(
         if last.finish_reason == "length":
             break
     asked = len(problems)
-    repaired = repair_object(last.text)
+    repaired = repair_object(last.text, usable)
     if repaired is not None and usable(repaired):
         return AnswerCheck(repaired, "repaired", asked, problems)
     return AnswerCheck(None, "fallback", asked, problems)
@@ -74,13 +74,13 @@ def describe_problem(answer: Answer, data: dict[str, Any] | None) -> str:
     return f"answer {len(answer.text)} characters: not a JSON object{cut}"
 
 
-def repair_object(text: str) -> dict[str, Any] | None:
+def repair_object(text: str, usable: Callable[[dict[str, Any]], bool] = bool) -> dict[str, Any] | None:
     """The object a cut-off or Python-literal answer meant, as far as it is whole; None if none."""
     start = text.find("{")
     if start < 0:
         return None
     candidate = text[start:]
-    closed = close_truncated(candidate)
+    closed = close_truncated(candidate, usable)
     if closed is not None:
         return closed
     end = candidate.rfind("}")
@@ -91,20 +91,23 @@ def repair_object(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def close_truncated(text: str) -> dict[str, Any] | None:
-    """A JSON object cut off mid-way, closed: first as it is (an open string closed), then cut back to
-    the end of each whole value, latest first; the first prefix that parses is the object."""
-    ends = [len(text)] + [i + 1 for i in range(len(text) - 1, 0, -1) if text[i] in _VALUE_ENDS]
-    for end in ends:
-        prefix = text[:end].rstrip().rstrip(",")
+def close_truncated(text: str, usable: Callable[[dict[str, Any]], bool] = bool) -> dict[str, Any] | None:
+    """A JSON object cut off mid-way, closed: cut back to the end of each whole value, latest first, and
+    the open arrays and objects closed; only when no whole value will do is an unfinished string closed
+    where it was cut (a half-written question is worse than none, a half summary better than none).
+    The first candidate that parses into a usable object is it."""
+    ends = [i + 1 for i in range(len(text) - 1, 0, -1) if text[i] in _VALUE_ENDS]
+    tries = [(text[:end], False) for end in ends] + [(text, True)]
+    for candidate, may_close_string in tries:
+        prefix = candidate.rstrip().rstrip(",")
         closers = _closers(prefix)
-        if closers is None:
+        if closers is None or (closers.startswith('"') and not may_close_string):
             continue
         try:
             value = json.loads(prefix + closers)
         except ValueError:
             continue
-        if isinstance(value, dict):
+        if isinstance(value, dict) and usable(value):
             return value
     return None
 
