@@ -639,6 +639,30 @@ drill_ns = Collection(
     drill_partition,
     drill_all,
 )
+
+
+# -- drill.model: model errors at the LLM tap (one block: it moves whole into a tasks/ package) --------
+
+
+@task(
+    name="model",
+    help=_drill_help(
+        fault="what the model does: 429 (with Retry-After), 500, 503, 400 (invalid request), reset "
+        "(connection dropped mid-answer), slow (answer trickled over 3 s), truncated or malformed (the "
+        "summary's JSON cut off, or not JSON); required",
+        burst="how many model requests in a row get the fault (default 1)",
+    ),
+)
+def drill_model(c, config=None, fault=None, burst=1, deadline=None, report_dir=None, keep_up=False):
+    """Make the model fail through the LLM tap and prove the writer retries, waits, repairs or stops as it should."""
+    in_a_row = int(_number("burst", burst, int, 1))
+    if fault is None:
+        _usage("--fault is required: " + ", ".join(catalog.MODEL_FAULTS))
+    spec = catalog.model(_choice("fault", fault, catalog.MODEL_FAULTS), in_a_row, _deadline(deadline))
+    _run_drill(c, config, spec, report_dir, keep_up)
+
+
+drill_ns.add_task(drill_model)
 # -- benchmarks -------------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import restate
 from restate import TerminalError
+from restate.exceptions import RetryableError
 from restate.serde import BytesSerde
 
 from writer_service import faults as fault_injection
@@ -36,6 +37,7 @@ from writer_service.llm import (
     describe_error,
     is_retryable,
     parse_json_object,
+    retry_after_s,
     string_list,
 )
 from writer_service.models import (
@@ -56,6 +58,7 @@ from writer_service.report_files import (
     report_file_name,
     write_contained,
 )
+from writer_service.structured import AnswerCheck, ask_structured, looks_like_json
 
 SERVICE_NAME = "WriterAgentRestate"
 log = logging.getLogger("writer_service.agent")
@@ -177,6 +180,23 @@ class StepRunner:
                 if not is_retryable(exc):
                     log.error("step=%s invocation=%s terminal: %s", name, self.invocation_id, reason)
                     raise TerminalError(f"{name}: {reason}", status_code=502) from exc
+                wait = retry_after_s(exc, self.rt.config.writer_model.timeout_s)
+                if wait is not None:
+                    # The endpoint said when to ask again: Restate schedules the retry then (its delay
+                    # override), bounded by the step's model timeout, not by its own fast backoff.
+                    log.warning(
+                        "step=%s invocation=%s attempt=%d failed, Restate retries in %.1f s (Retry-After): %s",
+                        name,
+                        self.invocation_id,
+                        attempt,
+                        wait,
+                        reason,
+                    )
+                    raise RetryableError(
+                        f"{name} attempt {attempt}: {reason}; retry after {wait:g} s (Retry-After)",
+                        status_code=503,
+                        retry_after=timedelta(seconds=wait),
+                    ) from exc
                 log.warning(
                     "step=%s invocation=%s attempt=%d failed, Restate will retry: %s",
                     name,
@@ -233,7 +253,11 @@ def _context(request: WriterRequest) -> str:
 
 def outline_from_answer(answer: str, prompt: str, n: int) -> dict[str, Any]:
     """A usable outline whatever the model said: malformed answers fall back to numbered sections."""
-    data = parse_json_object(answer) or {}
+    return outline_from_data(parse_json_object(answer), prompt, n)
+
+
+def outline_from_data(data: dict[str, Any] | None, prompt: str, n: int) -> dict[str, Any]:
+    data = data or {}
     topic = data.get("research_topic")
     topic = topic.strip() if isinstance(topic, str) and topic.strip() else prompt.strip()[:80]
     sections = string_list(data.get("sections"), n)
@@ -246,13 +270,41 @@ def outline_from_answer(answer: str, prompt: str, n: int) -> dict[str, Any]:
 def summary_from_answer(answer: str) -> dict[str, Any]:
     data = parse_json_object(answer)
     if data is None:
+        if looks_like_json(answer):  # a cut-off or malformed object: never pasted into the report
+            log.warning("summary answer was broken JSON; the report goes without a summary")
+            return {"short_summary": "", "follow_up_questions": []}
         log.warning("summary answer was not JSON; using its text as the summary")
         return {"short_summary": answer.strip()[:500], "follow_up_questions": []}
+    return summary_from_data(data)
+
+
+def summary_from_data(data: dict[str, Any]) -> dict[str, Any]:
     summary = data.get("short_summary")
     return {
         "short_summary": summary.strip() if isinstance(summary, str) else "",
         "follow_up_questions": string_list(data.get("follow_up_questions"), 5),
     }
+
+
+def _usable_outline(data: dict[str, Any]) -> bool:
+    return isinstance(data.get("research_topic"), str) or isinstance(data.get("sections"), list)
+
+
+def _usable_summary(data: dict[str, Any]) -> bool:
+    summary = data.get("short_summary")
+    return isinstance(summary, str) and bool(summary.strip()) and not looks_like_json(summary)
+
+
+def _log_check(step: str, call: StepAttempt, checked: AnswerCheck) -> None:
+    if checked.outcome != "ok":
+        log.warning(
+            "step=%s invocation=%s structured answer %s after %d request(s): %s",
+            step,
+            call.invocation_id,
+            checked.outcome,
+            checked.requests,
+            "; ".join(checked.problems),
+        )
 
 
 def render_markdown(topic: str, sections: list[str], bodies: list[str], summary: dict[str, Any]) -> str:
@@ -274,15 +326,20 @@ async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> di
     context = _context(request)
 
     async def outline(call: StepAttempt) -> dict[str, Any]:
-        answer = await llm.json(
-            SYSTEM_PROMPT,
-            f"Plan a report for this request: {request.prompt}\n{context}\n"
-            f"Give a research topic and exactly {n} section titles.",
-            "outline",
-            _outline_schema(n),
-            call,
+        checked = await ask_structured(
+            lambda: llm.json_answer(
+                SYSTEM_PROMPT,
+                f"Plan a report for this request: {request.prompt}\n{context}\n"
+                f"Give a research topic and exactly {n} section titles.",
+                "outline",
+                _outline_schema(n),
+                call,
+            ),
+            _usable_outline,
+            pipeline.json_retries,
         )
-        return outline_from_answer(answer, request.prompt, n)
+        _log_check("outline", call, checked)
+        return {**outline_from_data(checked.data, request.prompt, n), "answer": checked.journal()}
 
     plan = await steps.step("outline", outline, pipeline.llm_retry)
 
@@ -300,16 +357,22 @@ async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> di
         bodies.append(await steps.step(f"section:{index}", section, pipeline.llm_retry))
 
     async def summary(call: StepAttempt) -> dict[str, Any]:
-        answer = await llm.json(
-            SYSTEM_PROMPT,
-            f"Report topic: {plan['research_topic']}\nSections:\n"
-            + "\n".join(f"- {t}: {b[:160]}" for t, b in zip(plan["sections"], bodies, strict=True))
-            + "\nWrite a short summary and up to three follow-up questions.",
-            "summary",
-            SUMMARY_SCHEMA,
-            call,
+        checked = await ask_structured(
+            lambda: llm.json_answer(
+                SYSTEM_PROMPT,
+                f"Report topic: {plan['research_topic']}\nSections:\n"
+                + "\n".join(f"- {t}: {b[:160]}" for t, b in zip(plan["sections"], bodies, strict=True))
+                + "\nWrite a short summary and up to three follow-up questions.",
+                "summary",
+                SUMMARY_SCHEMA,
+                call,
+            ),
+            _usable_summary,
+            pipeline.json_retries,
         )
-        return summary_from_answer(answer)
+        _log_check("summary", call, checked)
+        digest = summary_from_data(checked.data) if checked.data is not None else {"short_summary": ""}
+        return {"follow_up_questions": [], **digest, "answer": checked.journal()}
 
     digest = await steps.step("summary", summary, pipeline.llm_retry)
     markdown = render_markdown(plan["research_topic"], plan["sections"], bodies, digest)

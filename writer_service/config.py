@@ -107,6 +107,10 @@ class Pipeline(StrictModel):
     sections: int = Field(default=3, ge=1, le=12)
     llm_retry: StepRetry = StepRetry()
     tool_retry: StepRetry = StepRetry()
+    json_retries: int = Field(default=1, ge=0, le=5)
+    """How many more times a JSON step (outline, summary) asks the model, within one attempt, when an
+    answer is cut off or malformed; then the last answer is repaired, or the step's defaults are used.
+    Never raw JSON in the report (`writer_service.structured`)."""
 
 
 class Paths(StrictModel):

@@ -20,6 +20,7 @@ step's attempt ends as a retryable failure, Restate retries it, and its place in
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import heapq
 import itertools
 import json
@@ -41,6 +42,8 @@ SLOW_SLOT_S = 1.0  # a wait longer than this is logged
 
 # Statuses for which another attempt cannot succeed: bad request, bad credentials, no such model/route.
 TERMINAL_STATUSES = frozenset({400, 401, 403, 404, 422})
+# Statuses whose Retry-After says when to ask again (RFC 9110 section 10.2.3).
+RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -48,6 +51,29 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code not in TERMINAL_STATUSES
     return True
+
+
+def retry_after_s(exc: BaseException, bound_s: float) -> float | None:
+    """The wait a 429 or 503 asked for (`retry-after-ms`, else `retry-after` in seconds or as an HTTP
+    date), at most `bound_s`; None when the error names none."""
+    if not isinstance(exc, openai.APIStatusError) or exc.status_code not in RETRY_AFTER_STATUSES:
+        return None
+    headers = exc.response.headers
+    seconds: float | None = None
+    try:
+        if "retry-after-ms" in headers:
+            seconds = float(headers["retry-after-ms"]) / 1000
+        elif "retry-after" in headers:
+            value = headers["retry-after"].strip()
+            try:
+                seconds = float(value)
+            except ValueError:
+                seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+    except (ValueError, TypeError, OverflowError):
+        return None  # a header nobody can read names no wait
+    if seconds is None or seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), bound_s)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -61,6 +87,14 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, openai.APIStatusError):
         return f"LLM answered HTTP {exc.status_code}: {exc.message}"
     return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The model's message text and why it stopped (`length`: cut off by the token limit)."""
+
+    text: str
+    finish_reason: str | None
 
 
 class NoSlot(RuntimeError):
@@ -192,12 +226,18 @@ class LlmClient:
         await self._client.close()
 
     async def text(self, system: str, user: str, call: StepAttempt | None = None) -> str:
-        return await self._chat(system, user, None, call)
+        return (await self._chat(system, user, None, call)).text
 
     async def json(
         self, system: str, user: str, name: str, schema: dict[str, Any], call: StepAttempt | None = None
     ) -> str:
         """Ask for JSON in the configured way; the caller parses leniently (`parse_json_object`)."""
+        return (await self.json_answer(system, user, name, schema, call)).text
+
+    async def json_answer(
+        self, system: str, user: str, name: str, schema: dict[str, Any], call: StepAttempt | None = None
+    ) -> Answer:
+        """`json`, with why the model stopped: a cut-off answer is told from a malformed one."""
         mode = self.settings.structured_output
         if mode == "json_schema":
             fmt: dict[str, Any] | None = {
@@ -214,7 +254,7 @@ class LlmClient:
 
     async def _chat(
         self, system: str, user: str, response_format: dict[str, Any] | None, call: StepAttempt | None
-    ) -> str:
+    ) -> Answer:
         extra: dict[str, Any] = {}
         if response_format is not None:
             extra["response_format"] = response_format
@@ -242,8 +282,9 @@ class LlmClient:
                 **extra,
             )
         if not completion.choices:
-            return ""
-        return completion.choices[0].message.content or ""
+            return Answer("", None)
+        choice = completion.choices[0]
+        return Answer(choice.message.content or "", choice.finish_reason)
 
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)

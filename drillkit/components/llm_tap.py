@@ -32,7 +32,10 @@ caller is killed mid-way still counts. `invocation_id`, `step` and `attempt` com
   when the tap could still answer; the status already sent when the body broke off mid-way);
 - `client_gone`: the caller disconnected before the answer was passed on; the upstream request is
   abandoned (its connection closed), status null unless the response had started;
-- `tap_stopped`: the tap was shut down with the request still in flight.
+- `tap_stopped`: the tap was shut down with the request still in flight;
+- `fault`: the drill's fault plan (`--faults FILE`, `drillkit.components.tap_faults`) answered instead
+  of the model, or changed its answer; the end line then names the fault (`"fault": "429"`) and, for a
+  429, the Retry-After it sent (`retry_after_s`). The request line names the fault too.
 
 A request line without an end line means the request is still in flight, or the tap itself was killed
 meanwhile. The end line is written after the answer has been handed to the server, so a caller may hold
@@ -78,7 +81,9 @@ from typing import Any, Literal
 
 import httpx
 
+from drillkit.components import tap_faults
 from drillkit.components.process import ManagedProcess
+from drillkit.components.tap_faults import FaultPlan, FaultSchedule
 from drillkit.config import PROJECT_ROOT
 from drillkit.procs import ProcessRecord, ProcessTable
 from drillkit.waits import WaitTimeout, poll
@@ -108,7 +113,7 @@ HOP_BY_HOP = frozenset(
 )
 REQUEST_ONLY_DROPPED = frozenset({"host", "content-length"})
 
-Outcome = Literal["ok", "upstream_error", "client_gone", "tap_stopped"]
+Outcome = Literal["ok", "upstream_error", "client_gone", "tap_stopped", "fault"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -162,6 +167,10 @@ class TapRequest:
     """sha256 of the request body as JSON with sorted keys: the same question asked again has the same one."""
     nonces: tuple[str, ...] = ()
     """The drill nonces (`drill-` and 12 hex digits) the body holds: which invocation asked, with no header."""
+    fault: str | None = None
+    """The fault the drill's plan gave this request (None: forwarded as it was)."""
+    retry_after_s: int | None = None
+    """The Retry-After a 429 fault sent, in seconds."""
 
 
 class TapFollower:
@@ -241,6 +250,7 @@ def _apply(requests: dict[str, TapRequest], event: dict[str, Any]) -> TapRequest
                 model=event.get("model"),
                 fingerprint=event.get("fingerprint"),
                 nonces=tuple(event.get("nonces") or ()),
+                fault=event.get("fault"),
             )
         elif event.get("event") == "end" and event["id"] in requests:
             request = replace(
@@ -250,6 +260,8 @@ def _apply(requests: dict[str, TapRequest], event: dict[str, Any]) -> TapRequest
                 duration_ms=event.get("duration_ms"),
                 outcome=event.get("outcome"),
                 error=event.get("error"),
+                fault=event.get("fault") or requests[event["id"]].fault,
+                retry_after_s=event.get("retry_after_s"),
             )
         else:
             return None
@@ -285,11 +297,14 @@ def upstream_client(timeout_s: float = 600.0, transport: httpx.AsyncBaseTranspor
 class TapApp:
     """The ASGI application. `close` releases the upstream client and the record file."""
 
-    def __init__(self, upstream: str, recorder: TapRecorder, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, upstream: str, recorder: TapRecorder, client: httpx.AsyncClient, faults: FaultPlan | None = None
+    ) -> None:
         self.upstream = httpx.URL(upstream)
         self._prefix = self.upstream.raw_path.split(b"?")[0].rstrip(b"/")
         self.recorder = recorder
         self.client = client
+        self.faults = FaultSchedule(faults) if faults is not None else None
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -312,6 +327,8 @@ class TapApp:
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
         rid = uuid.uuid4().hex
         started = time.monotonic()
+        step = _header(headers, STEP_HEADER)
+        fault = self.faults.take(scope["method"], scope["path"], step) if self.faults else None
         self.recorder.write(
             {
                 "event": "request",
@@ -320,15 +337,21 @@ class TapApp:
                 "method": scope["method"],
                 "path": scope["path"],
                 "invocation_id": _header(headers, INVOCATION_HEADER),
-                "step": _header(headers, STEP_HEADER),
+                "step": step,
                 "attempt": _attempt(_header(headers, ATTEMPT_HEADER)),
                 "model": _model(body),
                 "fingerprint": fingerprint(body),
                 "nonces": sorted(set(NONCE_PATTERN.findall(body.decode("utf-8", "replace")))),
+                **({"fault": fault} if fault else {}),
             }
         )
         progress = _Progress()
-        forward = asyncio.ensure_future(self._forward(scope, headers, body, send, progress))
+        answer = (
+            self._fault(fault, self.faults.plan, scope, headers, body, send, progress)
+            if fault is not None and self.faults is not None
+            else self._forward(scope, headers, body, send, progress)
+        )
+        forward = asyncio.ensure_future(answer)
         gone = asyncio.ensure_future(_disconnected(receive))
         try:
             await asyncio.wait({forward, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -345,10 +368,13 @@ class TapApp:
                 # looks whole, so the exception propagates and the server drops the connection.
                 self._end(rid, started, progress.status, "upstream_error", str(exc))
                 raise
-            self._end(rid, started, progress.status, outcome, error)
+            except _InjectedReset as exc:  # the same, on purpose: the drill's connection reset
+                self._end(rid, started, progress.status, "fault", str(exc), fault)
+                raise
+            self._end(rid, started, progress.status, outcome, error, fault if outcome == "fault" else None)
             return
         await _cancel(forward)
-        self._end(rid, started, progress.status, "client_gone", "the caller disconnected before the answer")
+        self._end(rid, started, progress.status, "client_gone", "the caller disconnected before the answer", fault)
 
     async def _forward(
         self, scope: Scope, headers: list[tuple[str, str]], body: bytes, send: Send, progress: _Progress
@@ -384,6 +410,58 @@ class TapApp:
             await response.aclose()
         return "ok", None
 
+    async def _fault(
+        self,
+        fault: str,
+        plan: FaultPlan,
+        scope: Scope,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        send: Send,
+        progress: _Progress,
+    ) -> tuple[Outcome, str | None]:
+        """Answer as the plan says: alone for a status fault, else from the model's real answer, changed."""
+        status = tap_faults.STATUS_FAULTS.get(fault)
+        if status is not None:
+            progress.status = status
+            await _respond_json(send, status, tap_faults.error_body(status), tap_faults.status_headers(plan, status))
+            return "fault", f"answered {status} instead of the model"
+        url = self.upstream.copy_with(raw_path=self._target(scope))
+        request = self.client.build_request(scope["method"], url, headers=_end_to_end(headers), content=body)
+        try:
+            response = await self.client.send(request)  # read whole: the fault changes or paces all of it
+        except httpx.RequestError as exc:
+            progress.status = 502
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            await _respond_json(send, 502, _openai_error(f"LLM tap: upstream {self.upstream} failed: {error}"))
+            return "upstream_error", f"{error} (the {fault} fault could not be applied)"
+        answer = response.content
+        kept = [
+            (k, v)
+            for k, v in response.headers.raw
+            if k.decode("latin-1").lower() not in HOP_BY_HOP | {"content-length", "content-encoding"}
+        ]
+        if fault == "truncated":
+            answer = tap_faults.truncate_answer(answer)
+        elif fault == "malformed":
+            answer = tap_faults.malform_answer(answer)
+        progress.status = response.status_code
+        length = [(b"content-length", str(len(answer)).encode())]
+        await send({"type": "http.response.start", "status": response.status_code, "headers": kept + length})
+        if fault == "reset":
+            half = answer[: len(answer) // 2]
+            await send({"type": "http.response.body", "body": half, "more_body": True})
+            raise _InjectedReset(f"connection dropped after {len(half)} of {len(answer)} bytes of the model's answer")
+        if fault == "slow":
+            parts, pause = tap_faults.trickle(answer, plan.slow_s)
+            for part in parts:
+                await asyncio.sleep(pause)  # the fault itself: the answer's pace, not a wait for anything
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return "fault", f"the model's answer trickled out over {plan.slow_s:g} s"
+        await send({"type": "http.response.body", "body": answer, "more_body": False})
+        return "fault", f"the model's answer {fault}: {len(response.content)} bytes became {len(answer)}"
+
     def _target(self, scope: Scope) -> bytes:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         target = self._prefix + raw_path.split(b"?")[0]
@@ -391,7 +469,20 @@ class TapApp:
             target += b"?" + scope["query_string"]
         return target
 
-    def _end(self, rid: str, started: float, status: int | None, outcome: Outcome, error: str | None) -> None:
+    def _end(
+        self,
+        rid: str,
+        started: float,
+        status: int | None,
+        outcome: Outcome,
+        error: str | None,
+        fault: str | None = None,
+    ) -> None:
+        extra: dict[str, Any] = {}
+        if fault is not None:
+            extra["fault"] = fault
+            if status == 429 and self.faults is not None:
+                extra["retry_after_s"] = self.faults.plan.retry_after_s
         self.recorder.write(
             {
                 "event": "end",
@@ -401,12 +492,17 @@ class TapApp:
                 "duration_ms": round((time.monotonic() - started) * 1000, 3),
                 "error": error,
                 "outcome": outcome,
+                **extra,
             }
         )
 
 
 class _UpstreamBroke(Exception):
     pass
+
+
+class _InjectedReset(Exception):
+    """The drill's `reset` fault: raised after part of the body, so the server drops the connection."""
 
 
 @dataclass
@@ -485,9 +581,12 @@ async def _cancel(*tasks: asyncio.Future[Any]) -> None:
             pass  # whatever a forward that nobody waits for anymore ran into
 
 
-async def _respond_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+async def _respond_json(
+    send: Send, status: int, payload: dict[str, Any], extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     data = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    headers += extra_headers or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data, "more_body": False})
 
@@ -503,15 +602,21 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 def build_app(
-    upstream: str, record: Path, timeout_s: float = 600.0, transport: httpx.AsyncBaseTransport | None = None
+    upstream: str,
+    record: Path,
+    timeout_s: float = 600.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+    faults: FaultPlan | None = None,
 ) -> TapApp:
-    return TapApp(upstream, TapRecorder(record), upstream_client(timeout_s, transport))
+    return TapApp(upstream, TapRecorder(record), upstream_client(timeout_s, transport), faults)
 
 
 # -- the process --------------------------------------------------------------------------------------
 
 
-async def serve(host: str, port: int, upstream: str, record: Path, timeout_s: float, grace_s: float) -> None:
+async def serve(
+    host: str, port: int, upstream: str, record: Path, timeout_s: float, grace_s: float, faults: FaultPlan | None = None
+) -> None:
     """Serve until SIGTERM or SIGINT, then drain in-flight requests for up to `grace_s`."""
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
@@ -525,12 +630,14 @@ async def serve(host: str, port: int, upstream: str, record: Path, timeout_s: fl
     config.include_date_header = False
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")  # through the root handler only, not twice
-    app = build_app(upstream, record, timeout_s)
+    app = build_app(upstream, record, timeout_s, faults=faults)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     log.info("llm tap serving on http://%s:%d -> %s, pid %d, record %s", host, port, upstream, os.getpid(), record)
+    if faults is not None:
+        log.info("fault plan: %s", faults.to_json())
     try:
         await hypercorn_serve(app, config, mode="asgi", shutdown_trigger=stop.wait)  # type: ignore[arg-type]
     finally:
@@ -538,7 +645,9 @@ async def serve(host: str, port: int, upstream: str, record: Path, timeout_s: fl
     log.info("stopped")
 
 
-def tap_argv(python: str, host: str, port: int, upstream: str, record: Path | str) -> list[str]:
+def tap_argv(
+    python: str, host: str, port: int, upstream: str, record: Path | str, faults: Path | None = None
+) -> list[str]:
     """The command line that serves a tap from one process (its PID is the one serving)."""
     return [
         python,
@@ -552,6 +661,7 @@ def tap_argv(python: str, host: str, port: int, upstream: str, record: Path | st
         upstream,
         "--record",
         str(record),
+        *(["--faults", str(faults)] if faults is not None else []),
     ]
 
 
@@ -583,12 +693,13 @@ class LlmTap(ManagedProcess):
     def health_url(self) -> str:
         return f"{self.url}{HEALTH_PATH}"
 
-    def start(self, upstream: str) -> ProcessRecord:
+    def start(self, upstream: str, faults: FaultPlan | None = None) -> ProcessRecord:
         """Serve in front of `upstream` (its base URL, without /v1); a running tap is stopped first, so
-        it always forwards where it is told."""
+        it always forwards where it is told. `faults`: the drill's plan, written beside the record."""
         self.stop()
         self.record.parent.mkdir(parents=True, exist_ok=True)
-        argv = tap_argv(sys.executable, "127.0.0.1", self.port, upstream.rstrip("/"), self.record)
+        plan = faults.write(self.record.with_suffix(".faults.json")) if faults is not None else None
+        argv = tap_argv(sys.executable, "127.0.0.1", self.port, upstream.rstrip("/"), self.record, plan)
         return self.spawn_or_reuse(argv, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, cwd=PROJECT_ROOT)
 
     def requests(self, invocation_ids: Iterable[str] | None = None) -> list[TapRequest]:
@@ -626,10 +737,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--record", type=Path, required=True, help="JSON-lines file the events are appended to")
     parser.add_argument("--timeout-s", type=float, default=600.0, help="read timeout towards the upstream")
     parser.add_argument("--grace-s", type=float, default=5.0, help="drain time for in-flight requests on SIGTERM")
+    parser.add_argument(
+        "--faults",
+        type=Path,
+        default=None,
+        help="JSON fault plan (drillkit.components.tap_faults.FaultPlan): model errors answered for chosen requests",
+    )
     args = parser.parse_args(argv)
+    plan = FaultPlan.read(args.faults) if args.faults is not None else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per forwarded request is the record's job
-    asyncio.run(serve(args.host, args.port, args.upstream, args.record, args.timeout_s, args.grace_s))
+    asyncio.run(serve(args.host, args.port, args.upstream, args.record, args.timeout_s, args.grace_s, plan))
 
 
 if __name__ == "__main__":

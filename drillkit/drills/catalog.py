@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from drillkit import live, progress
+from drillkit.components.tap_faults import FAULTS
 from drillkit.drills import any_target, html_report
 from drillkit.drills.crash import check_target, crash_scenario
 from drillkit.drills.frame import INTERRUPTED_DRAIN_S, Scenario, bring_up, run_drill
+from drillkit.drills.model_faults import check_model, model_scenario
 from drillkit.drills.node_loss import INVOCATIONS, check_node_loss, node_loss_scenario
 from drillkit.drills.record import INCONCLUSIVE, PASS, DrillRecord
 from drillkit.drills.server_crash import server_crash_scenario
@@ -153,6 +155,22 @@ def tool_error(fail_first: int = 2, deadline_s: float | None = None) -> DrillSpe
     )
 
 
+MODEL_FAULTS: tuple[str, ...] = FAULTS
+"""drill.model's --fault choices (the tap's faults)."""
+
+
+def model(fault: str, burst: int = 1, deadline_s: float | None = None) -> DrillSpec:
+    """The model answers `burst` requests in a row with `fault` (the LLM tap's plan, never the request)."""
+    return DrillSpec(
+        "model",
+        {"fault": fault, "burst": burst, **_deadline(deadline_s)},
+        model_scenario(fault, burst),
+        partial(check_model, fault=fault, burst=burst),
+        deadline_s,
+        on_target="its expectations read the shipped writer's steps and journaled results",
+    )
+
+
 def storm(
     invocations: int = 40,
     kills: int = 2,
@@ -275,7 +293,9 @@ def run(
 
 
 def label(spec: DrillSpec) -> str:
-    return "-".join([spec.name, *(str(v) for k, v in spec.parameters.items() if k in ("signal", "mode", "target"))])
+    return "-".join(
+        [spec.name, *(str(v) for k, v in spec.parameters.items() if k in ("signal", "mode", "target", "fault"))]
+    )
 
 
 def run_all(
