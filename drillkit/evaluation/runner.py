@@ -17,21 +17,41 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from drillkit import progress
 from drillkit.components.llm_tap import LlmTap
+from drillkit.components.tap_faults import STATUS_FAULTS, FaultPlan
 from drillkit.errors import ConfigError, DrillError
 from drillkit.evaluation.modes import Baseline, Durable, Mode, Outcome, Pending
 from drillkit.evaluation.subjects import BASELINE_PARTS, DURABLE_PARTS, CodeParts, subject_of
 from drillkit.stack import Stack
 
-FAULTS = ("nominal", "kill", "term", "llm-down", "tool-error", "server-crash")
+FAULTS = (
+    "nominal",
+    "kill",
+    "term",
+    "llm-down",
+    "llm-5xx",
+    "llm-429",
+    "llm-truncated",
+    "tool-error",
+    "server-crash",
+)
 DURABLE_ONLY = frozenset({"server-crash"})
 LLM_DOWN_S = 5.0
 TOOL_FAILURES = 2
 DEADLINE_S = 300.0
+# The model's errors, answered by the LLM tap for this run's requests (its plan, `tap_faults`): the first
+# model request passes (finished work to lose), then the burst. The truncated answer is the first one,
+# a structured answer (the outline, or a target's first answer) cut off by the token limit.
+MODEL_FAULTS: dict[str, dict[str, Any]] = {
+    "llm-5xx": {"fault": "500", "skip": 1, "burst": 3},
+    "llm-429": {"fault": "429", "skip": 1, "burst": 2, "retry_after_s": 2},
+    "llm-truncated": {"fault": "truncated", "skip": 0, "burst": 1},
+}
 
 
 @dataclass
@@ -122,8 +142,7 @@ class Evaluator:
         if not stack.is_up():
             with progress.activity("bringing the stack up (Restate, the model, the writer)"):
                 stack.up()
-        upstream = urlsplit(stack.config.writer_model.base_url)
-        self.tap.start(f"{upstream.scheme}://{upstream.netloc}")
+        self.tap_plan(None)
         baseline, durable = Baseline(stack, self.subject), Durable(stack, self.subject)
         try:
             for mode in (baseline, durable):
@@ -170,7 +189,10 @@ class Evaluator:
         return self.measure(fault, mode, pending, outcome)
 
     def measure(self, fault: str, mode: Mode, pending: Pending, outcome: Outcome) -> Run:
-        requests = self.subject.model_requests(pending.request, pending.key)
+        # What the model was asked: a 5xx or 429 the tap answered alone never reached it.
+        requests = [
+            r for r in self.subject.model_requests(pending.request, pending.key) if r.fault not in STATUS_FAULTS
+        ]
         effects = self.subject.effects(pending.request, pending.key, outcome.output, outcome.completed)
         fewest = self.subject.min_requests()
         if fewest is None:  # a target: the fewest any completed nominal run spent (nominal runs first)
@@ -181,6 +203,14 @@ class Evaluator:
     def restore(self, fault: str, mode: Mode) -> None:
         if fault == "tool-error":
             mode.start()
+        if fault in MODEL_FAULTS:
+            self.tap_plan(None)
+
+    def tap_plan(self, plan: FaultPlan | None) -> None:
+        """The tap (re)started in front of the model, answering `plan`'s faults (None: forwarding all).
+        Same port and record: the services keep their base URL, the evidence stays in one file."""
+        upstream = urlsplit(self.stack.config.writer_model.base_url)
+        self.tap.start(f"{upstream.scheme}://{upstream.netloc}", plan)
 
     # -- fault points -----------------------------------------------------------------------------------
 
@@ -233,6 +263,10 @@ def _failing_tool(evaluator: Evaluator, mode: Mode) -> None:
     mode.start(TOOL_FAILURES)
 
 
+def _model_fault(evaluator: Evaluator, mode: Mode, fault: str) -> None:
+    evaluator.tap_plan(FaultPlan(**MODEL_FAULTS[fault]))
+
+
 def _server_crash(evaluator: Evaluator, mode: Mode, pending: Pending) -> None:
     evaluator.wait_fault_point(mode, pending)
     evaluator.stack.server.kill(signal.SIGKILL)
@@ -245,6 +279,7 @@ FAULT_ACTIONS: dict[str, tuple[Callable[[Evaluator, Mode], None], Callable[[Eval
     "kill": (_nothing, _kill),
     "term": (_nothing, _term),
     "llm-down": (_model_down, _model_back),
+    **{name: (partial(_model_fault, fault=name), _nothing) for name in MODEL_FAULTS},
     "tool-error": (_failing_tool, _nothing),
     "server-crash": (_nothing, _server_crash),
 }

@@ -74,3 +74,31 @@ def test_the_agents_writer_states_its_code_parts_and_they_exist():
         (subjects.parts(target.baseline.durable_code), subjects.parts(target.baseline.baseline_code))
     )
     assert durable > 0 and baseline > 0  # every part names a top-level function that exists
+
+
+def test_a_status_the_tap_answered_alone_is_not_a_model_request_spent():
+    from drillkit.components.llm_tap import TapRequest
+    from drillkit.evaluation.modes import Outcome, Pending
+    from drillkit.evaluation.runner import Evaluation, Evaluator
+
+    def tapped(number: int, fault: str | None) -> TapRequest:
+        return TapRequest(f"r{number}", 0.0, "POST", "/v1/chat/completions", "k", None, None, None, fault=fault)
+
+    class Seen:
+        def model_requests(self, request, key):
+            return [tapped(1, None), tapped(2, "500"), tapped(3, "429"), tapped(4, "truncated"), tapped(5, None)]
+
+        def effects(self, request, key, output, completed):
+            return subjects.Effects(0, 0)
+
+        def min_requests(self):
+            return 3
+
+    evaluator = object.__new__(Evaluator)
+    evaluator.subject = Seen()
+    evaluator.result = Evaluation()
+    request = subjects.Request("k", {}, "k")
+    run = evaluator.measure(
+        "llm-5xx", SimpleNamespace(name="durable"), Pending("k", {}, 0.0, request), Outcome(True, 1.0, {})
+    )
+    assert run.model_requests == 3  # the truncated answer came from the model; the 500 and 429 did not
