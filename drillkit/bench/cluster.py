@@ -15,9 +15,8 @@ import time
 import uuid
 from collections import Counter
 
-from drillkit import progress
+from drillkit import catalog, progress
 from drillkit.bench.harness import Figure, stub_stack
-from drillkit.drills import catalog
 from drillkit.errors import DrillError, HttpError
 from drillkit.howto import RESTART_PROMPT, howto_body
 from drillkit.restate_api import sql_list

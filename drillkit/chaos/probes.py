@@ -6,8 +6,8 @@ from typing import Any
 
 from drillkit.chaos._stack import chosen_invocation, stack_for
 from drillkit.drills import any_target
-from drillkit.drills.record import row_summary
 from drillkit.evidence import completed_step_names, in_flight_step, journal_steps
+from drillkit.reports.record import row_summary
 from drillkit.waits import WaitTimeout, poll
 
 __all__ = [

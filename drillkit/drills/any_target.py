@@ -24,10 +24,10 @@ from urllib.parse import urlsplit
 from drillkit.blackhole import BlackHole, closed_port
 from drillkit.components.llm_tap import LlmTap, TapRequest
 from drillkit.components.target import TargetService, new_nonce
-from drillkit.drills import actions, checks, probes
-from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import ComponentError, ConfigError, DrillError, Inconclusive
 from drillkit.evidence import JournalStep, first_line, journal_steps, restate_time, transient_errors
+from drillkit.kit import actions, checks, probes
+from drillkit.kit.frame import Drill, Scenario
 from drillkit.procs import ProcessRecord, Stopped
 from drillkit.restate_api import sql_list
 from drillkit.stack import Stack

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import signal
 
-from drillkit.drills import actions, checks, probes
-from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import ComponentError, DrillError
 from drillkit.evidence import completed_step_names, in_flight_step, journaled_completions
 from drillkit.howto import RESTART_PROMPT, howto_body
+from drillkit.kit import actions, checks, probes
+from drillkit.kit.frame import Drill, Scenario
 from drillkit.stack import Stack
 
 

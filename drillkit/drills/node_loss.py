@@ -28,11 +28,11 @@ from typing import Any
 
 from drillkit.components.netcut import NetCut
 from drillkit.components.writer import Execution
-from drillkit.drills import checks
-from drillkit.drills import cluster_faults as cf
-from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import DrillError
 from drillkit.evidence import executions_after_journaled, journal_steps, journaled_completions
+from drillkit.kit import checks
+from drillkit.kit import cluster_faults as cf
+from drillkit.kit.frame import Drill, Scenario
 from drillkit.restate_api import IngressApi, sql_list
 from drillkit.stack import Stack
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import signal
 import time
 
-from drillkit.drills import actions, checks, probes
 from drillkit.drills.crash import previous_step
-from drillkit.drills.frame import Drill, Scenario
 from drillkit.evidence import completed_step_names, journaled_completions
 from drillkit.howto import RESTART_PROMPT, howto_body
+from drillkit.kit import actions, checks, probes
+from drillkit.kit.frame import Drill, Scenario
 from drillkit.waits import WaitTimeout
 
 

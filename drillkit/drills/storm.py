@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 from drillkit import config as drill_config
 from drillkit.components.llm_tap import LlmTap
 from drillkit.components.stub_llm import StubLlm
-from drillkit.drills import actions, storm_checks
-from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import DrillError, HttpError
+from drillkit.kit import actions, storm_checks
+from drillkit.kit.frame import Drill, Scenario
 from drillkit.restate_api import sql_list
 from drillkit.stack import Stack
 from drillkit.waits import poll

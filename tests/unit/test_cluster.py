@@ -19,8 +19,8 @@ from drillkit.components.restate_cluster import (
     partition_of,
 )
 from drillkit.config import ClusterSettings, Runtime
-from drillkit.drills.cluster_faults import Flight, choose
 from drillkit.errors import ComponentError, Inconclusive
+from drillkit.kit.cluster_faults import Flight, choose
 from drillkit.procs import ProcessTable
 from drillkit.restate_api import AdminApi, IngressApi
 
@@ -225,8 +225,8 @@ def test_a_deposed_leaders_re_execution_is_reported_and_any_other_fails():
     from types import SimpleNamespace
 
     from drillkit.components.writer import Execution
-    from drillkit.drills.cluster_faults import Flight
     from drillkit.drills.node_loss import reexecutions
+    from drillkit.kit.cluster_faults import Flight
 
     runs = {
         "inv_led": [
@@ -259,8 +259,8 @@ def test_progress_after_the_fault_or_inconclusive_when_the_watched_work_had_alre
     from types import SimpleNamespace
 
     from drillkit.components.writer import Execution
-    from drillkit.drills.cluster_faults import wait_progress
-    from drillkit.drills.pace import Pace
+    from drillkit.kit.cluster_faults import wait_progress
+    from drillkit.kit.pace import Pace
 
     runs = [Execution("inv_a", "save_report", 1, 9, 9.0, 10.5, "ok")]  # started before the fault at 10.0
     writer = SimpleNamespace(steps=lambda: ["outline", "save_report"], executions=lambda: runs)

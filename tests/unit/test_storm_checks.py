@@ -6,10 +6,10 @@ from types import SimpleNamespace
 
 from drillkit.components.llm_tap import TapRequest
 from drillkit.components.writer import Execution
-from drillkit.drills import storm_checks
-from drillkit.drills.pace import Pace
-from drillkit.drills.record import DrillRecord
 from drillkit.drills.storm import Storm
+from drillkit.kit import storm_checks
+from drillkit.kit.pace import Pace
+from drillkit.reports.record import DrillRecord
 
 STEPS = ["outline", "section:1", "section:2", "section:3", "summary", "save_report"]
 

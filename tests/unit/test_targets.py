@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from drillkit import catalog
 from drillkit.components.llm_tap import TapRequest, fingerprint
 from drillkit.components.target import holds_placeholder, new_nonce, with_nonce
 from drillkit.config import validate_mapping
-from drillkit.drills import any_target, catalog
+from drillkit.drills import any_target
 from drillkit.errors import ConfigError
 from drillkit.evidence import JournalStep
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from drillkit.drills.frame import Drill
 from drillkit.errors import DrillError, HttpError
 from drillkit.howto import RESTART_PROMPT, howto_body
+from drillkit.kit.frame import Drill
 from drillkit.procs import ProcessRecord, Stopped
 
 

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from drillkit.components.llm_tap import LlmTap, TapRequest
 from drillkit.components.writer import Execution
-from drillkit.drills import checks
-from drillkit.drills.frame import Drill
 from drillkit.evidence import TOLERANCE_S, journaled_completions, restate_time
+from drillkit.kit import checks
+from drillkit.kit.frame import Drill
 from drillkit.restate_api import sql_list
 
 if TYPE_CHECKING:

@@ -14,10 +14,10 @@ from typing import Any, Literal
 from drillkit.components.netcut import Cut, NetCut
 from drillkit.components.restate_cluster import Node, RestateCluster, partition_of
 from drillkit.components.stub_llm import StubLlm
-from drillkit.drills import actions
-from drillkit.drills.frame import Drill
 from drillkit.errors import DrillError, HttpError, Inconclusive
 from drillkit.evidence import journal_steps
+from drillkit.kit import actions
+from drillkit.kit.frame import Drill
 from drillkit.restate_api import sql_list
 from drillkit.waits import poll
 

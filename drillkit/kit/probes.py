@@ -1,7 +1,7 @@
 """Probes: what a drill asks, never changes. Restate's invocation row and journal, the writer's ledger.
 
 Every wait here feeds the drill's pace (a step finished, the status or the retry count changed), so it
-ends only when the system stops moving (`drillkit.drills.pace`), not at a fixed time.
+ends only when the system stops moving (`drillkit.kit.pace`), not at a fixed time.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from drillkit.components.writer import Execution
-from drillkit.drills.frame import POLL_S, Drill
 from drillkit.evidence import completed_step_names, in_flight_step, journal_steps, restate_time
+from drillkit.kit.frame import POLL_S, Drill
 from drillkit.waits import poll
 
 Row = dict[str, Any]

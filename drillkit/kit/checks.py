@@ -11,11 +11,11 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from drillkit.drills.actions import Batch
-from drillkit.drills.frame import Drill
-from drillkit.drills.probes import Row, is_retrying, row_detail
 from drillkit.errors import HttpError, Inconclusive
 from drillkit.evidence import reexecuted_after_journaled
+from drillkit.kit.actions import Batch
+from drillkit.kit.frame import Drill
+from drillkit.kit.probes import Row, is_retrying, row_detail
 from drillkit.procs import Stopped
 from drillkit.restate_api import HANDLER, SERVICE, IngressApi
 
