@@ -20,7 +20,8 @@ from drillkit.components.restate_cluster import (
 )
 from drillkit.config import ClusterSettings, Runtime
 from drillkit.errors import ComponentError, Inconclusive
-from drillkit.kit.cluster_faults import Flight, choose
+from drillkit.kit.cluster_actions import Flight
+from drillkit.kit.cluster_probes import choose
 from drillkit.procs import ProcessTable
 from drillkit.restate_api import AdminApi, IngressApi
 
@@ -226,7 +227,7 @@ def test_a_deposed_leaders_re_execution_is_reported_and_any_other_fails():
 
     from drillkit.components.writer import Execution
     from drillkit.drills.node_loss import reexecutions
-    from drillkit.kit.cluster_faults import Flight
+    from drillkit.kit.cluster_actions import Flight
 
     runs = {
         "inv_led": [
@@ -259,7 +260,7 @@ def test_progress_after_the_fault_or_inconclusive_when_the_watched_work_had_alre
     from types import SimpleNamespace
 
     from drillkit.components.writer import Execution
-    from drillkit.kit.cluster_faults import wait_progress
+    from drillkit.kit.cluster_probes import wait_progress
     from drillkit.kit.pace import Pace
 
     runs = [Execution("inv_a", "save_report", 1, 9, 9.0, 10.5, "ok")]  # started before the fault at 10.0
