@@ -16,12 +16,13 @@ from drillkit.drills import any_target
 from drillkit.drills.crash import check_target, crash_scenario
 from drillkit.drills.node_loss import INVOCATIONS, check_node_loss, node_loss_scenario
 from drillkit.drills.server_crash import server_crash_scenario
-from drillkit.drills.storm import Llm, Target, check_storm, storm_scenario
+from drillkit.drills.storm import Llm, check_storm, storm_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
 from drillkit.drills.tool_error import check_fail_first, tool_error_scenario
 from drillkit.errors import ConfigError, DrillError
 from drillkit.interrupts import CleanupGuard, ForcedCleanup, stop_started
 from drillkit.kit.frame import INTERRUPTED_DRAIN_S, Scenario, bring_up, run_drill
+from drillkit.kit.storm_checks import Target
 from drillkit.reports import html_report
 from drillkit.reports.record import INCONCLUSIVE, PASS, DrillRecord
 from drillkit.stack import Stack

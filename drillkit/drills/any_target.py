@@ -471,7 +471,7 @@ def storm_scenario(n: int, kills: int, seed: int) -> Scenario:
             batch.keys[invocation_id] = key
             batch.bodies[invocation_id] = target.body(nonce)
         recoveries = kill_at_progress(drill, batch, kills, seed)
-        wait_all(drill, batch)
+        probes.wait_all_completed(drill, list(batch.keys))
         judge_storm(drill, batch, kills, time.monotonic() - started, recoveries)
 
     return scenario
@@ -529,28 +529,9 @@ def resume_backing_off(drill: Drill, ids: list[str]) -> None:
         actions.resume(drill, row["id"])
 
 
-def wait_all(drill: Drill, batch: actions.Batch) -> None:
-    ids = list(batch.keys)
-
-    def open_count() -> int:
-        rows = drill.stack.admin.query(f"SELECT id, status FROM sys_invocation WHERE id IN ({sql_list(ids)})")
-        still = len(ids) - sum(1 for r in rows if r.get("status") == "completed")
-        drill.pace.observe(still)
-        return still
-
-    poll(open_count, lambda c: c == 0, f"all {len(ids)} invocations to complete", 24 * 3600, 0.2, stalled=drill.pace)
-    drill.record.event("completed", f"all {len(ids)} invocations")
-
-
 def judge_storm(drill: Drill, batch: actions.Batch, kills: int, wall_s: float, recoveries: list[float]) -> None:
     ids = list(batch.keys)
-    rows = drill.stack.admin.query(f"SELECT id, completion_result FROM sys_invocation WHERE id IN ({sql_list(ids)})")
-    failed = [r["id"] for r in rows if r.get("completion_result") != "success"]
-    drill.record.expect(
-        f"all {len(ids)} invocations completed with success",
-        len(rows) == len(ids) and not failed,
-        f"{len(rows) - len(failed)}/{len(ids)} success" + (f"; not: {failed[:5]}" if failed else ""),
-    )
+    checks.all_completed_with_success(drill, ids, probes.invocations(drill, ids))
     checks.same_output_again(
         drill, batch, service=target_of(drill.stack).service, handler=target_of(drill.stack).handler
     )

@@ -18,11 +18,6 @@ from drillkit.kit.frame import Drill, Scenario
 from drillkit.stack import Stack
 
 
-def previous_step(steps: list[str], target: str) -> str | None:
-    index = steps.index(target)
-    return steps[index - 1] if index else None
-
-
 def check_target(stack: Stack, at: str) -> None:
     steps = stack.writer.steps()
     if at not in steps:
@@ -33,7 +28,7 @@ def crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenario:
     def scenario(drill: Drill) -> None:
         writer = actions.running_writer(drill)
         actions.send(drill, howto_body(RESTART_PROMPT))
-        probes.wait_step_running(drill, at, previous_step(drill.stack.writer.steps(), at))
+        probes.wait_step_running(drill, at, probes.previous_step(drill.stack.writer.steps(), at))
         probes.wait_executing(drill, writer.pid, at)
 
         stopped = actions.kill_writer(drill, writer, sig)

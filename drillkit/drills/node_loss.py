@@ -30,11 +30,11 @@ from drillkit.components.netcut import NetCut
 from drillkit.components.writer import Execution
 from drillkit.errors import DrillError
 from drillkit.evidence import executions_after_journaled, journal_steps, journaled_completions
-from drillkit.kit import checks
+from drillkit.kit import checks, probes
 from drillkit.kit import cluster_actions as ca
 from drillkit.kit import cluster_probes as cp
 from drillkit.kit.frame import Drill, Scenario
-from drillkit.restate_api import IngressApi, sql_list
+from drillkit.restate_api import IngressApi
 from drillkit.stack import Stack
 
 HOLD_S = 5.0
@@ -115,7 +115,7 @@ def node_loss_scenario(
         flight.rejoined_at = time.time()
         drill.record.evidence["recovery_s"] = recovery
         drill.record.evidence["leaders_after"] = leaders_after
-        cp.wait_all_completed(drill, flight)
+        probes.wait_all_completed(drill, list(flight.keys))
         # A frozen or cut-off node comes back still believing it leads: until it learns otherwise it may
         # drive its partitions' invocations from its stale state. A killed node comes back from the log.
         judge(drill, flight, lost_numbers, leaders_after, deposed_may_return=chosen_fault in ("freeze", "cut"))
@@ -128,22 +128,14 @@ def judge(
 ) -> None:
     stack, record = drill.stack, drill.record
     cluster = stack.cluster
-    rows = stack.admin.query(
-        "SELECT id, status, completion_result, completion_failure FROM sys_invocation "
-        f"WHERE id IN ({sql_list(flight.keys)})"
-    )
-    failed = [r["id"] for r in rows if r.get("completion_result") != "success"]
-    record.expect(
-        f"all {len(flight.keys)} invocations completed with success",
-        len(rows) == len(flight.keys) and not failed,
-        f"{len(rows) - len(failed)}/{len(flight.keys)} success" + (f"; not: {failed[:5]}" if failed else ""),
-    )
+    ids = list(flight.keys)
+    checks.all_completed_with_success(drill, ids, probes.invocations(drill, ids))
     # Ask through a node that was lost: it serves the same results once it is back.
     back = cluster.node(min(lost))
     with IngressApi(back.ingress_url) as ingress:
         outputs = checks.same_output_again(drill, flight, ingress)
     checks.files_hold_outputs(drill, outputs)
-    journals = cp.journals(drill, flight)
+    journals = probes.journals(drill, flight.keys)
     window = (flight.restored_at, flight.rejoined_at) if deposed_may_return else None
     again = reexecutions(drill, flight, journals, window)
     steps = sum(len(journaled_completions(rows)) for rows in journals.values())

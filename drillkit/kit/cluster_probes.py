@@ -6,33 +6,24 @@ change nothing.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from drillkit.components.restate_cluster import Node, RestateCluster, partition_of
-from drillkit.errors import HttpError, Inconclusive
+from drillkit.errors import Inconclusive
 from drillkit.evidence import journal_steps
+from drillkit.kit import probes
 from drillkit.kit.cluster_actions import Flight
 from drillkit.kit.frame import Drill
 from drillkit.restate_api import sql_list
 from drillkit.waits import poll
 
 
-def journals(drill: Drill, flight: Flight) -> dict[str, list[dict[str, Any]]]:
-    rows = drill.stack.admin.query(
-        "SELECT id, index, entry_type, name, entry_lite_json, appended_at FROM sys_journal "
-        f"WHERE id IN ({sql_list(flight.keys)}) ORDER BY id, index"
-    )
-    by_id: dict[str, list[dict[str, Any]]] = {i: [] for i in flight.keys}
-    for row in rows:
-        by_id.setdefault(row["id"], []).append(row)
-    return by_id
-
-
 def wait_all_underway(drill: Drill, flight: Flight) -> None:
     """Until every invocation has a step journaled as done: each has work to protect and work in flight."""
 
     def done_counts() -> list[int]:
-        counts = [sum(s.completed for s in journal_steps(rows)) for rows in journals(drill, flight).values()]
+        counts = [
+            sum(s.completed for s in journal_steps(rows)) for rows in probes.journals(drill, flight.keys).values()
+        ]
         drill.pace.observe(sum(counts))
         return counts
 
@@ -124,31 +115,6 @@ def wait_progress(drill: Drill, flight: Flight, since: float, what: str) -> floa
             "late to measure recovery (a busy machine slowed the drill more than the stub)"
         )
     return ended - since
-
-
-def wait_all_completed(drill: Drill, flight: Flight) -> list[dict[str, Any]]:
-    def rows() -> list[dict[str, Any]]:
-        try:
-            found = drill.stack.admin.query(
-                "SELECT id, status, completion_result, completion_failure FROM sys_invocation "
-                f"WHERE id IN ({sql_list(flight.keys)})"
-            )
-        except HttpError as exc:  # after a restart the first query can fail ("No such scanner")
-            drill.record.note(f"query retried: {exc}")
-            return []
-        drill.pace.observe(sorted(r.get("status", "") for r in found))
-        return found
-
-    done = poll(
-        rows,
-        lambda r: len(r) == len(flight.keys) and all(x.get("status") == "completed" for x in r),
-        f"all {len(flight.keys)} invocations to complete",
-        24 * 3600,
-        0.2,
-        drill.pace,
-    )
-    drill.record.event("completed", f"all {len(flight.keys)} invocations")
-    return done
 
 
 def wait_led_without(drill: Drill, nodes: list[Node]) -> dict[int, str]:
