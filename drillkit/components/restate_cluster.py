@@ -27,7 +27,7 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
-from drillkit.components.process import config_digest
+from drillkit.components.process import config_digest, log_lines, log_tail
 from drillkit.components.restate_server import RestateServer, follow_file
 from drillkit.config import ClusterSettings, Runtime
 from drillkit.errors import ComponentError, DrillError, HttpError
@@ -394,7 +394,7 @@ class RestateCluster(RestateServer):
         except WaitTimeout:
             state = f"not healthy after {timeout_s:g} s"
         if state != "healthy":
-            tail = "\n".join(_tail(node.log_file, 15))
+            tail = log_tail(node.log_file)
             raise ComponentError(f"restate node {node.name} {state}; log {node.log_file}:\n{tail}")
 
     # -- Restate's view -------------------------------------------------------------------------------
@@ -513,7 +513,7 @@ class RestateCluster(RestateServer):
         return ", ".join(f"{n.name} pid {r.pid}" for n, r in records if r is not None)
 
     def log_lines(self, tail: int) -> list[str]:
-        return [f"{n.name} | {line}" for n in self.nodes for line in _tail(n.log_file, tail)]
+        return [f"{n.name} | {line}" for n in self.nodes for line in log_lines(n.log_file, tail)]
 
     def follow_logs(self) -> Iterator[str]:
         yield from follow_file(self.entry.log_file)
@@ -547,10 +547,3 @@ class RestateCluster(RestateServer):
                 )
             )
         return rows
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    try:
-        return path.read_text(errors="replace").splitlines()[-lines:]
-    except FileNotFoundError:
-        return []
