@@ -24,6 +24,7 @@ from drillkit.kit.cluster_actions import Flight
 from drillkit.kit.cluster_probes import choose
 from drillkit.procs import ProcessTable
 from drillkit.restate_api import AdminApi, IngressApi
+from drillkit.state import StateDir
 
 
 def test_node_toml_has_the_measured_keys(tmp_path):
@@ -113,7 +114,8 @@ def test_restatectl_is_fetched_like_the_other_binaries():
     assert (CTL.command, CTL.npm_stem, CTL.archive_stem) == ("restatectl", "restatectl", "restatectl")
 
 
-def cluster(tmp_path: Path) -> RestateCluster:
+def cluster(tmp_path: Path, identity: bool = False) -> RestateCluster:
+    """A default three-node cluster under tmp_path (nothing started); `identity`: its nodes sign requests."""
     runtime = Runtime.model_validate({"backend": "cluster"})
     return RestateCluster(
         runtime,
@@ -124,6 +126,7 @@ def cluster(tmp_path: Path) -> RestateCluster:
         tmp_path / "cluster",
         tmp_path / "logs",
         ProcessTable(tmp_path / "procs"),
+        identity=StateDir(tmp_path / "state").request_identity() if identity else None,
     )
 
 
