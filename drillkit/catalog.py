@@ -20,6 +20,7 @@ from drillkit.drills.storm import Llm, check_storm, storm_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
 from drillkit.drills.tool_error import check_fail_first, tool_error_scenario
 from drillkit.errors import ConfigError, DrillError
+from drillkit.evidence import run_point
 from drillkit.interrupts import CleanupGuard, ForcedCleanup, stop_started
 from drillkit.kit.frame import INTERRUPTED_DRAIN_S, Scenario, bring_up, run_drill
 from drillkit.kit.storm_checks import Target
@@ -106,7 +107,7 @@ def _a_kill(
 def _check_target_point(stack: Stack, at: str, kills: bool) -> None:
     if kills:
         any_target.check_startable(stack, "kill and restart it")
-    any_target.run_point(at)
+    run_point(at)
 
 
 def timeout(mode: Mode = "down", expect: Expect | None = None, deadline_s: float | None = None) -> DrillSpec:

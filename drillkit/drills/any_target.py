@@ -12,7 +12,6 @@ step's result, or the journal no longer holding, unchanged, a result it held bef
 from __future__ import annotations
 
 import random
-import re
 import signal
 import time
 import uuid
@@ -25,7 +24,15 @@ from drillkit.blackhole import BlackHole, closed_port
 from drillkit.components.llm_tap import LlmTap, TapRequest
 from drillkit.components.target import TargetService, new_nonce
 from drillkit.errors import ComponentError, ConfigError, DrillError, Inconclusive
-from drillkit.evidence import JournalStep, first_line, journal_steps, restate_time, transient_errors
+from drillkit.evidence import (
+    DEFAULT_RUN_POINT,
+    JournalStep,
+    first_line,
+    journal_steps,
+    restate_time,
+    run_point,
+    transient_errors,
+)
 from drillkit.kit import actions, checks, probes
 from drillkit.kit.frame import Drill, Scenario
 from drillkit.procs import ProcessRecord, Stopped
@@ -33,18 +40,8 @@ from drillkit.restate_api import sql_list
 from drillkit.stack import Stack
 from drillkit.waits import poll
 
-DEFAULT_AT = "run:2"
-"""One finished Run to protect, the next one cut in flight."""
-RUN_POINT = re.compile(r"^(?:run:)?([1-9][0-9]*)$")
+DEFAULT_AT = DEFAULT_RUN_POINT
 TOLERANCE_S = 0.005  # Restate's timestamps are in milliseconds
-
-
-def run_point(at: str) -> int:
-    """`run:N` (or N): the Nth Run entry of the journal, 1-based."""
-    found = RUN_POINT.match(at.strip())
-    if not found:
-        raise ConfigError(f"--at {at!r}: on a configured target the kill point is run:N (the Nth Run step), e.g. run:2")
-    return int(found.group(1))
 
 
 def target_of(stack: Stack) -> TargetService:

@@ -23,12 +23,12 @@ from urllib.parse import urlsplit
 
 from drillkit import progress
 from drillkit.components.llm_tap import LlmTap
+from drillkit.components.writer import step_order
 from drillkit.errors import ConfigError, DrillError
 from drillkit.evaluation.modes import Baseline, Durable, Mode, Outcome, Pending
 from drillkit.howto import RESTART_PROMPT, howto_body
 from drillkit.stack import Stack
 from drillkit.waits import poll
-from writer_service.config import step_order
 
 FAULTS = ("nominal", "kill", "term", "llm-down", "tool-error", "server-crash")
 DURABLE_ONLY = frozenset({"server-crash"})
