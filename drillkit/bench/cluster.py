@@ -54,7 +54,8 @@ def _run_batch(stack: Stack, kill_leader: bool) -> float:
     if kill_leader:
         busiest = Counter(cluster.leaders().values()).most_common(1)[0][0]
         lost = cluster.by_name(busiest)
-        cluster.point_at_survivor({lost.number})
+        survivor = cluster.entry_surviving({lost.number})
+        stack.point_clients_at(survivor.admin_url, survivor.ingress_url)
         cluster.node_kill(lost.number, signal.SIGKILL)
 
     def open_count() -> int:

@@ -250,9 +250,9 @@ class RestateCluster(RestateServer):
         self.nodes = [Node(n, self.settings, home, logs) for n in range(1, self.settings.nodes + 1)]
         self.cut_off: set[int] = set()
         """Nodes a drill has cut off from the others (alive, but restatectl must not ask them)."""
-        self.entry = self.nodes[0]
-        # Talk to node 1, or to the first node running when it is not (a task run after a node loss).
-        self.point_at(next(iter(self.reachable()), self.nodes[0]))
+        # The node to talk to: node 1, or the first node running when it is not (a task run after a node
+        # loss). The clients belong to the Stack, which points them here (`Stack.point_clients_at`).
+        self.entry: Node = next(iter(self.reachable()), self.nodes[0])
 
     # -- nodes ------------------------------------------------------------------------------------------
 
@@ -278,18 +278,14 @@ class RestateCluster(RestateServer):
         record = self.live(node)
         return record is not None and proc_state(record.pid) == "T"
 
-    def point_at(self, node: Node) -> None:
-        """The stack's admin and ingress clients (and the CLI) talk to `node` from now on."""
-        self.entry = node
-        self.admin.retarget(node.admin_url)
-        self.ingress.retarget(node.ingress_url)
-
-    def point_at_survivor(self, lost: set[int]) -> Node:
+    def entry_surviving(self, lost: set[int]) -> Node:
+        """The node to talk to once the `lost` nodes are gone: the entry node, or the first survivor when
+        the entry is among them. The caller points the Stack's clients at it (`Stack.point_clients_at`)."""
         survivors = [n for n in self.nodes if n.number not in lost]
         if not survivors:
             raise DrillError("no node would be left to talk to")
         if self.entry.number in lost:
-            self.point_at(survivors[0])
+            self.entry = survivors[0]
         return self.entry
 
     def uses_socket_groups(self) -> bool:

@@ -73,7 +73,7 @@ def node_loss_scenario(
         leaders = cp.locate(drill, flight)
         lost = cp.choose(cluster, target, count, leaders, flight)
         lost_numbers = {n.number for n in lost}
-        survivor = cluster.point_at_survivor(lost_numbers)
+        survivor = ca.talk_to_survivor(drill, lost)
         drill.record.event(
             "target", f"{', '.join(n.name for n in lost)} ({target}); the drill talks to {survivor.name} from now on"
         )

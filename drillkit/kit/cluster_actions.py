@@ -73,6 +73,13 @@ def release_model(drill: Drill, stub: StubLlm | None, quiet: bool = False) -> No
         drill.record.event("model released", f"{waiting} held completion(s) answered")
 
 
+def talk_to_survivor(drill: Drill, lost: list[Node]) -> Node:
+    """Before the nodes go: the drill's clients move to a node that stays (the entry node unless it is lost)."""
+    survivor = drill.stack.cluster.entry_surviving({n.number for n in lost})
+    drill.stack.point_clients_at(survivor.admin_url, survivor.ingress_url)
+    return survivor
+
+
 def send_flight(drill: Drill, n: int) -> Flight:
     flight = Flight()
     actions.send_batch(drill, flight, n, "cluster")
