@@ -29,16 +29,12 @@ class Stack(Protocol):
     """What the checks read of `drillkit.stack.Stack`, which runs them from `up`: stated here so that this
     module needs no import of the Stack (that import made a circle)."""
 
-    @property
-    def config(self) -> DrillConfig: ...
-    @property
-    def rt(self) -> Runtime: ...
-    @property
-    def procs(self) -> ProcessTable: ...
-    @property
-    def binaries(self) -> BinaryStore: ...
-    @property
-    def model(self) -> LocalModel: ...
+    config: DrillConfig
+    rt: Runtime
+    procs: ProcessTable
+    binaries: BinaryStore
+    model: LocalModel
+
     @property
     def server(self) -> RestateServer: ...
     @property
