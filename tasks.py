@@ -23,11 +23,11 @@ import invoke
 from invoke import Collection, Context, Exit
 from invoke.parser import Argument
 
+from drillkit import catalog, console, operations, preflight, progress
 from drillkit import config as drill_config
-from drillkit import console, operations, preflight, progress
-from drillkit.drills import catalog, html_report
-from drillkit.drills.record import exit_code
 from drillkit.errors import ConfigError, DrillError
+from drillkit.reports import html_report
+from drillkit.reports.record import exit_code
 from drillkit.stack import Stack
 
 CONFIG_HELP = "config file (default: $RESTATE_WRITER_CONFIG, else configs/local.yaml)"

@@ -8,12 +8,26 @@ its result when it finishes. A step with a command but no notification is the on
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from writer_service.ledger import Execution
+from drillkit.components.writer import Execution
+from drillkit.errors import ConfigError
+
+DEFAULT_RUN_POINT = "run:2"
+"""A kill point on a configured target: one finished Run to protect, the next one cut in flight."""
+RUN_POINT = re.compile(r"^(?:run:)?([1-9][0-9]*)$")
+
+
+def run_point(at: str) -> int:
+    """`run:N` (or N): the Nth Run entry of the journal, 1-based (a target's steps are known only by order)."""
+    found = RUN_POINT.match(at.strip())
+    if not found:
+        raise ConfigError(f"--at {at!r}: on a configured target the kill point is run:N (the Nth Run step), e.g. run:2")
+    return int(found.group(1))
 
 
 @dataclass(frozen=True)

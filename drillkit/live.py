@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from drillkit import progress
+from drillkit.components.writer import LedgerFollower
 from drillkit.stack import Stack
-from writer_service.ledger import LedgerFollower
 
 INTERVAL_S = 0.5
 LAST_STEP = "save_report"

@@ -8,16 +8,41 @@ only reads (imports, files, a connect probe, our own process records); all probl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from drillkit.components.local_model import SERVER_MODULE, install_hint, server_installed
-from drillkit.components.restate_server import host_of, port_of
+from drillkit.binaries import Binary, BinaryStore
+from drillkit.components.local_model import SERVER_MODULE, LocalModel, install_hint, server_installed
+from drillkit.components.restate_server import RestateServer, host_of, port_of
+from drillkit.components.target import TargetService
+from drillkit.components.writer import WriterService
+from drillkit.config import DrillConfig, Runtime
 from drillkit.errors import ComponentError, ConfigMismatch
 from drillkit.ports import listening, recorded_owner
+from drillkit.procs import ProcessTable
 from drillkit.waits import WaitTimeout, poll
 
-if TYPE_CHECKING:
-    from drillkit.stack import Stack
+if TYPE_CHECKING:  # the Stack, too, imports the cluster only when the cluster backend is chosen
+    from drillkit.components.restate_cluster import RestateCluster
+
+
+class Stack(Protocol):
+    """What the checks read of `drillkit.stack.Stack`, which runs them from `up`: stated here so that this
+    module needs no import of the Stack (that import made a circle)."""
+
+    config: DrillConfig
+    rt: Runtime
+    procs: ProcessTable
+    binaries: BinaryStore
+    model: LocalModel
+
+    @property
+    def server(self) -> RestateServer: ...
+    @property
+    def service(self) -> WriterService | TargetService: ...
+    @property
+    def cluster(self) -> RestateCluster: ...
+    def binaries_needed(self) -> tuple[Binary, ...]: ...
+
 
 RELEASE_GRACE_S = 1.0  # a process killed a moment ago may hold its socket while its threads exit
 

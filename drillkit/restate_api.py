@@ -15,6 +15,8 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from drillkit.errors import HttpError
 
+JOURNAL_COLUMNS = "index, entry_type, name, entry_lite_json, appended_at"
+
 SERVICE = "WriterAgentRestate"
 HANDLER = "run"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
@@ -153,9 +155,20 @@ class AdminApi(_Api):
 
     def journal(self, invocation_id: str) -> list[dict[str, Any]]:
         return self.query(
-            "SELECT index, entry_type, name, entry_lite_json, appended_at FROM sys_journal "
-            f"WHERE id = '{_sql_id(invocation_id)}' ORDER BY index"
+            f"SELECT {JOURNAL_COLUMNS} FROM sys_journal WHERE id = '{_sql_id(invocation_id)}' ORDER BY index"
         )
+
+    def journals(self, invocation_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """Many invocations' journals in one query (a poll over a batch costs one request, not N): each id
+        maps to its entries in index order, an id with none to []."""
+        ids = list(invocation_ids)
+        rows = self.query(
+            f"SELECT id, {JOURNAL_COLUMNS} FROM sys_journal WHERE id IN ({sql_list(ids)}) ORDER BY id, index"
+        )
+        by_id: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        for row in rows:
+            by_id.setdefault(row["id"], []).append(row)
+        return by_id
 
     def journal_events(self, invocation_id: str) -> list[dict[str, Any]]:
         return self.query(

@@ -66,6 +66,13 @@ class Stack:
         self.admin.close()
         self.ingress.close()
 
+    def point_clients_at(self, admin_url: str, ingress_url: str) -> None:
+        """The one place the Stack's Restate clients change address: a cluster's entry node, and the
+        survivor a cluster drill moves to. Everything that talks to Restate through the Stack (the server
+        component, the drills, the CLI) follows; no component rewrites these clients itself."""
+        self.admin.retarget(admin_url)
+        self.ingress.retarget(ingress_url)
+
     # -- the parts ------------------------------------------------------------------------------------
 
     @property
@@ -320,7 +327,7 @@ def restate_backend(stack: Stack) -> RestateServer:
     if choice == "cluster":
         from drillkit.components.restate_cluster import RestateCluster
 
-        return RestateCluster(
+        cluster = RestateCluster(
             rt,
             stack.admin,
             stack.ingress,
@@ -332,6 +339,8 @@ def restate_backend(stack: Stack) -> RestateServer:
             config_source=stack.config.source,
             identity=identity,
         )
+        stack.point_clients_at(cluster.entry.admin_url, cluster.entry.ingress_url)
+        return cluster
     return NativeServer(
         rt,
         stack.admin,

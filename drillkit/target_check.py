@@ -21,7 +21,7 @@ from drillkit.components.llm_tap import LlmTap
 from drillkit.components.target import TargetService, new_nonce
 from drillkit.drills import any_target
 from drillkit.errors import DrillError
-from drillkit.evidence import journal_steps
+from drillkit.evidence import journal_steps, run_point
 from drillkit.stack import Stack
 from drillkit.waits import poll
 
@@ -111,7 +111,7 @@ def kill_points(
     stack: Stack, target: TargetService, shape: list[dict[str, Any]], tapped: bool, nonce: bool
 ) -> list[tuple[str, str]]:
     """What each drill will act on, read off the journal's shape."""
-    default = any_target.run_point(any_target.DEFAULT_AT)
+    default = run_point(any_target.DEFAULT_AT)
     points = []
     if len(shape) >= default:
         run = shape[default - 1]

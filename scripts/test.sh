@@ -20,6 +20,8 @@ echo "== lint and types"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# The import contracts in pyproject.toml ([tool.importlinter]): layers, no circles, the writer's one door.
+.venv/bin/lint-imports --no-cache
 # The workflow's own security audit (pinned actions, no persisted credentials, least permissions);
 # offline: no GitHub API, so it runs the same here and in CI.
 .venv/bin/zizmor --offline .github/workflows/

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from writer_service.jsonl import AppendedLines
+
 Outcome = Literal["ok", "error", "crash"]
 STARTED: Literal["started"] = "started"
 
@@ -83,18 +85,10 @@ class LedgerFollower:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._offset = 0
+        self._lines = AppendedLines(path)
 
     def new_entries(self) -> list[LedgerEntry]:
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self._offset)
-                fresh = handle.read()
-        except FileNotFoundError:
-            return []
-        complete = fresh[: fresh.rfind(b"\n") + 1]  # a line still being written is read next time
-        self._offset += len(complete)
-        return _parse(complete)
+        return _parse(self._lines.read())
 
 
 class ExecutionLedger:

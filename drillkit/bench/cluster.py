@@ -15,9 +15,8 @@ import time
 import uuid
 from collections import Counter
 
-from drillkit import progress
+from drillkit import catalog, progress
 from drillkit.bench.harness import Figure, stub_stack
-from drillkit.drills import catalog
 from drillkit.errors import DrillError, HttpError
 from drillkit.howto import RESTART_PROMPT, howto_body
 from drillkit.restate_api import sql_list
@@ -55,7 +54,8 @@ def _run_batch(stack: Stack, kill_leader: bool) -> float:
     if kill_leader:
         busiest = Counter(cluster.leaders().values()).most_common(1)[0][0]
         lost = cluster.by_name(busiest)
-        cluster.point_at_survivor({lost.number})
+        survivor = cluster.entry_surviving({lost.number})
+        stack.point_clients_at(survivor.admin_url, survivor.ingress_url)
         cluster.node_kill(lost.number, signal.SIGKILL)
 
     def open_count() -> int:

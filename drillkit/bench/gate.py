@@ -40,11 +40,11 @@ import httpx
 from drillkit import config as drill_config
 from drillkit.bench.harness import Figure
 from drillkit.bench.load import run_load
+from drillkit.components.writer import executions, read_ledger
 from drillkit.errors import DrillError
 from drillkit.ports import listening
 from drillkit.stack import Stack
 from drillkit.waits import poll
-from writer_service.ledger import executions, read_ledger
 
 PROXY_PORT = 8097
 INACTIVITY_S = 2

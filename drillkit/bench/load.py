@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drillkit.components.writer import executions, read_ledger
 from drillkit.evidence import restate_time
 from drillkit.howto import howto_body
 from drillkit.restate_api import AdminApi, IngressApi
 from drillkit.waits import WaitTimeout, poll
-from writer_service.ledger import executions, read_ledger
 
 TOOL_STEPS = frozenset({"save_report"})
 

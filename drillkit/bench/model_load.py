@@ -19,11 +19,10 @@ from pathlib import Path
 
 import httpx
 
-from drillkit import progress
+from drillkit import catalog, progress
 from drillkit.bench.harness import Figure
 from drillkit.bench.load import run_load
 from drillkit.bench.scenarios import storm_figures
-from drillkit.drills import catalog
 from drillkit.howto import howto_body
 from drillkit.stack import Stack
 from writer_service.agent import WriterRuntime, write_report

@@ -20,10 +20,9 @@ from typing import Any
 
 import httpx
 
-from drillkit import progress
+from drillkit import catalog, progress
 from drillkit.bench.harness import Figure, stub_stack, timed
 from drillkit.config import PROJECT_ROOT
-from drillkit.drills import catalog
 from drillkit.errors import DrillError, HttpError
 from drillkit.evidence import completed_step_names, in_flight_step
 from drillkit.howto import RESTART_PROMPT, howto_body

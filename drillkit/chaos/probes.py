@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from drillkit.chaos._stack import chosen_invocation, stack_for
-from drillkit.drills import any_target
-from drillkit.drills.record import row_summary
-from drillkit.evidence import completed_step_names, in_flight_step, journal_steps
+from drillkit.evidence import DEFAULT_RUN_POINT, completed_step_names, in_flight_step, journal_steps, run_point
+from drillkit.reports.record import row_summary
 from drillkit.waits import WaitTimeout, poll
 
 __all__ = [
@@ -59,7 +58,7 @@ def step_running(config_path: str, step: str = "section:2", timeout_s: float = 3
     with stack_for(config_path) as stack:
         chosen = chosen_invocation(stack, "")
         if stack.target is not None:  # a configured target: `run:N`, the Nth Run of its journal
-            n = any_target.run_point(step if step.startswith("run:") else any_target.DEFAULT_AT)
+            n = run_point(step if step.startswith("run:") else DEFAULT_RUN_POINT)
 
             def nth_in_flight(rows: list[dict[str, Any]]) -> bool:
                 runs = journal_steps(rows)

@@ -29,6 +29,7 @@ import docker
 import docker.errors
 
 from drillkit import progress
+from drillkit.components.process import log_tail
 from drillkit.errors import ComponentError
 from drillkit.procs import ProcessTable, is_alive, proc_cmdline
 from drillkit.waits import WaitTimeout, poll
@@ -100,7 +101,7 @@ def start_engine(state_root: Path, procs: ProcessTable, log_file: Path, timeout_
 
     def answers() -> bool:
         if procs.live(PROCESS_NAME) is None:
-            raise ComponentError(f"dockerd exited; see {log_file}:\n" + _tail(log_file))
+            raise ComponentError(f"dockerd exited; see {log_file}:\n" + log_tail(log_file))
         try:
             client = docker.DockerClient(base_url=url, timeout=5)
             client.ping()
@@ -112,7 +113,9 @@ def start_engine(state_root: Path, procs: ProcessTable, log_file: Path, timeout_
     try:
         poll(answers, bool, f"dockerd at {url}", timeout_s, interval_s=0.2)
     except WaitTimeout:
-        raise ComponentError(f"dockerd did not answer at {url} within {timeout_s:g} s:\n" + _tail(log_file)) from None
+        raise ComponentError(
+            f"dockerd did not answer at {url} within {timeout_s:g} s:\n" + log_tail(log_file)
+        ) from None
     return url
 
 
@@ -248,10 +251,3 @@ def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
     info.size = len(data)
     info.mode = mode
     tar.addfile(info, io.BytesIO(data))
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"

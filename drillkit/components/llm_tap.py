@@ -87,6 +87,7 @@ from drillkit.components.tap_faults import FaultPlan, FaultSchedule
 from drillkit.config import PROJECT_ROOT
 from drillkit.procs import ProcessRecord, ProcessTable
 from drillkit.waits import WaitTimeout, poll
+from writer_service.jsonl import AppendedLines
 
 log = logging.getLogger("drillkit.components.llm_tap")
 
@@ -178,21 +179,13 @@ class TapFollower:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._offset = 0
+        self._lines = AppendedLines(path)
         self._requests: dict[str, TapRequest] = {}  # insertion order is arrival order
 
     def update(self) -> list[TapRequest]:
         """The requests that arrived or ended since the last call, in their current state."""
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self._offset)
-                fresh = handle.read()
-        except FileNotFoundError:
-            return []
-        complete = fresh[: fresh.rfind(b"\n") + 1]  # a line still being written is read next time
-        self._offset += len(complete)
         changed: dict[str, TapRequest] = {}
-        for event in _events(complete):
+        for event in _events(self._lines.read()):
             request = _apply(self._requests, event)
             if request is not None:
                 changed[request.id] = request

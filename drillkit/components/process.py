@@ -58,11 +58,17 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def log_tail(path: Path | str, lines: int = 15) -> str:
+def log_lines(path: Path | str, lines: int) -> list[str]:
+    """The last `lines` lines of a process's log; none while the process has not written one."""
     try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+        return Path(path).read_text(errors="replace").splitlines()[-lines:]
     except FileNotFoundError:
-        return "(no log yet)"
+        return []
+
+
+def log_tail(path: Path | str, lines: int = 15) -> str:
+    """The log's last lines as text for an error message, which says so when there is no log yet."""
+    return "\n".join(log_lines(path, lines)) or "(no log yet)"
 
 
 class ManagedProcess:
@@ -93,7 +99,7 @@ class ManagedProcess:
         return http_ok(self.health_url())
 
     def logs(self, tail: int) -> list[str]:
-        return log_tail(self.log_file, tail).splitlines()
+        return log_lines(self.log_file, tail)
 
     def spawn_or_reuse(
         self,

@@ -27,7 +27,7 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
-from drillkit.components.process import config_digest
+from drillkit.components.process import config_digest, log_lines, log_tail
 from drillkit.components.restate_server import RestateServer, follow_file
 from drillkit.config import ClusterSettings, Runtime
 from drillkit.errors import ComponentError, DrillError, HttpError
@@ -250,9 +250,9 @@ class RestateCluster(RestateServer):
         self.nodes = [Node(n, self.settings, home, logs) for n in range(1, self.settings.nodes + 1)]
         self.cut_off: set[int] = set()
         """Nodes a drill has cut off from the others (alive, but restatectl must not ask them)."""
-        self.entry = self.nodes[0]
-        # Talk to node 1, or to the first node running when it is not (a task run after a node loss).
-        self.point_at(next(iter(self.reachable()), self.nodes[0]))
+        # The node to talk to: node 1, or the first node running when it is not (a task run after a node
+        # loss). The clients belong to the Stack, which points them here (`Stack.point_clients_at`).
+        self.entry: Node = next(iter(self.reachable()), self.nodes[0])
 
     # -- nodes ------------------------------------------------------------------------------------------
 
@@ -278,18 +278,14 @@ class RestateCluster(RestateServer):
         record = self.live(node)
         return record is not None and proc_state(record.pid) == "T"
 
-    def point_at(self, node: Node) -> None:
-        """The stack's admin and ingress clients (and the CLI) talk to `node` from now on."""
-        self.entry = node
-        self.admin.retarget(node.admin_url)
-        self.ingress.retarget(node.ingress_url)
-
-    def point_at_survivor(self, lost: set[int]) -> Node:
+    def entry_surviving(self, lost: set[int]) -> Node:
+        """The node to talk to once the `lost` nodes are gone: the entry node, or the first survivor when
+        the entry is among them. The caller points the Stack's clients at it (`Stack.point_clients_at`)."""
         survivors = [n for n in self.nodes if n.number not in lost]
         if not survivors:
             raise DrillError("no node would be left to talk to")
         if self.entry.number in lost:
-            self.point_at(survivors[0])
+            self.entry = survivors[0]
         return self.entry
 
     def uses_socket_groups(self) -> bool:
@@ -394,7 +390,7 @@ class RestateCluster(RestateServer):
         except WaitTimeout:
             state = f"not healthy after {timeout_s:g} s"
         if state != "healthy":
-            tail = "\n".join(_tail(node.log_file, 15))
+            tail = log_tail(node.log_file)
             raise ComponentError(f"restate node {node.name} {state}; log {node.log_file}:\n{tail}")
 
     # -- Restate's view -------------------------------------------------------------------------------
@@ -513,7 +509,7 @@ class RestateCluster(RestateServer):
         return ", ".join(f"{n.name} pid {r.pid}" for n, r in records if r is not None)
 
     def log_lines(self, tail: int) -> list[str]:
-        return [f"{n.name} | {line}" for n in self.nodes for line in _tail(n.log_file, tail)]
+        return [f"{n.name} | {line}" for n in self.nodes for line in log_lines(n.log_file, tail)]
 
     def follow_logs(self) -> Iterator[str]:
         yield from follow_file(self.entry.log_file)
@@ -547,10 +543,3 @@ class RestateCluster(RestateServer):
                 )
             )
         return rows
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    try:
-        return path.read_text(errors="replace").splitlines()[-lines:]
-    except FileNotFoundError:
-        return []

@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from drillkit import progress, traces
-from drillkit.components.process import config_digest
+from drillkit.components.process import config_digest, log_lines
 from drillkit.config import Runtime
 from drillkit.errors import ComponentError, ConfigMismatch, DrillError
 from drillkit.identity import SERVER_KEY_ENV, SERVER_KEY_ENVS, RequestIdentity
@@ -283,10 +283,7 @@ class NativeServer(RestateServer):
         return self.procs.live(PROCESS_NAME) is not None
 
     def log_lines(self, tail: int) -> list[str]:
-        try:
-            return self.log_file.read_text(errors="replace").splitlines()[-tail:]
-        except FileNotFoundError:
-            return []
+        return log_lines(self.log_file, tail)
 
     def follow_logs(self) -> Iterator[str]:
         yield from follow_file(self.log_file)

@@ -29,7 +29,18 @@ from writer_service.config import (
 )
 from writer_service.ledger import Execution, LedgerEntry, LedgerFollower, executions, read_ledger
 
-__all__ = ["Execution", "LedgerEntry", "WriterService", "executions"]
+# The door into writer_service: the rest of drillkit takes the writer's ledger and step order from here,
+# so what the tool depends on in the writer is listed in one place (and kept so by pyproject's
+# [tool.importlinter] contract).
+__all__ = [
+    "Execution",
+    "LedgerEntry",
+    "LedgerFollower",
+    "WriterService",
+    "executions",
+    "read_ledger",
+    "step_order",
+]
 
 NAME = "writer"
 SCRIPT = PROJECT_ROOT / "scripts" / "restate_writer_service.py"

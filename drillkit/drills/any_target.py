@@ -12,7 +12,6 @@ step's result, or the journal no longer holding, unchanged, a result it held bef
 from __future__ import annotations
 
 import random
-import re
 import signal
 import time
 import uuid
@@ -24,27 +23,25 @@ from urllib.parse import urlsplit
 from drillkit.blackhole import BlackHole, closed_port
 from drillkit.components.llm_tap import LlmTap, TapRequest
 from drillkit.components.target import TargetService, new_nonce
-from drillkit.drills import actions, checks, probes
-from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import ComponentError, ConfigError, DrillError, Inconclusive
-from drillkit.evidence import JournalStep, first_line, journal_steps, restate_time, transient_errors
+from drillkit.evidence import (
+    DEFAULT_RUN_POINT,
+    JournalStep,
+    first_line,
+    journal_steps,
+    restate_time,
+    run_point,
+    transient_errors,
+)
+from drillkit.kit import actions, checks, probes
+from drillkit.kit.frame import Drill, Scenario
 from drillkit.procs import ProcessRecord, Stopped
 from drillkit.restate_api import sql_list
 from drillkit.stack import Stack
 from drillkit.waits import poll
 
-DEFAULT_AT = "run:2"
-"""One finished Run to protect, the next one cut in flight."""
-RUN_POINT = re.compile(r"^(?:run:)?([1-9][0-9]*)$")
+DEFAULT_AT = DEFAULT_RUN_POINT
 TOLERANCE_S = 0.005  # Restate's timestamps are in milliseconds
-
-
-def run_point(at: str) -> int:
-    """`run:N` (or N): the Nth Run entry of the journal, 1-based."""
-    found = RUN_POINT.match(at.strip())
-    if not found:
-        raise ConfigError(f"--at {at!r}: on a configured target the kill point is run:N (the Nth Run step), e.g. run:2")
-    return int(found.group(1))
 
 
 def target_of(stack: Stack) -> TargetService:
@@ -471,7 +468,7 @@ def storm_scenario(n: int, kills: int, seed: int) -> Scenario:
             batch.keys[invocation_id] = key
             batch.bodies[invocation_id] = target.body(nonce)
         recoveries = kill_at_progress(drill, batch, kills, seed)
-        wait_all(drill, batch)
+        probes.wait_all_completed(drill, list(batch.keys))
         judge_storm(drill, batch, kills, time.monotonic() - started, recoveries)
 
     return scenario
@@ -529,28 +526,9 @@ def resume_backing_off(drill: Drill, ids: list[str]) -> None:
         actions.resume(drill, row["id"])
 
 
-def wait_all(drill: Drill, batch: actions.Batch) -> None:
-    ids = list(batch.keys)
-
-    def open_count() -> int:
-        rows = drill.stack.admin.query(f"SELECT id, status FROM sys_invocation WHERE id IN ({sql_list(ids)})")
-        still = len(ids) - sum(1 for r in rows if r.get("status") == "completed")
-        drill.pace.observe(still)
-        return still
-
-    poll(open_count, lambda c: c == 0, f"all {len(ids)} invocations to complete", 24 * 3600, 0.2, stalled=drill.pace)
-    drill.record.event("completed", f"all {len(ids)} invocations")
-
-
 def judge_storm(drill: Drill, batch: actions.Batch, kills: int, wall_s: float, recoveries: list[float]) -> None:
     ids = list(batch.keys)
-    rows = drill.stack.admin.query(f"SELECT id, completion_result FROM sys_invocation WHERE id IN ({sql_list(ids)})")
-    failed = [r["id"] for r in rows if r.get("completion_result") != "success"]
-    drill.record.expect(
-        f"all {len(ids)} invocations completed with success",
-        len(rows) == len(ids) and not failed,
-        f"{len(rows) - len(failed)}/{len(ids)} success" + (f"; not: {failed[:5]}" if failed else ""),
-    )
+    checks.all_completed_with_success(drill, ids, probes.invocations(drill, ids))
     checks.same_output_again(
         drill, batch, service=target_of(drill.stack).service, handler=target_of(drill.stack).handler
     )

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import signal
 
-from drillkit.drills import actions, checks, probes
-from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import ComponentError, DrillError
 from drillkit.evidence import completed_step_names, in_flight_step, journaled_completions
 from drillkit.howto import RESTART_PROMPT, howto_body
+from drillkit.kit import actions, checks, probes
+from drillkit.kit.frame import Drill, Scenario
 from drillkit.stack import Stack
-
-
-def previous_step(steps: list[str], target: str) -> str | None:
-    index = steps.index(target)
-    return steps[index - 1] if index else None
 
 
 def check_target(stack: Stack, at: str) -> None:
@@ -33,7 +28,7 @@ def crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenario:
     def scenario(drill: Drill) -> None:
         writer = actions.running_writer(drill)
         actions.send(drill, howto_body(RESTART_PROMPT))
-        probes.wait_step_running(drill, at, previous_step(drill.stack.writer.steps(), at))
+        probes.wait_step_running(drill, at, probes.previous_step(drill.stack.writer.steps(), at))
         probes.wait_executing(drill, writer.pid, at)
 
         stopped = actions.kill_writer(drill, writer, sig)

@@ -36,11 +36,11 @@ from urllib.parse import urlsplit
 
 from drillkit.components.llm_tap import LlmTap, TapRequest
 from drillkit.components.tap_faults import FAULTS, FaultPlan
-from drillkit.drills import actions, checks, probes
-from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import DrillError, Inconclusive
 from drillkit.evidence import first_line
 from drillkit.howto import howto_body
+from drillkit.kit import actions, checks, probes
+from drillkit.kit.frame import Drill, Scenario
 from drillkit.restate_api import sql_list
 from drillkit.stack import Stack
 

@@ -28,12 +28,13 @@ from typing import Any
 
 from drillkit.components.netcut import NetCut
 from drillkit.components.writer import Execution
-from drillkit.drills import checks
-from drillkit.drills import cluster_faults as cf
-from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import DrillError
 from drillkit.evidence import executions_after_journaled, journal_steps, journaled_completions
-from drillkit.restate_api import IngressApi, sql_list
+from drillkit.kit import actions, checks, probes
+from drillkit.kit import cluster_actions as ca
+from drillkit.kit import cluster_probes as cp
+from drillkit.kit.frame import Drill, Scenario
+from drillkit.restate_api import IngressApi
 from drillkit.stack import Stack
 
 HOLD_S = 5.0
@@ -56,32 +57,32 @@ def check_node_loss(stack: Stack, target: str, sig: signal.Signals, count: int, 
 
 
 def node_loss_scenario(
-    target: str, sig: signal.Signals, count: int, invocations: int, llm: str, fault: cf.Fault | None = None
+    target: str, sig: signal.Signals, count: int, invocations: int, llm: str, fault: ca.Fault | None = None
 ) -> Scenario:
-    chosen_fault: cf.Fault = fault or ("freeze" if sig == signal.SIGSTOP else "kill")
+    chosen_fault: ca.Fault = fault or ("freeze" if sig == signal.SIGSTOP else "kill")
 
     def scenario(drill: Drill) -> None:
         cluster = drill.stack.cluster
         netcut = NetCut() if chosen_fault == "cut" else None
         if netcut is not None:
             netcut.check_possible(cluster.uses_socket_groups())  # Inconclusive before any fault
-        stub = cf.use_stub_llm(drill) if llm == "stub" else None
-        flight = cf.send_flight(drill, invocations)
-        cf.wait_all_underway(drill, flight)
-        cf.hold_model(drill, stub)
-        leaders = cf.locate(drill, flight)
-        lost = cf.choose(cluster, target, count, leaders, flight)
+        stub = ca.use_stub_llm(drill) if llm == "stub" else None
+        flight = ca.send_flight(drill, invocations)
+        cp.wait_all_underway(drill, flight)
+        actions.hold_model(drill, stub)
+        leaders = cp.locate(drill, flight)
+        lost = cp.choose(cluster, target, count, leaders, flight)
         lost_numbers = {n.number for n in lost}
-        survivor = cluster.point_at_survivor(lost_numbers)
+        survivor = ca.talk_to_survivor(drill, lost)
         drill.record.event(
             "target", f"{', '.join(n.name for n in lost)} ({target}); the drill talks to {survivor.name} from now on"
         )
 
-        flight.fault_at = cf.lose(drill, lost, chosen_fault, sig, netcut)
-        cf.release_model(drill, stub)
+        flight.fault_at = ca.lose(drill, lost, chosen_fault, sig, netcut)
+        actions.release_model(drill, stub)
         recovery: dict[str, Any] = {}
         if count == 1:
-            seconds = cf.wait_progress(drill, flight, flight.fault_at, "a step to start and finish after the fault")
+            seconds = cp.wait_progress(drill, flight, flight.fault_at, "a step to start and finish after the fault")
             recovery["fault_to_progress_s"] = round(seconds, 3)
             drill.record.event(
                 "progress again",
@@ -89,32 +90,32 @@ def node_loss_scenario(
                 if flight.watched
                 else f"a step started and finished {seconds:.2f} s after the fault ({lost[0].name} led none in flight)",
             )
-            during = cf.wait_led_without(drill, lost)
+            during = cp.wait_led_without(drill, lost)
             drill.record.expect(
                 f"while {lost[0].name} was away, every partition had an active leader among the others",
                 cluster.all_led(during, {lost[0].name}),
                 ", ".join(f"p{p} {n}" for p, n in during.items()),
             )
             flight.restored_at = time.time()
-            cf.restore(drill, lost, chosen_fault, netcut)
+            ca.restore(drill, lost, chosen_fault, netcut)
         else:
             time.sleep(HOLD_S)  # the observation window itself: nothing to poll for, absence is the point
-            moved = cf.started_after(drill, flight, flight.fault_at + SETTLE_S)
+            moved = cp.started_after(drill, flight, flight.fault_at + SETTLE_S)
             drill.record.expect(
                 f"no step started while a majority was down ({HOLD_S:g} s watched)",
                 not moved,
                 f"steps started from {SETTLE_S:g} s after the fault: {moved[:5] or 'none'}",
             )
             flight.restored_at = time.time()
-            cf.restore(drill, lost, chosen_fault, netcut)
-            seconds = cf.wait_progress(drill, flight, flight.restored_at, "a step to start and finish after the return")
+            ca.restore(drill, lost, chosen_fault, netcut)
+            seconds = cp.wait_progress(drill, flight, flight.restored_at, "a step to start and finish after the return")
             recovery["return_to_progress_s"] = round(seconds, 3)
             drill.record.event("progress again", f"a step started and finished {seconds:.2f} s after the return")
-        leaders_after = cf.wait_rejoined(drill, lost)
+        leaders_after = cp.wait_rejoined(drill, lost)
         flight.rejoined_at = time.time()
         drill.record.evidence["recovery_s"] = recovery
         drill.record.evidence["leaders_after"] = leaders_after
-        cf.wait_all_completed(drill, flight)
+        probes.wait_all_completed(drill, list(flight.keys))
         # A frozen or cut-off node comes back still believing it leads: until it learns otherwise it may
         # drive its partitions' invocations from its stale state. A killed node comes back from the log.
         judge(drill, flight, lost_numbers, leaders_after, deposed_may_return=chosen_fault in ("freeze", "cut"))
@@ -123,26 +124,18 @@ def node_loss_scenario(
 
 
 def judge(
-    drill: Drill, flight: cf.Flight, lost: set[int], leaders_after: dict[int, str], deposed_may_return: bool = False
+    drill: Drill, flight: ca.Flight, lost: set[int], leaders_after: dict[int, str], deposed_may_return: bool = False
 ) -> None:
     stack, record = drill.stack, drill.record
     cluster = stack.cluster
-    rows = stack.admin.query(
-        "SELECT id, status, completion_result, completion_failure FROM sys_invocation "
-        f"WHERE id IN ({sql_list(flight.keys)})"
-    )
-    failed = [r["id"] for r in rows if r.get("completion_result") != "success"]
-    record.expect(
-        f"all {len(flight.keys)} invocations completed with success",
-        len(rows) == len(flight.keys) and not failed,
-        f"{len(rows) - len(failed)}/{len(flight.keys)} success" + (f"; not: {failed[:5]}" if failed else ""),
-    )
+    ids = list(flight.keys)
+    checks.all_completed_with_success(drill, ids, probes.invocations(drill, ids))
     # Ask through a node that was lost: it serves the same results once it is back.
     back = cluster.node(min(lost))
     with IngressApi(back.ingress_url) as ingress:
         outputs = checks.same_output_again(drill, flight, ingress)
     checks.files_hold_outputs(drill, outputs)
-    journals = cf.journals(drill, flight)
+    journals = probes.journals(drill, flight.keys)
     window = (flight.restored_at, flight.rejoined_at) if deposed_may_return else None
     again = reexecutions(drill, flight, journals, window)
     steps = sum(len(journaled_completions(rows)) for rows in journals.values())
@@ -192,7 +185,7 @@ class Reexecutions:
 
 
 def reexecutions(
-    drill: Drill, flight: cf.Flight, journals: dict[str, list[dict[str, Any]]], window: tuple[float, float] | None
+    drill: Drill, flight: ca.Flight, journals: dict[str, list[dict[str, Any]]], window: tuple[float, float] | None
 ) -> Reexecutions:
     found = Reexecutions()
     for invocation_id in flight.keys:

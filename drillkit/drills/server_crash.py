@@ -12,18 +12,17 @@ from __future__ import annotations
 import signal
 import time
 
-from drillkit.drills import actions, checks, probes
-from drillkit.drills.crash import previous_step
-from drillkit.drills.frame import Drill, Scenario
 from drillkit.evidence import completed_step_names, journaled_completions
 from drillkit.howto import RESTART_PROMPT, howto_body
+from drillkit.kit import actions, checks, probes
+from drillkit.kit.frame import Drill, Scenario
 from drillkit.waits import WaitTimeout
 
 
 def server_crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenario:
     def scenario(drill: Drill) -> None:
         actions.send(drill, howto_body(RESTART_PROMPT))
-        before_kill = probes.wait_step_running(drill, at, previous_step(drill.stack.writer.steps(), at))
+        before_kill = probes.wait_step_running(drill, at, probes.previous_step(drill.stack.writer.steps(), at))
         seen_done = completed_step_names(before_kill)
         actions.kill_server(drill, sig)
         killed_at = time.time()

@@ -17,39 +17,22 @@ import random
 import signal
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from drillkit import config as drill_config
 from drillkit.components.llm_tap import LlmTap
 from drillkit.components.stub_llm import StubLlm
-from drillkit.drills import actions, storm_checks
-from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import DrillError, HttpError
+from drillkit.kit import actions, probes, storm_checks
+from drillkit.kit.frame import Drill, Scenario
+from drillkit.kit.storm_checks import Storm, Target
 from drillkit.restate_api import sql_list
 from drillkit.stack import Stack
 from drillkit.waits import poll
 
-Target = Literal["writer", "server"]
 Llm = Literal["local", "stub"]
 STUB_DELAY_MS = 50.0
-
-
-@dataclass
-class Storm(actions.Batch):
-    """What the storm sent and saw: its invocations and keys (a Batch), the writer's config, the kills."""
-
-    n: int
-    kills: int
-    target: Target
-    seed: int
-    writer_config: str = ""
-    concurrency: int = 1
-    """LLM calls the writer has in flight at most, under the config it runs with during the storm."""
-    recoveries: list[float] = field(default_factory=list)
-    started: float = 0.0
-    wall_s: float = 0.0
 
 
 def check_storm(stack: Stack, n: int, kills: int, target: str, llm: str) -> None:
@@ -70,7 +53,7 @@ def storm_scenario(n: int, kills: int, target: Target, llm: Llm, seed: int) -> S
         storm.started = time.monotonic()
         actions.send_batch(drill, storm, n, "storm")
         kill_at_progress_points(drill, storm)
-        wait_all_completed(drill, storm)
+        probes.wait_all_completed(drill, list(storm.keys))
         storm.wall_s = time.monotonic() - storm.started
         storm_checks.judge(drill, storm, tap)
 
@@ -191,14 +174,3 @@ def resume_backing_off(drill: Drill, storm: Storm) -> None:
         except HttpError:
             pass  # Restate got there first
     drill.record.event("resumed", f"{resumed} backing-off invocation(s)")
-
-
-def wait_all_completed(drill: Drill, storm: Storm) -> None:
-    def open_count() -> int:
-        rows = drill.stack.admin.query(f"SELECT id, status FROM sys_invocation WHERE id IN ({sql_list(storm.keys)})")
-        still = sum(1 for r in rows if r.get("status") != "completed")
-        drill.pace.observe(still)
-        return still
-
-    poll(open_count, lambda c: c == 0, f"all {storm.n} invocations to complete", 24 * 3600, 0.2, stalled=drill.pace)
-    drill.record.event("completed", f"all {storm.n} invocations")

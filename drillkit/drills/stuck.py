@@ -18,13 +18,14 @@ from __future__ import annotations
 import time
 
 from drillkit.components.stub_llm import StubLlm
-from drillkit.drills import actions, checks, probes
-from drillkit.drills.cluster_faults import STUB_DELAY_MS, hold_model, release_model
-from drillkit.drills.frame import Drill, Scenario
 from drillkit.evidence import journaled_completions
 from drillkit.howto import RESTART_PROMPT, howto_body
+from drillkit.kit import actions, checks, probes
+from drillkit.kit.actions import hold_model, release_model
+from drillkit.kit.frame import Drill, Scenario
 from drillkit.waits import poll
 
+STUB_DELAY_MS = 300.0
 INACTIVITY_S = 3.0
 ABORT_S = 3.0
 MODEL_TIMEOUT_S = 2.5

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from drillkit.blackhole import BlackHole, closed_port
-from drillkit.drills import actions, checks, probes
-from drillkit.drills.frame import Drill, Scenario
 from drillkit.evidence import first_line, journal_steps, transient_errors
 from drillkit.howto import howto_body
+from drillkit.kit import actions, checks, probes
+from drillkit.kit.frame import Drill, Scenario
 
 Mode = Literal["down", "hang", "pause"]
 Expect = Literal["recover", "fail", "pause"]

@@ -9,11 +9,11 @@ exactly once (they were replayed, not re-run), and the report file written once.
 
 from __future__ import annotations
 
-from drillkit.drills import actions, checks, probes
-from drillkit.drills.frame import Drill, Scenario
 from drillkit.errors import DrillError
 from drillkit.evidence import attempt_counts, first_line, journal_steps, ok_counts, restate_time, transient_errors
 from drillkit.howto import howto_body
+from drillkit.kit import actions, checks, probes
+from drillkit.kit.frame import Drill, Scenario
 
 
 def check_fail_first(fail_first: int) -> None:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from drillkit.components.llm_tap import LlmTap, TapRequest
 from drillkit.components.process import ConfigStamp, Listen, ManagedProcess
 from drillkit.components.target import TargetService, new_nonce
+from drillkit.components.writer import step_order
 from drillkit.config import PROJECT_ROOT, TargetBaseline, from_project_root
 from drillkit.errors import ConfigError
 from drillkit.evidence import journal_steps
@@ -27,7 +28,6 @@ from drillkit.howto import RESTART_PROMPT, howto_body
 from drillkit.procs import ProcessRecord, Stopped
 from drillkit.stack import Stack
 from drillkit.waits import WaitTimeout, poll
-from writer_service.config import step_order
 
 FAULT_POINT = "section:1"
 """The shipped writer's fault point: once this step has finished there is finished work to lose."""

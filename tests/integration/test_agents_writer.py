@@ -13,9 +13,8 @@ import httpx
 import pytest
 import yaml
 
+from drillkit import catalog, target_check
 from drillkit import config as drill_config
-from drillkit import target_check
-from drillkit.drills import catalog
 from drillkit.stack import Stack
 
 from .conftest import ROOT, make_config, our_live_processes

@@ -11,9 +11,9 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from drillkit import catalog
 from drillkit import config as drill_config
-from drillkit.drills import catalog
-from drillkit.drills.record import exit_code
+from drillkit.reports.record import exit_code
 from drillkit.stack import Stack
 from writer_service.ledger import Execution, LedgerEntry, executions
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from drillkit import config as drill_config
-from drillkit.drills.pace import FIRST_STEP_S
 from drillkit.evidence import completed_step_names, in_flight_step, journaled_completions, reexecuted_after_journaled
+from drillkit.kit.pace import FIRST_STEP_S
 from drillkit.procs import is_alive
 from drillkit.stack import Stack
 from drillkit.waits import poll

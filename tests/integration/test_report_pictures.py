@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from drillkit.drills import html_report
+from drillkit.reports import html_report
 
 from .conftest import ROOT, make_config
 

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from drillkit import target_check
-from drillkit.drills import catalog
+from drillkit import catalog, target_check
 
 from .conftest import ROOT, make_config, stack_up
 from .stranger import stranger

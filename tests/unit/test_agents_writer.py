@@ -13,6 +13,7 @@ import pytest
 from drillkit import config as drill_config
 from drillkit.components.local_model import LocalModel
 from drillkit.errors import DrillError
+from drillkit.howto import howto_body
 from drillkit.procs import ProcessTable
 from drillkit.state import StateDir
 from targets.agents_writer import settings
@@ -20,17 +21,6 @@ from targets.agents_writer.llamacpp import ModelTransport, rewrite_for_forced_to
 from targets.agents_writer.models import BadRequest, SaveReportFault, ToolFault, parse_request
 
 ROOT = Path(__file__).resolve().parents[2]
-SEED_BODY = {
-    "prompt": "Ecris un court rapport de test.",
-    "research_info": {
-        "temp_dir": "/tmp",
-        "output_dir": "/tmp/restate-output",
-        "max_search_plan": "1",
-        "vector_store_name": None,
-        "vector_store_id": None,
-        "search_results": [],
-    },
-}
 
 # -- settings -------------------------------------------------------------------------------------------
 
@@ -96,8 +86,8 @@ def test_a_bad_variable_is_named_with_its_value(name, value, says):
 
 
 def test_the_seed_body_parses_and_keeps_its_other_fields():
-    request = parse_request(SEED_BODY)
-    assert request.prompt == SEED_BODY["prompt"]
+    request = parse_request(howto_body())
+    assert request.prompt == howto_body()["prompt"]
     assert request.research_info.output_dir == "/tmp/restate-output"
     assert request.research_info.model_extra == {
         "temp_dir": "/tmp",

@@ -19,10 +19,12 @@ from drillkit.components.restate_cluster import (
     partition_of,
 )
 from drillkit.config import ClusterSettings, Runtime
-from drillkit.drills.cluster_faults import Flight, choose
-from drillkit.errors import ComponentError, Inconclusive
+from drillkit.errors import ComponentError, DrillError, Inconclusive
+from drillkit.kit.cluster_actions import Flight
+from drillkit.kit.cluster_probes import choose
 from drillkit.procs import ProcessTable
 from drillkit.restate_api import AdminApi, IngressApi
+from drillkit.state import StateDir
 
 
 def test_node_toml_has_the_measured_keys(tmp_path):
@@ -112,7 +114,8 @@ def test_restatectl_is_fetched_like_the_other_binaries():
     assert (CTL.command, CTL.npm_stem, CTL.archive_stem) == ("restatectl", "restatectl", "restatectl")
 
 
-def cluster(tmp_path: Path) -> RestateCluster:
+def cluster(tmp_path: Path, identity: bool = False) -> RestateCluster:
+    """A default three-node cluster under tmp_path (nothing started); `identity`: its nodes sign requests."""
     runtime = Runtime.model_validate({"backend": "cluster"})
     return RestateCluster(
         runtime,
@@ -123,6 +126,7 @@ def cluster(tmp_path: Path) -> RestateCluster:
         tmp_path / "cluster",
         tmp_path / "logs",
         ProcessTable(tmp_path / "procs"),
+        identity=StateDir(tmp_path / "state").request_identity() if identity else None,
     )
 
 
@@ -131,9 +135,12 @@ def test_node_ports_and_files(tmp_path):
     n2 = c.node(2)
     assert (n2.fabric_port, n2.admin_port, n2.ingress_port) == (5123, 9071, 8081)
     assert n2.process == "restate-server-n2" and n2.log_file.name == "restate-n2.log"
-    assert c.admin.base_url == "http://127.0.0.1:9070"  # node 1 when none runs
-    c.point_at_survivor({1})
-    assert c.admin.base_url == "http://127.0.0.1:9071" and c.ingress.base_url == "http://127.0.0.1:8081"
+    assert c.entry == c.node(1)  # node 1 when none runs
+    assert c.entry_surviving({2, 3}) == c.node(1)  # the entry stays while it survives
+    assert c.entry_surviving({1}) == n2 == c.entry
+    assert c.admin.base_url == "http://127.0.0.1:9070"  # the clients are the Stack's: the cluster leaves them
+    with pytest.raises(DrillError, match="no node would be left"):
+        c.entry_surviving({1, 2, 3})
 
 
 def test_choose_the_node_to_lose(tmp_path):
@@ -225,8 +232,8 @@ def test_a_deposed_leaders_re_execution_is_reported_and_any_other_fails():
     from types import SimpleNamespace
 
     from drillkit.components.writer import Execution
-    from drillkit.drills.cluster_faults import Flight
     from drillkit.drills.node_loss import reexecutions
+    from drillkit.kit.cluster_actions import Flight
 
     runs = {
         "inv_led": [
@@ -259,8 +266,8 @@ def test_progress_after_the_fault_or_inconclusive_when_the_watched_work_had_alre
     from types import SimpleNamespace
 
     from drillkit.components.writer import Execution
-    from drillkit.drills.cluster_faults import wait_progress
-    from drillkit.drills.pace import Pace
+    from drillkit.kit.cluster_probes import wait_progress
+    from drillkit.kit.pace import Pace
 
     runs = [Execution("inv_a", "save_report", 1, 9, 9.0, 10.5, "ok")]  # started before the fault at 10.0
     writer = SimpleNamespace(steps=lambda: ["outline", "save_report"], executions=lambda: runs)
@@ -270,3 +277,17 @@ def test_progress_after_the_fault_or_inconclusive_when_the_watched_work_had_alre
         wait_progress(drill, flight, 10.0, "a step after the fault")
     runs.append(Execution("inv_a", "save_report", 2, 9, 10.2, 11.0, "ok"))  # started after it: progress
     assert wait_progress(drill, flight, 10.0, "a step after the fault") == pytest.approx(1.0)
+
+
+def test_only_the_stack_repoints_its_clients_and_the_cluster_talks_through_them(tmp_path):
+    from tests.unit.test_records_ports_configs import _stack_on
+
+    stack = _stack_on(tmp_path, **{"runtime.backend": "cluster"})
+    cluster = stack.cluster  # built by the Stack, which points its clients at the entry node (node 1 here)
+    assert stack.admin.base_url == cluster.entry.admin_url and stack.ingress.base_url == cluster.entry.ingress_url
+    n3 = cluster.entry_surviving({1, 2})
+    assert stack.admin.base_url == cluster.node(1).admin_url  # choosing a survivor moves no client
+    stack.point_clients_at(n3.admin_url, n3.ingress_url)
+    assert (stack.admin.base_url, stack.ingress.base_url) == ("http://127.0.0.1:9072", "http://127.0.0.1:8082")
+    assert cluster.admin is stack.admin and cluster.ingress is stack.ingress  # the cluster's health checks follow
+    stack.close()

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 import pytest
 
 from drillkit import interrupts
-from drillkit.drills import frame
-from drillkit.drills.pace import Pace
-from drillkit.drills.record import DrillRecord
+from drillkit.kit import frame
+from drillkit.kit.pace import Pace
 from drillkit.procs import ProcessTable, is_alive
+from drillkit.reports.record import DrillRecord
 
 
 def sigint_self() -> None:

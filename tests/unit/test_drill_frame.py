@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from drillkit.drills.pace import FACTOR, Pace
 from drillkit.errors import DrillError
+from drillkit.kit.pace import FACTOR, Pace
 from drillkit.state import StateDir, drill_lock
 from drillkit.waits import WaitTimeout, poll
 
@@ -70,8 +70,8 @@ def test_a_wait_ends_when_progress_stops_not_at_a_fixed_time():
 def _drill(fault_injected: bool):
     from types import SimpleNamespace
 
-    from drillkit.drills.frame import Drill
-    from drillkit.drills.record import DrillRecord
+    from drillkit.kit.frame import Drill
+    from drillkit.reports.record import DrillRecord
 
     drill = Drill(SimpleNamespace(), DrillRecord("crash", {}), Pace())  # type: ignore[arg-type]
     drill.fault_injected = fault_injected
@@ -89,7 +89,7 @@ def _drill(fault_injected: bool):
     ],
 )
 def test_what_an_exception_means_depends_on_whether_the_fault_was_injected(fault_injected, exc, verdict):
-    from drillkit.drills.frame import judge_exception
+    from drillkit.kit.frame import judge_exception
 
     drill = _drill(fault_injected)
     judge_exception(drill, exc)

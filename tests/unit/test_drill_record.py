@@ -2,7 +2,7 @@
 
 from xml.etree import ElementTree as ET
 
-from drillkit.drills.record import DrillRecord
+from drillkit.reports.record import DrillRecord
 
 
 def test_verdicts():
@@ -49,7 +49,7 @@ def test_inconclusive_when_the_environment_failed_before_the_fault(tmp_path):
 
 
 def test_exit_codes():
-    from drillkit.drills.record import exit_code
+    from drillkit.reports.record import exit_code
 
     assert exit_code(["PASS", "PASS"]) == 0
     assert exit_code(["PASS", "INCONCLUSIVE"]) == 3
@@ -71,14 +71,14 @@ def test_drill_parameters_are_checked_before_anything_starts(monkeypatch):
 
     import pytest
 
+    from drillkit import catalog
     from drillkit import config as drill_config
-    from drillkit.drills import catalog
     from drillkit.errors import DrillError
     from drillkit.stack import Stack
 
     root = Path(__file__).resolve().parents[2]
     stack = Stack(drill_config.load(root / "configs/local.yaml"))
-    monkeypatch.setattr("drillkit.drills.catalog.run_drill", lambda *a, **k: pytest.fail("the drill started"))
+    monkeypatch.setattr("drillkit.catalog.run_drill", lambda *a, **k: pytest.fail("the drill started"))
     with pytest.raises(DrillError, match="section:9"):
         catalog.run(stack, catalog.crash(at="section:9"))
     with pytest.raises(DrillError, match="at least 1"):
@@ -88,7 +88,7 @@ def test_drill_parameters_are_checked_before_anything_starts(monkeypatch):
 def test_the_ledger_table_has_one_row_per_execution():
     from dataclasses import asdict
 
-    from drillkit.drills.record import render_markdown
+    from drillkit.reports.record import render_markdown
     from writer_service.ledger import LedgerEntry
 
     record = DrillRecord("crash", {"signal": "KILL"})

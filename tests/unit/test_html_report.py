@@ -8,7 +8,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from drillkit import traces
-from drillkit.drills import html_report
+from drillkit.reports import html_report
 
 T0 = 1_800_000_000.0
 STEPS = ["outline", "section:1", "section:2", "section:3", "summary", "save_report"]

@@ -197,3 +197,17 @@ def test_executions_follower_reads_only_new_lines_of_its_invocation(tmp_path):
     [done] = follower.update()
     assert (done.outcome, done.ended) == ("ok", 2.5)
     assert follower.update() == [done]  # nothing new: the torn line waits for its end
+
+
+def test_appended_lines_returns_only_whole_new_lines(tmp_path):
+    from writer_service.jsonl import AppendedLines
+
+    path = tmp_path / "record.jsonl"
+    lines = AppendedLines(path)
+    assert lines.read() == b""  # no file yet
+    path.write_bytes(b'{"a": 1}\n{"b": 2')  # the second line is still being written
+    assert lines.read() == b'{"a": 1}\n'
+    with open(path, "ab") as handle:
+        handle.write(b'}\n{"c": 3}\n')
+    assert lines.read() == b'{"b": 2}\n{"c": 3}\n'
+    assert lines.read() == b""

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from drillkit import catalog
 from drillkit.components.llm_tap import TapRequest
-from drillkit.drills import catalog
 from drillkit.drills.model_faults import _each_followed, fault_steps, raw_json_fragments, step_result
 
 

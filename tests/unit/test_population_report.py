@@ -13,7 +13,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from drillkit.drills import html_population, html_report
+from drillkit.reports import html_population, html_report
 
 JOURNALS = Path(__file__).resolve().parents[1] / "data" / "journals"
 DRILLS = ["storm", "node-loss", "partition"]

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from restate._internal import IdentityVerificationException, PyIdentityVerifier
 
-from drillkit.components.restate_cluster import RestateCluster, node_toml
+from drillkit.components.restate_cluster import node_toml
 from drillkit.components.restate_docker import IDENTITY_KEY_IN_CONTAINER, DockerServer
 from drillkit.components.restate_server import NativeServer
 from drillkit.config import ClusterSettings, Runtime
@@ -31,6 +31,7 @@ from drillkit.identity import (
 from drillkit.procs import ProcessTable
 from drillkit.restate_api import AdminApi, IngressApi
 from drillkit.state import StateDir
+from tests.unit.test_cluster import cluster
 from writer_service import identity as writer_identity
 from writer_service.config import IDENTITY_KEY_FILE_ENV
 from writer_service.config import ConfigError as WriterConfigError
@@ -187,7 +188,7 @@ def test_the_native_server_gets_the_pem_file_in_its_environment(tmp_path, monkey
     assert signed.identity is not None
     assert signed.env()[SERVER_KEY_ENV] == str(signed.identity.private_key_file)
     assert not set(SERVER_KEY_ENVS) & set(unsigned.env())  # never inherited: its digest says unsigned
-    assert not set(SERVER_KEY_ENVS) & set(_cluster(tmp_path, False).node_env())  # nodes read it from their TOML
+    assert not set(SERVER_KEY_ENVS) & set(cluster(tmp_path).node_env())  # nodes read it from their TOML
 
 
 def test_a_server_started_unsigned_is_not_reused_once_the_key_is_required(tmp_path):
@@ -221,27 +222,12 @@ def test_each_cluster_node_signs_with_the_key_in_its_toml(tmp_path):
     assert "worker" not in tomllib.loads(node_toml(settings, 1, tmp_path / "n1"))
 
 
-def _cluster(tmp_path: Path, identity: bool) -> RestateCluster:
-    runtime = Runtime.model_validate({"backend": "cluster"})
-    return RestateCluster(
-        runtime,
-        AdminApi(runtime.admin_url),
-        IngressApi(runtime.ingress_url),
-        tmp_path / "restate-server",
-        tmp_path / "restatectl",
-        tmp_path / "cluster",
-        tmp_path / "logs",
-        ProcessTable(tmp_path / "procs"),
-        identity=StateDir(tmp_path / "state").request_identity() if identity else None,
-    )
-
-
 def test_a_cluster_node_started_unsigned_is_refused_not_reused(tmp_path):
     """Cluster nodes now keep the settings digest they started with, like the single server."""
     import signal
     import sys
 
-    unsigned, signed = _cluster(tmp_path, False), _cluster(tmp_path, True)
+    unsigned, signed = cluster(tmp_path), cluster(tmp_path, identity=True)
     assert unsigned.settings_digest() != signed.settings_digest()
     node = unsigned.node(1)
     record = unsigned.procs.spawn(

@@ -157,3 +157,20 @@ def test_benign_partition_errors_are_asked_again_real_errors_are_not():
     with pytest.raises(HttpError, match="syntax error"):
         admin_with(broken).query("SELEC")
     assert len(calls) == 1
+
+
+def test_journals_of_a_batch_is_one_query_grouped_by_invocation():
+    seen = []
+
+    def handler(request):
+        seen.append(json.loads(request.content)["query"])
+        rows = [
+            {"id": "inv_a", "index": 0, "entry_type": "Command: Input"},
+            {"id": "inv_a", "index": 1, "entry_type": "Command: Run", "name": "outline"},
+        ]
+        return httpx.Response(200, json={"rows": rows})
+
+    journals = admin_with(handler).journals(["inv_a", "inv_b"])
+    assert len(seen) == 1 and "WHERE id IN ('inv_a', 'inv_b') ORDER BY id, index" in seen[0]
+    assert [r["index"] for r in journals["inv_a"]] == [0, 1]
+    assert journals["inv_b"] == []  # asked for, no entries yet: present and empty

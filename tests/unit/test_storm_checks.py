@@ -6,10 +6,10 @@ from types import SimpleNamespace
 
 from drillkit.components.llm_tap import TapRequest
 from drillkit.components.writer import Execution
-from drillkit.drills import storm_checks
-from drillkit.drills.pace import Pace
-from drillkit.drills.record import DrillRecord
-from drillkit.drills.storm import Storm
+from drillkit.kit import storm_checks
+from drillkit.kit.pace import Pace
+from drillkit.kit.storm_checks import Storm
+from drillkit.reports.record import DrillRecord
 
 STEPS = ["outline", "section:1", "section:2", "section:3", "summary", "save_report"]
 
@@ -90,3 +90,21 @@ def test_latency_percentiles_come_from_restates_timestamps():
     figures = storm_checks.figures(storm, rows)
     assert figures["latency_p50_s"] in (5.0, 6.0) and figures["latency_p99_s"] == 10.0
     assert figures["throughput_inv_per_s"] == 0.5
+
+
+def test_all_completed_with_success_names_the_failed_and_counts_the_missing():
+    from drillkit.kit import checks
+
+    ok = {"id": "inv_a", "completion_result": "success"}
+    d = drill()
+    checks.all_completed_with_success(d, ["inv_a"], [ok])
+    assert verdicts(d) == {"all 1 invocations completed with success": True}
+
+    d = drill()
+    checks.all_completed_with_success(d, ["inv_a", "inv_b"], [ok, {"id": "inv_b", "completion_result": "failure"}])
+    [check] = d.record.expectations
+    assert not check.passed and check.detail == "1/2 success; not: ['inv_b']"
+
+    d = drill()  # a row Restate does not have is not a success either
+    checks.all_completed_with_success(d, ["inv_a", "inv_b"], [ok])
+    assert not d.record.expectations[0].passed

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from drillkit import catalog
 from drillkit.components.llm_tap import TapRequest, fingerprint
 from drillkit.components.target import holds_placeholder, new_nonce, with_nonce
 from drillkit.config import validate_mapping
-from drillkit.drills import any_target, catalog
+from drillkit.drills import any_target
 from drillkit.errors import ConfigError
-from drillkit.evidence import JournalStep
+from drillkit.evidence import JournalStep, run_point
 
 BASE = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "local.yaml").read_text())
 TARGET = {"command": ["python", "x.py"], "port": 9085, "service": "Notes", "handler": "summarize", "body": {}}
@@ -47,10 +48,10 @@ def test_the_nonce_is_put_in_every_string_that_asks_for_it():
 
 
 def test_kill_points_are_runs_of_the_journal():
-    assert any_target.run_point("run:2") == 2 and any_target.run_point("3") == 3
+    assert run_point("run:2") == 2 and run_point("3") == 3
     for bad in ("section:2", "run:0", "run:x", ""):
         with pytest.raises(ConfigError):
-            any_target.run_point(bad)
+            run_point(bad)
 
 
 def step(index, name, started, completed, result="Success"):

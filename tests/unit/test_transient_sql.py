@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from drillkit.components.restate_cluster import Restatectl
-from drillkit.drills.frame import Drill, judge_exception, stop_unfinished
-from drillkit.drills.pace import Pace
-from drillkit.drills.record import DrillRecord
 from drillkit.errors import ComponentError, HttpError
+from drillkit.kit.frame import Drill, judge_exception, stop_unfinished
+from drillkit.kit.pace import Pace
+from drillkit.reports.record import DrillRecord
 from drillkit.restate_api import (
     TRANSIENT_QUERY_ERRORS,
     AdminApi,

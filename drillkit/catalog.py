@@ -13,19 +13,22 @@ from typing import Any
 
 from drillkit import live, progress
 from drillkit.components.tap_faults import FAULTS
-from drillkit.drills import any_target, html_report
+from drillkit.drills import any_target
 from drillkit.drills.crash import check_target, crash_scenario
-from drillkit.drills.frame import INTERRUPTED_DRAIN_S, Scenario, bring_up, run_drill
 from drillkit.drills.model_faults import check_model, model_scenario
 from drillkit.drills.node_loss import INVOCATIONS, check_node_loss, node_loss_scenario
-from drillkit.drills.record import INCONCLUSIVE, PASS, DrillRecord
 from drillkit.drills.server_crash import server_crash_scenario
-from drillkit.drills.storm import Llm, Target, check_storm, storm_scenario
+from drillkit.drills.storm import Llm, check_storm, storm_scenario
 from drillkit.drills.stuck import stuck_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
 from drillkit.drills.tool_error import check_fail_first, tool_error_scenario
 from drillkit.errors import ConfigError, DrillError
+from drillkit.evidence import run_point
 from drillkit.interrupts import CleanupGuard, ForcedCleanup, stop_started
+from drillkit.kit.frame import INTERRUPTED_DRAIN_S, Scenario, bring_up, run_drill
+from drillkit.kit.storm_checks import Target
+from drillkit.reports import html_report
+from drillkit.reports.record import INCONCLUSIVE, PASS, DrillRecord
 from drillkit.stack import Stack
 from drillkit.state import drill_lock
 
@@ -107,7 +110,7 @@ def _a_kill(
 def _check_target_point(stack: Stack, at: str, kills: bool) -> None:
     if kills:
         any_target.check_startable(stack, "kill and restart it")
-    any_target.run_point(at)
+    run_point(at)
 
 
 def timeout(mode: Mode = "down", expect: Expect | None = None, deadline_s: float | None = None) -> DrillSpec:

@@ -11,13 +11,16 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from drillkit.drills.actions import Batch
-from drillkit.drills.frame import Drill
-from drillkit.drills.probes import Row, is_retrying, row_detail
 from drillkit.errors import HttpError, Inconclusive
 from drillkit.evidence import reexecuted_after_journaled
+from drillkit.kit.actions import Batch
+from drillkit.kit.frame import Drill
+from drillkit.kit.probes import Row, Rows, is_retrying, row_detail
 from drillkit.procs import Stopped
 from drillkit.restate_api import HANDLER, SERVICE, IngressApi
+
+SHOWN = 5
+"""How many offending ids a check names in its detail."""
 
 
 def completed_with_success(drill: Drill, row: Row, report_file: bool = True) -> None:
@@ -52,6 +55,16 @@ def completed_with_success(drill: Drill, row: Row, report_file: bool = True) -> 
     )
     path = Path(str(output.get("output_path"))) if output else None
     record.expect("the report file exists", path is not None and path.is_file(), str(path))
+
+
+def all_completed_with_success(drill: Drill, ids: list[str], rows: Rows) -> None:
+    """Every invocation of a batch completed with success (Restate's rows, one per id)."""
+    failed = [r["id"] for r in rows if r.get("completion_result") != "success"]
+    drill.record.expect(
+        f"all {len(ids)} invocations completed with success",
+        len(rows) == len(ids) and not failed,
+        f"{len(rows) - len(failed)}/{len(ids)} success" + (f"; not: {failed[:SHOWN]}" if failed else ""),
+    )
 
 
 def same_output_again(

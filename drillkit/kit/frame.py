@@ -18,12 +18,12 @@ from typing import Any
 
 from drillkit import progress, traces
 from drillkit.components.llm_tap import LlmTap
-from drillkit.drills import population
-from drillkit.drills.pace import Pace
-from drillkit.drills.record import ERROR, PASS, DrillRecord, row_summary
 from drillkit.errors import DrillError, Inconclusive
 from drillkit.evidence import journal_steps, transient_errors
 from drillkit.interrupts import CleanupGuard, ForcedCleanup, stop_started
+from drillkit.kit.pace import Pace
+from drillkit.reports import population
+from drillkit.reports.record import ERROR, PASS, DrillRecord, row_summary
 from drillkit.restate_api import is_query_error
 from drillkit.stack import Stack
 from drillkit.state import drill_lock

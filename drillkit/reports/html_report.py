@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drillkit.drills import html_population
-from drillkit.drills.html_population import place_labels
 from drillkit.errors import DrillError
 from drillkit.evidence import restate_time
+from drillkit.reports import html_population
+from drillkit.reports.html_population import place_labels
 from drillkit.state import write_text_atomically
 
 VERDICT_COLOURS = {"PASS": "#2e7d32", "FAIL": "#c62828", "INCONCLUSIVE": "#b26a00", "ERROR": "#6a1b9a"}

@@ -17,7 +17,7 @@ from xml.etree import ElementTree as ET
 
 from drillkit import progress
 from drillkit.components.writer import LedgerEntry, executions
-from drillkit.drills import html_report
+from drillkit.reports import html_report
 from drillkit.state import write_json, write_text_atomically
 
 PASS, FAIL, INCONCLUSIVE, ERROR = "PASS", "FAIL", "INCONCLUSIVE", "ERROR"

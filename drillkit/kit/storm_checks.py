@@ -15,45 +15,44 @@ ledger and the LLM tap (which sees every request that reaches the model, whoever
 from __future__ import annotations
 
 import statistics
-from collections import Counter, defaultdict
-from typing import TYPE_CHECKING, Any
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from drillkit.components.llm_tap import LlmTap, TapRequest
 from drillkit.components.writer import Execution
-from drillkit.drills import checks
-from drillkit.drills.frame import Drill
 from drillkit.evidence import TOLERANCE_S, journaled_completions, restate_time
-from drillkit.restate_api import sql_list
+from drillkit.kit import actions, checks, probes
+from drillkit.kit.checks import SHOWN
+from drillkit.kit.frame import Drill
 
-if TYPE_CHECKING:
-    from drillkit.drills.storm import Storm
+Target = Literal["writer", "server"]
 
-SHOWN = 5
+
+@dataclass
+class Storm(actions.Batch):
+    """What the storm sent and saw: its invocations and keys (a Batch), the writer's config, the kills."""
+
+    n: int
+    kills: int
+    target: Target
+    seed: int
+    writer_config: str = ""
+    concurrency: int = 1
+    """LLM calls the writer has in flight at most, under the config it runs with during the storm."""
+    recoveries: list[float] = field(default_factory=list)
+    started: float = 0.0
+    wall_s: float = 0.0
 
 
 def judge(drill: Drill, storm: Storm, tap: LlmTap) -> None:
     stack, record = drill.stack, drill.record
     ids = list(storm.keys)
-    rows = stack.admin.query(
-        f"SELECT id, status, completion_result, completion_failure, created_at, completed_at FROM sys_invocation "
-        f"WHERE id IN ({sql_list(ids)})"
-    )
-    failed = [r["id"] for r in rows if r.get("completion_result") != "success"]
-    record.expect(
-        f"all {storm.n} invocations completed with success",
-        len(rows) == storm.n and not failed,
-        f"{len(rows) - len(failed)}/{storm.n} success" + (f"; not: {failed[:SHOWN]}" if failed else ""),
-    )
+    rows = probes.invocations(drill, ids)
+    checks.all_completed_with_success(drill, ids, rows)
     outputs = checks.same_output_again(drill, storm)
     checks.files_hold_outputs(drill, outputs)
-    journal = stack.admin.query(
-        "SELECT id, index, entry_type, name, entry_lite_json, appended_at FROM sys_journal "
-        f"WHERE id IN ({sql_list(ids)}) ORDER BY id, index"
-    )
-    by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in journal:
-        by_id[row["id"]].append(row)
-    journaled = {i: journaled_completions(by_id[i]) for i in ids}
+    journaled = {i: journaled_completions(entries) for i, entries in probes.journals(drill, ids).items()}
     runs = [e for e in stack.writer.executions() if e.invocation_id in storm.keys]
     requests = tap.settled_requests(ids, timeout_s=drill.pace.budget_s)  # as long as a step may take here
     nothing_done_twice(drill, journaled, runs, requests)

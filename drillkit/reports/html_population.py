@@ -7,7 +7,7 @@
 - an invocation-by-step matrix: how many times each step of each invocation really ran;
 - counts per state (Restate's final status, executions by outcome).
 
-Its input is `evidence["population"]` (`drillkit.drills.population.gather`) and the timeline; labels are
+Its input is `evidence["population"]` (`drillkit.reports.population.gather`) and the timeline; labels are
 placed so that they never overlap or leave the picture (`place_labels`).
 """
 

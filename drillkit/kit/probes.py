@@ -1,21 +1,29 @@
 """Probes: what a drill asks, never changes. Restate's invocation row and journal, the writer's ledger.
 
 Every wait here feeds the drill's pace (a step finished, the status or the retry count changed), so it
-ends only when the system stops moving (`drillkit.drills.pace`), not at a fixed time.
+ends only when the system stops moving (`drillkit.kit.pace`), not at a fixed time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from drillkit.components.writer import Execution
-from drillkit.drills.frame import POLL_S, Drill
+from drillkit.errors import HttpError
 from drillkit.evidence import completed_step_names, in_flight_step, journal_steps, restate_time
+from drillkit.kit.frame import POLL_S, Drill
+from drillkit.restate_api import sql_list
 from drillkit.waits import poll
 
 Row = dict[str, Any]
 Rows = list[dict[str, Any]]
+
+
+def previous_step(steps: list[str], target: str) -> str | None:
+    """The step before `target` in the pipeline: the finished work a fault at `target` must not redo."""
+    index = steps.index(target)
+    return steps[index - 1] if index else None
 
 
 def invocation(drill: Drill, invocation_id: str | None = None) -> Row:
@@ -24,6 +32,43 @@ def invocation(drill: Drill, invocation_id: str | None = None) -> Row:
 
 def journal(drill: Drill, invocation_id: str | None = None) -> Rows:
     return drill.stack.admin.journal(invocation_id or drill.invocation_id)
+
+
+def journals(drill: Drill, ids: Iterable[str]) -> dict[str, Rows]:
+    """Many invocations' journals in one query: id -> its entries in index order."""
+    return drill.stack.admin.journals(ids)
+
+
+INVOCATION_COLUMNS = "id, status, completion_result, completion_failure, created_at, completed_at"
+
+
+def invocations(drill: Drill, ids: Iterable[str]) -> Rows:
+    """Restate's rows for a batch of invocations: status, result, failure and the times a figure needs."""
+    return drill.stack.admin.query(f"SELECT {INVOCATION_COLUMNS} FROM sys_invocation WHERE id IN ({sql_list(ids)})")
+
+
+def wait_all_completed(drill: Drill, ids: list[str]) -> Rows:
+    """Until Restate shows every one of `ids` completed (with success or not: the checks judge that)."""
+
+    def rows() -> Rows:
+        try:
+            found = invocations(drill, ids)
+        except HttpError as exc:  # after a restart the first query can fail ("No such scanner")
+            drill.record.note(f"query retried: {exc}")
+            return []
+        drill.pace.observe(sorted(r.get("status", "") for r in found))
+        return found
+
+    done = poll(
+        rows,
+        lambda r: len(r) == len(ids) and all(x.get("status") == "completed" for x in r),
+        f"all {len(ids)} invocations to complete",
+        24 * 3600,
+        0.2,
+        drill.pace,
+    )
+    drill.record.event("completed", f"all {len(ids)} invocations")
+    return done
 
 
 def executions(drill: Drill, invocation_id: str | None = None) -> list[Execution]:

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from drillkit.drills.frame import Drill
+from drillkit.components.stub_llm import StubLlm
 from drillkit.errors import DrillError, HttpError
 from drillkit.howto import RESTART_PROMPT, howto_body
+from drillkit.kit.frame import Drill
 from drillkit.procs import ProcessRecord, Stopped
 
 
@@ -159,3 +160,23 @@ def resume(drill: Drill, invocation_id: str | None = None) -> bool:
         return False
     drill.record.event("resumed", "PATCH /invocations/<id>/resume")
     return True
+
+
+def hold_model(drill: Drill, stub: StubLlm | None, after: int = 0) -> None:
+    """From here to `release_model` no step can finish (but the next `after` answers): every invocation
+    underway stays in flight while the drill lands its fault, however slow the machine (a delay alone
+    was outrun)."""
+    if stub is None:
+        return
+    drill.on_cleanup("stub LLM released", lambda: release_model(drill, stub, quiet=True))
+    waiting = stub.hold(after)
+    but = f" but {after} more answer(s)" if after else ""
+    drill.record.event("model held", f"the stub answers nothing{but} until the fault has landed ({waiting} waiting)")
+
+
+def release_model(drill: Drill, stub: StubLlm | None, quiet: bool = False) -> None:
+    if stub is None or stub.live() is None:
+        return
+    waiting = stub.release()
+    if not quiet:
+        drill.record.event("model released", f"{waiting} held completion(s) answered")

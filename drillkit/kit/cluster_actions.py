@@ -1,0 +1,128 @@
+"""Cluster actions: lose nodes (kill, freeze, cut off) and bring them back, hold and release the stub
+model, send a flight of invocations (the probes are in `cluster_probes`). Like `actions.py`, every action
+that takes something away registers the cleanup that gives it back, on every path (Ctrl-C included), and
+marks the fault injected.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from drillkit.components.netcut import Cut, NetCut
+from drillkit.components.restate_cluster import Node
+from drillkit.components.stub_llm import StubLlm
+from drillkit.errors import DrillError
+from drillkit.kit import actions
+from drillkit.kit.frame import Drill
+
+Fault = Literal["kill", "freeze", "cut"]
+STUB_DELAY_MS = 300.0
+
+
+@dataclass
+class Flight(actions.Batch):
+    """The invocations a cluster drill keeps in flight: ids, idempotency keys, bodies (a Batch), partitions."""
+
+    partitions: dict[str, int] = field(default_factory=dict)
+    watched: set[str] = field(default_factory=set)
+    """The invocations whose partition a lost node led: their progress is the recovery that counts."""
+    fault_at: float = 0.0
+    """Epoch seconds of the fault (ledger times are epoch seconds)."""
+    restored_at: float = 0.0
+    """Epoch seconds the lost nodes were given back (started, thawed or healed)."""
+    rejoined_at: float = 0.0
+    """Epoch seconds every node answered again and every partition had an active leader."""
+
+
+# -- setup ------------------------------------------------------------------------------------------------
+
+
+def use_stub_llm(drill: Drill, delay_ms: float = STUB_DELAY_MS) -> StubLlm:
+    """The point is Restate, not the model: the writer answers from the stub (each step `delay_ms`)."""
+    stack = drill.stack
+    stub = StubLlm(stack.procs, stack.state.log_file("stub-llm"))
+    drill.on_cleanup("stub LLM stopped", stub.stop)
+    stub.start(delay_ms)
+    path = stack.writer.derived_config(
+        "cluster-stub", {"writer_model.base_url": f"{stub.url}/v1", "writer_model.model": "stub"}
+    )
+    drill.on_cleanup("writer on its own config", stack.writer.restart)
+    actions.restart_writer(drill, path)
+    drill.record.event("stub LLM", f"{stub.url}, {delay_ms:g} ms per answer")
+    return stub
+
+
+def talk_to_survivor(drill: Drill, lost: list[Node]) -> Node:
+    """Before the nodes go: the drill's clients move to a node that stays (the entry node unless it is lost)."""
+    survivor = drill.stack.cluster.entry_surviving({n.number for n in lost})
+    drill.stack.point_clients_at(survivor.admin_url, survivor.ingress_url)
+    return survivor
+
+
+def send_flight(drill: Drill, n: int) -> Flight:
+    flight = Flight()
+    actions.send_batch(drill, flight, n, "cluster")
+    return flight
+
+
+# -- actions ------------------------------------------------------------------------------------------------
+
+
+def lose(drill: Drill, nodes: list[Node], fault: Fault, sig: signal.Signals, netcut: NetCut | None = None) -> float:
+    """Take the nodes away (the stack already talks to a survivor); returns the epoch time of the fault."""
+    cluster = drill.stack.cluster
+    names = ", ".join(n.name for n in nodes)
+    for node in nodes:
+
+        def give_back(node: Node = node) -> None:
+            restore(drill, [node], fault, netcut)
+
+        drill.on_cleanup(f"restate node {node.name} back", give_back)
+    drill.fault_injected = True
+    for node in nodes:
+        record = cluster.live(node)
+        if record is None:
+            raise DrillError(f"restate node {node.name} was not running when the drill came to take it away")
+        if fault == "kill":
+            stopped = cluster.node_kill(node.number, sig)
+            drill.record.event("killed", f"{sig.name} to {node.name}'s recorded pid {record.pid}" + _gone(stopped))
+        elif fault == "freeze":
+            cluster.node_freeze(node.number)
+            drill.record.event("frozen", f"SIGSTOP to {node.name}'s recorded pid {record.pid} (alive, silent)")
+        else:
+            assert netcut is not None
+            peers = tuple(n.fabric_port for n in cluster.nodes if n != node)
+            text = netcut.apply(
+                Cut(node.name, node.fabric_port, node.socket_gid, peers, drill.stack.config.service.port)
+            )
+            cluster.cut_off.add(node.number)
+            drill.record.evidence["nft_rules"] = text
+            drill.record.event("cut off", f"{node.name}: nftables drops its fabric traffic and its calls to the writer")
+    drill.record.evidence["lost"] = names
+    # The fault is whole once the last node is away (a kill returns when the process is gone): steps
+    # started before that, while a majority was still up, are not progress "after the fault".
+    return time.time()
+
+
+def restore(drill: Drill, nodes: list[Node], fault: Fault, netcut: NetCut | None = None) -> None:
+    """Bring the nodes back (idempotent: also the cleanup): start, thaw, or remove the rules."""
+    cluster = drill.stack.cluster
+    for node in nodes:
+        if fault == "cut":
+            assert netcut is not None
+            if netcut.heal():
+                drill.record.event("healed", "nftables table removed")
+            cluster.cut_off.discard(node.number)
+        elif fault == "freeze":
+            if cluster.frozen(node):
+                cluster.node_thaw(node.number)
+                drill.record.event("thawed", f"SIGCONT to {node.name}")
+        else:
+            cluster.launch_node(node)
+
+
+def _gone(stopped: Any) -> str:
+    return f", gone after {stopped.seconds:.2f} s" if stopped is not None else " (already gone)"
