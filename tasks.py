@@ -663,6 +663,8 @@ def drill_model(c, config=None, fault=None, burst=1, deadline=None, report_dir=N
 
 
 drill_ns.add_task(drill_model)
+
+
 # -- benchmarks -------------------------------------------------------------------------------------
 
 

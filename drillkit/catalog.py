@@ -269,7 +269,8 @@ def stuck(deadline_s: float | None = None) -> DrillSpec:
 
 def all_drills() -> list[DrillSpec]:
     """What drill.all runs: both crash signals on the writer, a server crash, the three timeout modes,
-    the tool error, and a small storm on the real model."""
+    the tool error, a small storm on the real model, and the quick model errors (a terminal 400, a 429
+    burst, a cut-off JSON answer: about 10 s each with the stack up)."""
     return [
         crash(signal.SIGKILL),
         crash(signal.SIGTERM),
@@ -279,6 +280,9 @@ def all_drills() -> list[DrillSpec]:
         timeout("pause"),
         tool_error(2),
         storm(invocations=20, kills=2),
+        model("400"),
+        model("429", burst=2),
+        model("truncated"),
     ]
 
 

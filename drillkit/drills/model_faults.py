@@ -179,7 +179,7 @@ def _retry_after_honoured(drill: Drill, requests: list[TapRequest]) -> None:
     drill.record.expect(
         "every retry after a 429 came no earlier than its Retry-After (the tap's clock)",
         bool(gaps) and not early,
-        "; ".join(early or gaps) or "no 429 followed by a retry" + f" (slack {CLOCK_SLACK_S:g} s)",
+        ("; ".join(early or gaps) or "no 429 followed by a retry") + f" (slack {CLOCK_SLACK_S:g} s)",
     )
 
 

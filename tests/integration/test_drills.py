@@ -29,6 +29,9 @@ ALL = [
     "06-timeout-pause",
     "07-tool-error",
     "08-storm-writer",
+    "09-model-400",
+    "10-model-429",
+    "11-model-truncated",
 ]
 
 
@@ -74,7 +77,7 @@ def ledger_steps(record: dict, outcome: str | None = None) -> list[str]:
 def test_drill_all_passes_and_leaves_nothing_running(drill_all):
     out, reports, left = drill_all
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "8 passed, 0 failed" in out.stdout
+    assert "11 passed, 0 failed" in out.stdout
     assert left == []  # the drill started the stack, so it stopped it
     for name in ALL:
         assert {p.name for p in (reports / name).iterdir()} >= {"journal.json", "report.md", "junit.xml"}
@@ -83,6 +86,18 @@ def test_drill_all_passes_and_leaves_nothing_running(drill_all):
         suite = ET.parse(reports / name / "junit.xml").getroot()
         assert int(suite.get("tests")) == len(record["expectations"]) and suite.get("failures") == "0"
         assert "**PASS**" in (reports / name / "report.md").read_text()
+
+
+def test_no_report_of_drill_all_holds_a_raw_json_fragment_of_a_model_answer(drill_all):
+    from drillkit.drills.model_faults import raw_json_fragments
+
+    checked = 0
+    for name in ALL:
+        output = journal(drill_all[1], name)["evidence"].get("output")
+        if isinstance(output, dict) and "markdown_report" in output:
+            assert raw_json_fragments(output["markdown_report"]) == [], name
+            checked += 1
+    assert checked >= 8  # every drill whose invocation completed with a report
 
 
 def assert_in_order(seen: list[str], wanted: list[str]) -> None:

@@ -91,3 +91,41 @@ def test_drill_model_refuses_a_missing_or_unknown_fault_with_exit_2(kwargs, flag
         task.body(Context(), **kwargs)
     assert err.value.code == 2
     assert capsys.readouterr().err.startswith(f"error: {flag}")
+
+
+def judged(check, *args):
+    """Run one of the drill's checks on a bare record; returns its one expectation."""
+    from types import SimpleNamespace
+
+    from drillkit.drills.record import DrillRecord
+
+    record = DrillRecord("model", {})
+    check(SimpleNamespace(record=record), *args)
+    [expectation] = record.expectations
+    return expectation
+
+
+def test_a_retry_sooner_than_retry_after_fails_the_drill_and_one_on_time_passes():
+    from drillkit.drills.model_faults import _retry_after_honoured
+
+    limited = tap("a", "outline", 0.0, "429", 429, 0.01)
+    on_time = judged(_retry_after_honoured, [limited, tap("b", "outline", 2.02)])
+    early = judged(_retry_after_honoured, [limited, tap("b", "outline", 1.2)])
+    assert on_time.passed and "asked again after 2.01 s" in on_time.detail
+    assert not early.passed and "1.19 s < 2 s" in early.detail
+    assert not judged(_retry_after_honoured, [limited]).passed  # no retry seen: nothing honoured
+
+
+def test_a_report_with_raw_json_fails_the_drill(tmp_path):
+    from types import SimpleNamespace
+
+    from drillkit.drills.model_faults import _no_raw_json
+    from drillkit.drills.record import DrillRecord
+
+    report = tmp_path / "r.md"
+    report.write_text('# T\n\n## Summary\n\n{"short_summary": "cut')
+    record = DrillRecord("model", {})
+    record.evidence["output"] = {"markdown_report": report.read_text(), "output_path": str(report)}
+    _no_raw_json(SimpleNamespace(record=record))
+    [expectation] = record.expectations
+    assert not expectation.passed and "markdown_report" in expectation.detail and "report file" in expectation.detail

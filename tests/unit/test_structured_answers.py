@@ -153,3 +153,23 @@ def test_a_400_ends_the_invocation_at_once(tmp_path):
     with pytest.raises(TerminalError, match="outline: LLM answered HTTP 400"):
         asyncio.run(runner.step("outline", invalid, WriterConfig.model_fields["pipeline"].default.llm_retry))
     assert len(executions(ledger.entries())) == 1
+
+
+def test_a_model_http_body_cut_mid_json_is_a_retryable_failure(tmp_path):
+    """The transport's own truncation (not the answer's): the client cannot parse the body, Restate retries."""
+    from writer_service.llm import LlmClient
+
+    cfg = WriterConfig.from_mapping({"writer_model": {"base_url": "http://llm/v1", "model": "m"}})
+
+    def handler(request):
+        body = b'{"id": "c1", "choices": [{"index": 0, "mess'
+        return httpx2.Response(200, headers={"content-type": "application/json"}, content=body)
+
+    client = LlmClient(cfg.writer_model, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+    runner, _, _ = make(tmp_path)
+
+    async def ask(attempt):
+        return await client.text("system", "user", attempt)
+
+    with pytest.raises(StepFailed, match="JSONDecodeError"):
+        asyncio.run(runner.step("section:1", ask, WriterConfig.model_fields["pipeline"].default.llm_retry))
