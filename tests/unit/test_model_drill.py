@@ -97,7 +97,7 @@ def judged(check, *args):
     """Run one of the drill's checks on a bare record; returns its one expectation."""
     from types import SimpleNamespace
 
-    from drillkit.drills.record import DrillRecord
+    from drillkit.reports.record import DrillRecord
 
     record = DrillRecord("model", {})
     check(SimpleNamespace(record=record), *args)
@@ -120,7 +120,7 @@ def test_a_report_with_raw_json_fails_the_drill(tmp_path):
     from types import SimpleNamespace
 
     from drillkit.drills.model_faults import _no_raw_json
-    from drillkit.drills.record import DrillRecord
+    from drillkit.reports.record import DrillRecord
 
     report = tmp_path / "r.md"
     report.write_text('# T\n\n## Summary\n\n{"short_summary": "cut')
