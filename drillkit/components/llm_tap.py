@@ -414,6 +414,11 @@ class TapApp:
         progress: _Progress,
     ) -> tuple[Outcome, str | None]:
         """Answer as the plan says: alone for a status fault, else from the model's real answer, changed."""
+        if fault == "hang":
+            # The fault itself: no answer at all. The caller's timeout normally ends it first (recorded
+            # as client_gone); if not, the connection is dropped, never answered.
+            await asyncio.sleep(plan.hang_s)
+            raise _InjectedReset(f"no answer in {plan.hang_s:g} s: connection dropped")
         status = tap_faults.STATUS_FAULTS.get(fault)
         if status is not None:
             progress.status = status

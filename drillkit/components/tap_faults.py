@@ -11,6 +11,8 @@ The faults, as a model endpoint really shows them:
 - `429`: status 429 with `Retry-After: <retry_after_s>` and an OpenAI error body (rate limited);
 - `500`, `503`: the status and an OpenAI error body (the server broke, or is overloaded);
 - `400`: an OpenAI `invalid_request_error` (the request can never succeed; nothing should retry it);
+- `hang`: nothing at all: the tap holds the request without asking the model until the caller gives up
+  (its own timeout), or drops the connection after `hang_s`;
 - `reset`: the model's real answer, its headers and the first half of its body, then the connection
   is dropped (the caller sees a broken response, not a short one that looks whole);
 - `slow`: the model's real answer, whole, trickled out over `slow_s` seconds;
@@ -21,7 +23,7 @@ The faults, as a model endpoint really shows them:
   becomes a Python literal, as small models write it; content without quotes gets an opening brace it
   never closes) and `finish_reason: "stop"`: the answer is whole, only not JSON.
 
-The first four never reach the model; the last four ask it and change what comes back.
+The first five never reach the model (`ALONE_FAULTS`); the last four ask it and change what comes back.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from typing import Any, Literal, get_args
 
 from drillkit.errors import ConfigError
 
-Fault = Literal["429", "500", "503", "400", "reset", "slow", "truncated", "malformed"]
+Fault = Literal["429", "500", "503", "400", "hang", "reset", "slow", "truncated", "malformed"]
 FAULTS: tuple[str, ...] = get_args(Fault)
 STATUS_FAULTS = {"429": 429, "500": 500, "503": 503, "400": 400}
 """Faults answered by the tap alone, with this status."""
+ALONE_FAULTS = frozenset({*STATUS_FAULTS, "hang"})
+"""Faults the model never saw: a request that got one cost the model nothing."""
 COMPLETIONS_SUFFIX = "/chat/completions"
 
 _ERROR_TYPES = {
@@ -63,6 +67,8 @@ class FaultPlan:
     """The 429's Retry-After, in whole seconds (the header's own unit)."""
     slow_s: float = 3.0
     """How long a `slow` answer takes to trickle out."""
+    hang_s: float = 600.0
+    """How long a `hang` holds a request before dropping it (the caller's own timeout should end it first)."""
 
     def __post_init__(self) -> None:
         if self.fault not in FAULTS:
@@ -75,6 +81,8 @@ class FaultPlan:
             raise ConfigError(f"retry_after_s: cannot be negative (got {self.retry_after_s})")
         if not 0 < self.slow_s <= 600:
             raise ConfigError(f"slow_s: must be in (0, 600] seconds (got {self.slow_s})")
+        if not 0 < self.hang_s <= 3600:
+            raise ConfigError(f"hang_s: must be in (0, 3600] seconds (got {self.hang_s})")
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "steps": list(self.steps)})

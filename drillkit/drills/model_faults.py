@@ -13,6 +13,9 @@ Expectations, by fault:
 - `429`: completed with success; every retry arrived no earlier than the Retry-After the tap sent;
 - `500`, `503`, `reset`: completed with success; the step that met the fault was retried (the tap shows
   the faulted requests, then an answered one for the same step);
+- `hang`: completed with success; the hung request got no answer and was given up by the writer's own
+  timeout (`HANG_TIMEOUT_S` for the drill, the tap saw the caller leave), never reached the model, and
+  the step was asked again and answered;
 - `slow`: completed with success; each slowed answer passed on whole (status 200, lasting the pace the
   tap set) and nothing was asked twice;
 - `truncated`, `malformed` (on the JSON summary step): completed with success; the step's journaled
@@ -47,6 +50,9 @@ from drillkit.stack import Stack
 TERMINAL_WITHIN_S = 10.0
 RETRY_AFTER_S = 2
 SLOW_S = 3.0
+HANG_TIMEOUT_S = 5.0
+"""The writer's model timeout during `--fault hang` (its config's own, 60 s, would make the drill slow):
+the hung request is given up after this long."""
 CLOCK_SLACK_S = 0.05
 """The tap writes a 429's end line just after the answer left, so a retry is measured from a moment a
 few milliseconds late: this much is forgiven, and said so."""
@@ -107,6 +113,8 @@ def model_scenario(fault: str, burst: int) -> Scenario:
             _retry_after_honoured(drill, requests)
         elif fault in ("500", "503", "reset"):
             _step_retried(drill, requests, fault)
+        elif fault == "hang":
+            _hang_given_up(drill, requests)
         elif fault == "slow":
             _slow_answers_whole(drill, requests, plan)
         else:
@@ -125,7 +133,10 @@ def tap_with_faults(drill: Drill, plan: FaultPlan) -> LlmTap:
     drill.on_cleanup("LLM tap stopped", tap.stop)
     tap.start(f"{upstream.scheme}://{upstream.netloc}", plan)
     drill.tap = tap
-    config = stack.writer.derived_config("model-fault", {"writer_model.base_url": f"{tap.url}{upstream.path}"})
+    overrides: dict[str, Any] = {"writer_model.base_url": f"{tap.url}{upstream.path}"}
+    if plan.fault == "hang":
+        overrides["writer_model.timeout_s"] = HANG_TIMEOUT_S
+    config = stack.writer.derived_config("model-fault", overrides)
     drill.on_cleanup("writer on its own config", stack.writer.restart)
     actions.restart_writer(drill, config)
     # Armed: the first matching request gets it. A wait that runs out from here is the system's failure.
@@ -201,6 +212,20 @@ def _step_retried(drill: Drill, requests: list[TapRequest], fault: str) -> None:
         len(errors) >= 1,
         "; ".join(f"{e.step} #{e.attempt}: {first_line(e.error, 100)}" for e in errors) or "no failed execution",
     )
+
+
+def _hang_given_up(drill: Drill, requests: list[TapRequest]) -> None:
+    hung = [r for r in requests if r.fault == "hang"]
+    drill.record.expect(
+        f"every hung request was given up by the writer's own timeout ({HANG_TIMEOUT_S:g} s), unanswered",
+        bool(hung)
+        and all(
+            r.outcome == "client_gone" and r.status is None and (r.duration_ms or 0) >= HANG_TIMEOUT_S * 900
+            for r in hung
+        ),
+        "; ".join(f"{r.step}: {r.outcome} after {(r.duration_ms or 0) / 1000:.2f} s" for r in hung) or "none hung",
+    )
+    _step_retried(drill, requests, "hang")
 
 
 def _slow_answers_whole(drill: Drill, requests: list[TapRequest], plan: FaultPlan) -> None:

@@ -55,7 +55,7 @@ class Pending:
 class Mode(Protocol):
     name: str
 
-    def start(self, tool_failures: int = 0) -> ProcessRecord: ...
+    def start(self, tool_failures: int = 0, model_timeout_s: float | None = None) -> ProcessRecord: ...
 
     def kill(self, sig: signal.Signals) -> Stopped | None: ...
 
@@ -75,8 +75,8 @@ class Baseline:
         self.subject = subject
         self.client = httpx.Client(timeout=httpx.Timeout(stack.config.writer_model.timeout_s * 10, connect=2.0))
 
-    def start(self, tool_failures: int = 0) -> ProcessRecord:
-        return self.subject.start_baseline(tool_failures)
+    def start(self, tool_failures: int = 0, model_timeout_s: float | None = None) -> ProcessRecord:
+        return self.subject.start_baseline(tool_failures, model_timeout_s)
 
     def stop(self) -> None:
         self.subject.baseline.stop()
@@ -133,8 +133,8 @@ class Durable:
         self.stack = stack
         self.subject = subject
 
-    def start(self, tool_failures: int = 0) -> ProcessRecord:
-        return self.subject.start_durable(tool_failures)
+    def start(self, tool_failures: int = 0, model_timeout_s: float | None = None) -> ProcessRecord:
+        return self.subject.start_durable(tool_failures, model_timeout_s)
 
     def kill(self, sig: signal.Signals) -> Stopped | None:
         return self.subject.kill_durable(sig)

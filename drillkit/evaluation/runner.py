@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from drillkit import progress
 from drillkit.components.llm_tap import LlmTap
-from drillkit.components.tap_faults import STATUS_FAULTS, FaultPlan
+from drillkit.components.tap_faults import ALONE_FAULTS, FaultPlan
 from drillkit.errors import ConfigError, DrillError
 from drillkit.evaluation.modes import Baseline, Durable, Mode, Outcome, Pending
 from drillkit.evaluation.subjects import BASELINE_PARTS, DURABLE_PARTS, CodeParts, subject_of
@@ -34,6 +34,7 @@ FAULTS = (
     "kill",
     "term",
     "llm-down",
+    "llm-hang",
     "llm-5xx",
     "llm-429",
     "llm-truncated",
@@ -47,7 +48,11 @@ DEADLINE_S = 300.0
 # The model's errors, answered by the LLM tap for this run's requests (its plan, `tap_faults`): the first
 # model request passes (finished work to lose), then the burst. The truncated answer is the first one,
 # a structured answer (the outline, or a target's first answer) cut off by the token limit.
+HANG_TIMEOUT_S = 10.0
+"""The shipped writer's model timeout during `llm-hang`, in both modes (its config's 60 s would make
+each run a minute longer): the hung request is given up after this long."""
 MODEL_FAULTS: dict[str, dict[str, Any]] = {
+    "llm-hang": {"fault": "hang", "skip": 1, "burst": 1},
     "llm-5xx": {"fault": "500", "skip": 1, "burst": 3},
     "llm-429": {"fault": "429", "skip": 1, "burst": 2, "retry_after_s": 2},
     "llm-truncated": {"fault": "truncated", "skip": 0, "burst": 1},
@@ -189,10 +194,8 @@ class Evaluator:
         return self.measure(fault, mode, pending, outcome)
 
     def measure(self, fault: str, mode: Mode, pending: Pending, outcome: Outcome) -> Run:
-        # What the model was asked: a 5xx or 429 the tap answered alone never reached it.
-        requests = [
-            r for r in self.subject.model_requests(pending.request, pending.key) if r.fault not in STATUS_FAULTS
-        ]
+        # What the model was asked: a 5xx, 429 or hang the tap answered alone never reached it.
+        requests = [r for r in self.subject.model_requests(pending.request, pending.key) if r.fault not in ALONE_FAULTS]
         effects = self.subject.effects(pending.request, pending.key, outcome.output, outcome.completed)
         fewest = self.subject.min_requests()
         if fewest is None:  # a target: the fewest any completed nominal run spent (nominal runs first)
@@ -201,7 +204,7 @@ class Evaluator:
         return Run(fault, mode.name, outcome, len(requests), fewest, effects.duplicated, effects.lost, pending.key)
 
     def restore(self, fault: str, mode: Mode) -> None:
-        if fault == "tool-error":
+        if fault in ("tool-error", "llm-hang"):
             mode.start()
         if fault in MODEL_FAULTS:
             self.tap_plan(None)
@@ -264,6 +267,8 @@ def _failing_tool(evaluator: Evaluator, mode: Mode) -> None:
 
 
 def _model_fault(evaluator: Evaluator, mode: Mode, fault: str) -> None:
+    if fault == "llm-hang":
+        mode.start(model_timeout_s=HANG_TIMEOUT_S)
     evaluator.tap_plan(FaultPlan(**MODEL_FAULTS[fault]))
 
 

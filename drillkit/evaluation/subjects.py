@@ -104,13 +104,13 @@ class Subject(Protocol):
     code_parts: tuple[CodeParts, CodeParts]
     """(durable, baseline) code the decision's code criterion counts."""
 
-    def start_durable(self, tool_failures: int = 0) -> ProcessRecord: ...
+    def start_durable(self, tool_failures: int = 0, model_timeout_s: float | None = None) -> ProcessRecord: ...
 
     def kill_durable(self, sig: signal.Signals) -> Stopped | None: ...
 
     def send_durable(self, request: Request) -> str: ...
 
-    def start_baseline(self, tool_failures: int = 0) -> ProcessRecord: ...
+    def start_baseline(self, tool_failures: int = 0, model_timeout_s: float | None = None) -> ProcessRecord: ...
 
     def restore(self) -> None:
         """The durable service back on its own settings (no tap) when the evaluation ends."""
@@ -151,14 +151,19 @@ class ShippedWriter:
         self.code_parts = (DURABLE_PARTS, BASELINE_PARTS)
         self.llm_steps = len(step_order(stack.config.pipeline.sections)) - 1  # save_report calls no model
 
-    def config_file(self, tool_failures: int) -> str:
+    def config_file(self, tool_failures: int, model_timeout_s: float | None = None) -> str:
+        overrides: dict[str, Any] = dict(self.tapped)
+        name = "evaluate"
         if tool_failures:
-            overrides = {**self.tapped, "faults.tool_error.fail_first": tool_failures}
-            return self.stack.writer.derived_config("evaluate-tool-error", overrides)
-        return self.stack.writer.derived_config("evaluate", self.tapped)
+            overrides["faults.tool_error.fail_first"] = tool_failures
+            name += "-tool-error"
+        if model_timeout_s is not None:
+            overrides["writer_model.timeout_s"] = model_timeout_s
+            name += "-model-timeout"
+        return self.stack.writer.derived_config(name, overrides)
 
-    def start_durable(self, tool_failures: int = 0) -> ProcessRecord:
-        return self.stack.writer.start(self.config_file(tool_failures))
+    def start_durable(self, tool_failures: int = 0, model_timeout_s: float | None = None) -> ProcessRecord:
+        return self.stack.writer.start(self.config_file(tool_failures, model_timeout_s))
 
     def kill_durable(self, sig: signal.Signals) -> Stopped | None:
         return self.stack.writer.kill(sig, 5.0)
@@ -166,8 +171,8 @@ class ShippedWriter:
     def send_durable(self, request: Request) -> str:
         return self.stack.ingress.send(request.body, idempotency_key=request.key)
 
-    def start_baseline(self, tool_failures: int = 0) -> ProcessRecord:
-        source = self.config_file(tool_failures)
+    def start_baseline(self, tool_failures: int = 0, model_timeout_s: float | None = None) -> ProcessRecord:
+        source = self.config_file(tool_failures, model_timeout_s)
         env = {**os.environ, "RESTATE_WRITER_CONFIG": source, "PYTHONPATH": str(PROJECT_ROOT)}
         argv = [sys.executable, "-m", "writer_service.baseline", "--port", str(self.baseline.port)]
         return self.baseline.spawn_or_reuse(argv, env=env, cwd=PROJECT_ROOT, stamp=ConfigStamp(source, source))
@@ -219,7 +224,8 @@ class ConfiguredTarget:
         self.baseline.health_path = self.baseline_spec.health_path
         self.code_parts = (parts(self.baseline_spec.durable_code), parts(self.baseline_spec.baseline_code))
 
-    def start_durable(self, tool_failures: int = 0) -> ProcessRecord:
+    def start_durable(self, tool_failures: int = 0, model_timeout_s: float | None = None) -> ProcessRecord:
+        # A target's model timeout is its own setting (no key of ours names it): a hang lasts that long.
         return self.service.start(llm_base_url=self.llm_url, tool_failures=tool_failures)
 
     def kill_durable(self, sig: signal.Signals) -> Stopped | None:
@@ -230,7 +236,7 @@ class ConfiguredTarget:
             request.body, idempotency_key=request.key, service=self.service.service, handler=self.service.handler
         )
 
-    def start_baseline(self, tool_failures: int = 0) -> ProcessRecord:
+    def start_baseline(self, tool_failures: int = 0, model_timeout_s: float | None = None) -> ProcessRecord:
         extra = {**self.service.environment(self.llm_url, tool_failures), **self.baseline_spec.env}
         argv = list(self.baseline_spec.command)
         if argv[0] in ("python", "python3"):

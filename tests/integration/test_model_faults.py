@@ -74,9 +74,11 @@ def test_a_truncated_summary_is_repaired_and_no_raw_json_reaches_the_report(stac
     assert raw_json_fragments(Path(output["output_path"]).read_text()) == []
 
 
-@pytest.mark.parametrize("fault", ["500", "reset"])
+@pytest.mark.parametrize("fault", ["500", "reset", "hang"])
 def test_a_failed_answer_is_retried_by_restate_and_completes(stack, tmp_path, fault):
     out, record = drill_model(stack, tmp_path / "r", "--fault", fault)
     passed(out, record)
     outline = [r for r in record["evidence"]["tap_requests"] if r["step"] == "outline"]
     assert [r["fault"] for r in outline] == [fault, None]
+    if fault == "hang":  # no answer at all: the writer's own timeout gave the request up, the model never saw it
+        assert outline[0]["outcome"] == "client_gone" and outline[0]["status"] is None

@@ -125,6 +125,14 @@ def test_a_reset_breaks_the_answer_mid_body_and_the_caller_sees_no_whole_respons
     assert "connection dropped after" in tapped.error
 
 
+def test_a_hang_answers_nothing_and_never_asks_the_model(tmp_path):
+    [result], reached = through(tmp_path, FaultPlan("hang", hang_s=0.2), [chat()])
+    assert isinstance(result, Exception) and reached == []  # no status, no body: the line is dropped
+    [tapped] = read_tap(tmp_path / "tap.jsonl")
+    assert (tapped.fault, tapped.outcome, tapped.status) == ("hang", "fault", None)
+    assert "no answer in 0.2 s" in tapped.error
+
+
 def test_truncated_cuts_the_structured_answer_inside_a_valid_body(tmp_path):
     [response], _ = through(tmp_path, FaultPlan("truncated", steps=("summary",)), [chat("summary")])
     choice = response.json()["choices"][0]  # the HTTP body itself parses
@@ -171,4 +179,4 @@ def test_no_plan_changes_nothing_and_the_argv_passes_the_plan_file(tmp_path):
     assert "--faults" not in llm_tap.tap_argv("py", "127.0.0.1", 8093, UPSTREAM, tmp_path / "r.jsonl")
     argv = llm_tap.tap_argv("py", "127.0.0.1", 8093, UPSTREAM, tmp_path / "r.jsonl", tmp_path / "plan.json")
     assert argv[-2:] == ["--faults", str(tmp_path / "plan.json")]
-    assert set(FAULTS) == {"429", "500", "503", "400", "reset", "slow", "truncated", "malformed"}
+    assert set(FAULTS) == {"429", "500", "503", "400", "hang", "reset", "slow", "truncated", "malformed"}
