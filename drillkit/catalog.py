@@ -1,17 +1,21 @@
-"""The drills by name, their parameters checked before anything starts, and drill.all."""
+"""The drills by name, their parameters declared once and checked before anything starts, and drill.all.
+
+Each drill's parameters are a `Params` declaration below: the flag, its default, its help and the values it
+takes. The drill's task builds its flags from it (tasks/drill.py), the DrillSpec functions take their
+defaults from it, and `check` refuses a DrillSpec whose parameters it does not allow, from any caller."""
 
 from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from drillkit import live, progress
+from drillkit import flags, live, progress
 from drillkit.components.tap_faults import FAULTS
 from drillkit.drills import any_target
 from drillkit.drills.crash import check_target, crash_scenario
@@ -31,6 +35,232 @@ from drillkit.reports import html_report
 from drillkit.reports.record import INCONCLUSIVE, PASS, DrillRecord
 from drillkit.stack import Stack
 from drillkit.state import drill_lock
+
+Kind = Literal["text", "int", "float", "bool", "signal"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One drill parameter, declared once: its flag (`--name`, underscores as dashes), default, help and the
+    values it takes."""
+
+    name: str
+    default: Any
+    """As typed on the command line ("KILL", 40, True); None when `default_text` describes what happens."""
+    help: str
+    """What it means; `help_text` adds the default."""
+    kind: Kind | None = None
+    """None: from the default's type (bool, int, float, else text)."""
+    choices: tuple[str, ...] = ()
+    minimum: float = 0
+    default_text: str | None = None
+    arg: str | None = None
+    """The DrillSpec function's keyword when it is not `name` (`sig` for --signal)."""
+    required: bool = False
+    """No default: the flag must be given (its help says so)."""
+
+    def __post_init__(self) -> None:
+        if self.kind is None:
+            kind = {bool: "bool", int: "int", float: "float"}.get(type(self.default), "text")
+            object.__setattr__(self, "kind", kind)
+
+    @property
+    def flag(self) -> str:
+        return self.name.replace("_", "-")
+
+    @property
+    def value(self) -> Any:
+        """The default as the drill takes it (signal.SIGKILL for "KILL"); None for a required flag."""
+        return None if self.required else self.parse(self.default)
+
+    def shown_default(self) -> str:
+        if self.required:
+            return "none, required"
+        if self.default_text is not None:
+            return self.default_text
+        if isinstance(self.default, bool):
+            return "on" if self.default else "off"
+        return str(self.default)
+
+    def help_text(self) -> str:
+        return f"{self.help} (default: {self.shown_default()})"
+
+    def parse(self, value: object) -> Any:
+        """The value checked and typed; a refusal is a FlagError naming the flag and the value."""
+        if value is None and self.required:
+            raise flags.FlagError(
+                f"--{self.flag} is required" + (f": {', '.join(self.choices)}" if self.choices else "")
+            )
+        if value is None and self.default is None:
+            return None
+        if self.kind == "bool":
+            return flags.boolean(self.flag, value)
+        if self.kind == "int":
+            return flags.whole(self.flag, value, int(self.minimum))
+        if self.kind == "float":
+            return flags.number(self.flag, value, float, self.minimum)
+        if self.kind == "signal":
+            return flags.signal_named(self.flag, value, self.choices)
+        if self.choices:
+            return flags.choice(self.flag, value, self.choices)
+        return str(value)
+
+
+class Params:
+    """A drill's own parameters, in the order its DrillSpec function takes them."""
+
+    def __init__(self, *params: Param) -> None:
+        self.params = params
+        self.defaults: dict[str, Any] = {p.name: p.value for p in params}
+        """Each default as the DrillSpec functions take it (signal.SIGKILL for "KILL")."""
+
+    def __iter__(self) -> Iterator[Param]:
+        return iter(self.params)
+
+
+WRITER_AT = "section:2"
+"""The shipped writer's default kill point: outline and section 1 finished, section 2 in flight."""
+
+
+# The parameters every drill shares (the frame's): a fixed wait budget, where the reports go, whether the
+# stack the drill started stays up.
+DEADLINE = Param(
+    "deadline",
+    None,
+    "fixed seconds for each wait (step running, retrying, completion)",
+    kind="float",
+    minimum=1,
+    default_text="waits last as long as the system makes progress, scaled by the pace the drill observes",
+    arg="deadline_s",
+)
+REPORT_DIR = Param(
+    "report_dir",
+    None,
+    "where to write journal.json, report.md and junit.xml",
+    default_text=".drill/reports/<drill>-<time>",
+)
+KEEP_UP = Param(
+    "keep_up",
+    False,
+    "leave the stack running afterwards when the drill had to start it",
+    default_text="stop what it started",
+)
+
+AT_STEPS = "outline, section:N, summary or save_report"
+CRASH = Params(
+    Param(
+        "signal",
+        "KILL",
+        "KILL (the HOW-TO's kill -9 crash) or TERM (graceful shutdown)",
+        kind="signal",
+        choices=("KILL", "TERM"),
+        arg="sig",
+    ),
+    Param(
+        "at",
+        None,
+        f"the step to interrupt: {AT_STEPS}; on a configured target run:N, the Nth Run of its journal",
+        default_text=f"{WRITER_AT}; on a configured target {any_target.DEFAULT_AT}",
+    ),
+    Param("resume", True, "after the restart, resume at once; --no-resume waits for Restate's own backoff"),
+)
+SERVER_CRASH = Params(
+    Param(
+        "signal",
+        "KILL",
+        "KILL (a crash) or TERM (graceful shutdown) of restate-server",
+        kind="signal",
+        choices=("KILL", "TERM"),
+        arg="sig",
+    ),
+    Param(
+        "at",
+        None,
+        f"the step in flight when the server dies: {AT_STEPS}; on a configured target run:N",
+        default_text=f"{WRITER_AT}; on a configured target {any_target.DEFAULT_AT}",
+    ),
+    Param("resume", True, "after the server is back, resume at once; --no-resume waits for Restate's own retry"),
+)
+TIMEOUT = Params(
+    Param(
+        "mode",
+        "down",
+        "down (endpoint unreachable, then back), hang (accepts, never answers) or pause (retries run out)",
+        choices=("down", "hang", "pause"),
+    ),
+    Param(
+        "expect",
+        None,
+        "recover, fail or pause",
+        choices=("recover", "fail", "pause"),
+        default_text=", ".join(f"{expect} for {mode}" for mode, expect in DEFAULT_EXPECT.items()),
+    ),
+)
+MODEL = Params(
+    Param(
+        "fault",
+        None,
+        "what the model does: 429 (with Retry-After), 500, 503, 400 (invalid request), hang (no answer until "
+        "the writer's timeout), reset (connection dropped mid-answer), slow (answer trickled over 3 s), "
+        "truncated or malformed (the summary's JSON cut off, or not JSON)",
+        kind="text",
+        choices=FAULTS,
+        required=True,
+    ),
+    Param("burst", 1, "how many model requests in a row get the fault", minimum=1),
+)
+STUCK = Params()
+TOOL_ERROR = Params(
+    Param("fail_first", 2, "how many attempts of the save_report tool fail before it succeeds", minimum=1),
+)
+STORM = Params(
+    Param("invocations", 40, "how many invocations in flight at once, each with its own idempotency key", minimum=1),
+    Param("kills", 2, "how many SIGKILLs of the target, at seeded points of progress"),
+    Param("target", "writer", "what is killed: writer or server (restate-server)", choices=("writer", "server")),
+    Param(
+        "llm",
+        "local",
+        "local (the config's own endpoint) or stub (a 50 ms stub: the point is Restate)",
+        choices=("local", "stub"),
+    ),
+    Param("seed", 7, "seed for the kill points: the same seed kills at the same progress"),
+)
+CLUSTER_NODE = Param(
+    "node",
+    "leader",
+    "which node: leader (the one leading the partitions with the most invocations in flight), follower (one "
+    "leading none of them), or its number 1..N",
+    arg="target",
+)
+CLUSTER_INVOCATIONS = Param(
+    "invocations", INVOCATIONS, "how many invocations in flight, spread over the partitions", minimum=1
+)
+CLUSTER_LLM = Param(
+    "llm",
+    "stub",
+    "stub (a stub answering in 300 ms; the point is Restate) or local (the real model)",
+    choices=("stub", "local"),
+)
+NODE_LOSS = Params(
+    CLUSTER_NODE,
+    Param(
+        "signal",
+        "KILL",
+        "KILL (a crash) or STOP (frozen: alive but silent), sent to the recorded, verified pid",
+        kind="signal",
+        choices=("KILL", "STOP"),
+        arg="sig",
+    ),
+    Param(
+        "count",
+        1,
+        "how many nodes are lost: 1 (the others go on) or 2 (a majority: nothing moves meanwhile)",
+        minimum=1,
+    ),
+    CLUSTER_INVOCATIONS,
+    CLUSTER_LLM,
+)
+PARTITION = Params(CLUSTER_NODE, CLUSTER_INVOCATIONS, CLUSTER_LLM)
 
 
 @dataclass(frozen=True)
@@ -61,22 +291,24 @@ def resolve(spec: DrillSpec, stack: Stack) -> DrillSpec:
     return replace(spec.on_target(), for_target=True)
 
 
-WRITER_AT = "section:2"
-"""The shipped writer's default kill point: outline and section 1 finished, section 2 in flight."""
-
-
 def _deadline(deadline_s: float | None) -> dict[str, Any]:
     return {"deadline_s": deadline_s} if deadline_s is not None else {}
 
 
 def crash(
-    sig: signal.Signals = signal.SIGKILL, at: str | None = None, resume: bool = True, deadline_s: float | None = None
+    sig: signal.Signals = CRASH.defaults["signal"],
+    at: str | None = CRASH.defaults["at"],
+    resume: bool = CRASH.defaults["resume"],
+    deadline_s: float | None = DEADLINE.value,
 ) -> DrillSpec:
     return _a_kill("crash", crash_scenario, any_target.crash_scenario, True, sig, at, resume, deadline_s)
 
 
 def server_crash(
-    sig: signal.Signals = signal.SIGKILL, at: str | None = None, resume: bool = True, deadline_s: float | None = None
+    sig: signal.Signals = SERVER_CRASH.defaults["signal"],
+    at: str | None = SERVER_CRASH.defaults["at"],
+    resume: bool = SERVER_CRASH.defaults["resume"],
+    deadline_s: float | None = DEADLINE.value,
 ) -> DrillSpec:
     return _a_kill(
         "server-crash", server_crash_scenario, any_target.server_crash_scenario, False, sig, at, resume, deadline_s
@@ -113,7 +345,11 @@ def _check_target_point(stack: Stack, at: str, kills: bool) -> None:
     run_point(at)
 
 
-def timeout(mode: Mode = "down", expect: Expect | None = None, deadline_s: float | None = None) -> DrillSpec:
+def timeout(
+    mode: Mode = TIMEOUT.defaults["mode"],
+    expect: Expect | None = TIMEOUT.defaults["expect"],
+    deadline_s: float | None = DEADLINE.value,
+) -> DrillSpec:
     params = {"mode": mode, "expect": expect or DEFAULT_EXPECT[mode], **_deadline(deadline_s)}
 
     def check_on_target(stack: Stack) -> None:
@@ -134,7 +370,9 @@ def timeout(mode: Mode = "down", expect: Expect | None = None, deadline_s: float
     return DrillSpec("timeout", params, timeout_scenario(mode, expect), deadline_s=deadline_s, on_target=target_variant)
 
 
-def tool_error(fail_first: int = 2, deadline_s: float | None = None) -> DrillSpec:
+def tool_error(
+    fail_first: int = TOOL_ERROR.defaults["fail_first"], deadline_s: float | None = DEADLINE.value
+) -> DrillSpec:
     params = {"fail_first": fail_first, **_deadline(deadline_s)}
 
     def check_on_target(stack: Stack) -> None:
@@ -162,7 +400,7 @@ MODEL_FAULTS: tuple[str, ...] = FAULTS
 """drill.model's --fault choices (the tap's faults)."""
 
 
-def model(fault: str, burst: int = 1, deadline_s: float | None = None) -> DrillSpec:
+def model(fault: str, burst: int = MODEL.defaults["burst"], deadline_s: float | None = DEADLINE.value) -> DrillSpec:
     """The model answers `burst` requests in a row with `fault` (the LLM tap's plan, never the request)."""
     return DrillSpec(
         "model",
@@ -175,12 +413,12 @@ def model(fault: str, burst: int = 1, deadline_s: float | None = None) -> DrillS
 
 
 def storm(
-    invocations: int = 40,
-    kills: int = 2,
-    target: Target = "writer",
-    llm: Llm = "local",
-    seed: int = 7,
-    deadline_s: float | None = None,
+    invocations: int = STORM.defaults["invocations"],
+    kills: int = STORM.defaults["kills"],
+    target: Target = STORM.defaults["target"],
+    llm: Llm = STORM.defaults["llm"],
+    seed: int = STORM.defaults["seed"],
+    deadline_s: float | None = DEADLINE.value,
 ) -> DrillSpec:
     params = {"invocations": invocations, "kills": kills, "target": target, "llm": llm, "seed": seed}
 
@@ -216,12 +454,12 @@ def storm(
 
 
 def node_loss(
-    target: str = "leader",
-    sig: signal.Signals = signal.SIGKILL,
-    count: int = 1,
-    invocations: int = INVOCATIONS,
-    llm: str = "stub",
-    deadline_s: float | None = None,
+    target: str = NODE_LOSS.defaults["node"],
+    sig: signal.Signals = NODE_LOSS.defaults["signal"],
+    count: int = NODE_LOSS.defaults["count"],
+    invocations: int = NODE_LOSS.defaults["invocations"],
+    llm: str = NODE_LOSS.defaults["llm"],
+    deadline_s: float | None = DEADLINE.value,
 ) -> DrillSpec:
     """Cluster backend: lose `count` nodes (KILL, or STOP to freeze them) with invocations in flight."""
     params = {
@@ -242,7 +480,10 @@ def node_loss(
 
 
 def partition(
-    target: str = "leader", invocations: int = INVOCATIONS, llm: str = "stub", deadline_s: float | None = None
+    target: str = PARTITION.defaults["node"],
+    invocations: int = PARTITION.defaults["invocations"],
+    llm: str = PARTITION.defaults["llm"],
+    deadline_s: float | None = DEADLINE.value,
 ) -> DrillSpec:
     """Cluster backend: cut one node off from its peers and the writer (nftables) with invocations in flight."""
     params = {"node": target, "invocations": invocations, "llm": llm, **_deadline(deadline_s)}
@@ -255,7 +496,7 @@ def partition(
     )
 
 
-def stuck(deadline_s: float | None = None) -> DrillSpec:
+def stuck(deadline_s: float | None = DEADLINE.value) -> DrillSpec:
     """The writer frozen (SIGSTOP) with a step in flight: Restate aborts the attempt, retries, completes."""
     return DrillSpec(
         "stuck",
@@ -265,6 +506,56 @@ def stuck(deadline_s: float | None = None) -> DrillSpec:
         deadline_s,
         on_target="it runs the shipped writer on the stub model with short Restate timeouts (its config)",
     )
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A drill as a person asks for it by name: its own parameters, then DEADLINE, and the function that
+    makes its DrillSpec from their values."""
+
+    name: str
+    params: Params
+    make: Callable[..., DrillSpec]
+
+    @property
+    def flags(self) -> tuple[Param, ...]:
+        """Every parameter its task has a flag for, in order (REPORT_DIR and KEEP_UP go to `run`)."""
+        return (*self.params, DEADLINE)
+
+    def spec(self, given: Mapping[str, object]) -> DrillSpec:
+        """The DrillSpec for values typed on the command line (a flag not given: its default), each checked
+        against its declaration (a FlagError names the first that is refused)."""
+        # Every value given is checked before a missing required one is named: the first error a person
+        # meets is about what they typed.
+        typed = {p: p.parse(given[p.name]) for p in self.flags if given.get(p.name) is not None}
+        return self.make(**{p.arg or p.name: typed[p] if p in typed else p.parse(p.default) for p in self.flags})
+
+
+DRILLS: dict[str, Declared] = {
+    d.name: d
+    for d in (
+        Declared("crash", CRASH, crash),
+        Declared("server-crash", SERVER_CRASH, server_crash),
+        Declared("timeout", TIMEOUT, timeout),
+        Declared("tool-error", TOOL_ERROR, tool_error),
+        Declared("storm", STORM, storm),
+        Declared("node-loss", NODE_LOSS, node_loss),
+        Declared("partition", PARTITION, partition),
+        Declared("model", MODEL, model),
+        Declared("stuck", STUCK, stuck),
+    )
+}
+
+
+def check(spec: DrillSpec, stack: Stack) -> None:
+    """Refuse a drill before anything starts: its parameters against its declaration (a FlagError, whoever
+    built the spec), then against this config (the spec's own check, a DrillError)."""
+    declared = DRILLS.get(spec.name)
+    for param in declared.params if declared else ():
+        if param.name in spec.parameters:
+            param.parse(spec.parameters[param.name])
+    if spec.check is not None:
+        spec.check(stack)
 
 
 def all_drills() -> list[DrillSpec]:
@@ -293,8 +584,7 @@ def run(
     stack: Stack, spec: DrillSpec, report_dir: Path | None = None, keep_up: bool = False
 ) -> tuple[DrillRecord, Path]:
     spec = resolve(spec, stack)
-    if spec.check is not None:
-        spec.check(stack)
+    check(spec, stack)
     with live.watch(stack, f"drill.{spec.name}") if spec.name in LIVE_DRILLS else nullcontext():
         return run_drill(stack, spec.name, spec.parameters, spec.scenario, report_dir, keep_up, spec.deadline_s)
 
@@ -305,15 +595,30 @@ def label(spec: DrillSpec) -> str:
     )
 
 
+def skipped(value: str | None) -> frozenset[str]:
+    """`--skip a,b`: drill names drill.all runs (a name it does not run is a usage error, named)."""
+    names = frozenset(n.strip() for n in (value or "").split(",") if n.strip())
+    known = {spec.name for spec in all_drills()}
+    unknown = sorted(names - known)
+    if unknown:
+        raise flags.FlagError(f"--skip {', '.join(unknown)}: drill.all runs {', '.join(sorted(known))}")
+    return names
+
+
 def run_all(
-    stack: Stack, report_dir: Path | None = None, keep_up: bool = False, specs: list[DrillSpec] | None = None
+    stack: Stack,
+    report_dir: Path | None = None,
+    keep_up: bool = False,
+    specs: list[DrillSpec] | None = None,
+    skip: frozenset[str] = frozenset(),
 ) -> list[tuple[DrillRecord, Path]]:
     chosen, not_applicable = [], []
     for spec in specs or all_drills():
+        if spec.name in skip:
+            continue
         try:
             resolved = resolve(spec, stack)
-            if resolved.check is not None:
-                resolved.check(stack)
+            check(resolved, stack)
         except NotApplicable as exc:
             not_applicable.append((label(spec), str(exc)))
             continue

@@ -1,4 +1,4 @@
-"""Console output for the edge (tasks.py): rich tables and progress on a terminal, plain timestamped
+"""Console output for the edge (tasks/): rich tables and progress on a terminal, plain timestamped
 lines in CI logs. The library never imports this; tasks install `ConsoleObserver` as drillkit's
 progress observer (`drillkit.progress.install`)."""
 

@@ -1,6 +1,6 @@
 """The HOW-TO's steps as functions that do the step, check it worked and say so.
 
-`tasks.py` calls these one for one. Each calls a component or the stack and reports through drillkit's
+`tasks/` calls these one for one. Each calls a component or the stack and reports through drillkit's
 progress observer (a table, the CLI's text); the drills call the same components and keep their own
 record instead. Failures raise `DrillError`.
 """

@@ -2,7 +2,7 @@
 
 drillkit never prints. It reports what it is doing here (a step begins, something is ready, a wait is
 under way, a download advances, a table of results), and whoever drives it decides how that looks:
-`tasks.py` installs the rich console (`drillkit.console.ConsoleObserver`); tests and benchmarks that
+`tasks/_edge.py` installs the rich console (`drillkit.console.ConsoleObserver`); tests and benchmarks that
 run the library in-process install nothing and stay quiet, or install a recorder to assert on it.
 """
 

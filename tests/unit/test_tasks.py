@@ -1,6 +1,7 @@
 """Every task is discoverable, documented, and documents each of its flags."""
 
 import inspect
+import re
 
 import pytest
 
@@ -56,24 +57,30 @@ def test_task_has_a_docstring_and_help_for_every_flag(name):
     ("value", "message"),
     [("x", "not a whole number"), ("0", "must be at least 1"), ("1e999", "not a whole number"), (None, "not a whole")],
 )
-def test_numeric_flags_fail_with_one_line_and_exit_2(value, message, capsys):
-    from invoke import Exit
+def test_numeric_flags_are_refused_in_one_line_naming_flag_and_value(value, message):
+    from drillkit import flags
 
-    with pytest.raises(Exit) as err:
-        tasks._number("tail", value, int, 1)
-    assert err.value.code == 2
-    err_text = capsys.readouterr().err
-    assert err_text.startswith("error: --tail") and message in err_text and err_text.count("\n") == 1
+    with pytest.raises(flags.FlagError) as err:
+        flags.whole("tail", value, 1)
+    text = str(err.value)
+    assert text.startswith(f"--tail {value!r}") and message in text and "\n" not in text
 
 
-def test_float_flags_refuse_nan_and_infinity(capsys):
-    from invoke import Exit
+def test_float_flags_refuse_nan_and_infinity():
+    from drillkit import flags
 
     for value in ("nan", "inf"):
-        with pytest.raises(Exit) as err:
-            tasks._number("deadline", value, float, 1)
-        assert err.value.code == 2
-    assert tasks._number("deadline", "2.5", float, 1) == 2.5
+        with pytest.raises(flags.FlagError, match="not a finite number"):
+            flags.number("deadline", value, float, 1)
+    assert flags.number("deadline", "2.5", float, 1) == 2.5
+
+
+@pytest.mark.parametrize(("value", "message"), [("x", "not a whole number"), ("0", "must be at least 1")])
+def test_a_refused_number_is_one_error_line_and_exit_2(value, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_inv("service.logs", "--tail", value) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --tail ") and message in err and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize(
@@ -169,14 +176,28 @@ def test_dash_h_is_help_on_every_task_never_a_flag(capsys):
     assert "[--core-opts] up [--options]" in out and "--http1-1" in out
 
 
+def shown(default):
+    """How a help text names a default: on/off for a boolean, else the value itself."""
+    return ("on" if default else "off") if isinstance(default, bool) else str(default)
+
+
 @pytest.mark.parametrize("name", sorted(TASKS))
-def test_every_flag_help_states_its_default(name):
+def test_every_flag_has_help_that_states_its_default(name):
+    """Walks every flag of every task as `inv --help` shows it. A flag with a value for a default must name
+    that value (a boolean off may describe what off means instead); one without (None) must say what
+    happens by default, or that it is required."""
     from invoke.parser import ParserContext
 
     context = ParserContext(name=name, args=TASKS[name].get_arguments())
-    silent = [(flag, context.help_for(flag)[1]) for flag in context.flags]
-    silent = [(flag, text) for flag, text in silent if "default" not in text and "required" not in text]
-    assert not silent, f"{name}: {silent}"
+    for argument in TASKS[name].get_arguments():
+        flag = "--" + argument.names[0]
+        text = context.help_for(flag)[1]
+        assert text.strip(), f"inv {name} {flag}: no help"
+        assert "default" in text or "required" in text, f"inv {name} {flag}: no default stated: {text!r}"
+        if argument.default not in (None, False):
+            value = shown(argument.default)
+            stated = re.search(rf"\bdefault\b[^;)]*\b{re.escape(value)}\b|\b{re.escape(value)}\b[^;)]*\bdefault", text)
+            assert stated, f"inv {name} {flag}: its default {value!r} is not the one stated: {text!r}"
 
 
 def test_kill_help_names_its_real_default():
