@@ -126,15 +126,17 @@ def test_restate_data_survives_a_container_restart(engine, cfg):
 
 
 def test_every_drill_passes_with_the_docker_backend(engine, cfg, tmp_path):
-    """What the GitHub Actions drill job runs, here against the local engine and image."""
+    """What the GitHub Actions drill job runs, here against the local engine and image; the storm left
+    out: it kills the writer (a native process on either backend) with the model on the host, and
+    test_drills.py runs it on the native backend already (about 100 s of the suite, no new evidence)."""
     stack = Stack(drill_config.load(cfg))
     try:
-        # Eleven drills, one a 20-invocation storm on the real model: 230 s idle here (before the three model
-        # drills, about 30 s more), more beside other work (test_drills.py gives the native run the same 900 s).
-        out = inv(cfg, "drill.all", "--report-dir", str(tmp_path / "all"), timeout_s=900)
-        assert "11 passed, 0 failed" in out
-        verdicts = [json.loads(p.read_text())["verdict"] for p in sorted((tmp_path / "all").glob("*/journal.json"))]
-        assert verdicts == ["PASS"] * 11  # the server crash is `docker kill` of restate_dev here
+        out = inv(cfg, "drill.all", "--skip", "storm", "--report-dir", str(tmp_path / "all"), timeout_s=900)
+        assert "10 passed, 0 failed" in out
+        journals = sorted((tmp_path / "all").glob("*/journal.json"))
+        verdicts = [json.loads(p.read_text())["verdict"] for p in journals]
+        assert verdicts == ["PASS"] * 10  # the server crash is `docker kill` of restate_dev here
+        assert not [p for p in journals if "storm" in p.parent.name]
         assert engine.containers.list(all=True, filters={"name": "restate_dev"}) == []  # the drill stopped it
         assert our_live_processes(stack) == []
     finally:
