@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,21 +206,30 @@ class ManagedProcess:
     # -- alive and silent: a long GC pause, a VM freeze --------------------------------------------
 
     def freeze(self) -> ProcessRecord | None:
-        """SIGSTOP to the recorded process (verified first): it keeps its sockets and answers nothing."""
-        record = self.live()
-        if record is None:
-            return None
-        verify(record)
-        os.kill(record.pid, signal.SIGSTOP)
-        return record
+        """SIGSTOP to the recorded process (verified first): it keeps its sockets and answers nothing.
+        Returns once the kernel shows it stopped, so `frozen()` right after agrees (a cleanup that thaws
+        only what is frozen must not miss it)."""
+        # A process that died meanwhile is not waited for: gone (None) or a zombie ("Z") will not stop.
+        return self._stop_or_continue(signal.SIGSTOP, lambda state: state not in ("T", "Z", None), "stopped")
 
     def thaw(self) -> ProcessRecord | None:
-        """SIGCONT to the recorded process (verified first); None when it is not running."""
+        """SIGCONT to the recorded process (verified first), once it runs again; None when it is not running."""
+        return self._stop_or_continue(signal.SIGCONT, lambda state: state == "T", "running again")
+
+    def _stop_or_continue(
+        self, sig: signal.Signals, pending: Callable[[str | None], bool], what: str
+    ) -> ProcessRecord | None:
         record = self.live()
         if record is None:
             return None
         verify(record)
-        os.kill(record.pid, signal.SIGCONT)
+        os.kill(record.pid, sig)
+        try:
+            poll(lambda: proc_state(record.pid), lambda state: not pending(state), f"{self.what} {what}", 5.0, 0.005)
+        except WaitTimeout:
+            raise ComponentError(
+                f"{self.what} (pid {record.pid}) is not {what} 5 s after {sig.name} (state {proc_state(record.pid)})"
+            ) from None
         return record
 
     def frozen(self) -> bool:
