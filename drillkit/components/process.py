@@ -18,7 +18,8 @@ import hashlib
 import json
 import os
 import signal
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,17 @@ def log_tail(path: Path | str, lines: int = 15) -> str:
     return "\n".join(log_lines(path, lines)) or "(no log yet)"
 
 
+def follow_file(path: Path) -> Iterator[str]:
+    """Lines of a growing file, `tail -f` style (waits on the file, not on a timer of ours)."""
+    with open(path, errors="replace") as handle:
+        while True:
+            line = handle.readline()
+            if line:
+                yield line.rstrip("\n")
+            else:
+                time.sleep(0.2)
+
+
 class ManagedProcess:
     """One recorded process: `name` in the process table, `what` in messages, `health_url` to wait on."""
 
@@ -119,6 +131,9 @@ class ManagedProcess:
 
     def log_tail(self, lines: int = 15) -> str:
         return log_tail(self.log_file, lines)
+
+    def follow_logs(self) -> Iterator[str]:
+        yield from follow_file(self.log_file)
 
     def launch(
         self,

@@ -29,7 +29,7 @@ from typing import Any
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from drillkit.components.process import ConfigStamp, config_digest
-from drillkit.components.restate_server import RestateProcess, RestateServer, follow_file
+from drillkit.components.restate_server import RestateProcess, RestateServer
 from drillkit.config import ClusterSettings, Runtime
 from drillkit.errors import ComponentError, DrillError, HttpError
 from drillkit.identity import SERVER_KEY_ENVS, SERVER_KEY_TOML_KEY, SERVER_KEY_TOML_SECTION, RequestIdentity
@@ -487,7 +487,7 @@ class RestateCluster(RestateServer):
         return [f"{n.name} | {line}" for n in self.nodes for line in self.process_of(n).logs(tail)]
 
     def follow_logs(self) -> Iterator[str]:
-        yield from follow_file(self.entry.log_file)
+        yield from self.process_of(self.entry).follow_logs()
 
     def default_deployment_uri(self, service_port: int) -> str:
         return f"http://{HOST}:{service_port}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -310,7 +309,7 @@ class NativeServer(RestateServer):
         return self.process.logs(tail)
 
     def follow_logs(self) -> Iterator[str]:
-        yield from follow_file(self.log_file)
+        yield from self.process.follow_logs()
 
     def default_deployment_uri(self, service_port: int) -> str:
         return f"http://127.0.0.1:{service_port}"
@@ -329,14 +328,3 @@ def wait_ready(
         raise ServerExited("restate-server exited")
     poll(ingress.healthy_ingress, bool, f"ingress health at {ingress.base_url}/restate/health", timeout_s)
     poll(admin.query_ready, bool, f"SQL queries at {admin.base_url}/query", timeout_s)
-
-
-def follow_file(path: Path) -> Iterator[str]:
-    """Lines of a growing file, `tail -f` style (waits on the file, not on a timer of ours)."""
-    with open(path, errors="replace") as handle:
-        while True:
-            line = handle.readline()
-            if line:
-                yield line.rstrip("\n")
-            else:
-                time.sleep(0.2)

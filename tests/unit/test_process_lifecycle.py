@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import textwrap
+from itertools import islice
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from drillkit.config import Runtime
 from drillkit.errors import ComponentError, ProcessMismatch
 from drillkit.procs import ProcessTable, proc_start_ticks, proc_state
 from drillkit.restate_api import AdminApi, IngressApi
+from drillkit.waits import poll
 
 SLEEP = ["sleep", "60"]
 
@@ -94,6 +96,14 @@ def test_a_process_that_exits_while_starting_fails_at_once_with_its_log(table, t
     ):
         proc.wait_healthy(record, timeout_s=30)
     assert "bad setting x" in proc.log_tail() and proc.logs(50)[-1] == "bad setting x"
+
+
+def test_the_log_is_followed_from_its_start_tail_f_style(table, tmp_path):
+    proc = node_process(table, tmp_path)
+    proc.launch([sys.executable, "-c", "import time; print('one'); print('two', flush=True); time.sleep(60)"])
+    poll(lambda: proc.logs(2), lambda lines: lines == ["one", "two"], "the two lines in the log", 30)
+    header = proc.logs(10)[:-2]  # the start line the table writes before the process's own output
+    assert header[-1].startswith("=== ") and list(islice(proc.follow_logs(), len(header) + 2))[-2:] == ["one", "two"]
 
 
 def test_waiting_on_a_process_that_is_not_running_names_it(table, tmp_path):
