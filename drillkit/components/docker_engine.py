@@ -31,7 +31,7 @@ import docker.errors
 
 from drillkit import progress
 from drillkit.components.process import ManagedProcess
-from drillkit.errors import ComponentError, ProcessMismatch
+from drillkit.errors import ComponentError
 from drillkit.procs import ProcessRecord, ProcessTable, Stopped, is_alive, proc_cmdline
 
 PROCESS_NAME = "dockerd"
@@ -127,9 +127,7 @@ class Dockerd(ManagedProcess):
     def stop(self) -> Stopped | None:
         """SIGTERM and wait until gone; None when none of ours runs. A record whose pid now runs another
         process is refused loudly: `inv engine.stop` would otherwise say no engine of ours was running."""
-        seen = self.observe()
-        if seen is not None and seen.state == "mismatch":
-            raise ProcessMismatch(seen.describe() + "; not signalling it")
+        self.refuse_mismatch()
         return super().stop()
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from drillkit import progress
-from drillkit.errors import ComponentError
+from drillkit.errors import ComponentError, ProcessMismatch
 from drillkit.ports import RELEASE_GRACE_S, ensure_free
 from drillkit.procs import Observed, ProcessRecord, ProcessTable, Stopped, proc_state, verify
 from drillkit.waits import WaitTimeout, poll
@@ -122,6 +122,13 @@ class ManagedProcess:
     def observe(self) -> Observed | None:
         """The record next to what its pid is now (None: no record); a mismatch is never signalled."""
         return self.procs.observe(self.name)
+
+    def refuse_mismatch(self) -> None:
+        """ProcessMismatch, naming what differs, when the record's pid now runs another process: a stop
+        asked for by name (`inv restate.stop`, `inv engine.stop`) must not answer "not running" then."""
+        seen = self.observe()
+        if seen is not None and seen.state == "mismatch":
+            raise ProcessMismatch(seen.describe() + "; not signalling it")
 
     def healthy(self) -> bool:
         return http_ok(self.health_url())

@@ -348,7 +348,10 @@ class RestateCluster(RestateServer):
         return where
 
     def node_stop(self, number: int) -> Stopped | None:
-        return self.process_of(self.node(number)).stop()
+        """SIGTERM and wait until gone; a record that is not ours any more is refused, naming what differs."""
+        process = self.process_of(self.node(number))
+        process.refuse_mismatch()
+        return process.stop()
 
     def node_kill(self, number: int, sig: signal.Signals) -> Stopped | None:
         """SIGKILL (and wait until gone) or any signal that ends it; see `node_freeze` for SIGSTOP."""
@@ -464,7 +467,7 @@ class RestateCluster(RestateServer):
             if self.frozen(node):
                 self.node_thaw(node.number)
         with ThreadPoolExecutor(len(self.nodes)) as pool:
-            stopped = list(pool.map(lambda n: self.process_of(n).stop(), self.nodes))
+            stopped = list(pool.map(lambda n: self.node_stop(n.number), self.nodes))
         if purge:
             shutil.rmtree(self.home, ignore_errors=True)
         return any(s is not None for s in stopped)

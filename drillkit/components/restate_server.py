@@ -289,6 +289,7 @@ class NativeServer(RestateServer):
         return f"pid {record.pid}"
 
     def stop(self, purge: bool = False) -> bool:
+        self.process.refuse_mismatch()  # a record that is not ours any more: said, not "nothing ran"
         stopped = self.process.stop() is not None
         if purge:
             shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -16,7 +16,7 @@ import pytest
 
 from drillkit.components.docker_engine import Dockerd
 from drillkit.components.restate_cluster import RestateCluster
-from drillkit.components.restate_server import RestateProcess
+from drillkit.components.restate_server import NativeServer, RestateProcess
 from drillkit.config import Runtime
 from drillkit.errors import ComponentError, ProcessMismatch
 from drillkit.procs import ProcessTable, proc_start_ticks, proc_state
@@ -111,12 +111,26 @@ def test_waiting_on_a_process_that_is_not_running_names_it(table, tmp_path):
         node_process(table, tmp_path).wait_healthy(timeout_s=1)
 
 
-def test_dockerd_refuses_to_stop_a_record_that_no_longer_matches(table, tmp_path):
-    dockerd = Dockerd(tmp_path, table, tmp_path / "dockerd.log")
-    record = dockerd.launch(SLEEP)
-    table.save(dataclasses.replace(record, cmdline=["dockerd", "of", "someone", "else"]))
-    with pytest.raises(ProcessMismatch, match=rf"dockerd: pid {record.pid} is no longer.*not signalling it"):
-        dockerd.stop()
+def native_server(table: ProcessTable, tmp_path: Path) -> NativeServer:
+    rt = Runtime()
+    args = (tmp_path / "restate-server", tmp_path / "data", table, tmp_path / "restate.log")
+    return NativeServer(rt, AdminApi(rt.admin_url), IngressApi(rt.ingress_url), *args)
+
+
+STOPS = {
+    "dockerd": lambda table, tmp_path: Dockerd(tmp_path, table, tmp_path / "dockerd.log").stop(),
+    "restate-server": lambda table, tmp_path: native_server(table, tmp_path).stop(),
+    "restate-server-n1": lambda table, tmp_path: one_node_cluster(table, tmp_path).node_stop(1),
+}
+
+
+@pytest.mark.parametrize("name", list(STOPS))
+def test_a_stop_asked_by_name_refuses_a_record_that_no_longer_matches(table, tmp_path, name):
+    """`inv engine.stop`, `inv restate.stop`, `inv restate.node-stop` say what differs, not "not running"."""
+    record = table.spawn(name, SLEEP, tmp_path / f"{name}.log")
+    table.save(dataclasses.replace(record, cmdline=["someone", "else"]))
+    with pytest.raises(ProcessMismatch, match=rf"{name}: pid {record.pid} is no longer.*not signalling it"):
+        STOPS[name](table, tmp_path)
     assert proc_start_ticks(record.pid) == record.start_ticks
 
 
