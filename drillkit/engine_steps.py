@@ -18,12 +18,17 @@ def install_engine() -> None:
     progress.ok("dockerd is installed")
 
 
+def engine(stack: Stack) -> docker_engine.Dockerd:
+    return docker_engine.Dockerd(stack.state.root, stack.procs, stack.state.log_file(docker_engine.PROCESS_NAME))
+
+
 def start_engine(stack: Stack, build: bool = True) -> str:
     """Start the private engine, point this process's docker clients at it, build the image if asked."""
-    url = docker_engine.start_engine(stack.state.root, stack.procs, stack.state.log_file("dockerd"))
+    dockerd = engine(stack)
+    record = dockerd.start()
+    url = dockerd.health_url()
     os.environ["DOCKER_HOST"] = url
-    record = stack.procs.live(docker_engine.PROCESS_NAME)
-    progress.ok(f"dockerd pid {record.pid if record else '?'} answers at {url}")
+    progress.ok(f"dockerd pid {record.pid} answers at {url}")
     progress.info(f"use it with: export DOCKER_HOST={url}")
     if build:
         ensure_image(stack)
@@ -50,7 +55,7 @@ def _native_server(stack: Stack) -> Path:
 
 
 def stop_engine(stack: Stack) -> None:
-    if docker_engine.stop_engine(stack.procs):
+    if engine(stack).stop() is not None:
         progress.ok("dockerd stopped")
     else:
         progress.info("no private dockerd of ours was running")

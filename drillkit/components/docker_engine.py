@@ -1,11 +1,12 @@
 """The Docker engine and the Restate image: a client for the engine in the environment, a private
 engine for machines without one, and the image pulled (with progress) or built locally.
 
-The Docker backend is tested against a live engine. Where none answers, `start_engine` runs Debian's
-`dockerd` with its own data root, exec root, socket and pidfile under the state dir (recorded like any
-process of ours, stopped by that PID). Where no image registry is reachable, `build_image` makes the
-configured Restate image with `docker import` from a minimal root filesystem holding the native
-`restate-server` binary and a CA bundle (without CA certificates the server panics at start).
+The Docker backend is tested against a live engine. Where none answers, `Dockerd.start` runs Debian's
+`dockerd` with its own data root, exec root, socket and pidfile under the state dir: a `ManagedProcess`
+like any process of ours (recorded, healthy once it answers a ping, stopped by that PID). Where no image
+registry is reachable, `build_image` makes the configured Restate image with `docker import` from a
+minimal root filesystem holding the native `restate-server` binary and a CA bundle (without CA
+certificates the server panics at start).
 """
 
 from __future__ import annotations
@@ -29,10 +30,9 @@ import docker
 import docker.errors
 
 from drillkit import progress
-from drillkit.components.process import log_tail
+from drillkit.components.process import ManagedProcess
 from drillkit.errors import ComponentError
-from drillkit.procs import ProcessTable, is_alive, proc_cmdline
-from drillkit.waits import WaitTimeout, poll
+from drillkit.procs import ProcessRecord, ProcessTable, Stopped, is_alive, proc_cmdline
 
 PROCESS_NAME = "dockerd"
 DATA_DIR_IN_IMAGE = "/restate-data"
@@ -91,32 +91,44 @@ def install_engine() -> None:
                 raise ComponentError(f"`{' '.join(argv)}` exited {out.returncode}: {out.stderr.strip()[-500:]}")
 
 
-def start_engine(state_root: Path, procs: ProcessTable, log_file: Path, timeout_s: float = 60.0) -> str:
-    """Start a private dockerd (reused when running); returns its DOCKER_HOST URL once it answers."""
-    url = socket_url(state_root)
-    if procs.live(PROCESS_NAME) is None:
-        engine_dir(state_root).mkdir(parents=True, exist_ok=True)
-        clear_stale_pidfile(state_root)
-        procs.spawn(PROCESS_NAME, dockerd_argv(state_root), log_file)
+class Dockerd(ManagedProcess):
+    """The private engine's process: healthy once the engine answers a ping on its own socket."""
 
-    def answers() -> bool:
-        if procs.live(PROCESS_NAME) is None:
-            raise ComponentError(f"dockerd exited; see {log_file}:\n" + log_tail(log_file))
+    stop_timeout_s = 30.0  # dockerd stops its containers first
+    health_interval_s = 0.2  # a ping builds a docker-py client: not twenty times a second
+
+    def __init__(self, state_root: Path, procs: ProcessTable, log_file: Path) -> None:
+        super().__init__(procs, PROCESS_NAME, "dockerd", log_file)
+        self.state_root = state_root
+
+    def health_url(self) -> str:
+        """Its DOCKER_HOST URL."""
+        return socket_url(self.state_root)
+
+    def healthy(self) -> bool:
         try:
-            client = docker.DockerClient(base_url=url, timeout=5)
+            client = docker.DockerClient(base_url=self.health_url(), timeout=5)
             client.ping()
             client.close()
         except docker.errors.DockerException:
             return False
         return True
 
-    try:
-        poll(answers, bool, f"dockerd at {url}", timeout_s, interval_s=0.2)
-    except WaitTimeout:
-        raise ComponentError(
-            f"dockerd did not answer at {url} within {timeout_s:g} s:\n" + log_tail(log_file)
-        ) from None
-    return url
+    def start(self, timeout_s: float = 60.0) -> ProcessRecord:
+        """Start it (reused when running) and wait until it answers."""
+        record = self.live()
+        if record is None:
+            engine_dir(self.state_root).mkdir(parents=True, exist_ok=True)
+            clear_stale_pidfile(self.state_root)
+            record = self.launch(dockerd_argv(self.state_root))
+        self.wait_healthy(record, timeout_s)
+        return record
+
+    def stop(self) -> Stopped | None:
+        """SIGTERM and wait until gone; None when none of ours runs. A record whose pid now runs another
+        process is refused loudly: `inv engine.stop` would otherwise say no engine of ours was running."""
+        self.refuse_mismatch()
+        return super().stop()
 
 
 def clear_stale_pidfile(state_root: Path) -> None:
@@ -135,10 +147,6 @@ def clear_stale_pidfile(state_root: Path) -> None:
             f"DOCKER_HOST={socket_url(state_root)}"
         )
     pidfile.unlink()
-
-
-def stop_engine(procs: ProcessTable) -> bool:
-    return procs.kill(PROCESS_NAME, timeout_s=30.0) is not None
 
 
 def rootfs_tar(restate_server: Path) -> bytes:

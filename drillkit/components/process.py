@@ -1,9 +1,15 @@
-"""What every component that is a local process of ours shares: a record, a health URL, a log.
+"""What every process this tool starts shares: a record, a health check, signals, a log.
 
-Start is idempotent (a live, verified process started with the same config is reused; one started with
-another config is restarted, and says so) and waits for the component's own health check with a
-deadline. Before a new process is spawned its port must be free. Kill signals the recorded PID after
-verifying it and reports exactly the process it signalled; nothing is ever found or killed by name.
+The writer (or a target), the local model, the LLM tap, the stub model, the native Restate server, each
+cluster node and the private dockerd are each one `ManagedProcess`: start, health, kill with any
+signal, freeze and thaw (SIGSTOP/SIGCONT), stop and the log's tail are written here once.
+
+`spawn_or_reuse` is idempotent (a live, verified process started with the same config is reused; one
+started with another config is restarted, and says so) and waits for the component's own health check
+with a deadline; `launch` only starts (a caller that waits on more than health, or on several processes
+side by side). Before a new process is spawned its ports must be free. Kill signals the recorded PID
+after verifying it and reports exactly the process it signalled; a record whose PID now runs another
+process is never signalled (status and down report it); nothing is ever found or killed by name.
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ import hashlib
 import json
 import os
 import signal
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +27,9 @@ from typing import Any
 import httpx
 
 from drillkit import progress
-from drillkit.errors import ComponentError
+from drillkit.errors import ComponentError, ProcessMismatch
 from drillkit.ports import RELEASE_GRACE_S, ensure_free
-from drillkit.procs import ProcessRecord, ProcessTable, Stopped, proc_state, verify
+from drillkit.procs import Observed, ProcessRecord, ProcessTable, Stopped, proc_state, verify
 from drillkit.waits import WaitTimeout, poll
 
 HEALTH_TIMEOUT_S = 60.0
@@ -51,9 +58,9 @@ class Listen:
     field: str
 
 
-def http_ok(url: str) -> bool:
+def http_ok(url: str, timeout_s: float = 1.0) -> bool:
     try:
-        return httpx.get(url, timeout=1.0).status_code == 200
+        return httpx.get(url, timeout=timeout_s).status_code == 200
     except httpx.RequestError:
         return False
 
@@ -71,6 +78,17 @@ def log_tail(path: Path | str, lines: int = 15) -> str:
     return "\n".join(log_lines(path, lines)) or "(no log yet)"
 
 
+def follow_file(path: Path) -> Iterator[str]:
+    """Lines of a growing file, `tail -f` style (waits on the file, not on a timer of ours)."""
+    with open(path, errors="replace") as handle:
+        while True:
+            line = handle.readline()
+            if line:
+                yield line.rstrip("\n")
+            else:
+                time.sleep(0.2)
+
+
 class ManagedProcess:
     """One recorded process: `name` in the process table, `what` in messages, `health_url` to wait on."""
 
@@ -84,9 +102,15 @@ class ManagedProcess:
     # How long a taken port gets to be released before start fails: a process killed a moment ago may hold
     # its socket while its threads exit. Per instance, so a unit test need not wait the real grace out.
     port_release_grace_s = RELEASE_GRACE_S
+    # How often a start asks for health: a cheap HTTP GET by default; a costlier probe asks less often.
+    health_interval_s = 0.05
 
     def health_url(self) -> str:
         raise NotImplementedError
+
+    def health_where(self) -> str:
+        """Where health is asked, for messages (a process with two endpoints names both)."""
+        return self.health_url()
 
     def listens(self) -> list[Listen]:
         """The ports that must be free before a new process starts (none: not checked)."""
@@ -95,11 +119,51 @@ class ManagedProcess:
     def live(self) -> ProcessRecord | None:
         return self.procs.live(self.name)
 
+    def observe(self) -> Observed | None:
+        """The record next to what its pid is now (None: no record); a mismatch is never signalled."""
+        return self.procs.observe(self.name)
+
+    def refuse_mismatch(self) -> None:
+        """ProcessMismatch, naming what differs, when the record's pid now runs another process: a stop
+        asked for by name (`inv restate.stop`, `inv engine.stop`) must not answer "not running" then."""
+        seen = self.observe()
+        if seen is not None and seen.state == "mismatch":
+            raise ProcessMismatch(seen.describe() + "; not signalling it")
+
     def healthy(self) -> bool:
         return http_ok(self.health_url())
 
     def logs(self, tail: int) -> list[str]:
         return log_lines(self.log_file, tail)
+
+    def log_tail(self, lines: int = 15) -> str:
+        return log_tail(self.log_file, lines)
+
+    def follow_logs(self) -> Iterator[str]:
+        yield from follow_file(self.log_file)
+
+    def launch(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        stamp: ConfigStamp | None = None,
+        group: int | None = None,
+    ) -> ProcessRecord:
+        """Start a new process (no wait): its ports free first, then spawned and recorded, with the
+        config it runs on; `group` runs it under that group id (see `ProcessTable.spawn`)."""
+        for where in self.listens():
+            ensure_free(where.host, where.port, self.what, where.field, self.procs, self.port_release_grace_s)
+        return self.procs.spawn(
+            self.name,
+            argv,
+            self.log_file,
+            env=env,
+            cwd=cwd,
+            config_digest=stamp.digest if stamp else None,
+            config_source=stamp.source if stamp else None,
+            group=group,
+        )
 
     def spawn_or_reuse(
         self,
@@ -124,30 +188,26 @@ class ManagedProcess:
             self.procs.kill_record(record, signal.SIGTERM, self.stop_timeout_s)
             record = None
         if record is None:
-            for where in self.listens():
-                ensure_free(where.host, where.port, self.what, where.field, self.procs, self.port_release_grace_s)
-            record = self.procs.spawn(
-                self.name,
-                argv,
-                self.log_file,
-                env=env,
-                cwd=cwd,
-                config_digest=stamp.digest if stamp else None,
-                config_source=stamp.source if stamp else None,
-            )
+            record = self.launch(argv, env=env, cwd=cwd, stamp=stamp)
         self.wait_healthy(record)
         return record
 
-    def wait_healthy(self, record: ProcessRecord, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
-        url = self.health_url()
+    def wait_healthy(self, record: ProcessRecord | None = None, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+        """Until it answers its health check; ComponentError with the log's tail as soon as it has exited
+        (or was not running: `record` None means the live one), or at the deadline."""
+        record = record or self.live()
+        url = self.health_where()
+        if record is None:
+            raise ComponentError(f"{self.what} is not running; log {self.log_file}:\n" + self.log_tail())
 
         def probe() -> str:
-            if self.procs.live(record.name) is None:
+            if self.live() is None:
                 return "exited"
             return "healthy" if self.healthy() else "starting"
 
         try:
-            state = poll(probe, lambda s: s != "starting", f"{self.what} health at {url}", timeout_s)
+            what = f"{self.what} health at {url}"
+            state = poll(probe, lambda s: s != "starting", what, timeout_s, interval_s=self.health_interval_s)
         except WaitTimeout:
             state = "starting"
         if state != "healthy":
@@ -168,21 +228,30 @@ class ManagedProcess:
     # -- alive and silent: a long GC pause, a VM freeze --------------------------------------------
 
     def freeze(self) -> ProcessRecord | None:
-        """SIGSTOP to the recorded process (verified first): it keeps its sockets and answers nothing."""
-        record = self.live()
-        if record is None:
-            return None
-        verify(record)
-        os.kill(record.pid, signal.SIGSTOP)
-        return record
+        """SIGSTOP to the recorded process (verified first): it keeps its sockets and answers nothing.
+        Returns once the kernel shows it stopped, so `frozen()` right after agrees (a cleanup that thaws
+        only what is frozen must not miss it)."""
+        # A process that died meanwhile is not waited for: gone (None) or a zombie ("Z") will not stop.
+        return self._stop_or_continue(signal.SIGSTOP, lambda state: state not in ("T", "Z", None), "stopped")
 
     def thaw(self) -> ProcessRecord | None:
-        """SIGCONT to the recorded process (verified first); None when it is not running."""
+        """SIGCONT to the recorded process (verified first), once it runs again; None when it is not running."""
+        return self._stop_or_continue(signal.SIGCONT, lambda state: state == "T", "running again")
+
+    def _stop_or_continue(
+        self, sig: signal.Signals, pending: Callable[[str | None], bool], what: str
+    ) -> ProcessRecord | None:
         record = self.live()
         if record is None:
             return None
         verify(record)
-        os.kill(record.pid, signal.SIGCONT)
+        os.kill(record.pid, sig)
+        try:
+            poll(lambda: proc_state(record.pid), lambda state: not pending(state), f"{self.what} {what}", 5.0, 0.005)
+        except WaitTimeout:
+            raise ComponentError(
+                f"{self.what} (pid {record.pid}) is not {what} 5 s after {sig.name} (state {proc_state(record.pid)})"
+            ) from None
         return record
 
     def frozen(self) -> bool:

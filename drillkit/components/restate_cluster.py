@@ -1,6 +1,7 @@
 """A Restate cluster of N native nodes on one host, behind the `RestateServer` interface.
 
-Each node is a recorded `restate-server` process with its own TOML file, data dir, log and ports
+Each node is a `restate-server` process of ours (a `RestateProcess`: recorded, verified before any
+signal, frozen and thawed like every other process) with its own TOML file, data dir, log and ports
 (fabric `5121+N`, admin `9069+N`, ingress `8079+N` by default). Node 1 provisions the cluster with the
 replication set in the config (it must be set before provisioning: Restate's default is 1), the
 metadata store and the log are replicated (Restate's own multi-node setup). `start` is the whole
@@ -27,12 +28,12 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
-from drillkit.components.process import config_digest, log_lines, log_tail
-from drillkit.components.restate_server import RestateServer, follow_file
+from drillkit.components.process import ConfigStamp, config_digest
+from drillkit.components.restate_server import RestateProcess, RestateServer
 from drillkit.config import ClusterSettings, Runtime
 from drillkit.errors import ComponentError, DrillError, HttpError
 from drillkit.identity import SERVER_KEY_ENVS, SERVER_KEY_TOML_KEY, SERVER_KEY_TOML_SECTION, RequestIdentity
-from drillkit.procs import ProcessRecord, ProcessTable, Stopped, proc_state, verify
+from drillkit.procs import ProcessRecord, ProcessTable, Stopped
 from drillkit.restate_api import TRANSIENT_RETRY_S, AdminApi, IngressApi, is_transient_message
 from drillkit.state import write_text_atomically
 from drillkit.waits import WaitTimeout, poll
@@ -248,6 +249,11 @@ class RestateCluster(RestateServer):
         self.home = home
         self.procs = procs
         self.nodes = [Node(n, self.settings, home, logs) for n in range(1, self.settings.nodes + 1)]
+        # Each node's process: start, health, signals, freeze/thaw and its log, as for every process of ours.
+        self.processes = {
+            n.name: RestateProcess(procs, n.process, f"restate node {n.name}", n.log_file, n.admin_url, n.ingress_url)
+            for n in self.nodes
+        }
         self.cut_off: set[int] = set()
         """Nodes a drill has cut off from the others (alive, but restatectl must not ask them)."""
         # The node to talk to: node 1, or the first node running when it is not (a task run after a node
@@ -264,8 +270,11 @@ class RestateCluster(RestateServer):
     def by_name(self, name: str) -> Node:
         return self.node(int(name.lstrip("n")))
 
+    def process_of(self, node: Node) -> RestateProcess:
+        return self.processes[node.name]
+
     def live(self, node: Node) -> ProcessRecord | None:
-        return self.procs.live(node.process)
+        return self.process_of(node).live()
 
     def live_nodes(self) -> list[Node]:
         return [n for n in self.nodes if self.live(n) is not None]
@@ -275,8 +284,7 @@ class RestateCluster(RestateServer):
         return [n for n in self.live_nodes() if n.number not in self.cut_off and not self.frozen(n)]
 
     def frozen(self, node: Node) -> bool:
-        record = self.live(node)
-        return record is not None and proc_state(record.pid) == "T"
+        return self.process_of(node).frozen()
 
     def entry_surviving(self, lost: set[int]) -> Node:
         """The node to talk to once the `lost` nodes are gone: the entry node, or the first survivor when
@@ -324,15 +332,8 @@ class RestateCluster(RestateServer):
         key_file = self.identity.private_key_file if self.identity else None
         write_text_atomically(node.config_file, node_toml(self.settings, node.number, node.data_dir, key_file))
         group = node.socket_gid if self.uses_socket_groups() else None
-        record = self.procs.spawn(
-            node.process,
-            self.node_argv(node),
-            node.log_file,
-            env=self.node_env(),
-            group=group,
-            config_digest=self.settings_digest(),
-            config_source=self.config_source,
-        )
+        stamp = ConfigStamp(self.settings_digest(), self.config_source)
+        record = self.process_of(node).launch(self.node_argv(node), env=self.node_env(), stamp=stamp, group=group)
         return f"{node.name} pid {record.pid}"
 
     def node_start(self, number: int, timeout_s: float | None = None) -> str:
@@ -347,51 +348,28 @@ class RestateCluster(RestateServer):
         return where
 
     def node_stop(self, number: int) -> Stopped | None:
-        return self.procs.kill(self.node(number).process, signal.SIGTERM)
+        """SIGTERM and wait until gone; a record that is not ours any more is refused, naming what differs."""
+        process = self.process_of(self.node(number))
+        process.refuse_mismatch()
+        return process.stop()
 
     def node_kill(self, number: int, sig: signal.Signals) -> Stopped | None:
         """SIGKILL (and wait until gone) or any signal that ends it; see `node_freeze` for SIGSTOP."""
-        record = self.live(self.node(number))
-        return None if record is None else self.procs.kill_record(record, sig)
+        return self.process_of(self.node(number)).kill(sig)
 
     def node_freeze(self, number: int) -> ProcessRecord | None:
         """SIGSTOP: the process stays, its sockets stay open, it answers nothing (a long GC pause, a VM freeze)."""
-        record = self.live(self.node(number))
-        if record is None:
-            return None
-        verify(record)
-        os.kill(record.pid, signal.SIGSTOP)
-        return record
+        return self.process_of(self.node(number)).freeze()
 
     def node_thaw(self, number: int) -> ProcessRecord | None:
-        record = self.live(self.node(number))
-        if record is None:
-            return None
-        verify(record)
-        os.kill(record.pid, signal.SIGCONT)
-        return record
+        return self.process_of(self.node(number)).thaw()
 
     def node_healthy(self, node: Node) -> bool:
-        """Its admin and its ingress both answer (a node back from a kill opens them one after the other)."""
-        if self.frozen(node):
-            return False
-        with AdminApi(node.admin_url) as admin, IngressApi(node.ingress_url) as ingress:
-            return admin.healthy_admin() and ingress.healthy_ingress()
+        """Not frozen, and its admin and its ingress both answer."""
+        return self.process_of(node).healthy()
 
     def wait_node_healthy(self, node: Node, timeout_s: float) -> None:
-        def probe() -> str:
-            if self.live(node) is None:
-                return "exited"
-            return "healthy" if self.node_healthy(node) else "starting"
-
-        try:
-            what = f"{node.name} health at {node.admin_url} and {node.ingress_url}"
-            state = poll(probe, lambda s: s != "starting", what, timeout_s)
-        except WaitTimeout:
-            state = f"not healthy after {timeout_s:g} s"
-        if state != "healthy":
-            tail = log_tail(node.log_file)
-            raise ComponentError(f"restate node {node.name} {state}; log {node.log_file}:\n{tail}")
+        self.process_of(node).wait_healthy(timeout_s=timeout_s)
 
     # -- Restate's view -------------------------------------------------------------------------------
 
@@ -489,7 +467,7 @@ class RestateCluster(RestateServer):
             if self.frozen(node):
                 self.node_thaw(node.number)
         with ThreadPoolExecutor(len(self.nodes)) as pool:
-            stopped = list(pool.map(lambda n: self.procs.kill(n.process, signal.SIGTERM), self.nodes))
+            stopped = list(pool.map(lambda n: self.node_stop(n.number), self.nodes))
         if purge:
             shutil.rmtree(self.home, ignore_errors=True)
         return any(s is not None for s in stopped)
@@ -509,10 +487,10 @@ class RestateCluster(RestateServer):
         return ", ".join(f"{n.name} pid {r.pid}" for n, r in records if r is not None)
 
     def log_lines(self, tail: int) -> list[str]:
-        return [f"{n.name} | {line}" for n in self.nodes for line in log_lines(n.log_file, tail)]
+        return [f"{n.name} | {line}" for n in self.nodes for line in self.process_of(n).logs(tail)]
 
     def follow_logs(self) -> Iterator[str]:
-        yield from follow_file(self.entry.log_file)
+        yield from self.process_of(self.entry).follow_logs()
 
     def default_deployment_uri(self, service_port: int) -> str:
         return f"http://{HOST}:{service_port}"

@@ -11,19 +11,18 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from drillkit import progress, traces
-from drillkit.components.process import config_digest, log_lines
+from drillkit.components.process import ConfigStamp, ManagedProcess, config_digest, http_ok
 from drillkit.config import Runtime
 from drillkit.errors import ComponentError, ConfigMismatch, DrillError
 from drillkit.identity import SERVER_KEY_ENV, SERVER_KEY_ENVS, RequestIdentity
 from drillkit.ports import RELEASE_GRACE_S, PortInUse, ensure_free
-from drillkit.procs import ProcessTable
+from drillkit.procs import ProcessTable, Stopped
 from drillkit.restate_api import AdminApi, IngressApi
 from drillkit.waits import WaitTimeout, poll
 
@@ -186,6 +185,35 @@ def host_of(url: str) -> str:
     return urlsplit(url).hostname or "127.0.0.1"
 
 
+class RestateProcess(ManagedProcess):
+    """One `restate-server` process of ours, the native server or one cluster node: healthy when it is
+    not frozen and its admin and its ingress both answer (a node back from a kill opens them one after
+    the other)."""
+
+    # Restate's own clients give health 2 s (`restate_api`): a node busy rejoining may be slower than 1 s.
+    health_timeout_s = 2.0
+
+    def __init__(
+        self, procs: ProcessTable, name: str, what: str, log_file: Path, admin_url: str, ingress_url: str
+    ) -> None:
+        super().__init__(procs, name, what, log_file)
+        self.admin_url = admin_url
+        self.ingress_url = ingress_url
+
+    def health_url(self) -> str:
+        return f"{self.admin_url}/health"
+
+    def health_where(self) -> str:
+        return f"{self.admin_url} and {self.ingress_url}"
+
+    def healthy(self) -> bool:
+        return (
+            not self.frozen()
+            and http_ok(self.health_url(), self.health_timeout_s)
+            and http_ok(f"{self.ingress_url}/restate/health", self.health_timeout_s)
+        )
+
+
 class NativeServer(RestateServer):
     name = "native"
 
@@ -206,6 +234,9 @@ class NativeServer(RestateServer):
         self.data_dir = data_dir
         self.procs = procs
         self.log_file = log_file
+        self.process = RestateProcess(
+            procs, PROCESS_NAME, f"restate-server ({self.name})", log_file, runtime.admin_url, runtime.ingress_url
+        )
 
     def argv(self) -> list[str]:
         return [str(self.binary), "--base-dir", str(self.data_dir), "--no-logo", "--node-name", "drill"]
@@ -234,7 +265,7 @@ class NativeServer(RestateServer):
         return {SERVER_KEY_ENV: str(self.identity.private_key_file)} if self.identity else {}
 
     def launch(self) -> str:
-        live = self.procs.live(PROCESS_NAME)
+        live = self.process.live()
         if live:
             self.refuse_other_settings(f"pid {live.pid}", live.config_digest, live.config_source)
             return f"pid {live.pid} (already running)"
@@ -252,41 +283,34 @@ class NativeServer(RestateServer):
                 "server per namespace; `scripts/loopback-only` gives a namespace of its own)"
             ) from None
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        record = self.procs.spawn(
-            PROCESS_NAME,
-            self.argv(),
-            self.log_file,
-            env=self.env(),
-            config_digest=self.settings_digest(),
-            config_source=self.config_source,
+        record = self.process.launch(
+            self.argv(), env=self.env(), stamp=ConfigStamp(self.settings_digest(), self.config_source)
         )
         return f"pid {record.pid}"
 
     def stop(self, purge: bool = False) -> bool:
-        stopped = self.procs.kill(PROCESS_NAME) is not None
+        self.process.refuse_mismatch()  # a record that is not ours any more: said, not "nothing ran"
+        stopped = self.process.stop() is not None
         if purge:
             shutil.rmtree(self.data_dir, ignore_errors=True)
         return stopped
 
     def kill(self, sig: signal.Signals) -> str | None:
-        record = self.procs.live(PROCESS_NAME)
-        if record is None:
-            return None
-        stopped = self.procs.kill_record(record, sig)
-        return None if stopped is None else f"pid {record.pid} (gone {stopped.seconds:.2f} s after {sig.name})"
+        stopped: Stopped | None = self.process.kill(sig)
+        return None if stopped is None else f"pid {stopped.record.pid} (gone {stopped.seconds:.2f} s after {sig.name})"
 
     def running(self) -> str | None:
-        live = self.procs.live(PROCESS_NAME)
+        live = self.process.live()
         return f"pid {live.pid}" if live else None
 
     def alive(self) -> bool:
-        return self.procs.live(PROCESS_NAME) is not None
+        return self.process.live() is not None
 
     def log_lines(self, tail: int) -> list[str]:
-        return log_lines(self.log_file, tail)
+        return self.process.logs(tail)
 
     def follow_logs(self) -> Iterator[str]:
-        yield from follow_file(self.log_file)
+        yield from self.process.follow_logs()
 
     def default_deployment_uri(self, service_port: int) -> str:
         return f"http://127.0.0.1:{service_port}"
@@ -305,14 +329,3 @@ def wait_ready(
         raise ServerExited("restate-server exited")
     poll(ingress.healthy_ingress, bool, f"ingress health at {ingress.base_url}/restate/health", timeout_s)
     poll(admin.query_ready, bool, f"SQL queries at {admin.base_url}/query", timeout_s)
-
-
-def follow_file(path: Path) -> Iterator[str]:
-    """Lines of a growing file, `tail -f` style (waits on the file, not on a timer of ours)."""
-    with open(path, errors="replace") as handle:
-        while True:
-            line = handle.readline()
-            if line:
-                yield line.rstrip("\n")
-            else:
-                time.sleep(0.2)

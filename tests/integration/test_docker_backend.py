@@ -31,20 +31,22 @@ INV = [sys.executable, "-m", "invoke"]
 
 @pytest.fixture(scope="module")
 def engine(project_state):
-    procs = ProcessTable(project_state / "procs")
+    dockerd = docker_engine.Dockerd(
+        project_state, ProcessTable(project_state / "procs"), project_state / "logs" / "dockerd.log"
+    )
     started = False
     if not os.environ.get("DOCKER_HOST"):
         try:
-            url = docker_engine.start_engine(project_state, procs, project_state / "logs" / "dockerd.log")
+            dockerd.start()
         except DrillError as exc:
             print(f"\nDocker tests skipped: {exc}", file=sys.stderr)
             pytest.skip(f"no Docker engine can run here: {exc}")
-        os.environ["DOCKER_HOST"] = url
+        os.environ["DOCKER_HOST"] = dockerd.health_url()
         started = True
     ensure_image(Stack(drill_config.load(LOCAL_CONFIG)))
     yield docker.from_env()
     if started:
-        docker_engine.stop_engine(procs)
+        dockerd.stop()
         del os.environ["DOCKER_HOST"]
 
 
