@@ -102,3 +102,15 @@ def test_a_status_the_tap_answered_alone_is_not_a_model_request_spent():
         "llm-5xx", SimpleNamespace(name="durable"), Pending("k", {}, 0.0, request), Outcome(True, 1.0, {})
     )
     assert run.model_requests == 3  # the truncated answer came from the model; the 500 and 429 did not
+
+
+def test_evaluate_target_names_a_reference_config_and_is_not_given_with_config(capsys, tmp_path, monkeypatch):
+    from tasks.evaluate import TARGETS
+    from tests.unit.test_tasks import run_inv
+
+    assert all((PROJECT_ROOT / path).is_file() for path in TARGETS.values())
+    monkeypatch.chdir(tmp_path)
+    assert run_inv("evaluate", "--target", "agents", "--config", "configs/local.yaml") == 2
+    assert capsys.readouterr().err.startswith("error: give --target or --config, not both")
+    assert run_inv("evaluate", "--target", str(tmp_path / "nowhere.yaml")) == 2
+    assert "nowhere.yaml" in capsys.readouterr().err
