@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drillkit.components.netcut import NetCut
+from drillkit.components.restate_cluster import Node
 from drillkit.components.writer import Execution
 from drillkit.errors import DrillError
 from drillkit.evidence import executions_after_journaled, journal_steps, journaled_completions
@@ -80,37 +81,10 @@ def node_loss_scenario(
 
         flight.fault_at = ca.lose(drill, lost, chosen_fault, sig, netcut)
         actions.release_model(drill, stub)
-        recovery: dict[str, Any] = {}
         if count == 1:
-            seconds = cp.wait_progress(drill, flight, flight.fault_at, "a step to start and finish after the fault")
-            recovery["fault_to_progress_s"] = round(seconds, 3)
-            drill.record.event(
-                "progress again",
-                f"a step of an invocation {lost[0].name} led started and finished {seconds:.2f} s after the fault"
-                if flight.watched
-                else f"a step started and finished {seconds:.2f} s after the fault ({lost[0].name} led none in flight)",
-            )
-            during = cp.wait_led_without(drill, lost)
-            drill.record.expect(
-                f"while {lost[0].name} was away, every partition had an active leader among the others",
-                cluster.all_led(during, {lost[0].name}),
-                ", ".join(f"p{p} {n}" for p, n in during.items()),
-            )
-            flight.restored_at = time.time()
-            ca.restore(drill, lost, chosen_fault, netcut)
+            recovery = {"fault_to_progress_s": one_lost(drill, flight, lost, chosen_fault, netcut)}
         else:
-            time.sleep(HOLD_S)  # the observation window itself: nothing to poll for, absence is the point
-            moved = cp.started_after(drill, flight, flight.fault_at + SETTLE_S)
-            drill.record.expect(
-                f"no step started while a majority was down ({HOLD_S:g} s watched)",
-                not moved,
-                f"steps started from {SETTLE_S:g} s after the fault: {moved[:5] or 'none'}",
-            )
-            flight.restored_at = time.time()
-            ca.restore(drill, lost, chosen_fault, netcut)
-            seconds = cp.wait_progress(drill, flight, flight.restored_at, "a step to start and finish after the return")
-            recovery["return_to_progress_s"] = round(seconds, 3)
-            drill.record.event("progress again", f"a step started and finished {seconds:.2f} s after the return")
+            recovery = {"return_to_progress_s": majority_lost(drill, flight, lost, chosen_fault, netcut)}
         leaders_after = cp.wait_rejoined(drill, lost)
         flight.rejoined_at = time.time()
         drill.record.evidence["recovery_s"] = recovery
@@ -121,6 +95,44 @@ def node_loss_scenario(
         judge(drill, flight, lost_numbers, leaders_after, deposed_may_return=chosen_fault in ("freeze", "cut"))
 
     return scenario
+
+
+def one_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.Fault, netcut: NetCut | None) -> float:
+    """One node away: progress resumes on the others, every partition led without it; then it is given
+    back. Returns the seconds from the fault to the first step started and finished after it."""
+    seconds = cp.wait_progress(drill, flight, flight.fault_at, "a step to start and finish after the fault")
+    drill.record.event(
+        "progress again",
+        f"a step of an invocation {lost[0].name} led started and finished {seconds:.2f} s after the fault"
+        if flight.watched
+        else f"a step started and finished {seconds:.2f} s after the fault ({lost[0].name} led none in flight)",
+    )
+    during = cp.wait_led_without(drill, lost)
+    drill.record.expect(
+        f"while {lost[0].name} was away, every partition had an active leader among the others",
+        drill.stack.cluster.all_led(during, {lost[0].name}),
+        ", ".join(f"p{p} {n}" for p, n in during.items()),
+    )
+    flight.restored_at = time.time()
+    ca.restore(drill, lost, fault, netcut)
+    return round(seconds, 3)
+
+
+def majority_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.Fault, netcut: NetCut | None) -> float:
+    """A majority away: nothing may move for HOLD_S; then they are given back and progress resumes.
+    Returns the seconds from their return to the first step started and finished after it."""
+    time.sleep(HOLD_S)  # the observation window itself: nothing to poll for, absence is the point
+    moved = cp.started_after(drill, flight, flight.fault_at + SETTLE_S)
+    drill.record.expect(
+        f"no step started while a majority was down ({HOLD_S:g} s watched)",
+        not moved,
+        f"steps started from {SETTLE_S:g} s after the fault: {moved[:5] or 'none'}",
+    )
+    flight.restored_at = time.time()
+    ca.restore(drill, lost, fault, netcut)
+    seconds = cp.wait_progress(drill, flight, flight.restored_at, "a step to start and finish after the return")
+    drill.record.event("progress again", f"a step started and finished {seconds:.2f} s after the return")
+    return round(seconds, 3)
 
 
 def judge(
