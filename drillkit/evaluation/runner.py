@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from drillkit import progress
-from drillkit.components.llm_tap import LlmTap
+from drillkit.components.llm_tap import LlmTap, TapRequest
 from drillkit.components.tap_faults import ALONE_FAULTS, FaultPlan
 from drillkit.errors import ConfigError, DrillError
 from drillkit.evaluation.modes import Baseline, Durable, Mode, Outcome, Pending
@@ -194,8 +194,7 @@ class Evaluator:
         return self.measure(fault, mode, pending, outcome)
 
     def measure(self, fault: str, mode: Mode, pending: Pending, outcome: Outcome) -> Run:
-        # What the model was asked: a 5xx, 429 or hang the tap answered alone never reached it.
-        requests = [r for r in self.subject.model_requests(pending.request, pending.key) if r.fault not in ALONE_FAULTS]
+        requests = [r for r in self.subject.model_requests(pending.request, pending.key) if reached_the_model(r)]
         effects = self.subject.effects(pending.request, pending.key, outcome.output, outcome.completed)
         fewest = self.subject.min_requests()
         if fewest is None:  # a target: the fewest any completed nominal run spent (nominal runs first)
@@ -288,6 +287,14 @@ FAULT_ACTIONS: dict[str, tuple[Callable[[Evaluator, Mode], None], Callable[[Eval
     "tool-error": (_failing_tool, _nothing),
     "server-crash": (_nothing, _server_crash),
 }
+
+
+def reached_the_model(request: TapRequest) -> bool:
+    """What the model was asked: a 5xx, 429 or hang the tap answered alone never reached it, nor a request
+    the tap could not deliver (the model down: connection refused, the tap's 502)."""
+    if request.fault in ALONE_FAULTS:
+        return False
+    return not (request.outcome == "upstream_error" and request.status == 502)
 
 
 def rows(evaluation: Evaluation) -> list[Row]:

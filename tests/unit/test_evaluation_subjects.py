@@ -3,6 +3,7 @@ without the service's help (side-effect files by nonce, the code criterion's sta
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -86,7 +87,8 @@ def test_a_status_the_tap_answered_alone_is_not_a_model_request_spent():
 
     class Seen:
         def model_requests(self, request, key):
-            return [tapped(1, None), tapped(2, "500"), tapped(3, "429"), tapped(4, "truncated"), tapped(5, None)]
+            down = replace(tapped(6, None), outcome="upstream_error", status=502)  # the model was not there
+            return [tapped(1, None), tapped(2, "500"), tapped(3, "429"), tapped(4, "truncated"), tapped(5, None), down]
 
         def effects(self, request, key, output, completed):
             return subjects.Effects(0, 0)
