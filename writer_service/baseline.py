@@ -55,9 +55,15 @@ class DirectContext:
         return action()
 
 
-class BaselineApp:
-    def __init__(self, runtime: WriterRuntime) -> None:
-        self.runtime = runtime
+Handler = Callable[[bytes, dict[str, str]], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+class PlainApp:
+    """A plain ASGI service: `POST /run` answered by `handle(body, headers) -> (status, payload)`,
+    `GET /health`, the lifespan protocol. The baselines of both reference writers serve through it."""
+
+    def __init__(self, handle: Handler) -> None:
+        self.handle = handle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -80,17 +86,27 @@ class BaselineApp:
             if not message.get("more_body"):
                 break
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        status, payload = await self.handle(body, headers)
+        await respond(send, status, payload)
+
+
+class BaselineApp(PlainApp):
+    """The shipped writer's pipeline on a direct context, one request at a time as it comes."""
+
+    def __init__(self, runtime: WriterRuntime) -> None:
+        super().__init__(self.run)
+        self.runtime = runtime
+
+    async def run(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
         request_id = headers.get(REQUEST_ID_HEADER.decode()) or f"base_{uuid.uuid4().hex}"
         try:
             result = await write_report(DirectContext(request_id), self.runtime, body)  # type: ignore[arg-type]
         except TerminalError as exc:  # what can never succeed: the caller must not retry it
-            await respond(send, 400 if exc.status_code < 500 else exc.status_code, {"error": exc.message})
-            return
+            return (400 if exc.status_code < 500 else exc.status_code), {"error": exc.message}
         except Exception as exc:  # a step failed: the whole request failed, as in any plain service
             log.warning("request %s failed: %s: %s", request_id, type(exc).__name__, exc)
-            await respond(send, 500, {"error": f"{type(exc).__name__}: {exc}"})
-            return
-        await respond(send, 200, result)
+            return 500, {"error": f"{type(exc).__name__}: {exc}"}
+        return 200, result
 
 
 async def respond(send: Send, status: int, payload: dict[str, Any]) -> None:

@@ -66,6 +66,7 @@ DURABLE_PARTS: CodeParts = (
     ("writer_service/agent.py", "run_options"),
 )
 BASELINE_PARTS: CodeParts = (
+    ("writer_service/baseline.py", "PlainApp"),
     ("writer_service/baseline.py", "BaselineApp"),
     ("writer_service/baseline.py", "serve_baseline"),
     ("writer_service/baseline.py", "main"),

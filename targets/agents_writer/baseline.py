@@ -23,7 +23,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,12 +47,10 @@ from targets.agents_writer import settings as env_settings
 from targets.agents_writer.models import REPORT_MAX, BadRequest, ToolFault
 from targets.agents_writer.service import openai_client
 from targets.agents_writer.writer import MAX_TURNS, ReportJob, accepted, answer, build_agent, write_report_file
+from writer_service.baseline import PlainApp
 from writer_service.report_files import PathNotAllowed
 
 log = logging.getLogger("agents_writer.baseline")
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 @function_tool(name_override="save_report", failure_error_function=None)
@@ -72,36 +69,14 @@ async def save_report(
     return path
 
 
-class BaselineApp:
+class BaselineApp(PlainApp):
     def __init__(self, settings: env_settings.Settings) -> None:
+        super().__init__(self.run)
         self.settings = settings
         self.agent = build_agent(settings, save_report)
         self.fault = ToolFault(settings.tool_fail_first)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        if scope["type"] != "http":
-            return
-        if scope["method"] == "GET" and scope["path"] == "/health":
-            await respond(send, 200, {"status": "ok", "pid": os.getpid()})
-            return
-        if scope["method"] != "POST" or scope["path"] != "/run":
-            await respond(send, 404, {"error": "POST /run"})
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        status, payload = await self.run(body)
-        await respond(send, status, payload)
-
-    async def run(self, body: bytes) -> tuple[int, dict[str, Any]]:
+    async def run(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
         try:
             prompt, directory, root = accepted(json.loads(body or b"null"), self.settings)
         except (ValueError, BadRequest, PathNotAllowed) as exc:  # never succeeds: the caller must not retry
@@ -120,12 +95,6 @@ class BaselineApp:
         except Exception as exc:  # the model, the network, the tool: the whole request failed
             log.warning("run failed: %s: %s", type(exc).__name__, exc)
             return 500, {"error": f"{type(exc).__name__}: {exc}"}
-
-
-async def respond(send: Send, status: int, payload: dict[str, Any]) -> None:
-    data = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": data})
 
 
 async def serve_baseline(settings: env_settings.Settings) -> None:
