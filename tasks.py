@@ -639,6 +639,32 @@ drill_ns = Collection(
     drill_partition,
     drill_all,
 )
+
+
+# -- drill.upgrade: a self-contained block (a redeploy with invocations in flight, issue 18) -----------------
+
+
+@task(
+    name="upgrade",
+    help=_drill_help(
+        mode="drain (default: revision 1 drains, then is removed), early (its process killed before its "
+        "invocations finish: they back off, then complete once it returns) or incompatible (one moved onto a "
+        "revision whose journal differs: journal mismatch caught, moved back, completed)",
+        invocations="how many invocations are in flight on revision 1 at the redeploy, and how many are sent "
+        "after it (default 4)",
+    ),
+)
+def drill_upgrade(c, config=None, mode="drain", invocations=4, deadline=None, report_dir=None, keep_up=False):
+    """Deploy a second writer revision with invocations in flight; prove pinning, drain, removal, mismatch."""
+    spec = catalog.upgrade(
+        _choice("mode", mode, ("drain", "early", "incompatible")),  # type: ignore[arg-type]
+        int(_number("invocations", invocations, int, 1)),
+        _deadline(deadline),
+    )
+    _run_drill(c, config, spec, report_dir, keep_up)
+
+
+drill_ns.add_task(drill_upgrade)
 # -- benchmarks -------------------------------------------------------------------------------------
 
 

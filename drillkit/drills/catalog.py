@@ -22,6 +22,7 @@ from drillkit.drills.storm import Llm, Target, check_storm, storm_scenario
 from drillkit.drills.stuck import stuck_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
 from drillkit.drills.tool_error import check_fail_first, tool_error_scenario
+from drillkit.drills.upgrade import DEFAULT_INVOCATIONS, UpgradeMode, check_upgrade, upgrade_scenario
 from drillkit.errors import ConfigError, DrillError
 from drillkit.interrupts import CleanupGuard, ForcedCleanup, stop_started
 from drillkit.stack import Stack
@@ -243,6 +244,21 @@ def stuck(deadline_s: float | None = None) -> DrillSpec:
         None,
         deadline_s,
         on_target="it runs the shipped writer on the stub model with short Restate timeouts (its config)",
+    )
+
+
+def upgrade(
+    mode: UpgradeMode = "drain", invocations: int = DEFAULT_INVOCATIONS, deadline_s: float | None = None
+) -> DrillSpec:
+    """A second revision deployed while invocations are in flight: pinned, drained, removed; taken away too
+    early; an incompatible journal caught and recovered."""
+    return DrillSpec(
+        "upgrade",
+        {"mode": mode, "invocations": invocations, **_deadline(deadline_s)},
+        upgrade_scenario(mode, invocations),
+        partial(check_upgrade, mode=mode, invocations=invocations),
+        deadline_s,
+        on_target="it deploys revisions of the shipped writer (its `revision` config key) beside each other",
     )
 
 
