@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drillkit.drills import html_population
+from drillkit.drills import html_population, html_revisions
 from drillkit.drills.html_population import place_labels
 from drillkit.errors import DrillError
 from drillkit.evidence import restate_time
@@ -422,6 +422,7 @@ def render_html(data: dict[str, Any]) -> str:
         + ", ".join(f"<code>{esc(k)}={esc(v)}</code>" for k, v in (data.get("parameters") or {}).items())
         + "</li></ul>",
         *lane_view(data),
+        *html_revisions.render(data),  # drill.upgrade's revisions, when it has them
         "<h2>Expectations</h2>",
         "<table><tr><th></th><th>expectation</th><th>evidence</th></tr>",
     ]

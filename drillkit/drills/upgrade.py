@@ -186,11 +186,11 @@ def start_revision(
     answer = stack.admin.register_deployment(uri, use_http11=stack.rt.use_http11)
     registered.append(str(answer["id"]))
     revision = Revision(label, number, journal, str(answer["id"]), uri, [process.pid], restate_revision(answer))
-    drill.record.event(
+    revision.registered_s = drill.record.event(
         "registered",
         f"{label}: deployment {revision.deployment_id} at {uri} ({SERVICE} revision {revision.restate_revision} "
         f"in Restate), writer pid {process.pid}, while revision 1's invocations are in flight",
-    )
+    ).offset_s
     keep_revisions(drill, revision)
     return revision, service
 
@@ -358,7 +358,7 @@ def take_revision_one_away(
 def judge_pinning(drill: Drill, first: Revision, second: Revision, old_ids: list[str], new_ids: list[str]) -> None:
     stack, record = drill.stack, drill.record
     final = rows(drill, old_ids + new_ids)
-    record.evidence["upgrade_rows"] = final
+    keep_pinned(drill, final)
     failed = judge.not_completed_with_success(final, old_ids + new_ids)
     record.expect(
         f"all {len(old_ids) + len(new_ids)} invocations completed with success (sys_invocation)",
@@ -402,6 +402,11 @@ def judge_pinning(drill: Drill, first: Revision, second: Revision, old_ids: list
     )
 
 
+def keep_pinned(drill: Drill, found: list[dict[str, Any]]) -> None:
+    """Each invocation's deployment as Restate's row says at the end (the report's revision lanes)."""
+    drill.record.evidence["pinned"] = {str(r.get("id")): r.get("pinned_deployment_id") for r in found}
+
+
 def pinned_rows(drill: Drill, revision: Revision) -> list[dict[str, Any]]:
     return drill.stack.admin.query(
         f"SELECT id, status, pinned_deployment_id FROM sys_invocation "
@@ -436,7 +441,9 @@ def drain_and_remove(drill: Drill, revision: Revision, service: WriterService) -
     if left:
         raise DrillError(f"{revision.label} had unfinished invocations again before its removal: {shown(left)}")
     drill.stack.admin.delete_deployment(revision.deployment_id)
-    record.event("removed", f"{revision.label}: DELETE /deployments/{revision.deployment_id}?force=true")
+    removed = record.event("removed", f"{revision.label}: DELETE /deployments/{revision.deployment_id}?force=true")
+    revision.removed_s = removed.offset_s
+    keep_revisions(drill, revision)
     stopped = service.stop()
     record.event(
         "stopped", f"{revision.label}'s writer" + (f" pid {stopped.record.pid}" if stopped else " (already gone)")
@@ -489,7 +496,8 @@ def move_onto_incompatible(drill: Drill, stub: StubLlm, overrides: dict[str, Any
     record.event("paused", f"{moved}: journaled on revision 1: {', '.join(journaled) or 'nothing yet'}")
     drill.fault_injected = True
     stack.admin.resume(moved, deployment=bad.deployment_id)
-    record.event("moved", f"PATCH /invocations/{moved}/resume?deployment={bad.deployment_id}: onto {bad.label}")
+    onto = record.event("moved", f"PATCH /invocations/{moved}/resume?deployment={bad.deployment_id}: onto {bad.label}")
+    record.evidence["moved"] = {"id": moved, "onto": bad.deployment_id, "from_s": onto.offset_s}
     events: list[dict[str, Any]] = []
 
     def probe() -> dict[str, Any]:
@@ -500,22 +508,22 @@ def move_onto_incompatible(drill: Drill, stub: StubLlm, overrides: dict[str, Any
 
     row = poll(
         probe,
-        lambda r: r.get("status") == "completed" or judge.mismatch_seen(r, events) is not None,
-        "Restate to replay the invocation on the incompatible revision",
+        lambda r: r.get("status") == "completed" or judge.row_mismatch(r) is not None,
+        "Restate's row to show what the replay on the incompatible revision did",
         timeout_s=drill.pace.fixed_s or 24 * 3600,
         interval_s=POLL_S,
         stalled=drill.pace,
     )
-    seen = judge.mismatch_seen(row, events)
+    seen, logged = judge.row_mismatch(row), judge.event_mismatch(events)
     record.evidence["mismatch_row"] = row
-    record.event(
-        "journal mismatch", f"{seen}: {judge.mismatch_detail(row)}" if seen else f"not seen: {row.get('status')}"
-    )
+    detail = judge.mismatch_detail(row)
+    record.event("journal mismatch", f"{seen}; {detail}" if seen else f"not in the row: status={row.get('status')}")
     record.expect(
-        "moved onto the incompatible revision, the journal mismatch is surfaced (570) and the invocation waits",
+        "moved onto the incompatible revision, Restate's row shows the journal mismatch (570) and it does not complete",
         seen is not None and row.get("status") != "completed",
-        f"status={row.get('status')} retry_count={row.get('retry_count')}; {seen or 'no mismatch in the row or events'}"
-        + (f"; {judge.mismatch_detail(row)}" if seen else ""),
+        f"status={row.get('status')} retry_count={row.get('retry_count')}; {seen or 'no mismatch in the row'}"
+        + (f"; {detail}" if detail else "")
+        + (f"; {logged}" if logged else ""),
     )
     # Caught: paused for a person rather than retried on code that cannot replay it.
     stack.admin.pause(moved)
@@ -533,8 +541,12 @@ def move_onto_incompatible(drill: Drill, stub: StubLlm, overrides: dict[str, Any
         + f"; executions by pid {', '.join(map(str, bad.pids))}: {len(on_bad)}",
     )
     stack.admin.resume(moved, deployment=first.deployment_id)
-    record.event("moved back", f"PATCH /invocations/{moved}/resume?deployment={first.deployment_id}: onto revision 1")
+    back = record.event(
+        "moved back", f"PATCH /invocations/{moved}/resume?deployment={first.deployment_id}: onto revision 1"
+    )
+    record.evidence["moved"]["back_s"] = back.offset_s
     done = wait_all_completed(drill, old_ids, "revision 1's invocations to complete, the moved one included")
+    keep_pinned(drill, done)
     checks.completed_with_success(drill, next(r for r in done if r.get("id") == moved))
     wrong = judge.pinned_elsewhere(done, old_ids, first.deployment_id)
     failed = judge.not_completed_with_success(done, old_ids)

@@ -42,6 +42,10 @@ class Revision:
     """Every writer process that served it (a revision stopped and started again has two)."""
     restate_revision: int | None = None
     """The service revision Restate gave this deployment when it was registered."""
+    registered_s: float | None = None
+    """When the drill registered it (the record's offset); None: before the drill (revision 1)."""
+    removed_s: float | None = None
+    """When the drill removed it; None: still registered at the end of the scenario."""
 
 
 def deployment_sql(deployment_id: str) -> str:
@@ -101,23 +105,24 @@ def output_revisions(outputs: dict[str, Any]) -> dict[str, int]:
     return {i: int(o.get("revision", 1)) if isinstance(o, dict) else 0 for i, o in outputs.items()}
 
 
-def mismatch_seen(row: Row, events: Iterable[Row]) -> str | None:
-    """How Restate surfaced a journal mismatch for this invocation, or None if it did not: the row's error
-    code (RT0016) or last failure ("[570 Journal mismatch] ..."), or a TransientError event with code 570
-    in `sys_journal_events` (kept after the row's last failure has moved on)."""
+def row_mismatch(row: Row) -> str | None:
+    """How Restate's own row surfaces a journal mismatch, or None: its error code (RT0016) or its last
+    failure ("[570 Journal mismatch] ...")."""
     found = []
     if row.get("last_failure_error_code") == JOURNAL_MISMATCH_DOC:
         found.append(f"last_failure_error_code={JOURNAL_MISMATCH_DOC}")
     failure = str(row.get("last_failure") or "")
     if f"[{JOURNAL_MISMATCH}" in failure:
         found.append(f"last_failure: {failure.splitlines()[0][:160]}")
+    return "; ".join(found) or None
+
+
+def event_mismatch(events: Iterable[Row]) -> str | None:
+    """A TransientError with code 570 in `sys_journal_events` (kept after the row has moved on), or None."""
     for event in events:
         if _event_code(event) == JOURNAL_MISMATCH:
-            found.append(
-                f"sys_journal_events: {event.get('event_type') or 'TransientError'} error_code {JOURNAL_MISMATCH}"
-            )
-            break
-    return "; ".join(found) or None
+            return f"sys_journal_events: {event.get('event_type') or 'TransientError'} error_code {JOURNAL_MISMATCH}"
+    return None
 
 
 def _event_code(event: Row) -> int | None:
