@@ -42,7 +42,7 @@ from drillkit.drills import actions, checks, probes
 from drillkit.drills import upgrade_checks as judge
 from drillkit.drills.actions import Batch
 from drillkit.drills.cluster_faults import hold_model, release_model
-from drillkit.drills.frame import POLL_S, Drill, Scenario
+from drillkit.drills.frame import INTERRUPTED_DRAIN_S, POLL_S, Drill, Scenario
 from drillkit.drills.upgrade_checks import Revision, deployment_sql, shown
 from drillkit.errors import ConfigError, DrillError, HttpError, Inconclusive
 from drillkit.evidence import journaled_completions
@@ -178,7 +178,9 @@ def start_revision(
         for deployment_id in registered:
             if deployment_id in known:
                 stack.admin.delete_deployment(deployment_id)
-        service.stop()
+        # Its drain bounded, then SIGKILL: after a Ctrl-C its steps may wait on the held model for the whole
+        # grace period, and whatever it ran is durable (Restate retries it); on a normal end it is idle.
+        service.kill(signal.SIGTERM, INTERRUPTED_DRAIN_S)
 
     drill.on_cleanup(f"{label} stopped and its deployment removed", take_away)
     process = service.start()
@@ -380,6 +382,7 @@ def judge_pinning(drill: Drill, first: Revision, second: Revision, old_ids: list
         + (f"; not: {shown(wrong_new)}" if wrong_new else ""),
     )
     runs = stack.writer.executions()
+    record.evidence["ledger_by_revision"] = judge.executions_by_revision(runs, old_ids + new_ids, [first, second])
     elsewhere = judge.ran_elsewhere(runs, old_ids, first.pids) + judge.ran_elsewhere(runs, new_ids, second.pids)
     mine = len([e for e in runs if e.invocation_id in set(old_ids + new_ids)])
     record.expect(
@@ -558,7 +561,9 @@ def move_onto_incompatible(drill: Drill, stub: StubLlm, overrides: dict[str, Any
         + (f"; failed: {shown(failed)}" if failed else ""),
     )
     checks.no_finished_step_ran_again(drill, journaled, when="the move")
-    elsewhere = judge.ran_elsewhere(stack.writer.executions(), old_ids, first.pids)
+    runs = stack.writer.executions()
+    record.evidence["ledger_by_revision"] = judge.executions_by_revision(runs, old_ids, [first, bad])
+    elsewhere = judge.ran_elsewhere(runs, old_ids, first.pids)
     record.expect(
         "the writer's ledger agrees: every step of these invocations ran in revision 1's process",
         not elsewhere,

@@ -99,6 +99,27 @@ def ran_by(runs: Iterable[Execution], pids: Iterable[int]) -> list[Execution]:
     return [e for e in runs if e.pid in allowed]
 
 
+def executions_by_revision(
+    runs: Iterable[Execution], ids: Iterable[str], revisions: Iterable[Revision]
+) -> dict[str, Any]:
+    """Per revision, the ledger's executions of `ids` its processes ran: which pid ran which step of which
+    invocation, summed up for the report (`other`: a pid no revision owns)."""
+    owner = {pid: r.label for r in revisions for pid in r.pids}
+    wanted = set(ids)
+    summary: dict[str, Any] = {}
+    for run in runs:
+        if run.invocation_id not in wanted:
+            continue
+        entry = summary.setdefault(owner.get(run.pid, "other"), {"executions": 0, "invocations": set(), "pids": set()})
+        entry["executions"] += 1
+        entry["invocations"].add(run.invocation_id)
+        entry["pids"].add(run.pid)
+    return {
+        label: {"executions": e["executions"], "invocations": len(e["invocations"]), "pids": sorted(e["pids"])}
+        for label, e in summary.items()
+    }
+
+
 def output_revisions(outputs: dict[str, Any]) -> dict[str, int]:
     """Each invocation's revision as its stored output says: revision 2 and later write `revision`;
     revision 1's output (the shipped writer's) has none."""

@@ -73,6 +73,23 @@ def test_ran_elsewhere_finds_a_step_run_by_another_revisions_process():
     assert judge.ran_by(runs, [202]) == runs[1:]
 
 
+def test_the_ledger_is_summed_up_per_revision_by_pid():
+    first = judge.Revision("revision 1", 1, "compatible", R1, "http://127.0.0.1:9080", [101, 103])
+    second = judge.Revision("revision 2", 2, "compatible", R2, "http://127.0.0.1:9081", [202])
+    runs = [
+        Execution("inv_a", "outline", 1, 101, 1.0, 1.1, "ok"),
+        Execution("inv_a", "outline", 2, 103, 2.0, 2.1, "ok"),  # revision 1 started again
+        Execution("inv_b", "outline", 1, 202, 1.0, 1.1, "ok"),
+        Execution("inv_b", "summary", 1, 999, 1.2, 1.3, "ok"),
+        Execution("inv_z", "outline", 1, 101, 1.0, 1.1, "ok"),  # not the drill's
+    ]
+    assert judge.executions_by_revision(runs, ["inv_a", "inv_b"], [first, second]) == {
+        "revision 1": {"executions": 2, "invocations": 1, "pids": [101, 103]},
+        "revision 2": {"executions": 1, "invocations": 1, "pids": [202]},
+        "other": {"executions": 1, "invocations": 1, "pids": [999]},
+    }
+
+
 def test_the_output_says_its_revision_and_revision_1_says_none():
     outputs = {"inv_a": {"markdown_report": "x"}, "inv_b": {"revision": 2}, "inv_c": None}
     assert judge.output_revisions(outputs) == {"inv_a": 1, "inv_b": 2, "inv_c": 0}
