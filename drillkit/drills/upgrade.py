@@ -104,7 +104,15 @@ def writer_on_stub(drill: Drill) -> tuple[StubLlm, dict[str, Any]]:
     drill.on_cleanup("writer registered as the service's latest revision", lambda: give_back_registration(stack))
     drill.on_cleanup("stub LLM stopped", stub.stop)
     stub.start(STUB_DELAY_MS)
-    overrides: dict[str, Any] = {"writer_model.base_url": f"{stub.url}/v1", "writer_model.model": "stub"}
+    overrides: dict[str, Any] = {
+        "writer_model.base_url": f"{stub.url}/v1",
+        "writer_model.model": "stub",
+        # The writer's gate is sized for the real model's slots (local_model.parallel, 4); on the stub every
+        # invocation of the drill must reach the model at once, or those past the gate are not in flight
+        # where the drill holds them (measured: 8 invocations took 60 s to be parked, until Restate's
+        # inactivity timeout reshuffled them).
+        "writer_model.max_concurrency": MAX_INVOCATIONS + 1,
+    }
     path = stack.writer.derived_config("upgrade-revision-1", overrides)
     drill.on_cleanup("writer on its own config", stack.writer.restart)
     actions.restart_writer(drill, path)
@@ -114,8 +122,8 @@ def writer_on_stub(drill: Drill) -> tuple[StubLlm, dict[str, Any]]:
 
 
 def give_back_registration(stack: Stack) -> None:
-    """The stack's writer is the service's latest revision again (a removed revision 1, or a revision 2
-    left latest, would send new invocations nowhere)."""
+    """The stack's writer is the service's latest revision again: with revision 1 removed, or revision 2
+    left latest, new invocations would go to a process that is gone."""
     uri = stack.deployment_uri()
     ours = existing(stack.admin.deployments(), uri, SERVICE)
     latest = latest_deployment(stack)
