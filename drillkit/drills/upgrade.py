@@ -488,14 +488,21 @@ def answered_after(drill: Drill, second: Revision) -> None:
 
 
 def move_onto_incompatible(drill: Drill, stub: StubLlm, overrides: dict[str, Any], first: Revision, old: Batch) -> None:
-    stack, record = drill.stack, drill.record
+    """One in-flight invocation paused, moved onto a revision whose journal differs, caught, moved back."""
     moved = drill.invocation_id  # the first sent
-    old_ids = list(old.keys)
     bad, bad_service = start_revision(drill, overrides, 2, "incompatible")
-    # Restate moves only a paused (or suspended) invocation; 1.7.12 pauses a running one at its next
-    # journal entry, so the model is released once the pause is asked.
-    stack.admin.pause(moved)
-    record.event("pause asked", f"PATCH /invocations/{moved}/pause (it is mid-step on revision 1)")
+    before = pause_on_revision_one(drill, stub, moved)
+    caught_on_incompatible(drill, moved, bad, before)
+    back_on_revision_one(drill, moved, first, bad, list(old.keys), journaled_completions(before))
+    drain_and_remove(drill, bad, bad_service)
+
+
+def pause_on_revision_one(drill: Drill, stub: StubLlm, moved: str) -> list[dict[str, Any]]:
+    """Paused mid-flight on revision 1; returns its journal then. Restate moves only a paused (or
+    suspended) invocation, and 1.7.12 pauses a running one at its next journal entry, so the model is
+    released once the pause is asked."""
+    drill.stack.admin.pause(moved)
+    drill.record.event("pause asked", f"PATCH /invocations/{moved}/pause (it is mid-step on revision 1)")
     release_model(drill, stub)
     row = probes.wait_invocation(
         drill, lambda r: r.get("status") in ("paused", "completed"), "the invocation to pause on revision 1"
@@ -503,31 +510,22 @@ def move_onto_incompatible(drill: Drill, stub: StubLlm, overrides: dict[str, Any
     if row.get("status") == "completed":
         raise Inconclusive(f"{moved} completed before Restate paused it: there was nothing left to move")
     before = probes.journal(drill, moved)
-    journaled = journaled_completions(before)
-    record.event("paused", f"{moved}: journaled on revision 1: {', '.join(journaled) or 'nothing yet'}")
+    done = ", ".join(journaled_completions(before)) or "nothing yet"
+    drill.record.event("paused", f"{moved}: journaled on revision 1: {done}")
+    return before
+
+
+def caught_on_incompatible(drill: Drill, moved: str, bad: Revision, before: list[dict[str, Any]]) -> None:
+    """The fault: moved onto the incompatible revision. Restate's row must show the journal mismatch; paused
+    again, the invocation's journal must not have changed and the incompatible code must have run nothing."""
+    stack, record = drill.stack, drill.record
     drill.fault_injected = True
     stack.admin.resume(moved, deployment=bad.deployment_id)
     onto = record.event("moved", f"PATCH /invocations/{moved}/resume?deployment={bad.deployment_id}: onto {bad.label}")
     record.evidence["moved"] = {"id": moved, "onto": bad.deployment_id, "from_s": onto.offset_s}
-    events: list[dict[str, Any]] = []
-
-    def probe() -> dict[str, Any]:
-        found = probes.invocation(drill, moved)
-        events[:] = stack.admin.journal_events(moved)
-        drill.pace.observe((found.get("status"), found.get("retry_count")))
-        return found
-
-    row = poll(
-        probe,
-        lambda r: r.get("status") == "completed" or judge.row_mismatch(r) is not None,
-        "Restate's row to show what the replay on the incompatible revision did",
-        timeout_s=drill.pace.fixed_s or 24 * 3600,
-        interval_s=POLL_S,
-        stalled=drill.pace,
-    )
-    seen, logged = judge.row_mismatch(row), judge.event_mismatch(events)
+    row, events = wait_mismatch(drill, moved)
+    seen, logged, detail = judge.row_mismatch(row), judge.event_mismatch(events), judge.mismatch_detail(row)
     record.evidence["mismatch_row"] = row
-    detail = judge.mismatch_detail(row)
     record.event("journal mismatch", f"{seen}; {detail}" if seen else f"not in the row: status={row.get('status')}")
     record.expect(
         "moved onto the incompatible revision, Restate's row shows the journal mismatch (570) and it does not complete",
@@ -551,6 +549,34 @@ def move_onto_incompatible(drill: Drill, stub: StubLlm, overrides: dict[str, Any
         + (f" (new: {shown(grown)})" if grown else "")
         + f"; executions by pid {', '.join(map(str, bad.pids))}: {len(on_bad)}",
     )
+
+
+def wait_mismatch(drill: Drill, moved: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Until Restate's row says what the replay on the other code did (or the invocation completed)."""
+    events: list[dict[str, Any]] = []
+
+    def probe() -> dict[str, Any]:
+        found = probes.invocation(drill, moved)
+        events[:] = drill.stack.admin.journal_events(moved)
+        drill.pace.observe((found.get("status"), found.get("retry_count")))
+        return found
+
+    row = poll(
+        probe,
+        lambda r: r.get("status") == "completed" or judge.row_mismatch(r) is not None,
+        "Restate's row to show what the replay on the incompatible revision did",
+        timeout_s=drill.pace.fixed_s or 24 * 3600,
+        interval_s=POLL_S,
+        stalled=drill.pace,
+    )
+    return row, events
+
+
+def back_on_revision_one(
+    drill: Drill, moved: str, first: Revision, bad: Revision, old_ids: list[str], journaled: dict[str, float]
+) -> None:
+    """The recovery: moved back onto revision 1, it completes there with nothing journaled run again."""
+    stack, record = drill.stack, drill.record
     stack.admin.resume(moved, deployment=first.deployment_id)
     back = record.event(
         "moved back", f"PATCH /invocations/{moved}/resume?deployment={first.deployment_id}: onto revision 1"
@@ -580,4 +606,3 @@ def move_onto_incompatible(drill: Drill, stub: StubLlm, overrides: dict[str, Any
             f"; elsewhere: {shown([f'{e.invocation_id} {e.step} pid {e.pid}' for e in elsewhere])}" if elsewhere else ""
         ),
     )
-    drain_and_remove(drill, bad, bad_service)
