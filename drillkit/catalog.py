@@ -26,6 +26,7 @@ from drillkit.drills.storm import Llm, check_storm, storm_scenario
 from drillkit.drills.stuck import stuck_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
 from drillkit.drills.tool_error import check_fail_first, tool_error_scenario
+from drillkit.drills.upgrade import DEFAULT_INVOCATIONS, check_upgrade, upgrade_scenario
 from drillkit.errors import ConfigError, DrillError
 from drillkit.evidence import run_point
 from drillkit.interrupts import CleanupGuard, ForcedCleanup, stop_started
@@ -210,6 +211,22 @@ MODEL = Params(
     Param("burst", 1, "how many model requests in a row get the fault", minimum=1),
 )
 STUCK = Params()
+UPGRADE = Params(
+    Param(
+        "mode",
+        "drain",
+        "drain (revision 1 drains, then is removed), early (its process killed before its invocations finish: "
+        "they back off, then complete once it returns) or incompatible (one moved onto a revision whose "
+        "journal differs: journal mismatch caught, moved back, completed)",
+        choices=("drain", "early", "incompatible"),
+    ),
+    Param(
+        "invocations",
+        DEFAULT_INVOCATIONS,
+        "how many invocations are in flight on revision 1 at the redeploy, and how many are sent after it",
+        minimum=1,
+    ),
+)
 TOOL_ERROR = Params(
     Param("fail_first", 2, "how many attempts of the save_report tool fail before it succeeds", minimum=1),
 )
@@ -496,6 +513,23 @@ def partition(
     )
 
 
+def upgrade(
+    mode: str = UPGRADE.defaults["mode"],
+    invocations: int = UPGRADE.defaults["invocations"],
+    deadline_s: float | None = DEADLINE.value,
+) -> DrillSpec:
+    """A second revision deployed while invocations are in flight: pinned, drained, removed; taken away too
+    early; an incompatible journal caught and recovered."""
+    return DrillSpec(
+        "upgrade",
+        {"mode": mode, "invocations": invocations, **_deadline(deadline_s)},
+        upgrade_scenario(mode, invocations),  # type: ignore[arg-type]
+        partial(check_upgrade, mode=mode, invocations=invocations),
+        deadline_s,
+        on_target="it deploys revisions of the shipped writer (its `revision` config key) beside each other",
+    )
+
+
 def stuck(deadline_s: float | None = DEADLINE.value) -> DrillSpec:
     """The writer frozen (SIGSTOP) with a step in flight: Restate aborts the attempt, retries, completes."""
     return DrillSpec(
@@ -543,6 +577,7 @@ DRILLS: dict[str, Declared] = {
         Declared("partition", PARTITION, partition),
         Declared("model", MODEL, model),
         Declared("stuck", STUCK, stuck),
+        Declared("upgrade", UPGRADE, upgrade),
     )
 }
 

@@ -175,8 +175,35 @@ class AdminApi(_Api):
             f"SELECT * FROM sys_journal_events WHERE id = '{_sql_id(invocation_id)}' ORDER BY appended_at"
         )
 
-    def resume(self, invocation_id: str) -> None:
-        self.request("PATCH", f"/invocations/{invocation_id}/resume", ok=(200, 202, 204))
+    def resume(self, invocation_id: str, deployment: str | None = None) -> None:
+        """Retry a backing-off invocation now, or resume a paused one. `deployment` (an id, `latest` or
+        `keep`) moves a paused or suspended one onto another deployment; Restate refuses it (409) while
+        the invocation is running."""
+        params = {"deployment": _deployment_ref(deployment)} if deployment else None
+        self.request("PATCH", f"/invocations/{invocation_id}/resume", ok=(200, 202, 204), params=params)
+
+    def pause(self, invocation_id: str) -> None:
+        """`PATCH /invocations/{id}/pause`: 202 accepted (1.7.12 pauses a running invocation at its next
+        journal entry, not at once), 200 already paused."""
+        self.request("PATCH", f"/invocations/{invocation_id}/pause", ok=(200, 202))
+
+    def register_deployment(self, uri: str, use_http11: bool = False) -> dict[str, Any]:
+        """`POST /deployments` without force: a new deployment (201; its services become their latest
+        revision), or 200 when Restate has it unchanged. Returns Restate's answer: `id`, `services`."""
+        response = self.request("POST", "/deployments", ok=(200, 201), json={"uri": uri, "use_http_11": use_http11})
+        return dict(response.json())
+
+    def delete_deployment(self, deployment_id: str) -> None:
+        """`DELETE /deployments/{id}?force=true`. Restate 1.7 implements only the forced delete (501 without
+        it): nothing stops it removing a deployment that invocations are still pinned to, so a caller
+        checks that it is drained first."""
+        self.request(
+            "DELETE", f"/deployments/{_deployment_ref(deployment_id)}", ok=(200, 202), params={"force": "true"}
+        )
+
+    def service(self, name: str = SERVICE) -> dict[str, Any]:
+        """`GET /services/{name}`: its latest `revision` and the `deployment_id` that new invocations run on."""
+        return dict(self.request("GET", f"/services/{name}").json())
 
     def kill_invocation(self, invocation_id: str) -> None:
         """Restate's kill: the invocation ends at once, completed with failure, nothing more runs."""
@@ -243,6 +270,13 @@ def _sql_id(invocation_id: str) -> str:
     if not invocation_id.replace("_", "").isalnum():
         raise ValueError(f"not an invocation id: {invocation_id!r}")
     return invocation_id
+
+
+def _deployment_ref(value: str) -> str:
+    # Deployment ids ("dp_...") and Restate's `latest`/`keep`; refuse anything that could leave the path.
+    if not value.replace("_", "").isalnum():
+        raise ValueError(f"not a deployment id: {value!r}")
+    return value
 
 
 def sql_list(invocation_ids: Iterable[str]) -> str:

@@ -99,6 +99,10 @@ stuck = _drill_task(
     "Freeze the writer (SIGSTOP) mid-step; prove Restate aborts the attempt, retries and completes after the thaw.",
 )
 
+upgrade = _drill_task(
+    "upgrade", "Deploy a second writer revision with invocations in flight; prove pinning, drain, removal, mismatch."
+)
+
 
 @task(
     name="all",
@@ -135,5 +139,5 @@ def report(c, path):
 
 
 ns = Collection(
-    "drill", crash, server_crash, timeout, tool_error, storm, node_loss, partition, model, stuck, all_drills
+    "drill", crash, server_crash, timeout, tool_error, storm, node_loss, partition, model, stuck, upgrade, all_drills
 )

@@ -6,6 +6,11 @@ Steps, in order (names are stable; drills and tests rely on them):
   summary        LLM: short summary and follow-up questions (JSON)
   save_report    tool: writes the Markdown report under output_dir
 
+`revision` in the config (drill.upgrade deploys a second revision beside the first) changes this only
+when set: revision 2 or later asks the summary differently and says its number in the output (the same
+steps, so a journal from revision 1 replays on it); its `incompatible` variant journals the outline step
+as `plan`, so a journal from another revision does not (Restate's journal mismatch, 570).
+
 A step body runs for real at most until it succeeds; after a crash Restate replays finished steps from
 its journal and runs only the one that was in flight. The ledger records every real execution (its start
 and its end).
@@ -244,6 +249,14 @@ SUMMARY_SCHEMA: dict[str, Any] = {
 }
 
 
+# The summary step's request per revision: revision 2's change is compatible (a prompt is not journaled
+# structure; the step keeps its name and place).
+SUMMARY_ASK = {
+    1: "\nWrite a short summary and up to three follow-up questions.",
+    2: "\nWrite a one-sentence summary and up to three follow-up questions a reader would ask next.",
+}
+
+
 def _context(request: WriterRequest) -> str:
     results = request.research_info.search_results
     if not results:
@@ -341,7 +354,8 @@ async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> di
         _log_check("outline", call, checked)
         return {**outline_from_data(checked.data, request.prompt, n), "answer": checked.journal()}
 
-    plan = await steps.step("outline", outline, pipeline.llm_retry)
+    revision = rt.config.revision
+    plan = await steps.step(revision.first_step, outline, pipeline.llm_retry)
 
     bodies: list[str] = []
     for index, title in enumerate(plan["sections"], start=1):
@@ -362,7 +376,7 @@ async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> di
                 SYSTEM_PROMPT,
                 f"Report topic: {plan['research_topic']}\nSections:\n"
                 + "\n".join(f"- {t}: {b[:160]}" for t, b in zip(plan["sections"], bodies, strict=True))
-                + "\nWrite a short summary and up to three follow-up questions.",
+                + SUMMARY_ASK[min(revision.number, 2)],
                 "summary",
                 SUMMARY_SCHEMA,
                 call,
@@ -391,7 +405,7 @@ async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> di
             raise TerminalError(f"save_report: {exc.strerror}", status_code=status) from None
 
     output_path = await steps.step("save_report", save_report, pipeline.tool_retry)
-    return ReportData(
+    report = ReportData(
         file_name=file_name,
         research_topic=plan["research_topic"],
         short_summary=digest["short_summary"],
@@ -399,6 +413,9 @@ async def write_report(ctx: restate.Context, rt: WriterRuntime, body: Any) -> di
         follow_up_questions=digest["follow_up_questions"],
         output_path=output_path,
     ).model_dump()
+    if revision.number > 1:  # Restate's stored output then says which revision finished the invocation
+        report["revision"] = revision.number
+    return report
 
 
 def build_service(rt: WriterRuntime) -> restate.Service:

@@ -164,6 +164,38 @@ REQUEST_FAULTS_REMOVED = (
 )
 
 
+class Revision(StrictModel):
+    """Which revision of the writer's code this process serves: a drill deploys a second one beside the
+    first (`drill.upgrade`) as a redeploy with invocations in flight would. Unset: revision 1, the writer
+    exactly as shipped."""
+
+    number: int = Field(default=1, ge=1)
+    """1: the shipped pipeline. 2 or more, a compatible change: the same steps journaled in the same
+    order, the summary step's prompt changed and the output carrying `revision`: an invocation started on
+    revision 1 can replay on it."""
+    journal: Literal["compatible", "incompatible"] = "compatible"
+    """`incompatible`: the first step is journaled as `plan` instead of `outline`, as code that renamed a
+    step would: an invocation started on another revision and moved onto this one meets Restate's journal
+    mismatch (error 570) at replay. Only for a revision after 1."""
+
+    @model_validator(mode="after")
+    def _incompatible_needs_a_later_revision(self) -> Self:
+        if self.journal == "incompatible" and self.number == 1:
+            raise ValueError(
+                "journal: incompatible needs number >= 2 (got number 1): revision 1 is the shipped writer, "
+                "an incompatible journal is a later revision's"
+            )
+        return self
+
+    @property
+    def first_step(self) -> str:
+        """The name the outline step is journaled under in this revision."""
+        return INCOMPATIBLE_FIRST_STEP if self.journal == "incompatible" else "outline"
+
+
+INCOMPATIBLE_FIRST_STEP = "plan"
+
+
 class Service(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(default=9080, ge=1, le=65535)
@@ -184,6 +216,7 @@ class WriterConfig(StrictModel):
     ledger: Ledger = Ledger()
     faults: Faults = Faults()
     service: Service = Service()
+    revision: Revision = Revision()
 
     @model_validator(mode="after")
     def _steps_fit_restates_timeouts(self) -> Self:

@@ -72,6 +72,8 @@ async def serve_writer(config: WriterConfig, identity_keys: list[str] | None = N
         config.writer_model.base_url,
         config.ledger.path,
     )
+    if config.revision.number > 1:
+        log.info("revision %d of the writer (journal %s)", config.revision.number, config.revision.journal)
     if identity_keys:
         log.info("only requests signed by Restate's key %s are accepted", ", ".join(identity_keys))
     try:

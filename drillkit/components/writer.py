@@ -50,8 +50,9 @@ class WriterService(ManagedProcess):
     startable = True
     """Always started by the tool (a configured target may be a deployment running elsewhere)."""
 
-    def __init__(self, config: DrillConfig, state: StateDir, procs: ProcessTable, host: str) -> None:
-        super().__init__(procs, NAME, "writer service", state.log_file(NAME))
+    def __init__(self, config: DrillConfig, state: StateDir, procs: ProcessTable, host: str, name: str = NAME) -> None:
+        what = "writer service" if name == NAME else f"writer service {name}"
+        super().__init__(procs, name, what, state.log_file(name))
         self.config = config
         self.state = state
         self.host = host
@@ -122,6 +123,13 @@ class WriterService(ManagedProcess):
         validate_mapping(data, source=f"{path} (derived from {self.config.source})")
         write_text_atomically(path, yaml.safe_dump(data, sort_keys=False))
         return str(path)
+
+    def beside(self, name: str, overrides: dict[str, Any]) -> WriterService:
+        """A second writer process beside this one (another revision, another port): its own record
+        `name` in the process table, its own log and health check, on a derived config with `overrides`;
+        the same state dir, ledger and request identity. Not started: the caller starts and stops it."""
+        path = self.derived_config(name, overrides)
+        return WriterService(load(path), self.state, self.procs, self.host, name)
 
     # -- probes -------------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from drillkit.errors import DrillError
 from drillkit.evidence import restate_time
-from drillkit.reports import html_population
+from drillkit.reports import html_population, html_revisions
 from drillkit.reports.html_population import place_labels
 from drillkit.state import write_text_atomically
 
@@ -422,6 +422,7 @@ def render_html(data: dict[str, Any]) -> str:
         + ", ".join(f"<code>{esc(k)}={esc(v)}</code>" for k, v in (data.get("parameters") or {}).items())
         + "</li></ul>",
         *lane_view(data),
+        *html_revisions.render(data),  # drill.upgrade's revisions, when it has them
         "<h2>Expectations</h2>",
         "<table><tr><th></th><th>expectation</th><th>evidence</th></tr>",
     ]

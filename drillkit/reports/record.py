@@ -184,6 +184,24 @@ def render_markdown(record: DrillRecord) -> str:
 def evidence_sections(evidence: dict[str, Any]) -> list[str]:
     """The report's evidence: the writer's ledger, Restate's journal and row, the CLI's text."""
     lines: list[str] = []
+    revisions = evidence.get("revisions") or []  # drill.upgrade: the deployments it ran side by side
+    if revisions:
+        pinned = list((evidence.get("pinned") or {}).values())
+        lines += [
+            "",
+            "## Revisions (Restate deployments)",
+            "",
+            "| revision | deployment | Restate revision | "
+            "writer pid(s) | registered (s) | removed (s) | invocations pinned |",
+            "|---|---|---:|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {r.get('label')} | `{r.get('deployment_id')}` | {r.get('restate_revision')} | "
+            f"{', '.join(str(p) for p in r.get('pids') or [])} | "
+            f"{'before' if r.get('registered_s') is None else r['registered_s']} | "
+            f"{'-' if r.get('removed_s') is None else r['removed_s']} | {pinned.count(r.get('deployment_id'))} |"
+            for r in revisions
+        ]
     ledger = evidence.get("ledger") or []
     if ledger:
         lines += ["", "## Writer ledger (real executions)", "", "| step | attempt | pid | outcome | ms | error |"]

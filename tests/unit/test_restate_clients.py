@@ -174,3 +174,48 @@ def test_journals_of_a_batch_is_one_query_grouped_by_invocation():
     assert len(seen) == 1 and "WHERE id IN ('inv_a', 'inv_b') ORDER BY id, index" in seen[0]
     assert [r["index"] for r in journals["inv_a"]] == [0, 1]
     assert journals["inv_b"] == []  # asked for, no entries yet: present and empty
+
+
+def test_deployments_are_registered_without_force_and_deleted_with_it():
+    seen = []
+
+    def handler(request):
+        seen.append((request.method, request.url.path, dict(request.url.params), request.content))
+        if request.method == "POST":
+            return httpx.Response(201, json={"id": "dp_2", "services": [{"name": "WriterAgentRestate", "revision": 2}]})
+        return httpx.Response(202)
+
+    admin = admin_with(handler)
+    assert admin.register_deployment("http://127.0.0.1:9081", use_http11=True)["id"] == "dp_2"
+    admin.delete_deployment("dp_2")
+    (post, _, _, body), delete = seen
+    assert post == "POST" and json.loads(body) == {"uri": "http://127.0.0.1:9081", "use_http_11": True}
+    assert delete[:3] == ("DELETE", "/deployments/dp_2", {"force": "true"})  # Restate 1.7 answers 501 without it
+
+
+def test_resume_can_move_an_invocation_to_a_deployment_and_pause_is_accepted():
+    seen = []
+
+    def handler(request):
+        seen.append((request.url.path, dict(request.url.params)))
+        return httpx.Response(202 if request.url.path.endswith("/pause") else 200)
+
+    admin = admin_with(handler)
+    admin.pause("inv_1")
+    admin.resume("inv_1", deployment="dp_1")
+    admin.resume("inv_1")
+    assert seen == [
+        ("/invocations/inv_1/pause", {}),
+        ("/invocations/inv_1/resume", {"deployment": "dp_1"}),
+        ("/invocations/inv_1/resume", {}),
+    ]
+    with pytest.raises(ValueError, match="not a deployment id"):
+        admin.resume("inv_1", deployment="dp_1/../x")
+
+
+def test_resume_onto_another_deployment_while_running_carries_restates_refusal():
+    message = "The invocation 'inv_1' is still running or the deployment id is not pinned yet"
+    admin = admin_with(lambda r: httpx.Response(409, json={"message": message}))
+    with pytest.raises(HttpError) as err:
+        admin.resume("inv_1", deployment="dp_2")
+    assert err.value.status == 409 and "still running" in err.value.body
