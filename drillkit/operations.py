@@ -15,7 +15,7 @@ from typing import Any
 
 from drillkit import preflight, progress
 from drillkit.components.process import ManagedProcess
-from drillkit.errors import ConfigError, DrillError, HttpError
+from drillkit.errors import ComponentError, ConfigError, DrillError, HttpError
 from drillkit.howto import RESTART_PROMPT, howto_body, read_body
 from drillkit.procs import Stopped
 from drillkit.restate_api import HANDLER, SERVICE
@@ -35,6 +35,12 @@ def up(stack: Stack, use_http11: bool | None = None, verbose: bool = False) -> N
 
 
 def down(stack: Stack, purge: bool = False, forget_mismatched: bool = False) -> None:
+    unseen = [r.name for r, where in stack.procs.elsewhere() if where.startswith("PID namespace")]
+    if unseen:  # their pids mean nothing here: stopping "nothing" would leave them running, unsaid
+        raise ComponentError(
+            f"{', '.join(unseen)} run in another PID namespace (a `scripts/loopback-only --contained` shell): "
+            "their pids cannot be signalled from here. Run `inv down` in that shell; nothing was stopped"
+        )
     with progress.activity("stopping what this tool started"):
         stopped = stack.down(purge=purge, forget_mismatched=forget_mismatched)
     if stopped:

@@ -38,6 +38,10 @@ class ProcessRecord:
     """sha256 of the config the process runs with (see the component); None in records made before."""
     config_source: str | None = None
     """The config file it was started with, named in messages."""
+    pid_namespace: str | None = None
+    """`pid:[inode]` of the PID namespace `pid` means something in (a `scripts/loopback-only --contained`
+    shell has one of its own); None in records made before. Seen from another one, the pid names nothing
+    of ours: the record is neither trusted, signalled nor cleared there."""
 
 
 def proc_start_ticks(pid: int) -> int | None:
@@ -63,6 +67,14 @@ def ticks_to_time(ticks: int | None) -> str:
         btime = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
         _boot_time = float(btime.split()[1])
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(_boot_time + ticks / os.sysconf("SC_CLK_TCK")))
+
+
+def pid_namespace(pid: int | str = "self") -> str | None:
+    """`pid:[inode]` of the process's PID namespace; None when it cannot be read."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
 
 
 def net_namespace(pid: int | str) -> str | None:
@@ -91,11 +103,12 @@ def proc_cmdline(pid: int) -> list[str] | None:
 
 @dataclass(frozen=True)
 class Observed:
-    """A record next to what its PID is now: `running` (still the recorded process) or `mismatch` (the PID
-    now belongs to another process, or the process changed its command line)."""
+    """A record next to what its PID is now: `running` (still the recorded process), `mismatch` (the PID
+    now belongs to another process, or the process changed its command line), or `elsewhere` (recorded in
+    another PID namespace: its pid cannot be looked up from here)."""
 
     record: ProcessRecord
-    state: Literal["running", "mismatch"]
+    state: Literal["running", "mismatch", "elsewhere"]
     now_ticks: int | None
     now_cmdline: list[str] | None
 
@@ -165,6 +178,8 @@ class ProcessTable:
         record = self.load(name)
         if record is None:
             return None
+        if record.pid_namespace is not None and record.pid_namespace != pid_namespace():
+            return Observed(record, "elsewhere", None, None)
         ticks, cmdline = proc_start_ticks(record.pid), proc_cmdline(record.pid)
         if ticks is None or is_zombie(record.pid):
             reap(record.pid)
@@ -194,7 +209,11 @@ class ProcessTable:
         here = net_namespace("self")
         found = []
         for name in self.names():
-            record = self.live(name)
+            seen = self.observe(name)
+            if seen is not None and seen.state == "elsewhere":
+                found.append((seen.record, f"PID namespace {seen.record.pid_namespace}"))
+                continue
+            record = seen.record if seen is not None and seen.state == "running" else None
             theirs = net_namespace(record.pid) if record else None
             if record is not None and theirs is not None and here is not None and theirs != here:
                 found.append((record, theirs))
@@ -247,7 +266,9 @@ class ProcessTable:
         if ticks is None or cmdline is None:
             code = proc.wait()
             raise ComponentError(f"{name}: exited at once with code {code}; see {log_file}")
-        record = ProcessRecord(name, proc.pid, ticks, cmdline, time.time(), str(log_file), config_digest, config_source)
+        record = ProcessRecord(
+            name, proc.pid, ticks, cmdline, time.time(), str(log_file), config_digest, config_source, pid_namespace()
+        )
         self.save(record)
         return record
 

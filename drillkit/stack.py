@@ -190,10 +190,10 @@ class Stack:
         names = ", ".join(f"{record.name} (pid {record.pid}, {ns})" for record, ns in foreign)
         here = net_namespace("self")
         return (
-            f"this tool's processes run in another network namespace than this shell ({here}): {names}. "
+            f"this tool's processes run in another namespace than this shell ({here}): {names}. "
             "Nothing they serve on loopback can be reached from here. Run this command in the shell they were "
-            "started in (each `scripts/loopback-only` shell has a namespace of its own, shared with no other), "
-            "or stop them with `inv down` (it works from anywhere) and start them again here"
+            "started in (each `scripts/loopback-only` shell has a namespace of its own, shared with no other); "
+            "`inv down` stops them from there (from here only when they share this shell's PID namespace)"
         )
 
     def check_reachable(self) -> None:
@@ -361,6 +361,8 @@ def process_cell(stack: Stack, name: str, digest: str | None = None) -> str:
         return "-"
     if seen.state == "mismatch":
         return f"pid {seen.record.pid}: NOT OURS NOW (see below)"
+    if seen.state == "elsewhere":
+        return f"pid {seen.record.pid} in another PID namespace"
     cell = f"pid {seen.record.pid}"
     if digest is not None and seen.record.config_digest != digest:
         cell += f" (started with another config: {seen.record.config_source or 'unrecorded'})"

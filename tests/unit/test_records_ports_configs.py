@@ -285,3 +285,24 @@ def test_down_reports_a_mismatching_record_and_fails_but_keeps_it(table, tmp_pat
         assert proc_start_ticks(record.pid) == record.start_ticks  # still never signalled
     finally:
         stack.procs.kill_record(record, signal.SIGKILL)
+
+
+def test_a_record_from_another_pid_namespace_is_never_trusted_signalled_or_cleared(tmp_path):
+    """A `scripts/loopback-only --contained` shell has a PID namespace of its own: its pid 8 is not the
+    host's pid 8. Seen from here its record is kept as it is (that shell's `inv down` needs it), said to be
+    elsewhere, and never looked up."""
+    from dataclasses import replace
+
+    from drillkit.procs import ProcessRecord, ProcessTable, pid_namespace
+
+    table = ProcessTable(tmp_path / "procs")
+    mine = ProcessRecord(
+        "writer", os.getpid(), 1, ["python"], 0.0, str(tmp_path / "w.log"), pid_namespace=pid_namespace()
+    )
+    theirs = replace(mine, name="llm", pid=999_999, pid_namespace="pid:[1]")  # gone here: would be cleared
+    table.save(theirs)
+    seen = table.observe("llm")
+    assert seen is not None and seen.state == "elsewhere"
+    assert table.live("llm") is None and table.load("llm") == theirs  # not running here, still recorded
+    assert [r.name for r, where in table.elsewhere()] == ["llm"] and "pid:[1]" in table.elsewhere()[0][1]
+    assert table.mismatched() == []
