@@ -9,7 +9,8 @@ from tasks._edge import CONFIG_HELP, stack_for, task
 @task(
     help={
         "config": CONFIG_HELP,
-        "http1_1": "pass --use-http1.1 (default: runtime.use_http11 from the config)",
+        "http1_1": "pass --use-http1.1; it only turns HTTP/1.1 on, off leaves it to the config "
+        "(default: runtime.use_http11 from the config)",
         "force": "pass --force to replace an existing deployment at the same URI (default on)",
     }
 )

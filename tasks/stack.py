@@ -16,8 +16,8 @@ def setup(c, config=None):
 @task(
     help={
         "config": CONFIG_HELP,
-        "http1_1": "register the writer over HTTP/1.1 (--use-http1.1), as the HOW-TO does "
-        "(default: runtime.use_http11 from the config)",
+        "http1_1": "register the writer over HTTP/1.1 (--use-http1.1), as the HOW-TO does; it only "
+        "turns HTTP/1.1 on, off leaves it to the config (default: runtime.use_http11 from the config)",
         "verbose": "show the restate CLI's whole registration text (default: one line)",
     }
 )
