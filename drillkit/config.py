@@ -265,8 +265,20 @@ def from_project_root(path: Path) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+def require_checkout(root: Path = PROJECT_ROOT) -> None:
+    """The tool runs from its checkout: configs, scripts, targets and the state dir live beside the code.
+    A plain `pip install .` copies only the packages into site-packages, where none of that is."""
+    if not (root / "pyproject.toml").is_file():
+        raise ConfigError(
+            f"drillkit is installed without its checkout ({root} has no pyproject.toml): its configs, scripts "
+            "and state dir live in the checkout. Install it from there with `pip install -e '.[local-llm]'` "
+            "(`bash scripts/bootstrap.sh` does) and run `inv` in that directory"
+        )
+
+
 def load(path: Path | str | None = None) -> DrillConfig:
     """Load and validate a config file (see `config_file` for which one); raises drillkit's ConfigError."""
+    require_checkout()
     file = config_file(path)
     try:
         data = writer_config.read_config_data(file)

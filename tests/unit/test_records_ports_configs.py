@@ -306,3 +306,12 @@ def test_a_record_from_another_pid_namespace_is_never_trusted_signalled_or_clear
     assert table.live("llm") is None and table.load("llm") == theirs  # not running here, still recorded
     assert [r.name for r, where in table.elsewhere()] == ["llm"] and "pid:[1]" in table.elsewhere()[0][1]
     assert table.mismatched() == []
+
+
+def test_an_install_without_its_checkout_is_refused_at_once_naming_the_fix(tmp_path):
+    from drillkit.config import require_checkout
+
+    require_checkout()  # this checkout
+    with pytest.raises(ConfigError) as caught:
+        require_checkout(tmp_path)  # what PROJECT_ROOT is after a plain `pip install .`: site-packages
+    assert str(tmp_path) in str(caught.value) and "pip install -e '.[local-llm]'" in str(caught.value)
