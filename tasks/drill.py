@@ -130,6 +130,8 @@ def all_drills(c, config=None, report_dir=None, keep_up=False, skip=None):
 @task(help={"path": "a drill's journal.json, its report dir, or a drill.all dir (required)"})
 def report(c, path):
     """Render a drill's report.html again from its journal.json."""
+    if not Path(path).exists():
+        usage(f"{path}: no such file or directory (give a drill's journal.json, its report dir, or a drill.all dir)")
     try:
         written = html_report.rerender(Path(path))
     except DrillError as exc:

@@ -100,3 +100,9 @@ def test_drill_all_skips_only_drills_it_runs():
     assert catalog.skipped(None) == frozenset()
     with pytest.raises(FlagError, match=r"--skip stormy: drill\.all runs"):
         catalog.skipped("stormy")
+
+
+def test_inv_report_on_a_path_that_is_not_there_is_a_usage_error(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_inv("report", str(tmp_path / "gone")) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'gone'}: no such file or directory")
