@@ -396,13 +396,13 @@ def _status_rows(stack: Stack) -> list[tuple[str, str, str, str]]:
             server_cell = process_cell(stack, PROCESS_NAME, server.settings_digest())
         else:
             server_cell = server.running() or "-"
+        health = "ok" if server_ok else "down"
+        if server_ok and isinstance(server, NativeServer) and server_cell == "-":
+            # Something answers on the server's ports but no native server of this config runs: another
+            # config's (a cluster node, say), or not ours. Its "ok" would be somebody else's.
+            health = "answered by a process this config did not start"
         rows = [
-            (
-                f"restate-server ({server.name})",
-                server_cell,
-                f"{stack.rt.ingress_url} {stack.rt.admin_url}",
-                "ok" if server_ok else "down",
-            )
+            (f"restate-server ({server.name})", server_cell, f"{stack.rt.ingress_url} {stack.rt.admin_url}", health)
         ]
     model = stack.model
     if model.enabled:

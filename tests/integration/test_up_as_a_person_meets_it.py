@@ -84,6 +84,9 @@ def test_up_on_the_default_config_while_a_cluster_runs_is_exit_2_naming_both(cfg
         assert str(cluster) in out.stderr and str(local) in out.stderr
         status = inv(local, "status")
         assert f"started with {cluster}" in status and f"inv status --config {cluster}" in status
+        # Node n1 answers on the native server's ports: not called the native server's "ok".
+        [server_row] = [line for line in status.splitlines() if "restate-server (native)" in line]
+        assert "answered by a process this config did not start" in server_row, status
     finally:
         subprocess.run([sys.executable, "-m", "invoke", "down", "--purge", "--config", str(cluster)], cwd=ROOT)
 
