@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
 
 from drillkit import progress
+from drillkit.procs import ProcessTable, proc_start_ticks
 
 
 class Recorder(progress.Silent):
@@ -28,3 +30,23 @@ def progress_lines() -> Iterator[list[str]]:
         yield recorder.lines
     finally:
         progress.install(previous)
+
+
+@pytest.fixture
+def table(tmp_path):
+    """A process table whose every spawned process is SIGKILLed after the test (a stopped one obeys
+    SIGKILL too), found by the records spawn returned, whatever the test did to the files."""
+    t = ProcessTable(tmp_path / "procs")
+    spawned = []
+    original = t.spawn
+
+    def spawn(*args, **kwargs):
+        record = original(*args, **kwargs)
+        spawned.append(record)
+        return record
+
+    t.spawn = spawn  # type: ignore[method-assign]
+    yield t
+    for record in spawned:
+        if proc_start_ticks(record.pid) == record.start_ticks:
+            t.kill_record(record, signal.SIGKILL)

@@ -26,24 +26,6 @@ from drillkit.waits import poll
 SLEEP = ["sleep", "60"]
 
 
-@pytest.fixture
-def table(tmp_path):
-    t = ProcessTable(tmp_path / "procs")
-    spawned = []
-    original = t.spawn
-
-    def spawn(*args, **kwargs):
-        record = original(*args, **kwargs)
-        spawned.append(record)
-        return record
-
-    t.spawn = spawn  # type: ignore[method-assign]
-    yield t
-    for record in spawned:  # never leave a process behind (thawed first: a stopped one obeys SIGKILL too)
-        if proc_start_ticks(record.pid) == record.start_ticks:
-            t.kill_record(record, signal.SIGKILL)
-
-
 def node_process(table: ProcessTable, tmp_path: Path) -> RestateProcess:
     """The class each cluster node and the native server own, on unused loopback ports."""
     return RestateProcess(

@@ -24,24 +24,6 @@ from drillkit.state import StateDir
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
 
-@pytest.fixture
-def table(tmp_path):
-    t = ProcessTable(tmp_path / "procs")
-    spawned = []
-    original = t.spawn
-
-    def spawn(*args, **kwargs):
-        record = original(*args, **kwargs)
-        spawned.append(record)
-        return record
-
-    t.spawn = spawn  # type: ignore[method-assign]
-    yield t
-    for record in spawned:  # the real records, whatever the test did to the files
-        if proc_start_ticks(record.pid) == record.start_ticks:
-            t.kill_record(record, signal.SIGKILL)
-
-
 def listener() -> socket.socket:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
