@@ -1,4 +1,4 @@
-"""Unit-test fixtures: drillkit's progress, captured instead of drawn."""
+"""Unit-test fixtures: drillkit's progress, captured instead of drawn; a process table that cleans up."""
 
 from __future__ import annotations
 
