@@ -13,7 +13,7 @@ Exit codes: 0 success (a drill: PASS); 1 failure (a drill: FAIL, or anything tha
 
 from invoke.collection import Collection
 
-from tasks import bench, drill, engine, evaluate, howto, llm, restate, service, stack, target
+from tasks import bench, drill, engine, evaluate, howto, llm, restate_server, service, stack, target
 
 ns = Collection(
     stack.setup,
@@ -31,6 +31,6 @@ ns = Collection(
     drill.report,
     evaluate.evaluate,
 )
-for namespace in (restate.ns, service.ns, llm.ns, drill.ns, engine.ns, target.ns):
+for namespace in (restate_server.ns, service.ns, llm.ns, drill.ns, engine.ns, target.ns):
     ns.add_collection(namespace)
 ns.configure({"drill": {"config": None}})  # invoke.yaml or INVOKE_DRILL_CONFIG may set it
