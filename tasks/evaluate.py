@@ -20,7 +20,7 @@ TARGETS = {"writer": "configs/local.yaml", "agents": "configs/agents-writer.yaml
         "llm-truncated,tool-error,server-crash)",
         "target": "writer (the shipped writer) or agents (the Agents SDK writer through DurableRunner), or a "
         "config file with a `target` that has a `baseline`; instead of --config (default: the config's own)",
-        "quick": "one run of each fault, throughput at 4 concurrent: about 7 minutes on a 2-core machine "
+        "quick": "one run of each fault, throughput at 4 concurrent: about 5 minutes on a quiet 2-core machine "
         "with the local model (default: off)",
         "seed": "seed for the run order (default 7)",
         "concurrency": "requests sent at once for the nominal throughput (default 8; --quick: 4)",
