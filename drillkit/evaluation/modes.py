@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from drillkit.errors import DrillError
+from drillkit.errors import DrillError, HttpError
 from drillkit.evaluation.subjects import Request, Subject
 from drillkit.procs import ProcessRecord, Stopped
 from drillkit.stack import Stack
@@ -146,9 +146,15 @@ class Durable:
         invocation_id, started = pending.key, pending.started
         admin = self.stack.admin
         left = max(1.0, deadline_s - (time.monotonic() - started))
+        def current() -> dict[str, Any]:
+            try:
+                return admin.invocation(invocation_id) or {}
+            except HttpError:  # the server restarting (the server-crash fault): its row comes back with it
+                return {}
+
         try:
             row = poll(
-                lambda: admin.invocation(invocation_id) or {},
+                current,
                 lambda r: r.get("status") == "completed",
                 f"{invocation_id} to complete",
                 left,

@@ -116,3 +116,31 @@ def test_evaluate_target_names_a_reference_config_and_is_not_given_with_config(c
     assert capsys.readouterr().err.startswith("error: give --target or --config, not both")
     assert run_inv("evaluate", "--target", str(tmp_path / "nowhere.yaml")) == 2
     assert "nowhere.yaml" in capsys.readouterr().err
+
+
+def test_the_durable_wait_rides_out_a_restarting_server():
+    """The server-crash fault restarts restate-server while the run waits for its row: an unreachable admin
+    API is the fault itself, not the end of the run (the full evaluation had all three runs inconclusive)."""
+    from drillkit.errors import HttpError
+    from drillkit.evaluation.modes import Durable, Pending
+
+    answers = iter(
+        [
+            HttpError("POST", "http://127.0.0.1:9070/query", None, "ConnectError"),
+            {"status": "running"},
+            {"status": "completed", "completion_result": "success"},
+        ]
+    )
+
+    def invocation(_id):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    stack = SimpleNamespace(
+        admin=SimpleNamespace(invocation=invocation), ingress=SimpleNamespace(output=lambda _id: {"output_path": "x"})
+    )
+    durable = Durable(stack, subject=None)  # type: ignore[arg-type]
+    outcome = durable.finish(Pending("inv_1", {}, 0.0, subjects.Request("k", {}, "k")), deadline_s=30)
+    assert outcome.completed and outcome.output == {"output_path": "x"}
