@@ -146,6 +146,7 @@ class Durable:
         invocation_id, started = pending.key, pending.started
         admin = self.stack.admin
         left = max(1.0, deadline_s - (time.monotonic() - started))
+
         def current() -> dict[str, Any]:
             try:
                 return admin.invocation(invocation_id) or {}
