@@ -30,7 +30,9 @@ from drillkit.drills.upgrade import DEFAULT_INVOCATIONS, check_upgrade, upgrade_
 from drillkit.errors import ConfigError, DrillError
 from drillkit.evidence import run_point
 from drillkit.interrupts import CleanupGuard, ForcedCleanup, stop_started
+from drillkit.kit import protocols
 from drillkit.kit.frame import INTERRUPTED_DRAIN_S, Scenario, bring_up, run_drill
+from drillkit.kit.protocols import H2C, PROTOCOLS, Protocol
 from drillkit.kit.storm_checks import Target
 from drillkit.reports import html_report
 from drillkit.reports.record import INCONCLUSIVE, PASS, DrillRecord
@@ -140,6 +142,16 @@ REPORT_DIR = Param(
     "where to write journal.json, report.md and junit.xml",
     default_text=".drill/reports/<drill>-<time>",
 )
+PROTOCOL = Param(
+    "protocol",
+    "h2c",
+    "how Restate talks to the service: h2c (bidirectional HTTP/2 cleartext, as registered today), http1 (registered "
+    "as HTTP/1.1 request/response: the service suspends and Restate replays the journal at each step) or suspend "
+    "(Restate's inactivity timeout at 0, as Restate's own SDK tests: suspend and replay at every step); a replay "
+    "that runs a finished step again or changes the output is a FAIL",
+    choices=PROTOCOLS,
+)
+"""Every drill's: applied by the frame around the drill's scenario (drillkit.kit.protocols), not by each drill."""
 KEEP_UP = Param(
     "keep_up",
     False,
@@ -293,6 +305,8 @@ class DrillSpec:
     """The same drill on a configured target (`target:` in the config), or why it does not apply there."""
     for_target: bool = False
     """This spec is already the configured-target variant."""
+    protocol: Protocol = H2C
+    """How Restate talks to the service (--protocol): every drill's, applied around its scenario."""
 
 
 class NotApplicable(ConfigError):
@@ -305,7 +319,12 @@ def resolve(spec: DrillSpec, stack: Stack) -> DrillSpec:
         return spec
     if isinstance(spec.on_target, str):
         raise NotApplicable(f"drill.{spec.name} does not apply to {stack.target.what}: {spec.on_target}")
-    return replace(spec.on_target(), for_target=True)
+    return replace(spec.on_target(), for_target=True, protocol=spec.protocol)
+
+
+def with_protocol(spec: DrillSpec, protocol: Protocol) -> DrillSpec:
+    """The same drill run over `protocol` (checked against PROTOCOL's choices when the drill is checked)."""
+    return replace(spec, protocol=protocol)
 
 
 def _deadline(deadline_s: float | None) -> dict[str, Any]:
@@ -554,7 +573,7 @@ class Declared:
     @property
     def flags(self) -> tuple[Param, ...]:
         """Every parameter its task has a flag for, in order (REPORT_DIR and KEEP_UP go to `run`)."""
-        return (*self.params, DEADLINE)
+        return (*self.params, PROTOCOL, DEADLINE)
 
     def spec(self, given: Mapping[str, object]) -> DrillSpec:
         """The DrillSpec for values typed on the command line (a flag not given: its default), each checked
@@ -562,7 +581,21 @@ class Declared:
         # Every value given is checked before a missing required one is named: the first error a person
         # meets is about what they typed.
         typed = {p: p.parse(given[p.name]) for p in self.flags if given.get(p.name) is not None}
-        return self.make(**{p.arg or p.name: typed[p] if p in typed else p.parse(p.default) for p in self.flags})
+        values = {p.arg or p.name: typed[p] if p in typed else p.parse(p.default) for p in self.flags}
+        protocol = values.pop(PROTOCOL.name)
+        return with_protocol(self.make(**values), protocol)
+
+
+_REGISTERS_ITSELF = {
+    "stuck": "it registers the writer again with its own short Restate timeouts (inactivity 3 s), which would "
+    "replace the protocol's registration and timeout",
+    "upgrade": "it registers its revisions itself as new deployments (HTTP/2, each revision's own Restate "
+    "timeouts), so the protocol would hold for revision 1 only",
+}
+NOT_OVER: dict[str, dict[str, str]] = {
+    name: {protocols.HTTP1: why, protocols.SUSPEND: why} for name, why in _REGISTERS_ITSELF.items()
+}
+"""Drills that cannot run over a protocol, and why (their `check` refuses it before anything starts)."""
 
 
 DRILLS: dict[str, Declared] = {
@@ -589,6 +622,10 @@ def check(spec: DrillSpec, stack: Stack) -> None:
     for param in declared.params if declared else ():
         if param.name in spec.parameters:
             param.parse(spec.parameters[param.name])
+    PROTOCOL.parse(spec.protocol)
+    why = protocols.refusal(spec.protocol, stack, NOT_OVER.get(spec.name, {}))
+    if why is not None:
+        raise NotApplicable(f"drill.{spec.name} --protocol {spec.protocol}: {why}")
     if spec.check is not None:
         spec.check(stack)
 
@@ -620,14 +657,21 @@ def run(
 ) -> tuple[DrillRecord, Path]:
     spec = resolve(spec, stack)
     check(spec, stack)
+    parameters = {**spec.parameters, PROTOCOL.name: spec.protocol}
+    scenario = protocols.over(spec.protocol, spec.scenario)
     with live.watch(stack, f"drill.{spec.name}") if spec.name in LIVE_DRILLS else nullcontext():
-        return run_drill(stack, spec.name, spec.parameters, spec.scenario, report_dir, keep_up, spec.deadline_s)
+        return run_drill(stack, spec.name, parameters, scenario, report_dir, keep_up, spec.deadline_s)
 
 
 def label(spec: DrillSpec) -> str:
-    return "-".join(
-        [spec.name, *(str(v) for k, v in spec.parameters.items() if k in ("signal", "mode", "target", "fault"))]
-    )
+    """The drill as drill.all names its reports: its name, the parameters that tell its runs apart, and the
+    protocol unless h2c."""
+    return "-".join([named(spec.name, spec.parameters), *([spec.protocol] if spec.protocol != H2C else [])])
+
+
+def named(drill: str, parameters: Mapping[str, Any]) -> str:
+    """A drill run without its protocol: `crash-KILL`, `timeout-hang`, `model-400`."""
+    return "-".join([drill, *(str(v) for k, v in parameters.items() if k in ("signal", "mode", "target", "fault"))])
 
 
 def skipped(value: str | None) -> frozenset[str]:
@@ -640,28 +684,39 @@ def skipped(value: str | None) -> frozenset[str]:
     return names
 
 
+def matrix(
+    specs: list[DrillSpec], over: tuple[Protocol, ...] = (H2C,), skip: frozenset[str] = frozenset()
+) -> list[DrillSpec]:
+    """drill.all's runs: every drill (but those skipped) over each protocol in turn, protocol by protocol."""
+    return [with_protocol(spec, protocol) for protocol in over for spec in specs if spec.name not in skip]
+
+
+def protocols_given(value: str | None) -> tuple[Protocol, ...]:
+    """`--protocols all|h2c,suspend` for drill.all (None: h2c only); a refusal is a DrillError naming the value."""
+    return protocols.parse_list(value)
+
+
 def run_all(
     stack: Stack,
     report_dir: Path | None = None,
     keep_up: bool = False,
     specs: list[DrillSpec] | None = None,
     skip: frozenset[str] = frozenset(),
+    over: tuple[Protocol, ...] = (H2C,),
 ) -> list[tuple[DrillRecord, Path]]:
     chosen, not_applicable = [], []
-    for spec in specs or all_drills():
-        if spec.name in skip:
-            continue
+    for spec in matrix(specs or all_drills(), over, skip):
         try:
             resolved = resolve(spec, stack)
             check(resolved, stack)
         except NotApplicable as exc:
-            not_applicable.append((label(spec), str(exc)))
+            not_applicable.append((spec, str(exc)))
             continue
         except DrillError as exc:  # ConfigError included
             if stack.target is None:
                 raise
             # On a configured target a drill that cannot run there is said so, and the others run.
-            not_applicable.append((label(spec), f"does not apply to {stack.target.what}: {exc}"))
+            not_applicable.append((spec, f"does not apply to {stack.target.what}: {exc}"))
             continue
         chosen.append(resolved)
     base = report_dir or stack.state.reports / f"all-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -688,20 +743,9 @@ def run_all(
                         stack.down()
                     except ForcedCleanup:
                         stop_started(stack.procs, since, stack_started_by_run=True)
-    rows = [
-        (
-            r.drill,
-            " ".join(f"{k}={v}" for k, v in r.parameters.items() if k != "deadline_s"),
-            r.verdict,
-            f"{r.duration_s:.1f} s",
-            str(d),
-        )
-        for r, d in results
-    ]
-    rows += [(name, "", "NOT APPLICABLE", "-", why) for name, why in not_applicable]
-    progress.table("drill.all", ("drill", "parameters", "verdict", "time", "reports"), rows)
+    show_tables(results, not_applicable, over)
     progress.info(f"index: {html_report.write_index(base, [d for _, d in results])}")
-    passed = sum(r.verdict == PASS for r, _ in results)
+    passed = sum(r.verdict == PASS for r, _ in results)  # over every protocol
     inconclusive = sum(r.verdict == INCONCLUSIVE for r, _ in results)
     failed = len(results) - passed - inconclusive
     progress.info(
@@ -710,3 +754,42 @@ def run_all(
         + (f", {len(not_applicable)} not applicable" if not_applicable else "")
     )
     return results
+
+
+def show_tables(
+    results: list[tuple[DrillRecord, Path]], not_applicable: list[tuple[DrillSpec, str]], over: tuple[Protocol, ...]
+) -> None:
+    """A table per protocol (drill, parameters, verdict, time, reports), then, over several protocols, the
+    matrix of verdicts: a row per drill, a column per protocol."""
+    for protocol in over:
+        rows = [
+            (
+                r.drill,
+                " ".join(f"{k}={v}" for k, v in r.parameters.items() if k not in ("deadline_s", PROTOCOL.name)),
+                r.verdict,
+                f"{r.duration_s:.1f} s",
+                str(d),
+            )
+            for r, d in results
+            if r.parameters.get(PROTOCOL.name, H2C) == protocol
+        ]
+        rows += [(label(s), "", "NOT APPLICABLE", "-", why) for s, why in not_applicable if s.protocol == protocol]
+        title = "drill.all" if over == (H2C,) else f"drill.all over {protocol}"
+        progress.table(title, ("drill", "parameters", "verdict", "time", "reports"), rows)
+    if len(over) > 1:
+        progress.table("drill.all: protocol x drill", ("drill", *over), matrix_rows(results, not_applicable, over))
+
+
+def matrix_rows(
+    results: list[tuple[DrillRecord, Path]], not_applicable: list[tuple[DrillSpec, str]], over: tuple[Protocol, ...]
+) -> list[tuple[str, ...]]:
+    """One row per drill (as drill.all names its reports, without the protocol), a verdict per protocol."""
+    cells: dict[str, dict[str, str]] = {}
+    for record, _directory in results:
+        protocol = record.parameters.get(PROTOCOL.name, H2C)
+        cells.setdefault(named(record.drill, record.parameters), {})[protocol] = (
+            f"{record.verdict} {record.duration_s:.0f} s"
+        )
+    for spec, _why in not_applicable:
+        cells.setdefault(named(spec.name, spec.parameters), {})[spec.protocol] = "NOT APPLICABLE"
+    return [(name, *(row.get(p, "-") for p in over)) for name, row in cells.items()]

@@ -163,3 +163,38 @@ def journaled_completions(rows: list[dict[str, Any]]) -> dict[str, float]:
         if step.completed and at is not None:
             done[step.name] = at
     return done
+
+
+def journaled_results(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Step name -> the value Restate journaled as its successful result, in journal order.
+
+    Needs the rows' `entry_json` (the full entry: a `Notification: Run` carries its result as the JSON
+    bytes the SDK sent, `{"Success": [byte, ...]}`). A step that failed, never finished, or whose bytes
+    are not JSON is left out; a name journaled twice keeps its last result."""
+    names: dict[int, str] = {}
+    results: dict[str, Any] = {}
+    for row in rows:
+        entry = _full(row)
+        run = (entry.get("Command") or {}).get("Run")
+        if isinstance(run, dict) and isinstance(run.get("completion_id"), int):
+            names[run["completion_id"]] = str(row.get("name") or run.get("name") or "")
+            continue
+        done = ((entry.get("Notification") or {}).get("Completion") or {}).get("Run")
+        if not isinstance(done, dict) or done.get("completion_id") not in names:
+            continue
+        value = (done.get("result") or {}).get("Success") if isinstance(done.get("result"), dict) else None
+        if not isinstance(value, list):
+            continue
+        try:
+            results[names[done["completion_id"]]] = json.loads(bytes(value).decode("utf-8"))
+        except (ValueError, TypeError):
+            continue
+    return results
+
+
+def _full(row: dict[str, Any]) -> dict[str, Any]:
+    try:
+        value = json.loads(row.get("entry_json") or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

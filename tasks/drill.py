@@ -111,17 +111,20 @@ upgrade = _drill_task(
         "report_dir": "parent folder for every drill's reports (default: .drill/reports/all-<time>)",
         "keep_up": catalog.KEEP_UP.help_text(),
         "skip": "comma-separated drill names drill.all leaves out, e.g. storm (default: none)",
+        "protocols": "all (h2c, http1, suspend: the matrix, a table per protocol and one of protocol x drill) or a "
+        "comma-separated list, e.g. h2c,suspend; see drill.crash --help for --protocol (default: h2c)",
     },
 )
-def all_drills(c, config=None, report_dir=None, keep_up=False, skip=None):
+def all_drills(c, config=None, report_dir=None, keep_up=False, skip=None, protocols=None):
     """Run every drill in turn (crash, server-crash, timeout modes, tool-error, a small storm, model errors)."""
     with stack_for(c, config) as stack:
         try:
             left_out = catalog.skipped(skip)
+            over = catalog.protocols_given(protocols)
         except DrillError as exc:
             usage(str(exc))
         try:
-            results = catalog.run_all(stack, path_or_none(report_dir), keep_up, skip=left_out)
+            results = catalog.run_all(stack, path_or_none(report_dir), keep_up, skip=left_out, over=over)
         except KeyboardInterrupt:  # the drill under way was reported, the stack drill.all started stopped
             raise Exit(code=130) from None
         finish([r.verdict for r, _ in results])

@@ -37,12 +37,41 @@ __all__ = [
     "LedgerEntry",
     "LedgerFollower",
     "WriterService",
+    "compose_output",
     "executions",
     "read_ledger",
     "step_order",
 ]
 
 NAME = "writer"
+OUTPUT_KEYS = ("file_name", "research_topic", "short_summary", "markdown_report", "follow_up_questions", "output_path")
+
+
+def compose_output(results: dict[str, Any]) -> dict[str, Any]:
+    """What the shipped writer's handler returns, composed from its journaled step results alone (the plan,
+    each section, the summary, the saved file's path), with the writer's own rendering: a replay that
+    changed the output would make Restate's stored output differ from this. Raises KeyError or
+    ValueError when a step the output needs has no journaled result."""
+    from writer_service.agent import render_markdown  # the SDK is imported only when asked
+    from writer_service.report_files import report_file_name
+
+    if not results:
+        raise ValueError("no journaled step result")
+    plan = next(iter(results.values()))  # the first step: outline (or a revision's own first step)
+    titles = list(plan["sections"])
+    bodies = [str(results[f"section:{number}"]) for number in range(1, len(titles) + 1)]
+    digest = results["summary"]
+    markdown = render_markdown(plan["research_topic"], titles, bodies, digest)
+    return {
+        "file_name": report_file_name(plan["research_topic"], markdown),
+        "research_topic": plan["research_topic"],
+        "short_summary": digest["short_summary"],
+        "markdown_report": markdown,
+        "follow_up_questions": digest["follow_up_questions"],
+        "output_path": results["save_report"],
+    }
+
+
 SCRIPT = PROJECT_ROOT / "scripts" / "restate_writer_service.py"
 
 
