@@ -62,7 +62,7 @@ MATRIX = os.environ.get("DRILL_MATRIX") == "1"
 
 @pytest.mark.matrix
 @pytest.mark.timeout(4200)
-@pytest.mark.skipif(not MATRIX, reason="opt-in (DRILL_MATRIX=1): drill.all over h2c, http1 and suspend takes ~25 min")
+@pytest.mark.skipif(not MATRIX, reason="opt-in (DRILL_MATRIX=1): drill.all over all three protocols took 31 min here")
 def test_drill_all_over_every_protocol(tmp_path, project_state):
     cfg = make_config(tmp_path, project_state)
     reports = tmp_path / "reports"
