@@ -22,6 +22,7 @@ from drillkit.drills.crash import check_target, crash_scenario
 from drillkit.drills.model_faults import check_model, model_scenario
 from drillkit.drills.node_loss import INVOCATIONS, check_node_loss, node_loss_scenario
 from drillkit.drills.server_crash import server_crash_scenario
+from drillkit.drills.soak import check_soak, soak_scenario
 from drillkit.drills.storm import Llm, check_storm, storm_scenario
 from drillkit.drills.stuck import stuck_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
@@ -278,6 +279,26 @@ NODE_LOSS = Params(
     CLUSTER_LLM,
 )
 PARTITION = Params(CLUSTER_NODE, CLUSTER_INVOCATIONS, CLUSTER_LLM)
+SOAK = Params(
+    Param("minutes", 3.0, "how long the load and the fault schedule run (fractions allowed)", minimum=0.1),
+    Param("seed", 1, "seed of the fault schedule: the same seed plans the same faults, nodes, holds and gaps"),
+    Param(
+        "faults",
+        "kill,stop,partition,writer",
+        "comma-separated fault kinds: kill (a node SIGKILLed, then started), stop (a node frozen with SIGSTOP, "
+        "then thawed), partition (a node cut off by nftables, then healed), writer (the writer SIGKILLed, then "
+        "started); one at a time, each held 2-4 s",
+    ),
+    Param("rate", 1.0, "invocations sent per second, each with its own idempotency key, over every node's ingress"),
+    CLUSTER_LLM,
+    Param(
+        "recovery_bound",
+        30.0,
+        "seconds from a fault's heal within which the node must answer, every partition be led and a new step "
+        "finish; a fault over it fails the drill",
+        minimum=1,
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -513,6 +534,35 @@ def partition(
     )
 
 
+def soak(
+    minutes: float = SOAK.defaults["minutes"],
+    seed: int = SOAK.defaults["seed"],
+    faults: str = SOAK.defaults["faults"],
+    rate: float = SOAK.defaults["rate"],
+    llm: str = SOAK.defaults["llm"],
+    recovery_bound: float = SOAK.defaults["recovery_bound"],
+    deadline_s: float | None = DEADLINE.value,
+) -> DrillSpec:
+    """Cluster backend: steady keyed load for `minutes` while a seeded schedule breaks one thing at a time."""
+    params = {
+        "minutes": minutes,
+        "seed": seed,
+        "faults": faults,
+        "rate": rate,
+        "llm": llm,
+        "recovery_bound": recovery_bound,
+        **_deadline(deadline_s),
+    }
+    return DrillSpec(
+        "soak",
+        params,
+        soak_scenario(minutes, seed, faults, rate, llm, recovery_bound),
+        partial(check_soak, minutes=minutes, faults=faults, rate=rate, llm=llm, recovery_bound=recovery_bound),
+        deadline_s,
+        on_target="it breaks the cluster's nodes and the shipped writer under a load of the writer's own requests",
+    )
+
+
 def upgrade(
     mode: str = UPGRADE.defaults["mode"],
     invocations: int = UPGRADE.defaults["invocations"],
@@ -575,6 +625,7 @@ DRILLS: dict[str, Declared] = {
         Declared("storm", STORM, storm),
         Declared("node-loss", NODE_LOSS, node_loss),
         Declared("partition", PARTITION, partition),
+        Declared("soak", SOAK, soak),
         Declared("model", MODEL, model),
         Declared("stuck", STUCK, stuck),
         Declared("upgrade", UPGRADE, upgrade),
@@ -612,7 +663,7 @@ def all_drills() -> list[DrillSpec]:
     ]
 
 
-LIVE_DRILLS = ("storm",)  # long enough to want a live status of its own
+LIVE_DRILLS = ("storm", "soak")  # long enough to want a live status of its own
 
 
 def run(

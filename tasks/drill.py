@@ -90,6 +90,12 @@ partition = _drill_task(
     "Cut a cluster node off its peers and the writer (nftables); prove the rest go on and it rejoins.",
     CLUSTER_CONFIG_HELP,
 )
+soak = _drill_task(
+    "soak",
+    "Soak the cluster: steady keyed load for minutes while a seeded schedule kills, freezes and cuts off one "
+    "thing at a time; prove every invocation ran exactly once and each fault recovered.",
+    CLUSTER_CONFIG_HELP,
+)
 model = _drill_task(
     "model",
     "Make the model fail through the LLM tap and prove the writer retries, waits, repairs or stops as it should.",
@@ -141,5 +147,17 @@ def report(c, path):
 
 
 ns = Collection(
-    "drill", crash, server_crash, timeout, tool_error, storm, node_loss, partition, model, stuck, upgrade, all_drills
+    "drill",
+    crash,
+    server_crash,
+    timeout,
+    tool_error,
+    storm,
+    node_loss,
+    partition,
+    soak,
+    model,
+    stuck,
+    upgrade,
+    all_drills,
 )

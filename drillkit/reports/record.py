@@ -202,6 +202,7 @@ def evidence_sections(evidence: dict[str, Any]) -> list[str]:
             f"{'-' if r.get('removed_s') is None else r['removed_s']} | {pinned.count(r.get('deployment_id'))} |"
             for r in revisions
         ]
+    lines += soak_sections(evidence.get("soak") or {})
     ledger = evidence.get("ledger") or []
     if ledger:
         lines += ["", "## Writer ledger (real executions)", "", "| step | attempt | pid | outcome | ms | error |"]
@@ -228,6 +229,42 @@ def evidence_sections(evidence: dict[str, Any]) -> list[str]:
     if describe:
         lines += ["", "## `restate invocations describe`", "", "```", describe.rstrip(), "```"]
     return lines
+
+
+def soak_sections(soak: dict[str, Any]) -> list[str]:
+    """drill.soak: the recovery per fault kind (count, p50, max), then every fault as it ran."""
+    if not soak.get("faults"):
+        return []
+    lines = [
+        "",
+        "## Fault schedule (as it ran)",
+        "",
+        "Recovery: from the heal until the node answers, every partition is led and a step started after the "
+        f"heal has finished (the writer: that step alone); bound {soak.get('recovery_bound_s')} s.",
+        "",
+        "| fault kind | count | recovered | recovery p50 (s) | recovery max (s) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['kind']} | {r['count']} | {r['recovered']} | {_num(r.get('recovery_p50_s'))} | "
+        f"{_num(r.get('recovery_max_s'))} |"
+        for r in soak.get("recovery") or []
+    ]
+    lines += [
+        "",
+        "| # | kind | target | injected (s) | held (s) | healed (s) | recovery (s) | steps done while held |",
+        "|---:|---|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {f['number']} | {f['kind']} | {f['target']} | {_num(f.get('injected_s'))} | {_num(f.get('held_s'))} | "
+        f"{_num(f.get('healed_s'))} | {_num(f.get('recovery_s'))} | {f.get('steps_while_held', '-')} |"
+        for f in soak["faults"]
+    ]
+    return lines
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2f}"
 
 
 def _cell(text: str) -> str:
