@@ -29,6 +29,7 @@ from drillkit.kit import cluster_actions as ca
 from drillkit.kit.frame import Drill
 from drillkit.kit.soak_load import Load, Steps
 from drillkit.kit.soak_plan import PlannedFault, plan
+from drillkit.kit.soak_plan import placed as partitions_placed
 from drillkit.restate_api import IngressApi
 from drillkit.waits import WaitTimeout, poll
 
@@ -117,7 +118,10 @@ def run_fault(drill: Drill, soak: Soak, planned: PlannedFault) -> bool:
     if node is not None:
         ca.talk_to_survivor(drill, [node])
     run["injected_at"] = inject(drill, soak, planned, node)
-    time.sleep(planned.hold_s)  # the fault's duration itself, as planned: nothing to wait for
+    run["failover_s"] = wait_failover(drill, soak, node, run["injected_at"])
+    left = run["injected_at"] + planned.hold_s - time.time()
+    if left > 0:
+        time.sleep(left)  # the rest of the fault's planned duration: nothing to wait for
     run["healed_at"] = heal(drill, soak, planned, node)
     run["steps_while_held"] = soak.steps.done_between(run["injected_at"], run["healed_at"])
     soak.faults.append(run)
@@ -150,6 +154,18 @@ def inject(drill: Drill, soak: Soak, planned: PlannedFault, node: Node | None) -
     return ca.lose(drill, [node], fault, sig, soak.netcut)
 
 
+def wait_failover(drill: Drill, soak: Soak, node: Node | None, injected_at: float) -> float | None:
+    """A node fault is held at least until every partition has an active leader among the others (the
+    cluster has moved on without it): a node given back before that was never deposed, and its return
+    would be a second fault of another kind. Returns seconds from the fault; None for the writer."""
+    if node is None:
+        return None
+    drill.stack.cluster.wait_leaders(soak.bound_s, excluding={node.name})
+    seconds = round(time.time() - injected_at, 3)
+    drill.record.event("led without", f"{node.name}: every partition led by the others {seconds:.2f} s after the fault")
+    return seconds
+
+
 def heal(drill: Drill, soak: Soak, planned: PlannedFault, node: Node | None) -> float:
     if node is None:
         actions.restart_writer(drill, soak.writer_config)
@@ -162,13 +178,26 @@ def heal(drill: Drill, soak: Soak, planned: PlannedFault, node: Node | None) -> 
 
 
 def wait_recovered(drill: Drill, soak: Soak, node: Node | None, healed_at: float) -> float:
-    """Epoch time of recovery: the node healthy and every partition led (seen), and a step started after
-    the heal finished (its own end time, from the ledger). WaitTimeout past the bound."""
+    """Epoch time of recovery: the node healthy, every partition led and placed again on `replication`
+    caught-up nodes (seen), and a step started after the heal finished (its own end time, from the ledger).
+    WaitTimeout past the bound."""
     cluster = drill.stack.cluster
     seen: dict[str, float] = {}
 
     def back() -> bool:
-        return node is None or (cluster.node_healthy(node) and cluster.all_led(cluster.leaders_or_none()))
+        return node is None or (cluster.node_healthy(node) and cluster.all_led(cluster.leaders_or_none()) and placed())
+
+    def placed() -> bool:
+        assert node is not None
+        try:
+            names = {
+                str(r["plain_node_id"]): str(r["name"])
+                for r in cluster.ctl_sql("SELECT plain_node_id, name FROM nodes")
+            }
+            rows = cluster.ctl_sql("SELECT partition_id, plain_node_id, replay_status FROM partition_state")
+        except (DrillError, ValueError):  # a node still starting: ask again
+            return False
+        return partitions_placed(rows, names, cluster.settings.partitions, cluster.settings.replication, node.name)
 
     def probe() -> bool:
         if "cluster" not in seen and back():
@@ -178,7 +207,13 @@ def wait_recovered(drill: Drill, soak: Soak, node: Node | None, healed_at: float
             seen["progress"] = progress
         return len(seen) == 2
 
-    poll(probe, bool, "recovery: the node back, every partition led, a step started and done", soak.bound_s, 0.2)
+    poll(
+        probe,
+        bool,
+        "recovery: the node back, every partition led and placed, a step started and done",
+        soak.bound_s,
+        0.2,
+    )
     return max(seen.values())
 
 

@@ -21,10 +21,10 @@ KINDS = ("kill", "stop", "partition", "writer")
 """kill: a node SIGKILLed, then started again; stop: a node frozen (SIGSTOP), then thawed; partition: a node
 cut off by nftables, then healed; writer: the writer SIGKILLed, then started again."""
 NODE_KINDS = frozenset({"kill", "stop", "partition"})
-HOLD_S = (2.0, 4.0)
-"""How long a fault is held (seconds, uniform between the two): long enough for Restate to notice a lost
-leader (about a second here) and move on without it."""
-GAP_S = (1.0, 3.0)
+HOLD_S = (1.5, 3.0)
+"""How long a fault is held at least (seconds, uniform between the two); a node fault is held longer when
+the other nodes have not yet taken over its partitions (`soak_faults.wait_failover`)."""
+GAP_S = (0.5, 1.5)
 """Quiet time (load only) before each fault, once the previous one has recovered."""
 
 
@@ -102,6 +102,26 @@ def plan(
     return faults
 
 
+def placed(
+    state_rows: list[dict[str, Any]], names: dict[str, str], partitions: int, replication: int, back: str | None = None
+) -> bool:
+    """Every partition runs on `replication` nodes, each caught up (`replay_status` active), and the node
+    `back` (just given back) runs some again: Restate places partitions onto a returning node a few seconds
+    after it answers, moving leaders once more; only then does a fault on another node still leave each
+    partition a caught-up copy to lead from. `names`: plain node id -> node name."""
+    active: dict[int, set[str]] = {}
+    for row in state_rows:
+        if row.get("replay_status") == "active":
+            node = names.get(str(row.get("plain_node_id")), str(row.get("plain_node_id")))
+            active.setdefault(int(row["partition_id"]), set()).add(node)
+    hosted = set().union(*active.values()) if active else set()
+    return (
+        len(active) == partitions
+        and all(len(nodes) >= replication for nodes in active.values())
+        and (back is None or back in hosted)
+    )
+
+
 def nodes_away_at_once(faults: list[dict[str, Any]]) -> int:
     """The most nodes away at the same moment in what ran (each fault's injected..healed window, epoch s)."""
     edges = []
@@ -116,12 +136,14 @@ def nodes_away_at_once(faults: list[dict[str, Any]]) -> int:
 
 
 def recovery_table(faults: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per fault kind: how many ran, and recovery (heal to recovered, seconds) p50 and max; a fault that never
-    recovered counts, with its recovery None (shown as such)."""
+    """Per fault kind: how many ran, recovery (heal to recovered, seconds) p50 and max, and for node faults the
+    failover (fault to every partition led by the others) p50 and max; a fault that never recovered counts,
+    with its recovery None."""
     rows = []
     for kind in [k for k in KINDS if any(f["kind"] == k for f in faults)]:
         runs = [f for f in faults if f["kind"] == kind]
         measured = sorted(float(f["recovery_s"]) for f in runs if f.get("recovery_s") is not None)
+        failover = sorted(float(f["failover_s"]) for f in runs if f.get("failover_s") is not None)
         rows.append(
             {
                 "kind": kind,
@@ -129,6 +151,8 @@ def recovery_table(faults: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "recovered": len(measured),
                 "recovery_p50_s": round(statistics.median(measured), 3) if measured else None,
                 "recovery_max_s": round(measured[-1], 3) if measured else None,
+                "failover_p50_s": round(statistics.median(failover), 3) if failover else None,
+                "failover_max_s": round(failover[-1], 3) if failover else None,
             }
         )
     return rows

@@ -242,22 +242,27 @@ def soak_sections(soak: dict[str, Any]) -> list[str]:
         "Recovery: from the heal until the node answers, every partition is led and a step started after the "
         f"heal has finished (the writer: that step alone); bound {soak.get('recovery_bound_s')} s.",
         "",
-        "| fault kind | count | recovered | recovery p50 (s) | recovery max (s) |",
-        "|---|---:|---:|---:|---:|",
+        "Failover (node faults): from the fault until every partition is led by the other nodes.",
+        "",
+        "| fault kind | count | recovered | recovery p50 (s) | recovery max (s) | failover p50 (s) "
+        "| failover max (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {r['kind']} | {r['count']} | {r['recovered']} | {_num(r.get('recovery_p50_s'))} | "
-        f"{_num(r.get('recovery_max_s'))} |"
+        f"{_num(r.get('recovery_max_s'))} | {_num(r.get('failover_p50_s'))} | {_num(r.get('failover_max_s'))} |"
         for r in soak.get("recovery") or []
     ]
     lines += [
         "",
-        "| # | kind | target | injected (s) | held (s) | healed (s) | recovery (s) | steps done while held |",
-        "|---:|---|---|---:|---:|---:|---:|---:|",
+        "| # | kind | target | injected (s) | failover (s) | held (s) | healed (s) | recovery (s) "
+        "| steps done while held |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {f['number']} | {f['kind']} | {f['target']} | {_num(f.get('injected_s'))} | {_num(f.get('held_s'))} | "
-        f"{_num(f.get('healed_s'))} | {_num(f.get('recovery_s'))} | {f.get('steps_while_held', '-')} |"
+        f"| {f['number']} | {f['kind']} | {f['target']} | {_num(f.get('injected_s'))} | {_num(f.get('failover_s'))} | "
+        f"{_num(f.get('held_s'))} | {_num(f.get('healed_s'))} | {_num(f.get('recovery_s'))} | "
+        f"{f.get('steps_while_held', '-')} |"
         for f in soak["faults"]
     ]
     return lines
