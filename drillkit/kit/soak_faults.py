@@ -118,7 +118,7 @@ def run_fault(drill: Drill, soak: Soak, planned: PlannedFault) -> bool:
     if node is not None:
         ca.talk_to_survivor(drill, [node])
     run["injected_at"] = inject(drill, soak, planned, node)
-    run["failover_s"] = wait_failover(drill, soak, node, run["injected_at"])
+    run["failover_s"] = watch_failover(drill, node, run["injected_at"], planned.hold_s)
     left = run["injected_at"] + planned.hold_s - time.time()
     if left > 0:
         time.sleep(left)  # the rest of the fault's planned duration: nothing to wait for
@@ -134,7 +134,7 @@ def run_fault(drill: Drill, soak: Soak, planned: PlannedFault) -> bool:
         _offsets(drill, run)
     if planned.kind in ("stop", "partition") and node is not None:
         until = run["recovered_at"] or time.time()
-        soak.deposed.append({"node": node.name, "led": led, "from": run["healed_at"], "to": until})
+        soak.deposed.append({"node": node.name, "led": led, "from": run["injected_at"], "to": until})
     soak.load.set_away(planned.node, False)
     if run["recovered_at"] is None:
         return False
@@ -154,13 +154,16 @@ def inject(drill: Drill, soak: Soak, planned: PlannedFault, node: Node | None) -
     return ca.lose(drill, [node], fault, sig, soak.netcut)
 
 
-def wait_failover(drill: Drill, soak: Soak, node: Node | None, injected_at: float) -> float | None:
-    """A node fault is held at least until every partition has an active leader among the others (the
-    cluster has moved on without it): a node given back before that was never deposed, and its return
-    would be a second fault of another kind. Returns seconds from the fault; None for the writer."""
+def watch_failover(drill: Drill, node: Node | None, injected_at: float, hold_s: float) -> float | None:
+    """While a node is away (until the end of its hold): seconds from the fault until every partition is led
+    by the other nodes, or None when that did not happen within the hold (nothing to fail: Restate may take
+    longer to declare a node dead than a fault is held; the recovery after the heal is what is judged)."""
     if node is None:
         return None
-    drill.stack.cluster.wait_leaders(soak.bound_s, excluding={node.name})
+    try:
+        drill.stack.cluster.wait_leaders(max(0.1, injected_at + hold_s - time.time()), excluding={node.name})
+    except WaitTimeout:
+        return None
     seconds = round(time.time() - injected_at, 3)
     drill.record.event("led without", f"{node.name}: every partition led by the others {seconds:.2f} s after the fault")
     return seconds
