@@ -290,7 +290,13 @@ SOAK = Params(
         "started); one at a time, each held 2-4 s",
     ),
     Param("rate", 1.0, "invocations sent per second, each with its own idempotency key, over every node's ingress"),
-    CLUSTER_LLM,
+    Param(
+        "llm",
+        "stub",
+        "stub (a stub answering in 200 ms, behind the LLM tap; the point is Restate) or local (the config's own "
+        "model, behind the tap)",
+        choices=("stub", "local"),
+    ),
     Param(
         "recovery_bound",
         30.0,

@@ -223,3 +223,14 @@ def test_report_md_has_the_per_kind_table_and_every_fault():
     assert "| writer | 1 | 1 | 0.50 | 0.50 | - | - |" in text
     assert "| 2 | writer | writer | 1.00 | - | 2.00 | 3.00 | 0.50 | - |" in text
     assert soak_sections({}) == []
+
+
+def test_report_html_has_the_per_kind_table_when_the_drill_is_a_soak():
+    from drillkit.reports.html_population import soak_table
+
+    faults = [fault(1, "kill", 8.0, 2.0), fault(2, "writer", None)]
+    html = soak_table({"recovery": recovery_table(faults), "recovery_bound_s": 30})
+    assert "Faults (recovery bound 30 s)" in html
+    assert "<td>kill</td><td class='num'>1</td><td class='num'>8.00 s</td>" in html
+    assert "<td>writer</td><td class='num'>1</td><td class='num'>-</td>" in html
+    assert soak_table({}) == ""
