@@ -127,8 +127,7 @@ def evidence(drill: Drill, soak: sf.Soak) -> None:
 def final_cleanup(drill: Drill, soak: sf.Soak) -> None:
     """On every path: the load stopped, every node and the writer back, and the schedule as far as it ran
     kept in the record (the files are written after the cleanups)."""
-    if not soak.load.stopped:
-        soak.load.stop()
+    soak.load.stop(give_up_s=0)  # on a path that did not drain: the senders end now
     if "soak" not in drill.record.evidence:
         evidence(drill, soak)
     sf.heal_everything(drill, soak)

@@ -81,15 +81,17 @@ class Load:
         with self._lock:
             (self.away.add if away else self.away.discard)(node)
 
-    def stop(self) -> None:
-        """No new key from now on; keys not accepted yet go on being sent (for up to GIVE_UP_S)."""
-        self.stopped = time.time()
+    def stop(self, give_up_s: float = GIVE_UP_S) -> None:
+        """No new key from now on; keys not accepted yet go on being sent for up to `give_up_s` (0 on a
+        cleanup path: the senders end at their next attempt, so nothing outlives the drill)."""
+        self.stopped = self.stopped or time.time()
+        self._give_up_at = min(self._give_up_at, time.time() + give_up_s)
         self._stop.set()
-        self._ticker.join()
+        if self._ticker.is_alive():
+            self._ticker.join()
 
     def drain(self) -> list[str]:
         """Wait until every key sent was accepted or given up on; returns the keys never accepted."""
-        self._give_up_at = time.time() + GIVE_UP_S
         self._pool.shutdown(wait=True)
         with self._lock:
             return [k for k in self.sent if k not in self.accepted]

@@ -234,3 +234,31 @@ def test_report_html_has_the_per_kind_table_when_the_drill_is_a_soak():
     assert "<td>kill</td><td class='num'>1</td><td class='num'>8.00 s</td>" in html
     assert "<td>writer</td><td class='num'>1</td><td class='num'>-</td>" in html
     assert soak_table({}) == ""
+
+
+def test_the_load_sends_keys_at_its_rate_retries_through_other_nodes_and_gives_up_when_told(tmp_path):
+    """Nothing listens on the node's ingress port (a closed loopback port refuses at once): every key is
+    sent, every attempt fails and is counted per node (a key queued behind the stop is not tried), nothing
+    is accepted, and the senders end on a stop that gives up at once (a cleanup path)."""
+    import socket
+    import time
+
+    from drillkit.components.restate_cluster import Node
+    from drillkit.config import ClusterSettings
+    from drillkit.kit.soak_load import Load
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there now
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    settings = ClusterSettings(ingress_base_port=free - 1, nodes=1, replication=1)
+    load = Load([Node(1, settings, tmp_path, tmp_path)], rate=50.0)
+    load.start()
+    begun = time.monotonic()
+    while len(load.sent) < 5 and time.monotonic() - begun < 10:
+        time.sleep(0.01)  # the test's own wait for the ticker, bounded
+    load.stop(give_up_s=0)
+    never = load.drain()
+    assert len(load.sent) >= 5 and never == load.sent
+    figures = load.figures()
+    assert figures["accepted"] == 0 and figures["failed_send_attempts_per_node"]["n1"] >= 1
+    assert load.sent[0].startswith("soak-") and load.sent[0].endswith("-0")
