@@ -19,8 +19,10 @@ from drillkit import flags, live, progress
 from drillkit.components.tap_faults import FAULTS
 from drillkit.drills import any_target
 from drillkit.drills.crash import check_target, crash_scenario
+from drillkit.drills.data_loss import check_data_loss, data_loss_scenario
 from drillkit.drills.model_faults import check_model, model_scenario
 from drillkit.drills.node_loss import INVOCATIONS, check_node_loss, node_loss_scenario
+from drillkit.drills.rolling_upgrade import check_rolling_upgrade, rolling_upgrade_scenario
 from drillkit.drills.server_crash import server_crash_scenario
 from drillkit.drills.storm import Llm, check_storm, storm_scenario
 from drillkit.drills.stuck import stuck_scenario
@@ -67,7 +69,8 @@ class Param:
 
     @property
     def flag(self) -> str:
-        return self.name.replace("_", "-")
+        # As Invoke spells it: a trailing underscore (`from_`, a Python keyword) is dropped.
+        return self.name.strip("_").replace("_", "-")
 
     @property
     def value(self) -> Any:
@@ -278,6 +281,36 @@ NODE_LOSS = Params(
     CLUSTER_LLM,
 )
 PARTITION = Params(CLUSTER_NODE, CLUSTER_INVOCATIONS, CLUSTER_LLM)
+DATA_LOSS = Params(
+    CLUSTER_NODE,
+    Param(
+        "signal",
+        "KILL",
+        "how the node goes down before its data is deleted: KILL (a crash) or TERM (a clean stop)",
+        kind="signal",
+        choices=("KILL", "TERM"),
+        arg="sig",
+    ),
+    CLUSTER_INVOCATIONS,
+    CLUSTER_LLM,
+)
+ROLLING_UPGRADE = Params(
+    Param("from_", "1.6.2", "the Restate release the cluster starts on and is rolled back to", arg="old"),
+    Param(
+        "to",
+        "1.7.12",
+        "the release each node is replaced by in turn (the next minor version; the pinned restate_version)",
+        arg="new",
+    ),
+    Param(
+        "mode",
+        "upgrade",
+        "upgrade (each node stopped and replaced under load; a send refused meanwhile is retried on another "
+        "node) or maintenance (each node first drained and out of the rotation: zero failed or retried sends)",
+        choices=("upgrade", "maintenance"),
+    ),
+    Param("rate", 2.0, "keyed invocations sent a second, in turn to the nodes in service", minimum=0.1),
+)
 
 
 @dataclass(frozen=True)
@@ -513,6 +546,47 @@ def partition(
     )
 
 
+def data_loss(
+    target: str = DATA_LOSS.defaults["node"],
+    sig: signal.Signals = DATA_LOSS.defaults["signal"],
+    invocations: int = DATA_LOSS.defaults["invocations"],
+    llm: str = DATA_LOSS.defaults["llm"],
+    deadline_s: float | None = DEADLINE.value,
+) -> DrillSpec:
+    """Cluster backend: a node down, its partition store deleted, started again: it rebuilds from its peers."""
+    params = {
+        "node": target,
+        "signal": sig.name.removeprefix("SIG"),
+        "invocations": invocations,
+        "llm": llm,
+        **_deadline(deadline_s),
+    }
+    return DrillSpec(
+        "data-loss",
+        params,
+        data_loss_scenario(target, sig, invocations, llm),
+        partial(check_data_loss, target=target, sig=sig, invocations=invocations),
+        deadline_s,
+    )
+
+
+def rolling_upgrade(
+    old: str = ROLLING_UPGRADE.defaults["from_"],
+    new: str = ROLLING_UPGRADE.defaults["to"],
+    mode: str = ROLLING_UPGRADE.defaults["mode"],
+    rate: float = ROLLING_UPGRADE.defaults["rate"],
+    deadline_s: float | None = DEADLINE.value,
+) -> DrillSpec:
+    """Cluster backend: every node replaced by --to one at a time under load, then rolled back to --from."""
+    return DrillSpec(
+        "rolling-upgrade",
+        {"from": old, "to": new, "mode": mode, "rate": rate, **_deadline(deadline_s)},
+        rolling_upgrade_scenario(old, new, mode, rate),  # type: ignore[arg-type]
+        partial(check_rolling_upgrade, old=old, new=new, rate=rate),
+        deadline_s,
+    )
+
+
 def upgrade(
     mode: str = UPGRADE.defaults["mode"],
     invocations: int = UPGRADE.defaults["invocations"],
@@ -575,6 +649,8 @@ DRILLS: dict[str, Declared] = {
         Declared("storm", STORM, storm),
         Declared("node-loss", NODE_LOSS, node_loss),
         Declared("partition", PARTITION, partition),
+        Declared("data-loss", DATA_LOSS, data_loss),
+        Declared("rolling-upgrade", ROLLING_UPGRADE, rolling_upgrade),
         Declared("model", MODEL, model),
         Declared("stuck", STUCK, stuck),
         Declared("upgrade", UPGRADE, upgrade),

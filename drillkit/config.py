@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -92,10 +93,21 @@ class ClusterSettings(StrictModel):
     fabric_base_port: int = Field(default=5121, ge=1, le=65000)
     admin_base_port: int = Field(default=9069, ge=1, le=65000)
     ingress_base_port: int = Field(default=8079, ge=1, le=65000)
+    other_versions: list[str] = []
+    """Further `restate-server` releases (x.y.z) `inv setup` fetches beside `restate_version`, keyed by
+    version in the binary cache: the ones `drill.rolling-upgrade` rolls the nodes to and from."""
     socket_gid_base: int = Field(default=46000, ge=1000)
     """Node N runs with group id `socket_gid_base + N` when the tool runs as root, so that a firewall
     rule can match the packets of its own sockets (`meta skgid`): on one host every node shares 127.0.0.1
     and its outgoing connections leave from ephemeral ports, so a port alone cannot single them out."""
+
+    @field_validator("other_versions")
+    @classmethod
+    def _versions_are_releases(cls, value: list[str]) -> list[str]:
+        wrong = [v for v in value if not re.fullmatch(r"\d+\.\d+\.\d+", v)]
+        if wrong:
+            raise ValueError(f"{wrong}: give each Restate release as x.y.z, e.g. 1.6.2")
+        return value
 
     @field_validator("replication")
     @classmethod

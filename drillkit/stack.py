@@ -125,6 +125,16 @@ class Stack:
         # The admin client's URL: a cluster's drills move it to a surviving node.
         return RestateCli(found[0], self.admin.base_url)
 
+    def binaries_of(self, version: str) -> BinaryStore:
+        """The binary cache for one Restate release (`<state>/bin/<version>/`); the pinned one is `binaries`."""
+        return self.binaries if version == self.rt.restate_version else BinaryStore(self.state.bin, version)
+
+    def other_versions(self) -> list[str]:
+        """The further restate-server releases `setup` fetches (a cluster's `other_versions`)."""
+        if self.rt.backend != "cluster":
+            return []
+        return [v for v in self.rt.cluster.other_versions if v != self.rt.restate_version]
+
     def binaries_needed(self) -> tuple[Binary, ...]:
         return (SERVER, CLI, CTL) if self.rt.backend == "cluster" else (SERVER, CLI)
 
@@ -136,6 +146,9 @@ class Stack:
         for binary in self.binaries_needed():
             path, source = self.binaries.ensure(binary)
             rows.append((binary.command, str(path), source))
+        for version in self.other_versions():
+            path, source = self.binaries_of(version).ensure(SERVER)
+            rows.append((f"{SERVER.command} {version}", str(path), source))
         if self.model.enabled:
             rows.append(("model", *self.model.setup()))
         return rows

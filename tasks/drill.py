@@ -90,6 +90,16 @@ partition = _drill_task(
     "Cut a cluster node off its peers and the writer (nftables); prove the rest go on and it rejoins.",
     CLUSTER_CONFIG_HELP,
 )
+data_loss = _drill_task(
+    "data-loss",
+    "Stop a cluster node, delete its partition store, start it; prove it rebuilds from its peers, nothing lost.",
+    CLUSTER_CONFIG_HELP,
+)
+rolling_upgrade = _drill_task(
+    "rolling-upgrade",
+    "Replace the cluster's nodes one at a time by --to under load, roll back to --from; prove nothing lost.",
+    CLUSTER_CONFIG_HELP,
+)
 model = _drill_task(
     "model",
     "Make the model fail through the LLM tap and prove the writer retries, waits, repairs or stops as it should.",
@@ -141,5 +151,18 @@ def report(c, path):
 
 
 ns = Collection(
-    "drill", crash, server_crash, timeout, tool_error, storm, node_loss, partition, model, stuck, upgrade, all_drills
+    "drill",
+    crash,
+    server_crash,
+    timeout,
+    tool_error,
+    storm,
+    node_loss,
+    partition,
+    data_loss,
+    rolling_upgrade,
+    model,
+    stuck,
+    upgrade,
+    all_drills,
 )

@@ -87,6 +87,12 @@ class Node:
         return self.home / self.name
 
     @property
+    def partition_store(self) -> Path:
+        """The partition processors' RocksDB (`<base-dir>/<node-name>/db`): what Restate's own verification
+        removes (`rm -rf` of a node's db) to make a node rebuild its partitions from the replicated log."""
+        return self.data_dir / self.name / "db"
+
+    @property
     def config_file(self) -> Path:
         return self.home / f"{self.name}.toml"
 
@@ -103,9 +109,18 @@ def _toml_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def node_toml(settings: ClusterSettings, number: int, data_dir: Path, identity_key_file: Path | None = None) -> str:
+def node_toml(
+    settings: ClusterSettings,
+    number: int,
+    data_dir: Path,
+    identity_key_file: Path | None = None,
+    version: tuple[int, int, int] | None = None,
+) -> str:
     """The node's config file. Keys checked against `restate-server --dump-config` of 1.7.12 (the
-    request identity key: against the log line "Loaded request identity key" at start)."""
+    request identity key: against the log line "Loaded request identity key" at start). A node run by an
+    older binary (`version` below 1.7, a rolling upgrade) gets the key where that version reads it: at
+    the top level (1.6.x ignores `[worker.invoker]`'s; 1.7 still reads the top-level one, deprecated)."""
+    legacy_key = identity_key_file is not None and version is not None and version < (1, 7, 0)
     fabric = settings.fabric_base_port + number
     peers = ", ".join(_toml_str(f"http://{HOST}:{settings.fabric_base_port + n}") for n in range(1, settings.nodes + 1))
     lines = [
@@ -122,6 +137,7 @@ def node_toml(settings: ClusterSettings, number: int, data_dir: Path, identity_k
         f"bind-port = {fabric}",
         f"advertised-address = {_toml_str(f'http://{HOST}:{fabric}')}",
         "log-disable-ansi-codes = true",
+        *([f"request-identity-private-key-pem-file = {_toml_str(str(identity_key_file))}"] if legacy_key else []),
         "",
         "[metadata-client]",
         'type = "replicated"',
@@ -137,7 +153,7 @@ def node_toml(settings: ClusterSettings, number: int, data_dir: Path, identity_k
         f"bind-port = {settings.ingress_base_port + number}",
         "",
     ]
-    if identity_key_file is not None:
+    if identity_key_file is not None and not legacy_key:
         # Every node signs what it sends the services with the state dir's key: whichever node leads a
         # partition invokes the writer, and the writer accepts only that key.
         lines += [f"[{SERVER_KEY_TOML_SECTION}]", f"{SERVER_KEY_TOML_KEY} = {_toml_str(str(identity_key_file))}", ""]
@@ -165,7 +181,8 @@ def active_leaders(state_rows: list[dict[str, Any]], names: dict[str, str]) -> d
     with two nodes claiming it (an old leader not yet told), the higher leader epoch wins."""
     best: dict[int, tuple[int, str]] = {}
     for row in state_rows:
-        if row.get("effective_mode") != "Leader" or row.get("replay_status") != "active":
+        # 1.7 says "Leader", 1.6 "leader": a cluster in a rolling upgrade has both.
+        if str(row.get("effective_mode")).lower() != "leader" or row.get("replay_status") != "active":
             continue
         partition = row.get("partition_id")
         if not isinstance(partition, int):
@@ -254,6 +271,8 @@ class RestateCluster(RestateServer):
             n.name: RestateProcess(procs, n.process, f"restate node {n.name}", n.log_file, n.admin_url, n.ingress_url)
             for n in self.nodes
         }
+        self.node_binaries: dict[int, tuple[Path, tuple[int, int, int]]] = {}
+        """Nodes a rolling upgrade runs on another `restate-server`: number -> (binary, its version)."""
         self.cut_off: set[int] = set()
         """Nodes a drill has cut off from the others (alive, but restatectl must not ask them)."""
         # The node to talk to: node 1, or the first node running when it is not (a task run after a node
@@ -307,8 +326,21 @@ class RestateCluster(RestateServer):
             return False
         return mapping[:3] == ["0", "0", "4294967295"]
 
+    def node_binary(self, node: Node) -> Path:
+        """The binary the node starts from: the pinned one, or the one a rolling upgrade gave it."""
+        chosen = self.node_binaries.get(node.number)
+        return chosen[0] if chosen else self.binary
+
+    def run_node_on(self, number: int, binary: Path | None, version: tuple[int, int, int] | None = None) -> None:
+        """From its next start the node runs `binary` (of `version`); None: the pinned binary again."""
+        node = self.node(number)
+        if binary is None or version is None:
+            self.node_binaries.pop(node.number, None)
+        else:
+            self.node_binaries[node.number] = (binary, version)
+
     def node_argv(self, node: Node) -> list[str]:
-        return [str(self.binary), "--config-file", str(node.config_file), "--no-logo"]
+        return [str(self.node_binary(node)), "--config-file", str(node.config_file), "--no-logo"]
 
     def node_env(self) -> dict[str, str]:
         # The key is in each node's TOML; an inherited variable would override it (environment wins).
@@ -326,11 +358,14 @@ class RestateCluster(RestateServer):
             # started unsigned must not serve a writer that now requires the key).
             self.refuse_other_settings(f"{node.name} pid {live.pid}", live.config_digest, live.config_source)
             return f"{node.name} pid {live.pid} (already running)"
-        if not self.binary.is_file():
-            raise DrillError("restate-server is not installed: run `inv setup`")
+        binary = self.node_binary(node)
+        if not binary.is_file():
+            raise DrillError(f"restate-server is not installed at {binary}: run `inv setup`")
         node.data_dir.mkdir(parents=True, exist_ok=True)
         key_file = self.identity.private_key_file if self.identity else None
-        write_text_atomically(node.config_file, node_toml(self.settings, node.number, node.data_dir, key_file))
+        other = self.node_binaries.get(node.number)
+        text = node_toml(self.settings, node.number, node.data_dir, key_file, other[1] if other else None)
+        write_text_atomically(node.config_file, text)
         group = node.socket_gid if self.uses_socket_groups() else None
         stamp = ConfigStamp(self.settings_digest(), self.config_source)
         record = self.process_of(node).launch(self.node_argv(node), env=self.node_env(), stamp=stamp, group=group)
@@ -409,6 +444,51 @@ class RestateCluster(RestateServer):
         )
         assert led is not None
         return led
+
+    def plain_ids(self) -> dict[str, str]:
+        """Node name -> its plain node id (N1..): ids are given in the order nodes joined, not by name."""
+        return {str(r["name"]): str(r["plain_node_id"]) for r in self.ctl_sql("SELECT plain_node_id, name FROM nodes")}
+
+    def restate_nodes(self) -> list[dict[str, Any]]:
+        """Restate's `nodes` table: name, plain id, the binary version each node last reported (>= 1.6),
+        worker and log-server storage states."""
+        return self.ctl_sql(
+            "SELECT plain_node_id, name, binary_version, worker_state, storage_state, metadata_server_state FROM nodes"
+        )
+
+    def hosted(self, node: Node) -> list[dict[str, Any]]:
+        """The partition processors the node runs, as it reports them (`partition_state`)."""
+        plain = self.plain_ids().get(node.name)
+        if plain is None:
+            return []
+        return self.ctl_sql(
+            "SELECT partition_id, plain_node_id, effective_mode, replay_status, applied_log_lsn "
+            f"FROM partition_state WHERE plain_node_id = '{plain}'"
+        )
+
+    def set_worker_state(self, number: int, state: str) -> str:
+        """`restatectl nodes set-worker-state` (active, draining, ...): a draining worker hands its
+        partitions to the others. Returns restatectl's answer."""
+        node = self.node(number)
+        plain = self.plain_ids().get(node.name)
+        if plain is None:
+            raise ComponentError(f"{node.name} is not in Restate's nodes table")
+        addresses = [n.fabric_url for n in self.reachable()]
+        args = ("nodes", "set-worker-state", "--nodes", plain.lstrip("N"), "--worker-state", state)
+        out = self.ctl.execute(addresses, *args)
+        return " ".join(out.split())
+
+    def wipe_partition_store(self, number: int) -> tuple[Path, int, int]:
+        """Delete a stopped node's partition store; (path, files, bytes) removed. Refused while it runs."""
+        node = self.node(number)
+        if self.live(node) is not None:
+            raise DrillError(f"{node.name} is running: its data is removed only while it is down")
+        store = node.partition_store
+        files = [p for p in store.rglob("*") if p.is_file()] if store.is_dir() else []
+        size = sum(p.stat().st_size for p in files)
+        if store.is_dir():
+            shutil.rmtree(store)
+        return store, len(files), size
 
     def partition_ranges(self) -> list[dict[str, Any]]:
         return self.ctl_sql("SELECT partition_id, start_key, end_key FROM partitions")

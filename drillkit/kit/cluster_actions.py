@@ -126,3 +126,24 @@ def restore(drill: Drill, nodes: list[Node], fault: Fault, netcut: NetCut | None
 
 def _gone(stopped: Any) -> str:
     return f", gone after {stopped.seconds:.2f} s" if stopped is not None else " (already gone)"
+
+
+def stop_and_wipe(drill: Drill, node: Node, sig: signal.Signals) -> float:
+    """The node down (`sig`: KILL, a crash; TERM, a stop), then its partition store deleted while it is
+    down (Restate's own verification: `rm -rf` of a node's db). Returns the epoch time the data was gone."""
+    cluster = drill.stack.cluster
+
+    def give_back() -> None:
+        restore(drill, [node], "kill")
+
+    drill.on_cleanup(f"restate node {node.name} back", give_back)
+    record = cluster.live(node)
+    if record is None:
+        raise DrillError(f"restate node {node.name} was not running when the drill came to stop it")
+    stopped = cluster.node_kill(node.number, sig) if sig == signal.SIGKILL else cluster.node_stop(node.number)
+    drill.record.event("stopped", f"{sig.name} to {node.name}'s recorded pid {record.pid}" + _gone(stopped))
+    drill.fault_injected = True
+    store, files, size = cluster.wipe_partition_store(node.number)
+    drill.record.evidence["wiped"] = {"node": node.name, "path": str(store), "files": files, "bytes": size}
+    drill.record.event("data destroyed", f"{node.name}'s partition store {store}: {files} files, {size} bytes removed")
+    return time.time()
