@@ -478,6 +478,21 @@ class RestateCluster(RestateServer):
         out = self.ctl.execute(addresses, *args)
         return " ".join(out.split())
 
+    def pin_leader(self, partition: int, number: int) -> str:
+        """`restatectl partitions leadership pin`: a soft preference for the node as the partition's leader
+        (the scheduler moves leadership there while it is alive). Returns restatectl's answer."""
+        plain = self.plain_ids().get(self.node(number).name)
+        if plain is None:
+            raise ComponentError(f"n{number} is not in Restate's nodes table")
+        args = ("partitions", "leadership", "pin", "--node", plain.lstrip("N"), str(partition))
+        out = self.ctl.execute([n.fabric_url for n in self.reachable()], *args)
+        return " ".join(out.split())
+
+    def unpin_leader(self, partition: int) -> str:
+        args = ("partitions", "leadership", "unpin", str(partition))
+        out = self.ctl.execute([n.fabric_url for n in self.reachable()], *args)
+        return " ".join(out.split())
+
     def wipe_partition_store(self, number: int) -> tuple[Path, int, int]:
         """Delete a stopped node's partition store; (path, files, bytes) removed. Refused while it runs."""
         node = self.node(number)

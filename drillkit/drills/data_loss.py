@@ -7,11 +7,15 @@ nuke-partition-state) -> the model released: the others go on -> the node starte
 store -> it rejoins and its partition processors replay their partitions from the replicated log, which
 its peers hold (replication 2; without a snapshot repository Restate trims no log in a cluster).
 
+Once it runs its processors again, each replayed, the leadership of the partition it rebuilt with the
+most invocations of the flight is moved onto it (`restatectl partitions leadership pin`, unpinned on
+cleanup): that partition is then served from the rebuilt store.
+
 PASS when every invocation completed with success exactly once (each key sent again *through the wiped
 node* returns the stored output, files equal outputs, no step journaled as done executed again, none
-journaled twice), the wiped node answers again, runs partition processors again (as leader or follower,
-each replayed to the log's applied position, from restatectl's `partition_state` rows) and every
-partition has an active leader.
+journaled twice), the wiped node's store exists again, it runs partition processors again, each replayed
+from the log (restatectl's `partition_state` rows), it leads the pinned partition, every partition has
+an active leader and the node answers.
 
 What this cannot do here: the whole data dir (log-server segments and metadata too) wiped is refused by
 Restate itself ("it has detected that it has lost its data. storage-state is `data-loss`"); rebuilding
@@ -23,17 +27,14 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Any
 
-from drillkit.components.restate_cluster import Node
 from drillkit.errors import DrillError
-from drillkit.kit import actions, exactly_once, probes
+from drillkit.kit import actions, exactly_once, probes, rebuild
 from drillkit.kit import cluster_actions as ca
 from drillkit.kit import cluster_probes as cp
 from drillkit.kit.frame import Drill, Scenario
 from drillkit.restate_api import IngressApi
 from drillkit.stack import Stack
-from drillkit.waits import poll
 
 INVOCATIONS = 8
 
@@ -55,13 +56,12 @@ def check_data_loss(stack: Stack, target: str, sig: signal.Signals, invocations:
 
 def data_loss_scenario(target: str, sig: signal.Signals, invocations: int, llm: str) -> Scenario:
     def scenario(drill: Drill) -> None:
-        cluster = drill.stack.cluster
         stub = ca.use_stub_llm(drill) if llm == "stub" else None
         flight = ca.send_flight(drill, invocations)
         cp.wait_all_underway(drill, flight)
         actions.hold_model(drill, stub)
         leaders = cp.locate(drill, flight)
-        [node] = cp.choose(cluster, target, 1, leaders, flight)
+        node = rebuild.choose_node(drill, target, leaders, flight)
         survivor = ca.talk_to_survivor(drill, [node])
         drill.record.event("target", f"{node.name} ({target}); the drill talks to {survivor.name} from now on")
         flight.fault_at = ca.stop_and_wipe(drill, node, sig)
@@ -70,70 +70,18 @@ def data_loss_scenario(target: str, sig: signal.Signals, invocations: int, llm: 
         drill.record.event("progress again", f"a step started and finished {seconds:.2f} s after the wipe")
         flight.restored_at = time.time()
         ca.restore(drill, [node], "kill")
-        leaders_after = cp.wait_rejoined(drill, [node])
-        rebuilt = wait_rebuilt(drill, node)
+        cp.wait_rejoined(drill, [node])
+        rebuilt = rebuild.wait_rebuilt(drill, node)
         drill.record.evidence["recovery_s"] = {
             "wipe_to_progress_s": round(seconds, 3),
             "start_to_rebuilt_s": round(time.time() - flight.restored_at, 3),
         }
+        partition = rebuild.lead_on(drill, node, rebuilt, flight)
         probes.wait_all_completed(drill, list(flight.keys))
-        judge(drill, flight, node, leaders_after, rebuilt)
+        # Ask through the node that lost its data, now leading a partition it rebuilt: it answers every
+        # key with the output Restate stored before the wipe.
+        with IngressApi(node.ingress_url) as ingress:
+            exactly_once.judge(drill, flight, ingress)
+        rebuild.judge_node(drill, node, rebuilt, partition)
 
     return scenario
-
-
-def wait_rebuilt(drill: Drill, node: Node) -> list[dict[str, Any]]:
-    """Until the wiped node runs partition processors again, each replayed (`replay_status` active): its
-    store rebuilt from the log its peers replicated."""
-    cluster = drill.stack.cluster
-
-    def rows() -> list[dict[str, Any]]:
-        found = cluster.hosted(node)
-        drill.pace.observe(len(found))
-        return found
-
-    found = poll(rows, replayed, f"{node.name} to run replayed partition processors", _wait_s(drill), 0.2, drill.pace)
-    drill.record.event(
-        "rebuilt",
-        f"{node.name}: "
-        + ", ".join(f"p{r['partition_id']} {r['effective_mode']} at lsn {r.get('applied_log_lsn')}" for r in found),
-    )
-    return found
-
-
-def replayed(rows: list[dict[str, Any]]) -> bool:
-    """Some processor, and every one active (not starting, not catching up)."""
-    return bool(rows) and all(r.get("replay_status") == "active" for r in rows)
-
-
-def judge(
-    drill: Drill, flight: ca.Flight, node: Node, leaders_after: dict[int, str], rebuilt: list[dict[str, Any]]
-) -> None:
-    cluster, record = drill.stack.cluster, drill.record
-    # Ask through the node that lost its data: it serves the same results once it has rebuilt them.
-    with IngressApi(node.ingress_url) as ingress:
-        exactly_once.judge(drill, flight, ingress)
-    record.expect(
-        f"{node.name}'s partition store was rebuilt (it exists again)",
-        node.partition_store.is_dir() and any(node.partition_store.iterdir()),
-        str(node.partition_store),
-    )
-    record.expect(
-        f"{node.name} runs partition processors again, each replayed from the log",
-        replayed(rebuilt),
-        ", ".join(f"p{r['partition_id']} {r['effective_mode']} {r['replay_status']}" for r in rebuilt) or "none",
-    )
-    record.expect(
-        f"{node.name} answers again (admin and ingress health)",
-        cluster.node_healthy(node),
-        f"{node.admin_url}, {node.ingress_url}",
-    )
-    record.expect(
-        "every partition has an active leader again",
-        cluster.all_led(leaders_after),
-        ", ".join(f"p{p} {n}" for p, n in leaders_after.items()),
-    )
-
-
-def _wait_s(drill: Drill) -> float:
-    return max(drill.stack.cluster.ready_timeout(), drill.pace.budget_s)

@@ -56,18 +56,17 @@ def check_rolling_upgrade(stack: Stack, old: str, new: str, rate: float) -> None
 
 def rolling_upgrade_scenario(old: str, new: str, mode: Mode, rate: float) -> Scenario:
     def scenario(drill: Drill) -> None:
-        cluster = drill.stack.cluster
         ca.use_stub_llm(drill)
         rolling.start_on(drill, old)
         rolling.prove_versions(drill, old, f"born on {old}")
-        load = KeyedLoad(drill, cluster.nodes, rate)
+        load = KeyedLoad(drill, rolling.nodes(drill), rate)
         load.start()
         wait_accepted(drill, load, WARM_UP)
         drill.fault_injected = True
         timings: dict[str, dict[str, float]] = {}
         drain = mode == "maintenance"
         for version, stage in ((new, "upgraded"), (old, "rolled back")):
-            for node in cluster.nodes:
+            for node in rolling.nodes(drill):
                 timings[f"{node.name} to {version}"] = rolling.replace(drill, load, node, version, drain)
             rolling.prove_versions(drill, version, f"{stage} to {version}")
         wait_accepted(drill, load, load.accepted() + WARM_UP)
@@ -101,12 +100,6 @@ def judge(drill: Drill, load: KeyedLoad, mode: Mode) -> None:
         )
     else:
         record.note(f"sends retried on another node (allowed: the same key, never a second invocation): {counts}")
-    first = drill.stack.cluster.nodes[0]
-    with IngressApi(first.ingress_url) as ingress:
+    with IngressApi(rolling.nodes(drill)[0].ingress_url) as ingress:
         exactly_once.judge(drill, load, ingress)
-    leaders = drill.stack.cluster.wait_leaders(drill.stack.cluster.ready_timeout())
-    record.expect(
-        "every partition has an active leader at the end",
-        drill.stack.cluster.all_led(leaders),
-        ", ".join(f"p{p} {n}" for p, n in leaders.items()),
-    )
+    rolling.judge_leaders(drill)

@@ -109,6 +109,21 @@ def replace(drill: Drill, load: KeyedLoad, node: Node, version: str, drain: bool
     return timings
 
 
+def nodes(drill: Drill) -> list[Node]:
+    return drill.stack.cluster.nodes
+
+
+def judge_leaders(drill: Drill) -> None:
+    """Every partition led at the end, asked of the nodes."""
+    cluster = drill.stack.cluster
+    leaders = cluster.wait_leaders(_wait_s(drill))
+    drill.record.expect(
+        "every partition has an active leader at the end",
+        cluster.all_led(leaders),
+        ", ".join(f"p{p} {n}" for p, n in leaders.items()),
+    )
+
+
 def back_to_pinned(drill: Drill) -> None:
     """The cleanup: each node on another release is restarted on the pinned binary, one at a time (an
     upgrade Restate supports), so the state dir's cluster runs what `inv up` expects."""

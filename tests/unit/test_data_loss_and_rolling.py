@@ -17,11 +17,12 @@ from drillkit.binaries import SERVER, BinaryStore, parse_version, roll_refusal
 from drillkit.components.restate_cluster import Restatectl, active_leaders, node_toml
 from drillkit.components.writer import Execution
 from drillkit.config import ClusterSettings
-from drillkit.drills.data_loss import check_data_loss, replayed
+from drillkit.drills.data_loss import check_data_loss
 from drillkit.drills.rolling_upgrade import check_rolling_upgrade
 from drillkit.errors import DrillError
 from drillkit.kit.exactly_once import executed_again, journaled_twice
 from drillkit.kit.keyed_load import KeyedLoad, Send, summary
+from drillkit.kit.rebuild import replayed
 from drillkit.procs import ProcessRecord
 from tests.unit.test_cluster import _journal, cluster
 from tests.unit.test_records_ports_configs import _stack_on
