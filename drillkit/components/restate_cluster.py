@@ -28,6 +28,7 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
+from drillkit.binaries import reported_version
 from drillkit.components.process import ConfigStamp, config_digest
 from drillkit.components.restate_server import RestateProcess, RestateServer
 from drillkit.config import ClusterSettings, Runtime
@@ -357,6 +358,7 @@ class RestateCluster(RestateServer):
             # Like the single server: a node is reused only on the settings it was started with (one
             # started unsigned must not serve a writer that now requires the key).
             self.refuse_other_settings(f"{node.name} pid {live.pid}", live.config_digest, live.config_source)
+            self.refuse_other_release(node, live)
             return f"{node.name} pid {live.pid} (already running)"
         binary = self.node_binary(node)
         if not binary.is_file():
@@ -370,6 +372,20 @@ class RestateCluster(RestateServer):
         stamp = ConfigStamp(self.settings_digest(), self.config_source)
         record = self.process_of(node).launch(self.node_argv(node), env=self.node_env(), stamp=stamp, group=group)
         return f"{node.name} pid {record.pid}"
+
+    def refuse_other_release(self, node: Node, live: ProcessRecord) -> None:
+        """A running node is reused only on the release it should run (a rolling upgrade cut short leaves
+        nodes on another one): asked of both binaries' `--version` when their paths differ."""
+        expected = self.node_binary(node)
+        running = Path(live.cmdline[0]) if live.cmdline else expected
+        if running == expected:
+            return
+        want, have = reported_version(expected), reported_version(running)
+        if want and have and want != have:
+            raise ComponentError(
+                f"{node.name} pid {live.pid} runs restate-server {have} ({running}), not {want}: stop it first "
+                f"(`inv restate.node-stop --node {node.number}`, or `inv down`)"
+            )
 
     def node_start(self, number: int, timeout_s: float | None = None) -> str:
         """Start one node (its data kept) and wait until it answers and every partition has a leader."""

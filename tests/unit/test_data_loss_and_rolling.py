@@ -19,7 +19,7 @@ from drillkit.components.writer import Execution
 from drillkit.config import ClusterSettings
 from drillkit.drills.data_loss import check_data_loss
 from drillkit.drills.rolling_upgrade import check_rolling_upgrade
-from drillkit.errors import DrillError
+from drillkit.errors import ComponentError, DrillError
 from drillkit.kit.exactly_once import executed_again, journaled_twice
 from drillkit.kit.keyed_load import KeyedLoad, Send, summary
 from drillkit.kit.rebuild import replayed
@@ -109,6 +109,22 @@ def test_a_node_runs_its_own_binary_until_given_back_the_pinned_one(tmp_path):
         c.run_node_on(4, None)
 
 
+def test_a_running_node_of_another_release_is_not_reused(tmp_path):
+    c = cluster(tmp_path)
+    for version in ("1.7.12", "1.6.2"):
+        exe = tmp_path / version / "restate-server"
+        exe.parent.mkdir()
+        exe.write_text(f"#!/bin/sh\necho restate-server {version}\n")
+        exe.chmod(0o755)
+    c.binary = tmp_path / "1.7.12" / "restate-server"
+    old = ProcessRecord("restate-server-n1", 42, 1, [str(tmp_path / "1.6.2" / "restate-server")], 0.0, "log")
+    with pytest.raises(ComponentError, match=r"n1 pid 42 runs restate-server 1\.6\.2 .* not 1\.7\.12"):
+        c.refuse_other_release(c.node(1), old)
+    c.refuse_other_release(c.node(1), ProcessRecord("restate-server-n1", 42, 1, [str(c.binary)], 0.0, "log"))
+    c.run_node_on(1, tmp_path / "1.6.2" / "restate-server", (1, 6, 2))
+    c.refuse_other_release(c.node(1), old)  # the release a rolling upgrade gave it
+
+
 def test_the_partition_store_is_wiped_only_while_the_node_is_down(tmp_path, monkeypatch):
     c = cluster(tmp_path)
     n3 = c.node(3)
@@ -144,6 +160,25 @@ def test_worker_state_is_set_by_plain_node_id_not_by_name(tmp_path, monkeypatch)
     answer = c.set_worker_state(2, "draining")
     assert calls[-1][-6:] == ["nodes", "set-worker-state", "--nodes", "3", "--worker-state", "draining"]
     assert answer == "N3:2 worker-state has been updated from active to draining"
+
+
+def test_leadership_is_pinned_and_unpinned_by_plain_node_id(tmp_path, monkeypatch):
+    calls: list[list[str]] = []
+
+    def run(argv, **kwargs):
+        calls.append(argv)
+        if "sql" in argv:
+            out = '{"plain_node_id":"N1","name":"n3"}\n{"plain_node_id":"N3","name":"n1"}\n2 rows.\n'
+            return subprocess.CompletedProcess(argv, 0, out, "")
+        return subprocess.CompletedProcess(argv, 0, "Pinned partition 2 leader to node N1.\n", "")
+
+    c = cluster(tmp_path)
+    c.ctl = Restatectl(tmp_path / "restatectl", run=run)
+    monkeypatch.setattr(c, "reachable", lambda: c.nodes)
+    assert c.pin_leader(2, 3) == "Pinned partition 2 leader to node N1."
+    assert calls[-1][-6:] == ["partitions", "leadership", "pin", "--node", "1", "2"]
+    c.unpin_leader(2)
+    assert calls[-1][-4:] == ["partitions", "leadership", "unpin", "2"]
 
 
 # -- the load, the checks ----------------------------------------------------------------------------------
