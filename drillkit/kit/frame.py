@@ -326,7 +326,12 @@ def _stop_quietly(record: DrillRecord, what: str, action: Callable[[], Any]) -> 
 
 
 def show_verdict(record: DrillRecord, directory: Path) -> None:
-    progress.verdict(record.verdict, f"drill {record.drill} in {record.duration_s:.1f} s")
+    progress.verdict(
+        record.verdict,
+        f"drill {record.drill} in {record.duration_s:.1f} s",
+        drill=record.drill,
+        seconds=record.duration_s,
+    )
     for reason in record.reasons():
         mark = "✓" if reason.startswith("met") else "✗"
         progress.info(f"  {mark} {reason}" if record.verdict != ERROR else f"  ✗ {reason}")
