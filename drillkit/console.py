@@ -158,17 +158,11 @@ def live(title: str) -> Iterator[Callable[[Mapping[str, object]], None]]:
         info(status_line(title, last))
 
 
-def _verdict_event(event: Event) -> None:
-    verdict(str(event.fields["verdict"]), event.subject)
-
-
-def _timed_event(event: Event) -> None:
-    offset_s = event.fields["offset_s"]
-    timed(offset_s if isinstance(offset_s, int | float) else float(str(offset_s)), event.subject)
-
-
 LINES: dict[str, Callable[[str], None]] = {"step": step, "ok": ok, "info": info, "warn": warn, "raw": raw}
-EVENTS: dict[str, Callable[[Event], None]] = {"verdict": _verdict_event, "timed": _timed_event}
+EVENTS: dict[str, Callable[[Event], None]] = {
+    "verdict": lambda event: verdict(event.verdict, event.subject),
+    "timed": lambda event: timed(event.offset_s, event.subject),
+}
 
 
 def render(event: Event) -> None:

@@ -36,14 +36,23 @@ class Event:
     fields: Mapping[str, object] = field(default_factory=dict)
     level: Level = "info"
 
+    @property
+    def verdict(self) -> str:
+        """A verdict event's word (PASS, FAIL, ERROR, INCONCLUSIVE); empty for any other kind."""
+        return str(self.fields.get("verdict", ""))
+
+    @property
+    def offset_s(self) -> float:
+        """A timed event's offset into its drill, in seconds; 0.0 for any other kind."""
+        value = self.fields.get("offset_s", 0.0)
+        return float(value) if isinstance(value, int | float) else 0.0
+
     def text(self) -> str:
         """The event as one line of plain text, for an observer that draws lines, not events."""
         if self.kind == "verdict":
-            return f"{self.fields['verdict']} {self.subject}"
+            return f"{self.verdict} {self.subject}"
         if self.kind == "timed":
-            offset_s = self.fields["offset_s"]
-            assert isinstance(offset_s, int | float)
-            return f"{offset_s:7.2f}s {self.subject}"
+            return f"{self.offset_s:7.2f}s {self.subject}"
         return self.subject
 
 
