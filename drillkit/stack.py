@@ -23,6 +23,7 @@ from drillkit.components.target import TargetService
 from drillkit.components.writer import WriterService
 from drillkit.config import DrillConfig
 from drillkit.errors import ComponentError, ConfigError, DrillError
+from drillkit.handles import Handles, ModelHandle, RestateEndpoints
 from drillkit.procs import Observed, ProcessTable, net_namespace
 from drillkit.registration import Registration
 from drillkit.restate_api import SERVICE, AdminApi, IngressApi
@@ -117,6 +118,28 @@ class Stack:
                 "(use configs/cluster.yaml, or a config with `runtime.backend: cluster`)"
             )
         return self.server
+
+    def handles(self) -> Handles:
+        """What a drill acts on, each as its own handle (`drillkit.handles`): the Restate endpoints, the
+        writer and the configured target, the model, the cluster's nodes (cluster backend), the config."""
+        return Handles(
+            config=self.config,
+            restate=RestateEndpoints(
+                admin=self.admin,
+                ingress=self.ingress,
+                server=self.server,
+                use_http11=self.rt.use_http11,
+                cli=self.cli,
+                register=self.register,
+                deployment_uri=self.deployment_uri,
+                point_at=self.point_clients_at,
+                remember_invocation=self.state.remember_invocation,
+            ),
+            writer=self.writer,
+            target=self.target,
+            model=ModelHandle(self.model, self.config.writer_model.base_url, self.procs, self.state),
+            nodes=self.cluster if self.rt.backend == "cluster" else None,
+        )
 
     def cli(self) -> RestateCli:
         found = self.binaries.find(CLI)

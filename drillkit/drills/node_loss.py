@@ -31,12 +31,12 @@ from drillkit.components.restate_cluster import Node
 from drillkit.components.writer import Execution
 from drillkit.errors import DrillError
 from drillkit.evidence import executions_after_journaled, journal_steps, journaled_completions
+from drillkit.handles import Handles
 from drillkit.kit import actions, checks, probes
 from drillkit.kit import cluster_actions as ca
 from drillkit.kit import cluster_probes as cp
 from drillkit.kit.frame import Drill, Scenario
 from drillkit.restate_api import IngressApi
-from drillkit.stack import Stack
 
 HOLD_S = 5.0
 """How long a majority stays down while the drill watches that nothing moves."""
@@ -45,8 +45,8 @@ SETTLE_S = 1.0
 INVOCATIONS = 8
 
 
-def check_node_loss(stack: Stack, target: str, sig: signal.Signals, count: int, invocations: int) -> None:
-    cluster = stack.cluster  # DrillError for another backend
+def check_node_loss(handles: Handles, target: str, sig: signal.Signals, count: int, invocations: int) -> None:
+    cluster = handles.cluster  # DrillError for another backend
     if target not in ("leader", "follower") and not (target.isdigit() and 1 <= int(target) <= len(cluster.nodes)):
         raise DrillError(f"--node {target!r}: use leader, follower or 1..{len(cluster.nodes)}")
     if sig not in (signal.SIGKILL, signal.SIGSTOP):
@@ -63,7 +63,7 @@ def node_loss_scenario(
     chosen_fault: ca.Fault = fault or ("freeze" if sig == signal.SIGSTOP else "kill")
 
     def scenario(drill: Drill) -> None:
-        cluster = drill.stack.cluster
+        cluster = drill.cluster
         netcut = NetCut() if chosen_fault == "cut" else None
         if netcut is not None:
             netcut.check_possible(cluster.uses_socket_groups())  # Inconclusive before any fault
@@ -110,7 +110,7 @@ def one_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.Fault,
     during = cp.wait_led_without(drill, lost)
     drill.record.expect(
         f"while {lost[0].name} was away, every partition had an active leader among the others",
-        drill.stack.cluster.all_led(during, {lost[0].name}),
+        drill.cluster.all_led(during, {lost[0].name}),
         ", ".join(f"p{p} {n}" for p, n in during.items()),
     )
     flight.restored_at = time.time()
@@ -138,8 +138,8 @@ def majority_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.F
 def judge(
     drill: Drill, flight: ca.Flight, lost: set[int], leaders_after: dict[int, str], deposed_may_return: bool = False
 ) -> None:
-    stack, record = drill.stack, drill.record
-    cluster = stack.cluster
+    handles, record = drill.handles, drill.record
+    cluster = handles.cluster
     ids = list(flight.keys)
     checks.all_completed_with_success(drill, ids, probes.invocations(drill, ids))
     # Ask through a node that was lost: it serves the same results once it is back.
@@ -167,7 +167,7 @@ def judge(
     retried = sorted(
         {
             f"{e.invocation_id}/{e.step}"
-            for e in stack.writer.executions()
+            for e in handles.writer.executions()
             if e.invocation_id in flight.keys and (e.attempt or 1) > 1
         }
     )
@@ -206,7 +206,7 @@ def reexecutions(
         counts = Counter(step.name for step in journal_steps(rows) if step.completed)
         found.twice += [f"{invocation_id}/{name}" for name, n in counts.items() if n > 1]
         late: dict[str, list[Execution]] = defaultdict(list)
-        for e in executions_after_journaled(drill.stack.writer.executions(invocation_id), done):
+        for e in executions_after_journaled(drill.writer.executions(invocation_id), done):
             late[e.step].append(e)
         for step in sorted(late):
             deposed = (

@@ -42,14 +42,14 @@ class Flight(actions.Batch):
 
 def use_stub_llm(drill: Drill, delay_ms: float = STUB_DELAY_MS) -> StubLlm:
     """The point is Restate, not the model: the writer answers from the stub (each step `delay_ms`)."""
-    stack = drill.stack
-    stub = StubLlm(stack.procs, stack.state.log_file("stub-llm"))
+    handles = drill.handles
+    stub = handles.model.stub()
     drill.on_cleanup("stub LLM stopped", stub.stop)
     stub.start(delay_ms)
-    path = stack.writer.derived_config(
+    path = handles.writer.derived_config(
         "cluster-stub", {"writer_model.base_url": f"{stub.url}/v1", "writer_model.model": "stub"}
     )
-    drill.on_cleanup("writer on its own config", stack.writer.restart)
+    drill.on_cleanup("writer on its own config", handles.writer.restart)
     actions.restart_writer(drill, path)
     drill.record.event("stub LLM", f"{stub.url}, {delay_ms:g} ms per answer")
     return stub
@@ -57,8 +57,8 @@ def use_stub_llm(drill: Drill, delay_ms: float = STUB_DELAY_MS) -> StubLlm:
 
 def talk_to_survivor(drill: Drill, lost: list[Node]) -> Node:
     """Before the nodes go: the drill's clients move to a node that stays (the entry node unless it is lost)."""
-    survivor = drill.stack.cluster.entry_surviving({n.number for n in lost})
-    drill.stack.point_clients_at(survivor.admin_url, survivor.ingress_url)
+    survivor = drill.cluster.entry_surviving({n.number for n in lost})
+    drill.restate.point_at(survivor.admin_url, survivor.ingress_url)
     return survivor
 
 
@@ -73,7 +73,7 @@ def send_flight(drill: Drill, n: int) -> Flight:
 
 def lose(drill: Drill, nodes: list[Node], fault: Fault, sig: signal.Signals, netcut: NetCut | None = None) -> float:
     """Take the nodes away (the stack already talks to a survivor); returns the epoch time of the fault."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     names = ", ".join(n.name for n in nodes)
     for node in nodes:
 
@@ -95,9 +95,7 @@ def lose(drill: Drill, nodes: list[Node], fault: Fault, sig: signal.Signals, net
         else:
             assert netcut is not None
             peers = tuple(n.fabric_port for n in cluster.nodes if n != node)
-            text = netcut.apply(
-                Cut(node.name, node.fabric_port, node.socket_gid, peers, drill.stack.config.service.port)
-            )
+            text = netcut.apply(Cut(node.name, node.fabric_port, node.socket_gid, peers, drill.config.service.port))
             cluster.cut_off.add(node.number)
             drill.record.evidence["nft_rules"] = text
             drill.record.event("cut off", f"{node.name}: nftables drops its fabric traffic and its calls to the writer")
@@ -109,7 +107,7 @@ def lose(drill: Drill, nodes: list[Node], fault: Fault, sig: signal.Signals, net
 
 def restore(drill: Drill, nodes: list[Node], fault: Fault, netcut: NetCut | None = None) -> None:
     """Bring the nodes back (idempotent: also the cleanup): start, thaw, or remove the rules."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     for node in nodes:
         if fault == "cut":
             assert netcut is not None
