@@ -107,6 +107,7 @@ class Handles:
         if self.nodes is None:
             raise DrillError(
                 f"{self.config.source}: runtime.backend is {self.config.runtime.backend}, not cluster "
-                "(use configs/cluster.yaml, or a config with `runtime.backend: cluster`)"
+                "(use configs/cluster.yaml or configs/docker-cluster.yaml, or a config with "
+                "`runtime.backend: cluster` or `docker-cluster`)"
             )
         return self.nodes

@@ -73,7 +73,7 @@ def status(stack: Stack) -> None:
             for what, recorded, now in seen.differences()
         ]
         progress.table("records that no longer match", ("record", "pid", "what", "recorded", "now"), rows)
-    if stack.rt.backend == "cluster":
+    if stack.rt.is_cluster:
         cluster = stack.cluster
         leaders = cluster.leaders_or_none() if cluster.reachable() else None
         if leaders is None:

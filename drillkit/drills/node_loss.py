@@ -26,8 +26,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from drillkit.components.netcut import NetCut
-from drillkit.components.restate_cluster import Node
+from drillkit.components.restate_cluster import Node, Partitioner
 from drillkit.components.writer import Execution
 from drillkit.errors import DrillError
 from drillkit.evidence import executions_after_journaled, journal_steps, journaled_completions
@@ -64,9 +63,7 @@ def node_loss_scenario(
 
     def scenario(drill: Drill) -> None:
         cluster = drill.cluster
-        netcut = NetCut() if chosen_fault == "cut" else None
-        if netcut is not None:
-            netcut.check_possible(cluster.uses_socket_groups())  # Inconclusive before any fault
+        cut = ca.partitioner(drill) if chosen_fault == "cut" else None  # Inconclusive before any fault
         stub = ca.use_stub_llm(drill) if llm == "stub" else None
         flight = ca.send_flight(drill, invocations)
         cp.wait_all_underway(drill, flight)
@@ -79,12 +76,12 @@ def node_loss_scenario(
             "target", f"{', '.join(n.name for n in lost)} ({target}); the drill talks to {survivor.name} from now on"
         )
 
-        flight.fault_at = ca.lose(drill, lost, chosen_fault, sig, netcut)
+        flight.fault_at = ca.lose(drill, lost, chosen_fault, sig, cut)
         actions.release_model(drill, stub)
         if count == 1:
-            recovery = {"fault_to_progress_s": one_lost(drill, flight, lost, chosen_fault, netcut)}
+            recovery = {"fault_to_progress_s": one_lost(drill, flight, lost, chosen_fault, cut)}
         else:
-            recovery = {"return_to_progress_s": majority_lost(drill, flight, lost, chosen_fault, netcut)}
+            recovery = {"return_to_progress_s": majority_lost(drill, flight, lost, chosen_fault, cut)}
         leaders_after = cp.wait_rejoined(drill, lost)
         flight.rejoined_at = time.time()
         drill.record.evidence["recovery_s"] = recovery
@@ -97,7 +94,7 @@ def node_loss_scenario(
     return scenario
 
 
-def one_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.Fault, netcut: NetCut | None) -> float:
+def one_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.Fault, cut: Partitioner | None) -> float:
     """One node away: progress resumes on the others, every partition led without it; then it is given
     back. Returns the seconds from the fault to the first step started and finished after it."""
     seconds = cp.wait_progress(drill, flight, flight.fault_at, "a step to start and finish after the fault")
@@ -114,11 +111,11 @@ def one_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.Fault,
         ", ".join(f"p{p} {n}" for p, n in during.items()),
     )
     flight.restored_at = time.time()
-    ca.restore(drill, lost, fault, netcut)
+    ca.restore(drill, lost, fault, cut)
     return round(seconds, 3)
 
 
-def majority_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.Fault, netcut: NetCut | None) -> float:
+def majority_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.Fault, cut: Partitioner | None) -> float:
     """A majority away: nothing may move for HOLD_S; then they are given back and progress resumes.
     Returns the seconds from their return to the first step started and finished after it."""
     time.sleep(HOLD_S)  # the observation window itself: nothing to poll for, absence is the point
@@ -129,7 +126,7 @@ def majority_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.F
         f"steps started from {SETTLE_S:g} s after the fault: {moved[:5] or 'none'}",
     )
     flight.restored_at = time.time()
-    ca.restore(drill, lost, fault, netcut)
+    ca.restore(drill, lost, fault, cut)
     seconds = cp.wait_progress(drill, flight, flight.restored_at, "a step to start and finish after the return")
     drill.record.event("progress again", f"a step started and finished {seconds:.2f} s after the return")
     return round(seconds, 3)
