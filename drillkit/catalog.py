@@ -480,7 +480,7 @@ def node_loss(
     llm: str = NODE_LOSS.defaults["llm"],
     deadline_s: float | None = DEADLINE.value,
 ) -> DrillSpec:
-    """Cluster backend: lose `count` nodes (KILL, or STOP to freeze them) with invocations in flight."""
+    """Cluster backends: lose `count` nodes (KILL, or STOP to freeze them) with invocations in flight."""
     params = {
         "node": target,
         "signal": sig.name.removeprefix("SIG"),
@@ -504,7 +504,8 @@ def partition(
     llm: str = PARTITION.defaults["llm"],
     deadline_s: float | None = DEADLINE.value,
 ) -> DrillSpec:
-    """Cluster backend: cut one node off from its peers and the writer (nftables) with invocations in flight."""
+    """Cluster backends: cut one node off from its peers and the writer (nftables natively, `docker network
+    disconnect` for containers) with invocations in flight."""
     params = {"node": target, "invocations": invocations, "llm": llm, **_deadline(deadline_s)}
     return DrillSpec(
         "partition",
