@@ -287,7 +287,8 @@ def kill_node(stack: Stack, number: int, sig: signal.Signals) -> None:
         if record is None:
             progress.info(f"restate node n{number}: not running")
         else:
-            progress.ok(f"restate node n{number}: pid {record.pid} frozen (SIGSTOP); `inv restate.node-start` thaws it")
+            how = cluster.freeze_how
+            progress.ok(f"restate node n{number}: pid {record.pid} frozen ({how}); `inv restate.node-start` thaws it")
         return
     stopped = cluster.node_kill(number, sig)
     if stopped is None:

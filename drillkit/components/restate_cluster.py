@@ -589,7 +589,7 @@ class RestateCluster(RestateServer):
             if record is None:
                 health = "down"
             elif self.frozen(node):
-                health = "frozen (SIGSTOP)"
+                health = f"frozen ({self.freeze_how})"
             else:
                 health = "ok" if self.node_healthy(node) else "not answering"
             if node.number in self.cut_off:

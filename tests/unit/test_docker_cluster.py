@@ -273,6 +273,8 @@ def test_kill_freeze_and_start_again_through_docker(tmp_path):
     frozen = c.node_freeze(2)
     assert frozen is not None and frozen.pid == 4001 and c.frozen(n2)
     assert c.reachable() == [c.node(1), c.node(3)]  # restatectl asks no frozen node
+    row = c.node_rows()[1]
+    assert row[1] == "container restate-drill-n2, pid 4001" and row[3] == "frozen (docker pause)"
     assert c.node_thaw(2) is not None and not c.frozen(n2)
     stopped = c.node_kill(2, signal.SIGKILL)
     assert stopped is not None and stopped.record.pid == 4001 and stopped.signal == "SIGKILL"
