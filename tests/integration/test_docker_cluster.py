@@ -3,7 +3,7 @@ private bridge network, `drill.node-loss` (the leader's container `docker kill`e
 (`docker network disconnect`) passing, and `inv down` leaving no container and no network (`--purge`: no
 volume). The engine is DOCKER_HOST's, else a private dockerd started here and stopped by its PID; the
 image is built from the native binary when no registry can provide it. About 80 s from its parts timed
-on a quiet machine (173 s beside other test runs); skips, saying why, where no engine can run."""
+on a quiet machine (103-173 s beside other test runs); skips, saying why, where no engine can run."""
 
 from __future__ import annotations
 
