@@ -19,6 +19,7 @@ to `logs/restate-nN.log` before the container is removed, so evidence outlives i
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -103,6 +104,11 @@ class DockerCluster(RestateCluster):
         identity: RequestIdentity | None = None,
         client: Any = None,
     ) -> None:
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?", runtime.cluster.name):
+            raise ConfigError(
+                f"{config_source}: runtime.cluster.name {runtime.cluster.name!r} names the node containers and "
+                "their host names on the network (restate-<name>-nN): use lower-case letters, digits and '-'"
+            )
         self._client = client  # before the base class asks which nodes run
         self.docker = runtime.docker
         super().__init__(

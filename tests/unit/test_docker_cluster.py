@@ -175,6 +175,13 @@ def test_the_subnet_must_be_an_ipv4_network_big_enough():
         Runtime.model_validate({"docker": {"subnet": "10.0.0.0/30"}})
 
 
+def test_the_cluster_name_must_make_valid_container_and_host_names(tmp_path):
+    with pytest.raises(ConfigError, match=r"runtime\.cluster\.name 'we \"quote\"' names the node containers"):
+        make(tmp_path, cluster={"name": 'we "quote"'})
+    named = make(tmp_path, cluster={"name": "prod-eu1"})
+    assert named.container_name(named.node(1)) == "restate-prod-eu1-n1"
+
+
 def test_container_nodes_share_the_native_toml_but_reach_each_other_by_name():
     settings = ClusterSettings()
     names = [container_name(settings, n) for n in (1, 2, 3)]
