@@ -31,6 +31,7 @@ from drillkit.drills.tool_error import check_fail_first, tool_error_scenario
 from drillkit.drills.upgrade import DEFAULT_INVOCATIONS, check_upgrade, upgrade_scenario
 from drillkit.errors import ConfigError, DrillError
 from drillkit.evidence import run_point
+from drillkit.handles import Handles
 from drillkit.interrupts import CleanupGuard, ForcedCleanup, stop_started
 from drillkit.kit.frame import INTERRUPTED_DRAIN_S, Scenario, bring_up, run_drill
 from drillkit.kit.storm_checks import Target
@@ -318,8 +319,9 @@ class DrillSpec:
     name: str
     parameters: dict[str, Any]
     scenario: Scenario
-    check: Callable[[Stack], None] | None = None
-    """Refuses parameters this config cannot run (raises DrillError) before anything is started."""
+    check: Callable[[Handles], None] | None = None
+    """Refuses parameters this config cannot run (raises DrillError) before anything is started; it is
+    given the handles the drill will act through (`Stack.handles()`), never the Stack."""
     deadline_s: float | None = None
     """Fixed wait budget (--deadline); None: waits follow the pace the drill observes."""
     on_target: Callable[[], DrillSpec] | str = "not written for configured targets yet"
@@ -377,7 +379,7 @@ def _a_kill(
 ) -> DrillSpec:
     """crash and server-crash: a signal at a kill point (`--at`: a writer step, or run:N on a target)."""
 
-    def spec(at: str, scenario: Callable[..., Scenario], check: Callable[[Stack], None]) -> DrillSpec:
+    def spec(at: str, scenario: Callable[..., Scenario], check: Callable[[Handles], None]) -> DrillSpec:
         params = {"signal": sig.name.removeprefix("SIG"), "at": at, "resume": resume, **_deadline(deadline_s)}
         return DrillSpec(name, params, scenario(sig, at, resume), check, deadline_s)
 
@@ -389,9 +391,9 @@ def _a_kill(
     return replace(spec(writer_at, on_writer, partial(check_target, at=writer_at)), on_target=on_target)
 
 
-def _check_target_point(stack: Stack, at: str, kills: bool) -> None:
+def _check_target_point(handles: Handles, at: str, kills: bool) -> None:
     if kills:
-        any_target.check_startable(stack, "kill and restart it")
+        any_target.check_startable(handles, "kill and restart it")
     run_point(at)
 
 
@@ -402,11 +404,11 @@ def timeout(
 ) -> DrillSpec:
     params = {"mode": mode, "expect": expect or DEFAULT_EXPECT[mode], **_deadline(deadline_s)}
 
-    def check_on_target(stack: Stack) -> None:
+    def check_on_target(handles: Handles) -> None:
         if (expect or "recover") != "recover":
             raise ConfigError(f"--expect {expect}: on a configured target the timeout drill expects recover")
-        any_target.check_startable(stack, "point it at a broken model endpoint")
-        any_target.check_model_side(stack)
+        any_target.check_startable(handles, "point it at a broken model endpoint")
+        any_target.check_model_side(handles)
 
     target_variant: Callable[[], DrillSpec] | str = lambda: DrillSpec(  # noqa: E731
         "timeout",
@@ -425,20 +427,20 @@ def tool_error(
 ) -> DrillSpec:
     params = {"fail_first": fail_first, **_deadline(deadline_s)}
 
-    def check_on_target(stack: Stack) -> None:
+    def check_on_target(handles: Handles) -> None:
         check_fail_first(fail_first)
-        if stack.target is not None and stack.target.spec.tool_fault is None:
+        if handles.target is not None and handles.target.spec.tool_fault is None:
             raise NotApplicable(
-                f"drill.tool-error does not apply to {stack.target.what}: it declares no fault hook for its tool "
-                f"(target.tool_fault in {stack.config.source})"
+                f"drill.tool-error does not apply to {handles.target.what}: it declares no fault hook for its tool "
+                f"(target.tool_fault in {handles.config.source})"
             )
-        any_target.check_startable(stack, "restart it with its tool-fault hook set")
+        any_target.check_startable(handles, "restart it with its tool-fault hook set")
 
     return DrillSpec(
         "tool-error",
         params,
         tool_error_scenario(fail_first),
-        lambda _stack: check_fail_first(fail_first),
+        lambda _handles: check_fail_first(fail_first),
         deadline_s,
         on_target=lambda: DrillSpec(
             "tool-error", params, any_target.tool_error_scenario(fail_first), check_on_target, deadline_s
@@ -473,15 +475,15 @@ def storm(
     params = {"invocations": invocations, "kills": kills, "target": target, "llm": llm, "seed": seed}
 
     def on_target() -> DrillSpec:
-        def check(stack: Stack) -> None:
-            check_storm(stack, n=invocations, kills=kills, target="writer", llm="local")
+        def check(handles: Handles) -> None:
+            check_storm(handles, n=invocations, kills=kills, target="writer", llm="local")
             if target != "writer" or llm != "local":
                 raise ConfigError("on a configured target the storm kills the target itself on its own model")
-            any_target.check_startable(stack, "kill and restart it")
-            any_target.check_model_side(stack)
-            if invocations > 1 and stack.target is not None and not stack.target.tells_invocations_apart():
+            any_target.check_startable(handles, "kill and restart it")
+            any_target.check_model_side(handles)
+            if invocations > 1 and handles.target is not None and not handles.target.tells_invocations_apart():
                 raise ConfigError(
-                    f"{stack.config.source}: target.body has no {{{{nonce}}}}: the storm's invocations could not be "
+                    f"{handles.config.source}: target.body has no {{{{nonce}}}}: the storm's invocations could not be "
                     "told apart at the model (put {{nonce}} in a string the target sends to its model)"
                 )
 
@@ -511,7 +513,7 @@ def node_loss(
     llm: str = NODE_LOSS.defaults["llm"],
     deadline_s: float | None = DEADLINE.value,
 ) -> DrillSpec:
-    """Cluster backend: lose `count` nodes (KILL, or STOP to freeze them) with invocations in flight."""
+    """Cluster backends: lose `count` nodes (KILL, or STOP to freeze them) with invocations in flight."""
     params = {
         "node": target,
         "signal": sig.name.removeprefix("SIG"),
@@ -535,7 +537,8 @@ def partition(
     llm: str = PARTITION.defaults["llm"],
     deadline_s: float | None = DEADLINE.value,
 ) -> DrillSpec:
-    """Cluster backend: cut one node off from its peers and the writer (nftables) with invocations in flight."""
+    """Cluster backends: cut one node off from its peers and the writer (nftables natively, `docker network
+    disconnect` for containers) with invocations in flight."""
     params = {"node": target, "invocations": invocations, "llm": llm, **_deadline(deadline_s)}
     return DrillSpec(
         "partition",
@@ -666,7 +669,7 @@ def check(spec: DrillSpec, stack: Stack) -> None:
         if param.name in spec.parameters:
             param.parse(spec.parameters[param.name])
     if spec.check is not None:
-        spec.check(stack)
+        spec.check(stack.handles())
 
 
 def all_drills() -> list[DrillSpec]:

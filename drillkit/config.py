@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -79,6 +80,26 @@ class DockerSettings(StrictModel):
     image: str = "docker.restate.dev/restatedev/restate:{version}"
     container_name: str = "restate_dev"
     volume: str = "restate_dev_data"
+    network: str = "restate_drill_cluster"
+    """`docker-cluster` backend: the user-defined bridge network its node containers share."""
+    subnet: str = "172.30.91.0/24"
+    """`docker-cluster` backend: that network's subnet. Its first address is the gateway: the host's side
+    of the bridge, where the writer listens for the containers to reach it."""
+
+    @field_validator("subnet")
+    @classmethod
+    def _ipv4_subnet(cls, value: str) -> str:
+        try:
+            network = ipaddress.IPv4Network(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not an IPv4 subnet such as 172.30.91.0/24: {exc}") from None
+        if network.num_addresses < 16:
+            raise ValueError(f"{value} is too small for a gateway and the nodes (at least a /28)")
+        return str(network)
+
+    def gateway(self) -> str:
+        """The subnet's first host address: the bridge's own, on the host."""
+        return str(next(ipaddress.IPv4Network(self.subnet).hosts()))
 
 
 class ClusterSettings(StrictModel):
@@ -119,7 +140,7 @@ class ClusterSettings(StrictModel):
 
 
 class Runtime(StrictModel):
-    backend: Literal["native", "docker", "auto", "cluster"] = "native"
+    backend: Literal["native", "docker", "auto", "cluster", "docker-cluster"] = "native"
     restate_version: str = "1.7.12"
     state_dir: Path = Path(".drill")
     ingress_url: str = "http://127.0.0.1:8080"
@@ -145,6 +166,11 @@ class Runtime(StrictModel):
 
     def image(self) -> str:
         return self.docker.image.format(version=self.restate_version)
+
+    @property
+    def is_cluster(self) -> bool:
+        """A backend of several nodes: `cluster` (native processes) or `docker-cluster` (containers)."""
+        return self.backend in ("cluster", "docker-cluster")
 
 
 class TargetFault(StrictModel):

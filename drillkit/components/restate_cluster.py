@@ -22,13 +22,14 @@ import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from drillkit.binaries import reported_version
+from drillkit.components.netcut import Cut, NetCut
 from drillkit.components.process import ConfigStamp, config_digest
 from drillkit.components.restate_server import RestateProcess, RestateServer
 from drillkit.config import ClusterSettings, Runtime
@@ -110,11 +111,34 @@ def _toml_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+@dataclass(frozen=True)
+class NodeAddresses:
+    """Where node N binds and how its peers reach it. Native nodes share 127.0.0.1 and tell themselves
+    apart by port (`<base>_port + N`); containers (`docker_cluster.py`) each have an address of their
+    own on a Docker network and use the image's ports."""
+
+    settings: ClusterSettings
+    bind_ip: str = HOST
+
+    def fabric_url(self, number: int) -> str:
+        return f"http://{HOST}:{self.fabric_port(number)}"
+
+    def fabric_port(self, number: int) -> int:
+        return self.settings.fabric_base_port + number
+
+    def admin_port(self, number: int) -> int:
+        return self.settings.admin_base_port + number
+
+    def ingress_port(self, number: int) -> int:
+        return self.settings.ingress_base_port + number
+
+
 def node_toml(
     settings: ClusterSettings,
     number: int,
-    data_dir: Path,
-    identity_key_file: Path | None = None,
+    data_dir: Path | str,
+    identity_key_file: Path | str | None = None,
+    addresses: NodeAddresses | None = None,
     version: tuple[int, int, int] | None = None,
 ) -> str:
     """The node's config file. Keys checked against `restate-server --dump-config` of 1.7.12 (the
@@ -122,8 +146,8 @@ def node_toml(
     older binary (`version` below 1.7, a rolling upgrade) gets the key where that version reads it: at
     the top level (1.6.x ignores `[worker.invoker]`'s; 1.7 still reads the top-level one, deprecated)."""
     legacy_key = identity_key_file is not None and version is not None and version < (1, 7, 0)
-    fabric = settings.fabric_base_port + number
-    peers = ", ".join(_toml_str(f"http://{HOST}:{settings.fabric_base_port + n}") for n in range(1, settings.nodes + 1))
+    at = addresses or NodeAddresses(settings)
+    peers = ", ".join(_toml_str(at.fabric_url(n)) for n in range(1, settings.nodes + 1))
     lines = [
         f"# node {number} of {settings.nodes}, written by drillkit (restate_cluster.py); rewritten at every start",
         f"node-name = {_toml_str(f'n{number}')}",
@@ -133,10 +157,10 @@ def node_toml(
         f"auto-provision = {'true' if number == 1 else 'false'}",
         f"default-replication = {settings.replication}",
         f"default-num-partitions = {settings.partitions}",
-        f"bind-ip = {_toml_str(HOST)}",
+        f"bind-ip = {_toml_str(at.bind_ip)}",
         'listen-mode = "tcp"',
-        f"bind-port = {fabric}",
-        f"advertised-address = {_toml_str(f'http://{HOST}:{fabric}')}",
+        f"bind-port = {at.fabric_port(number)}",
+        f"advertised-address = {_toml_str(at.fabric_url(number))}",
         "log-disable-ansi-codes = true",
         *([f"request-identity-private-key-pem-file = {_toml_str(str(identity_key_file))}"] if legacy_key else []),
         "",
@@ -148,10 +172,10 @@ def node_toml(
         'default-provider = "replicated"',
         "",
         "[admin]",
-        f"bind-port = {settings.admin_base_port + number}",
+        f"bind-port = {at.admin_port(number)}",
         "",
         "[ingress]",
-        f"bind-port = {settings.ingress_base_port + number}",
+        f"bind-port = {at.ingress_port(number)}",
         "",
     ]
     if identity_key_file is not None and not legacy_key:
@@ -241,11 +265,56 @@ class Restatectl:
         return parse_jsonl(retrying(self.execute, addresses, "sql", "--jsonl", query))
 
 
+# -- cutting a node off --------------------------------------------------------------------------------
+
+
+class Partitioner(Protocol):
+    """How a backend cuts one node off from its peers and the writer, and heals it (drill.partition)."""
+
+    how: str
+    """What a cut does, for the drill's event ("nftables drops its fabric traffic ...")."""
+
+    def check_possible(self) -> None:
+        """Inconclusive, before any fault, when this host cannot cut a node off."""
+
+    def cut(self, node: Node) -> dict[str, str]:
+        """Cut the node off; the evidence to keep (the rules applied, the command run)."""
+
+    def heal(self, node: Node) -> bool:
+        """Give the node its network back (idempotent); True if there was a cut to remove."""
+
+
+@dataclass
+class NftPartitioner:
+    """Native nodes all listen on 127.0.0.1: an nftables table matched on ports and each node's group id
+    (`components/netcut.py`)."""
+
+    cluster: RestateCluster
+    writer_port: int
+    netcut: NetCut = field(default_factory=NetCut)
+    how: str = "nftables drops its fabric traffic and its calls to the writer"
+
+    def check_possible(self) -> None:
+        self.netcut.check_possible(self.cluster.uses_socket_groups())
+
+    def cut(self, node: Node) -> dict[str, str]:
+        peers = tuple(n.fabric_port for n in self.cluster.nodes if n != node)
+        return {
+            "nft_rules": self.netcut.apply(Cut(node.name, node.fabric_port, node.socket_gid, peers, self.writer_port))
+        }
+
+    def heal(self, node: Node) -> bool:
+        return self.netcut.heal()  # the whole table: one cut at a time
+
+
 # -- the cluster --------------------------------------------------------------------------------------
 
 
 class RestateCluster(RestateServer):
     name = "cluster"
+    freeze_how = "SIGSTOP"
+    """How `node_freeze` freezes a node (and `node_thaw` thaws it), for messages."""
+    thaw_how = "SIGCONT"
 
     def __init__(
         self,
@@ -295,6 +364,14 @@ class RestateCluster(RestateServer):
 
     def live(self, node: Node) -> ProcessRecord | None:
         return self.process_of(node).live()
+
+    def node_where(self, node: Node, record: ProcessRecord) -> str:
+        """How messages name a running node: its pid (a container adds its name)."""
+        return f"pid {record.pid}"
+
+    def partitioner(self, writer_port: int) -> Partitioner:
+        """What cuts a node off on this backend (drill.partition)."""
+        return NftPartitioner(self, writer_port)
 
     def live_nodes(self) -> list[Node]:
         return [n for n in self.nodes if self.live(n) is not None]
@@ -366,7 +443,7 @@ class RestateCluster(RestateServer):
         node.data_dir.mkdir(parents=True, exist_ok=True)
         key_file = self.identity.private_key_file if self.identity else None
         other = self.node_binaries.get(node.number)
-        text = node_toml(self.settings, node.number, node.data_dir, key_file, other[1] if other else None)
+        text = node_toml(self.settings, node.number, node.data_dir, key_file, version=other[1] if other else None)
         write_text_atomically(node.config_file, text)
         group = node.socket_gid if self.uses_socket_groups() else None
         stamp = ConfigStamp(self.settings_digest(), self.config_source)
@@ -595,7 +672,7 @@ class RestateCluster(RestateServer):
         records = [(n, self.live(n)) for n in self.nodes]
         if any(r is None for _, r in records):
             return None
-        return ", ".join(f"{n.name} pid {r.pid}" for n, r in records if r is not None)
+        return ", ".join(f"{n.name} {self.node_where(n, r)}" for n, r in records if r is not None)
 
     def log_lines(self, tail: int) -> list[str]:
         return [f"{n.name} | {line}" for n in self.nodes for line in self.process_of(n).logs(tail)]
@@ -618,7 +695,7 @@ class RestateCluster(RestateServer):
             if record is None:
                 health = "down"
             elif self.frozen(node):
-                health = "frozen (SIGSTOP)"
+                health = f"frozen ({self.freeze_how})"
             else:
                 health = "ok" if self.node_healthy(node) else "not answering"
             if node.number in self.cut_off:
@@ -626,7 +703,7 @@ class RestateCluster(RestateServer):
             rows.append(
                 (
                     f"restate node {node.name}",
-                    f"pid {record.pid}" if record else "-",
+                    self.node_where(node, record) if record else "-",
                     f"ingress {node.ingress_url} admin {node.admin_url} fabric :{node.fabric_port}",
                     health,
                 )

@@ -29,25 +29,30 @@ import signal
 import time
 
 from drillkit.errors import DrillError
+from drillkit.handles import Handles
 from drillkit.kit import actions, exactly_once, probes, rebuild
 from drillkit.kit import cluster_actions as ca
 from drillkit.kit import cluster_probes as cp
 from drillkit.kit.frame import Drill, Scenario
 from drillkit.restate_api import IngressApi
-from drillkit.stack import Stack
 
 INVOCATIONS = 8
 
 
-def check_data_loss(stack: Stack, target: str, sig: signal.Signals, invocations: int) -> None:
-    cluster = stack.cluster  # DrillError for another backend
+def check_data_loss(handles: Handles, target: str, sig: signal.Signals, invocations: int) -> None:
+    cluster = handles.cluster  # DrillError for another backend
+    if handles.config.runtime.backend != "cluster":
+        raise DrillError(
+            f"{handles.config.source}: runtime.backend is {handles.config.runtime.backend}: this drill runs on the "
+            "native cluster (runtime.backend: cluster, configs/cluster.yaml): it handles each node's files and binary"
+        )
     if target not in ("leader", "follower") and not (target.isdigit() and 1 <= int(target) <= len(cluster.nodes)):
         raise DrillError(f"--node {target!r}: use leader, follower or 1..{len(cluster.nodes)}")
     if sig not in (signal.SIGKILL, signal.SIGTERM):
         raise DrillError("--signal: use KILL (a crash) or TERM (a clean stop)")
     if cluster.settings.replication < 2:
         raise DrillError(
-            f"{stack.config.source}: runtime.cluster.replication is {cluster.settings.replication}: a node's data "
+            f"{handles.config.source}: runtime.cluster.replication is {cluster.settings.replication}: a node's data "
             "can be rebuilt from its peers only when they hold a copy (replication 2 or more)"
         )
     if invocations < 1:

@@ -25,12 +25,12 @@ from typing import Literal
 
 from drillkit.binaries import SERVER, roll_refusal
 from drillkit.errors import DrillError
+from drillkit.handles import Handles
 from drillkit.kit import cluster_actions as ca
 from drillkit.kit import exactly_once, probes, rolling
 from drillkit.kit.frame import Drill, Scenario
 from drillkit.kit.keyed_load import KeyedLoad, summary
 from drillkit.restate_api import IngressApi
-from drillkit.stack import Stack
 from drillkit.waits import poll
 
 Mode = Literal["upgrade", "maintenance"]
@@ -38,20 +38,26 @@ WARM_UP = 3
 """Invocations accepted before the first node is touched, and again after the last: load on both sides."""
 
 
-def check_rolling_upgrade(stack: Stack, old: str, new: str, rate: float) -> None:
-    cluster = stack.cluster  # DrillError for another backend
+def check_rolling_upgrade(handles: Handles, old: str, new: str, rate: float) -> None:
+    cluster = handles.cluster  # DrillError for another backend
+    if handles.config.runtime.backend != "cluster":
+        raise DrillError(
+            f"{handles.config.source}: runtime.backend is {handles.config.runtime.backend}: this drill runs on the "
+            "native cluster (runtime.backend: cluster, configs/cluster.yaml): it handles each node's files and binary"
+        )
     refusal = roll_refusal(old, new)
     if refusal:
         raise DrillError(refusal)
     if cluster.settings.replication < 2 or len(cluster.nodes) < 3:
         raise DrillError(
-            f"{stack.config.source}: a node at a time can go only when the others hold a copy of everything "
+            f"{handles.config.source}: a node at a time can go only when the others hold a copy of everything "
             f"and a majority is left: needs replication >= 2 and 3 nodes or more (runtime.cluster)"
         )
     if not 0 < rate <= 20:
         raise DrillError(f"--rate {rate:g}: use more than 0 and at most 20 invocations a second")
     for version in (old, new):
-        stack.binaries_of(version).ensure(SERVER)  # the check fetches what `inv setup` has not
+        if handles.releases is not None:
+            handles.releases(version).ensure(SERVER)  # the check fetches what `inv setup` has not
 
 
 def rolling_upgrade_scenario(old: str, new: str, mode: Mode, rate: float) -> Scenario:

@@ -48,7 +48,7 @@ def judge(drill: Drill, batch: actions.Batch, ingress: IngressApi | None = None)
     checks.files_hold_outputs(drill, outputs)
     journals = probes.journals(drill, ids)
     journaled = {i: journaled_completions(rows) for i, rows in journals.items()}
-    runs = [e for e in drill.stack.writer.executions() if e.invocation_id in batch.keys]
+    runs = [e for e in drill.writer.executions() if e.invocation_id in batch.keys]
     again, twice = executed_again(journaled, runs), journaled_twice(journals)
     steps = sum(len(done) for done in journaled.values())
     drill.record.expect(

@@ -17,7 +17,7 @@ from drillkit.waits import poll
 
 def choose_node(drill: Drill, target: str, leaders: dict[int, str], flight: Flight) -> Node:
     """The node to take away, by node-loss's rule (`leader`, `follower` or a number)."""
-    return cp.choose(drill.stack.cluster, target, 1, leaders, flight)[0]
+    return cp.choose(drill.cluster, target, 1, leaders, flight)[0]
 
 
 def replayed(rows: list[dict[str, Any]]) -> bool:
@@ -28,7 +28,7 @@ def replayed(rows: list[dict[str, Any]]) -> bool:
 def wait_rebuilt(drill: Drill, node: Node) -> list[dict[str, Any]]:
     """Until the node runs partition processors again, each replayed (`replay_status` active): its store
     rebuilt from the log its peers replicated."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
 
     def rows() -> list[dict[str, Any]]:
         found = cluster.hosted(node)
@@ -44,7 +44,7 @@ def lead_on(drill: Drill, node: Node, rebuilt: list[dict[str, Any]], flight: Fli
     """Leadership of one partition it rebuilt moved onto the node (the one holding most of the flight's
     invocations): from then on that partition's invocations are answered from the rebuilt store. The pin
     is removed on cleanup. Returns the partition."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     in_flight = Counter(flight.partitions.values())
     partition = max((int(r["partition_id"]) for r in rebuilt), key=lambda p: (in_flight.get(p, 0), -p))
     answer = cluster.pin_leader(partition, node.number)
@@ -62,7 +62,7 @@ def lead_on(drill: Drill, node: Node, rebuilt: list[dict[str, Any]], flight: Fli
 
 def judge_node(drill: Drill, node: Node, rebuilt: list[dict[str, Any]], partition: int) -> None:
     """The record's expectations about the node itself, asked of Restate now."""
-    cluster, record = drill.stack.cluster, drill.record
+    cluster, record = drill.cluster, drill.record
     record.expect(
         f"{node.name}'s partition store was rebuilt (it exists again)",
         node.partition_store.is_dir() and any(node.partition_store.iterdir()),
@@ -95,4 +95,4 @@ def describe(rows: list[dict[str, Any]]) -> str:
 
 
 def wait_s(drill: Drill) -> float:
-    return max(drill.stack.cluster.ready_timeout(), drill.pace.budget_s)
+    return max(drill.cluster.ready_timeout(), drill.pace.budget_s)

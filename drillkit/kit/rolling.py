@@ -18,6 +18,7 @@ from drillkit.components.restate_cluster import Node
 from drillkit.errors import DrillError
 from drillkit.kit.frame import Drill
 from drillkit.kit.keyed_load import KeyedLoad
+from drillkit.restate_api import SERVICE
 from drillkit.waits import poll
 
 PINNED_BACK = "every node back on the pinned restate-server"
@@ -25,7 +26,8 @@ PINNED_BACK = "every node back on the pinned restate-server"
 
 def binary_of(drill: Drill, version: str) -> Path:
     """The cached binary of a release (fetched by `inv setup` or the drill's check)."""
-    found = drill.stack.binaries_of(version).find(SERVER)
+    releases = drill.handles.releases
+    found = releases(version).find(SERVER) if releases else None
     if found is None:
         raise DrillError(f"restate-server {version} is not in the binary cache: run `inv setup`")
     return found[0]
@@ -33,7 +35,7 @@ def binary_of(drill: Drill, version: str) -> Path:
 
 def running_version(drill: Drill, node: Node) -> str | None:
     """`--version` of the file the node's recorded, live pid executes."""
-    record = drill.stack.cluster.live(node)
+    record = drill.cluster.live(node)
     if record is None:
         return None
     try:
@@ -45,7 +47,7 @@ def running_version(drill: Drill, node: Node) -> str | None:
 
 def prove_versions(drill: Drill, expected: str, stage: str) -> dict[str, dict[str, str | None]]:
     """Each node's release from both sources; an expectation that every node runs `expected`."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     reported = {str(r["name"]): r.get("binary_version") for r in cluster.restate_nodes()}
     seen = {n.name: {"nodes_table": reported.get(n.name), "process": running_version(drill, n)} for n in cluster.nodes}
     drill.record.evidence.setdefault("versions", {})[stage] = seen
@@ -61,7 +63,7 @@ def start_on(drill: Drill, version: str) -> None:
     """A cluster born on `version`: every node stopped, its data deleted, started again on that release,
     the writer registered again. (A cluster the pinned release provisioned, merely restarted on an older
     one, would be a downgrade, not a start.)"""
-    stack, cluster = drill.stack, drill.stack.cluster
+    cluster = drill.cluster
     binary = binary_of(drill, version)
     drill.on_cleanup(PINNED_BACK, lambda: back_to_pinned(drill))
     cluster.stop(purge=True)
@@ -69,8 +71,8 @@ def start_on(drill: Drill, version: str) -> None:
         cluster.run_node_on(node.number, binary, parse_version(version))
     started = time.monotonic()
     where = cluster.start()
-    stack.ensure_registered()
-    cluster.wait_registered_everywhere(stack.service_name, cluster.ready_timeout())
+    drill.restate.register(force=False)  # the cluster's data is new: a first registration
+    cluster.wait_registered_everywhere(SERVICE, cluster.ready_timeout())
     drill.record.event(
         "cluster on " + version,
         f"data deleted, {where} started on {binary} and the writer registered in {time.monotonic() - started:.1f} s",
@@ -81,7 +83,7 @@ def replace(drill: Drill, load: KeyedLoad, node: Node, version: str, drain: bool
     """One node replaced by `version`: (drained first when `drain`: out of the load's rotation, its worker
     draining until it runs no partition processor) stopped with SIGTERM, started on the new binary, every
     partition led again. Returns the seconds each phase took."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     timings: dict[str, float] = {}
     started = time.monotonic()
     if drain:
@@ -98,7 +100,7 @@ def replace(drill: Drill, load: KeyedLoad, node: Node, version: str, drain: bool
     if drain:
         drill.record.event("activate", f"{node.name}: {cluster.set_worker_state(node.number, 'active')}")
     cluster.wait_leaders(_wait_s(drill))
-    cluster.wait_registered_everywhere(drill.stack.service_name, _wait_s(drill))
+    cluster.wait_registered_everywhere(SERVICE, _wait_s(drill))
     timings["start_s"] = round(time.monotonic() - restarted, 2)
     if drain:
         load.put_back(node.number)
@@ -110,12 +112,12 @@ def replace(drill: Drill, load: KeyedLoad, node: Node, version: str, drain: bool
 
 
 def nodes(drill: Drill) -> list[Node]:
-    return drill.stack.cluster.nodes
+    return drill.cluster.nodes
 
 
 def judge_leaders(drill: Drill) -> None:
     """Every partition led at the end, asked of the nodes."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     leaders = cluster.wait_leaders(_wait_s(drill))
     drill.record.expect(
         "every partition has an active leader at the end",
@@ -127,7 +129,7 @@ def judge_leaders(drill: Drill) -> None:
 def back_to_pinned(drill: Drill) -> None:
     """The cleanup: each node on another release is restarted on the pinned binary, one at a time (an
     upgrade Restate supports), so the state dir's cluster runs what `inv up` expects."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     for number in sorted(cluster.node_binaries):
         node = cluster.node(number)
         cluster.run_node_on(number, None)
@@ -139,4 +141,4 @@ def back_to_pinned(drill: Drill) -> None:
 
 
 def _wait_s(drill: Drill) -> float:
-    return max(drill.stack.cluster.ready_timeout(), drill.pace.budget_s)
+    return max(drill.cluster.ready_timeout(), drill.pace.budget_s)

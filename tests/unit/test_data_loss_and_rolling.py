@@ -46,6 +46,8 @@ def test_versions_are_releases_and_a_roll_moves_one_minor_version():
 def test_each_release_has_its_own_cache_and_setup_fetches_the_other_versions(tmp_path, monkeypatch):
     stack = _stack_on(tmp_path, **{"runtime.backend": "cluster", "runtime.cluster.other_versions": ["1.6.2"]})
     pinned, older = stack.binaries_of("1.7.12"), stack.binaries_of("1.6.2")
+    releases = stack.handles().releases
+    assert releases is not None and releases("1.6.2").cache == older.cache  # what a drill is handed
     assert pinned is stack.binaries
     assert older.cache == stack.state.bin / "1.6.2" and pinned.cache == stack.state.bin / "1.7.12"
     assert stack.other_versions() == ["1.6.2"]
@@ -78,11 +80,11 @@ def test_other_versions_must_be_releases():
 def test_an_older_release_reads_the_request_identity_key_at_the_top_level(tmp_path):
     key = tmp_path / "key.pem"
     settings = ClusterSettings()
-    old = tomllib.loads(node_toml(settings, 2, tmp_path, key, (1, 6, 2)))
+    old = tomllib.loads(node_toml(settings, 2, tmp_path, key, version=(1, 6, 2)))
     assert old["request-identity-private-key-pem-file"] == str(key)
     assert "request-identity-private-key-pem-file" not in old.get("worker", {}).get("invoker", {})
     for version in (None, (1, 7, 12)):
-        new = tomllib.loads(node_toml(settings, 2, tmp_path, key, version))
+        new = tomllib.loads(node_toml(settings, 2, tmp_path, key, version=version))
         assert new["worker"]["invoker"]["request-identity-private-key-pem-file"] == str(key)
         assert "request-identity-private-key-pem-file" not in new
 
@@ -242,12 +244,15 @@ def test_the_rolling_upgrade_flags_are_from_to_mode_rate():
     assert [p.flag for p in catalog.DRILLS["data-loss"].params] == ["node", "signal", "invocations", "llm"]
 
 
-def _fake_stack(replication: int = 2, nodes: int = 3, fetched: list[str] | None = None):
-    def binaries_of(version: str):
+def _fake_stack(replication: int = 2, nodes: int = 3, fetched: list[str] | None = None, backend: str = "cluster"):
+    """The drill's handles as far as its check reads them."""
+
+    def releases(version: str):
         return SimpleNamespace(ensure=lambda binary: fetched.append(version) if fetched is not None else None)
 
     cluster_ = SimpleNamespace(nodes=[object()] * nodes, settings=SimpleNamespace(replication=replication))
-    return SimpleNamespace(cluster=cluster_, binaries_of=binaries_of, config=SimpleNamespace(source="c.yaml"))
+    config = SimpleNamespace(source="c.yaml", runtime=SimpleNamespace(backend=backend))
+    return SimpleNamespace(cluster=cluster_, releases=releases, config=config)
 
 
 def test_the_rolling_upgrade_refuses_before_anything_starts_and_fetches_both_releases():
@@ -260,6 +265,8 @@ def test_the_rolling_upgrade_refuses_before_anything_starts_and_fetches_both_rel
         check_rolling_upgrade(_fake_stack(replication=1), "1.6.2", "1.7.12", 2.0)  # type: ignore[arg-type]
     with pytest.raises(DrillError, match="--rate"):
         check_rolling_upgrade(_fake_stack(), "1.6.2", "1.7.12", 50.0)  # type: ignore[arg-type]
+    with pytest.raises(DrillError, match="native cluster"):
+        check_rolling_upgrade(_fake_stack(backend="docker-cluster"), "1.6.2", "1.7.12", 2.0)  # type: ignore[arg-type]
 
 
 def test_the_data_loss_drill_refuses_what_cannot_rebuild():
@@ -270,6 +277,8 @@ def test_the_data_loss_drill_refuses_what_cannot_rebuild():
         check_data_loss(_fake_stack(), "leader", signal.SIGSTOP, 8)  # type: ignore[arg-type]
     with pytest.raises(DrillError, match="--node"):
         check_data_loss(_fake_stack(), "7", signal.SIGKILL, 8)  # type: ignore[arg-type]
+    with pytest.raises(DrillError, match="native cluster"):
+        check_data_loss(_fake_stack(backend="docker-cluster"), "leader", signal.SIGKILL, 8)  # type: ignore[arg-type]
 
 
 def test_the_cluster_config_fetches_the_release_the_drill_starts_on():
