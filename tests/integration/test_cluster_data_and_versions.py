@@ -1,7 +1,7 @@
 """drill.data-loss and drill.rolling-upgrade end to end through the `inv` command line, on three real
 restate-server nodes: a node's partition store deleted while it is down and rebuilt from its peers
 (about 40 s), and the nodes rolled 1.6.2 -> 1.7.12 -> 1.6.2 under load (about 2 min). The planned-
-maintenance variant (each node drained first) takes as long again: opt-in, `DRILL_LONG_TESTS=1`."""
+maintenance variant (each node drained first) takes as long again: opt-in, marked `long` (`--long`)."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_rolling_upgrade_forward_and_back_under_load_loses_nothing(cluster_confi
     assert all(expectations(journal).values())
 
 
-@pytest.mark.skipif(not os.environ.get("DRILL_LONG_TESTS"), reason="opt-in (about 2 min): DRILL_LONG_TESTS=1")
+@pytest.mark.long
 def test_rolling_upgrade_in_maintenance_mode_has_zero_failed_or_retried_sends(cluster_config):
     journal = _roll(cluster_config, "--mode", "maintenance")
     assert journal["evidence"]["load"]["retried"] == 0
