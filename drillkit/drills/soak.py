@@ -26,18 +26,24 @@ from dataclasses import dataclass
 
 from drillkit.components.llm_tap import LlmTap
 from drillkit.errors import DrillError
+from drillkit.handles import Handles
 from drillkit.kit import probes, soak_checks
 from drillkit.kit import soak_faults as sf
 from drillkit.kit.frame import Drill, Scenario
 from drillkit.kit.soak_plan import check_quorum, parse_kinds, recovery_table
-from drillkit.stack import Stack
 
 STUB_DELAY_MS = 200.0
 """The stub's answer time: each invocation takes a couple of seconds, so faults land on work in flight."""
 
 
-def check_soak(stack: Stack, minutes: float, faults: str, rate: float, llm: str, recovery_bound: float) -> None:
-    cluster = stack.cluster  # DrillError for another backend, naming it
+def check_soak(handles: Handles, minutes: float, faults: str, rate: float, llm: str, recovery_bound: float) -> None:
+    cluster = handles.cluster  # DrillError for another backend, naming it
+    if handles.config.runtime.backend != "cluster":
+        raise DrillError(
+            f"{handles.config.source}: runtime.backend is {handles.config.runtime.backend}: this drill runs on the "
+            "native cluster (runtime.backend: cluster, configs/cluster.yaml): it signals each node's process and "
+            "cuts nodes off with nftables"
+        )
     kinds = parse_kinds(faults)
     check_quorum(kinds, len(cluster.nodes), cluster.settings.replication)
     if minutes <= 0:
@@ -83,10 +89,10 @@ def start(
 ) -> Started:
     """Everything before the first fault: the cut checked possible, the model behind the tap, the plan,
     the load running; the final heal registered as a cleanup (on every path)."""
-    netcut = sf.check_cut_possible(drill, kinds)  # INCONCLUSIVE here, before any fault
+    cut = sf.check_cut_possible(drill, kinds)  # INCONCLUSIVE here, before any fault
     tap, config = sf.model_behind_tap(drill, llm, STUB_DELAY_MS)
     soak = sf.prepare(drill, plan_for=(seed, minutes * 60, kinds), rate=rate, bound_s=bound, writer_config=config)
-    soak.netcut = netcut
+    soak.cut = cut
     drill.on_cleanup("soak: every node back, the load stopped", lambda: final_cleanup(drill, soak))
     drill.record.evidence["soak_plan"] = [vars(f) for f in soak.plan]
     drill.record.event("plan", f"seed {seed}: {len(soak.plan)} faults planned for {soak.seconds:g} s: {kinds}")

@@ -86,7 +86,7 @@ def recoveries_within(faults: list[dict[str, Any]], bound_s: float) -> tuple[boo
 
 
 def judge(drill: Drill, soak: Soak, tap: LlmTap, never_accepted: list[str]) -> None:
-    record, stack = drill.record, drill.stack
+    record = drill.record
     batch = soak.load.batch
     ids = list(batch.keys)
     record.expect(
@@ -100,7 +100,7 @@ def judge(drill: Drill, soak: Soak, tap: LlmTap, never_accepted: list[str]) -> N
     checks.files_hold_outputs(drill, outputs)
     journals = probes.journals(drill, ids)
     journaled = {i: journaled_completions(rows) for i, rows in journals.items()}
-    runs = [e for e in stack.writer.executions() if e.invocation_id in batch.keys]
+    runs = [e for e in drill.writer.executions() if e.invocation_id in batch.keys]
     requests = tap.settled_requests(ids, timeout_s=drill.pace.budget_s)
     exactly_once(drill, soak, journals, journaled, runs, requests)
     storm_checks.sources_agree(drill, runs, requests)
@@ -160,9 +160,11 @@ def exactly_once(
 
 
 def partitions_of(drill: Drill, ids: list[str]) -> dict[str, int]:
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     ranges = cluster.partition_ranges()
-    rows = drill.stack.admin.query(f"SELECT id, partition_key FROM sys_invocation_status WHERE id IN ({sql_list(ids)})")
+    rows = drill.restate.admin.query(
+        f"SELECT id, partition_key FROM sys_invocation_status WHERE id IN ({sql_list(ids)})"
+    )
     found = {}
     for row in rows:
         partition = partition_of(int(row["partition_key"]), ranges)
@@ -173,7 +175,7 @@ def partitions_of(drill: Drill, ids: list[str]) -> dict[str, int]:
 
 def schedule_ran(drill: Drill, soak: Soak) -> None:
     record = drill.record
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     kinds = Counter(f["kind"] for f in soak.faults)
     record.expect(
         "the fault schedule ran: faults injected and healed, one after another",

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from drillkit.components.llm_tap import LlmTap
-from drillkit.components.netcut import NetCut
-from drillkit.components.restate_cluster import Node
-from drillkit.components.stub_llm import StubLlm
+from drillkit.components.restate_cluster import Node, Partitioner
 from drillkit.errors import DrillError, HttpError
 from drillkit.howto import howto_body
 from drillkit.kit import actions
@@ -50,7 +47,7 @@ class Soak:
     load: Load
     steps: Steps
     writer_config: str
-    netcut: NetCut | None = None
+    cut: Partitioner | None = None
     faults: list[dict[str, Any]] = field(default_factory=list)
     """Each fault as it ran: kind, target, epoch times (injected_at, healed_at, recovered_at), offsets, recovery."""
     deposed: list[dict[str, Any]] = field(default_factory=list)
@@ -62,24 +59,23 @@ class Soak:
 def model_behind_tap(drill: Drill, llm: str, stub_delay_ms: float) -> tuple[LlmTap, str]:
     """The model (the stub, or the config's own endpoint) <- the LLM tap <- the writer, restarted on a derived
     config that names the tap. Returns the tap and that config (the writer fault restarts the writer on it)."""
-    stack = drill.stack
-    base_url = stack.config.writer_model.base_url
+    handles = drill.handles
+    base_url = handles.config.writer_model.base_url
     overrides: dict[str, Any] = {}
     if llm == "stub":
-        stub = StubLlm(stack.procs, stack.state.log_file("stub-llm"))
+        stub = handles.model.stub()
         drill.on_cleanup("stub LLM stopped", stub.stop)
         stub.start(stub_delay_ms)
         base_url = f"{stub.url}/v1"
         overrides = {"writer_model.model": "stub", "writer_model.max_concurrency": 64}
         drill.record.event("stub LLM", f"{stub.url}, {stub_delay_ms:g} ms per answer")
     upstream = urlsplit(base_url)
-    record = stack.state.root / "llm-tap" / f"{uuid.uuid4().hex}.jsonl"
-    tap = LlmTap(stack.procs, stack.state.log_file("llm-tap"), record)
+    tap = handles.model.tap("soak-")
     drill.on_cleanup("LLM tap stopped", tap.stop)
     tap.start(f"{upstream.scheme}://{upstream.netloc}")
     overrides["writer_model.base_url"] = f"{tap.url}{upstream.path}"
-    config = stack.writer.derived_config("soak", overrides)
-    drill.on_cleanup("writer on its own config", stack.writer.restart)
+    config = handles.writer.derived_config("soak", overrides)
+    drill.on_cleanup("writer on its own config", handles.writer.restart)
     actions.restart_writer(drill, config)
     drill.record.event("tap", f"writer -> {tap.url}{upstream.path} -> {base_url}; record {tap.record}")
     drill.record.evidence["tap_record"] = str(tap.record)
@@ -91,25 +87,21 @@ def prepare(
 ) -> Soak:
     """The plan (seed, seconds, kinds) for this cluster, the load over its nodes (not started), the ledger read."""
     seed, seconds, kinds = plan_for
-    nodes = drill.stack.cluster.nodes
+    nodes = drill.cluster.nodes
     schedule = plan(seed, seconds, kinds, len(nodes))
-    steps = Steps(drill.stack.writer.ledger_follower())
+    steps = Steps(drill.writer.ledger_follower())
     return Soak(schedule, seconds, bound_s, Load(list(nodes), rate), steps, writer_config)
 
 
-def check_cut_possible(drill: Drill, kinds: tuple[str, ...]) -> NetCut | None:
+def check_cut_possible(drill: Drill, kinds: tuple[str, ...]) -> Partitioner | None:
     """INCONCLUSIVE before any fault when a partition is asked for and this host cannot cut a node off."""
-    if "partition" not in kinds:
-        return None
-    netcut = NetCut()
-    netcut.check_possible(drill.stack.cluster.uses_socket_groups())
-    return netcut
+    return ca.partitioner(drill) if "partition" in kinds else None
 
 
 def run_fault(drill: Drill, soak: Soak, planned: PlannedFault) -> bool:
     """One fault: inject, hold, heal, wait for recovery (up to the bound). False when it did not recover
     in time: the schedule stops there (another fault could take a second node away)."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     node = cluster.node(planned.node) if planned.node is not None else None
     run: dict[str, Any] = {"number": planned.number, "kind": planned.kind, "target": planned.target}
     run["node"] = planned.node
@@ -145,13 +137,13 @@ def run_fault(drill: Drill, soak: Soak, planned: PlannedFault) -> bool:
 def inject(drill: Drill, soak: Soak, planned: PlannedFault, node: Node | None) -> float:
     drill.record.event(f"fault {planned.number}", f"{planned.kind} {planned.target}, held {planned.hold_s:g} s")
     if node is None:
-        writer = drill.stack.writer.live()
+        writer = drill.writer.live()
         if writer is None:
             raise DrillError("the writer is not running: nothing to kill")
         actions.kill_writer(drill, writer, signal.SIGKILL)
         return time.time()
     fault, sig = NODE_FAULT[planned.kind]
-    return ca.lose(drill, [node], fault, sig, soak.netcut)
+    return ca.lose(drill, [node], fault, sig, soak.cut)
 
 
 def watch_failover(drill: Drill, node: Node | None, injected_at: float, hold_s: float) -> float | None:
@@ -161,7 +153,7 @@ def watch_failover(drill: Drill, node: Node | None, injected_at: float, hold_s: 
     if node is None:
         return None
     try:
-        drill.stack.cluster.wait_leaders(max(0.1, injected_at + hold_s - time.time()), excluding={node.name})
+        drill.cluster.wait_leaders(max(0.1, injected_at + hold_s - time.time()), excluding={node.name})
     except WaitTimeout:
         return None
     seconds = round(time.time() - injected_at, 3)
@@ -174,7 +166,7 @@ def heal(drill: Drill, soak: Soak, planned: PlannedFault, node: Node | None) -> 
         actions.restart_writer(drill, soak.writer_config)
         return time.time()
     fault, _ = NODE_FAULT[planned.kind]
-    ca.restore(drill, [node], fault, soak.netcut)
+    ca.restore(drill, [node], fault, soak.cut)
     if fault == "kill":
         drill.record.event("restarted", f"{node.name} started again on its data")
     return time.time()
@@ -184,7 +176,7 @@ def wait_recovered(drill: Drill, soak: Soak, node: Node | None, healed_at: float
     """Epoch time of recovery: the node healthy, every partition led and placed again on `replication`
     caught-up nodes (seen), and a step started after the heal finished (its own end time, from the ledger).
     WaitTimeout past the bound."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     seen: dict[str, float] = {}
 
     def back() -> bool:
@@ -222,9 +214,10 @@ def wait_recovered(drill: Drill, soak: Soak, node: Node | None, healed_at: float
 
 def heal_everything(drill: Drill, soak: Soak) -> None:
     """The final heal: every node running, thawed and not cut off, the writer running; then every node answers."""
-    cluster = drill.stack.cluster
-    if soak.netcut is not None and soak.netcut.heal():
-        drill.record.event("healed", "nftables table removed (final heal)")
+    cluster = drill.cluster
+    for node in cluster.nodes:
+        if soak.cut is not None and soak.cut.heal(node):
+            drill.record.event("healed", f"{node.name}: the cut removed (final heal)")
     cluster.cut_off.clear()
     for node in cluster.nodes:
         if cluster.live(node) is not None and cluster.frozen(node):
@@ -233,7 +226,7 @@ def heal_everything(drill: Drill, soak: Soak) -> None:
         elif cluster.live(node) is None:
             cluster.launch_node(node)
             drill.record.event("restarted", f"{node.name} (final heal)")
-    if drill.stack.writer.live() is None:
+    if drill.writer.live() is None:
         actions.restart_writer(drill, soak.writer_config)
     timeout = max(cluster.ready_timeout(), drill.pace.budget_s)
     for node in cluster.nodes:
@@ -244,7 +237,7 @@ def heal_everything(drill: Drill, soak: Soak) -> None:
 def liveness(drill: Drill, soak: Soak) -> None:
     """Every node serves, every partition is led, and a new invocation sent through each node's ingress
     completes (its output read back through that same node). Those invocations join the checked population."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     timeout = max(cluster.ready_timeout(), drill.pace.budget_s)
     leaders = cluster.wait_leaders(timeout)
     health = {n.name: cluster.node_healthy(n) for n in cluster.nodes}
@@ -277,7 +270,7 @@ def _output(ingress: IngressApi, invocation_id: str) -> bool:
 def _led_by(drill: Drill, node: Node | None) -> list[int]:
     if node is None:
         return []
-    leaders = drill.stack.cluster.leaders_or_none() or {}
+    leaders = drill.cluster.leaders_or_none() or {}
     return sorted(p for p, name in leaders.items() if name == node.name)
 
 

@@ -87,7 +87,7 @@ class DrillRecord:
     def event(self, name: str, detail: str = "") -> Event:
         entry = Event(round(time.monotonic() - self._t0, 3), name, detail)
         self.timeline.append(entry)
-        progress.timed(entry.offset_s, name + (f": {detail}" if detail else ""))
+        progress.timed(entry.offset_s, name + (f": {detail}" if detail else ""), event=name, detail=detail)
         return entry
 
     def event_at(self, epoch: float, name: str, detail: str = "") -> Event:
@@ -95,7 +95,13 @@ class DrillRecord:
         entry = Event(round(epoch - self.started_at, 3), name, detail)
         self.timeline.append(entry)
         self.timeline.sort(key=lambda e: e.offset_s)
-        progress.timed(entry.offset_s, name + (f": {detail}" if detail else "") + " (from Restate)")
+        progress.timed(
+            entry.offset_s,
+            name + (f": {detail}" if detail else "") + " (from Restate)",
+            event=name,
+            detail=detail,
+            from_restate=True,
+        )
         return entry
 
     def expect(self, name: str, passed: bool, detail: str) -> bool:

@@ -112,13 +112,24 @@ def test_nodes_away_at_once_is_counted_from_what_ran():
 
 
 def test_check_soak_refuses_bad_values_against_the_cluster():
-    three = SimpleNamespace(cluster=SimpleNamespace(nodes=[1, 2, 3], settings=SimpleNamespace(replication=2)))
+    config = SimpleNamespace(runtime=SimpleNamespace(backend="cluster"), source="c.yaml")
+    three = SimpleNamespace(
+        cluster=SimpleNamespace(nodes=[1, 2, 3], settings=SimpleNamespace(replication=2)), config=config
+    )
     check_soak(three, 3, "kill,stop,partition,writer", 1.0, "stub", 30)
     with pytest.raises(DrillError, match="--rate 0: must be more than 0"):
         check_soak(three, 3, "writer", 0, "stub", 30)
-    single = SimpleNamespace(cluster=SimpleNamespace(nodes=[1, 2, 3], settings=SimpleNamespace(replication=1)))
+    single = SimpleNamespace(
+        cluster=SimpleNamespace(nodes=[1, 2, 3], settings=SimpleNamespace(replication=1)), config=config
+    )
     with pytest.raises(DrillError, match="replication 1 cannot lose a node"):
         check_soak(single, 3, "kill", 1.0, "stub", 30)
+    containers = SimpleNamespace(
+        cluster=three.cluster,
+        config=SimpleNamespace(runtime=SimpleNamespace(backend="docker-cluster"), source="d.yaml"),
+    )
+    with pytest.raises(DrillError, match=r"d\.yaml: runtime\.backend is docker-cluster: this drill runs on the native"):
+        check_soak(containers, 3, "writer", 1.0, "stub", 30)
 
 
 def test_the_declared_flags_check_what_is_typed():
