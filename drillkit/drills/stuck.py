@@ -76,11 +76,11 @@ def stuck_scenario() -> Scenario:
 def short_timeouts(drill: Drill) -> StubLlm:
     """The writer on the stub model with Restate's inactivity and abort timeouts short, registered so
     Restate uses them; both given back (config and registration) on every path."""
-    stack = drill.stack
-    stub = StubLlm(stack.procs, stack.state.log_file("stub-llm"))
+    handles = drill.handles
+    stub = handles.model.stub()
     drill.on_cleanup("stub LLM stopped", stub.stop)
     stub.start(STUB_DELAY_MS)
-    path = stack.writer.derived_config(
+    path = handles.writer.derived_config(
         "stuck",
         {
             "writer_model.base_url": f"{stub.url}/v1",
@@ -92,12 +92,12 @@ def short_timeouts(drill: Drill) -> StubLlm:
     )
 
     def give_back() -> None:
-        stack.writer.restart()
-        stack.register(force=True)
+        handles.writer.restart()
+        handles.restate.register(force=True)
 
     drill.on_cleanup("writer on its own config and timeouts, registered again", give_back)
     actions.restart_writer(drill, path)
-    stack.register(force=True)
+    handles.restate.register(force=True)
     drill.record.event(
         "short timeouts",
         f"stub model ({STUB_DELAY_MS:g} ms), Restate inactivity {INACTIVITY_S:g} s and abort {ABORT_S:g} s "

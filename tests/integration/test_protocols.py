@@ -1,22 +1,22 @@
 """--protocol for real: `inv drill.crash --protocol suspend` (issue 18's "done when"), and the whole
-protocol matrix of drill.all as an opt-in test (DRILL_MATRIX=1; docs/testing.md)."""
+protocol matrix of drill.all as an opt-in long run (`--long`; docs/testing.md)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from drillkit import catalog
 from drillkit import config as drill_config
 from drillkit.stack import Stack
 from writer_service.ledger import LedgerEntry, executions
 
 from .conftest import ROOT, make_config, our_live_processes
-from .test_drills import ALL, INV
+from .test_drills import INV
 
 
 def record_of(directory: Path) -> dict:
@@ -57,12 +57,8 @@ def test_crash_over_suspend_passes_with_replays_and_nothing_ran_twice(tmp_path, 
     assert any("inactivity timeout at 60s again" in e["detail"] for e in record["timeline"] if e["event"] == "cleanup")
 
 
-MATRIX = os.environ.get("DRILL_MATRIX") == "1"
-
-
-@pytest.mark.matrix
+@pytest.mark.long  # drill.all over all three protocols: 31 min here
 @pytest.mark.timeout(4200)
-@pytest.mark.skipif(not MATRIX, reason="opt-in (DRILL_MATRIX=1): drill.all over all three protocols took 31 min here")
 def test_drill_all_over_every_protocol(tmp_path, project_state):
     cfg = make_config(tmp_path, project_state)
     reports = tmp_path / "reports"
@@ -83,7 +79,7 @@ def test_drill_all_over_every_protocol(tmp_path, project_state):
     print(f"drill.all --protocols all: {took:.0f} s")
     assert left == []
     verdicts = {d.name: record_of(d)["verdict"] for d in sorted(reports.iterdir()) if d.is_dir()}
-    assert len(verdicts) == 3 * len(ALL), verdicts
+    assert len(verdicts) == 3 * len(catalog.all_drills()), verdicts
     # A replay that ran a finished step again or changed an output is a FAIL; none may be.
     assert [n for n, v in verdicts.items() if v in ("FAIL", "ERROR")] == [], verdicts
     assert "drill.all: protocol x drill" in out.stdout
