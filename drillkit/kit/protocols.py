@@ -49,6 +49,8 @@ SUSPEND: Protocol = "suspend"
 PROTOCOLS: tuple[Protocol, ...] = (H2C, HTTP1, SUSPEND)
 INACTIVITY_ENV = "RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT"
 SUSPEND_ENV = {INACTIVITY_ENV: "0s"}
+SUSPEND_BACKENDS = ("native", "docker")
+"""Where one server restarted with SUSPEND_ENV is the whole of Restate (a cluster's nodes are not, yet)."""
 SAMPLE_S = 0.1
 """How often Restate's rows are sampled for attempts: a suspension lasts at least a step, seconds here."""
 SHOWN = 5
@@ -65,8 +67,11 @@ def refusal(protocol: str, stack: Stack, refused: Mapping[str, str]) -> str | No
             f"on a configured target only h2c: the replay checks compose the shipped writer's output from its "
             f"journaled steps ({stack.target.what} keeps its own)"
         )
-    if protocol == SUSPEND and stack.server.name == "cluster":
-        return "on the cluster backend the drill frame does not restart every node with the inactivity timeout at 0 yet"
+    if protocol == SUSPEND and stack.server.name not in SUSPEND_BACKENDS:
+        return (
+            f"on the {stack.server.name} backend the drill frame does not restart every node with the inactivity "
+            f"timeout at 0 yet (suspend runs on {' and '.join(SUSPEND_BACKENDS)}; http1 runs here)"
+        )
     return None
 
 

@@ -78,6 +78,7 @@ def stack(backend: str = "native", target: object = None) -> SimpleNamespace:
         ("suspend", "docker", None, "crash", None),
         ("http1", "cluster", None, "node-loss", None),
         ("suspend", "cluster", None, "node-loss", "does not restart every node"),
+        ("suspend", "docker-cluster", None, "node-loss", "on the docker-cluster backend"),
         ("suspend", "native", None, "stuck", "short Restate timeouts"),
         ("http1", "native", None, "upgrade", "registers its revisions itself"),
         ("http1", "native", SimpleNamespace(what="target ts-writer"), "crash", "on a configured target only h2c"),
