@@ -266,8 +266,8 @@ def judge_stuck(drill: Drill, exc: Exception, trip: Trip) -> None:
     if not isinstance(exc, Stalled) and wait_said(exc) not in trip.reason:
         detail += f"; the scenario then stopped on: {wait_said(exc)}"
     if drill.fault_injected:
-        what = exc.what if isinstance(exc, WaitTimeout) else "the drill to keep making progress"
-        drill.record.expect(f"wait for {what}", False, detail)
+        name = f"wait for {exc.what}" if isinstance(exc, WaitTimeout) else "the drill kept making progress (watchdog)"
+        drill.record.expect(name, False, detail)
     else:
         drill.record.inconclusive = f"the environment failed before the fault: {detail}"
 
