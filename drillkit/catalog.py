@@ -23,6 +23,7 @@ from drillkit.drills.model_faults import check_model, model_scenario
 from drillkit.drills.node_loss import INVOCATIONS, check_node_loss, node_loss_scenario
 from drillkit.drills.server_crash import server_crash_scenario
 from drillkit.drills.storm import Llm, check_storm, storm_scenario
+from drillkit.drills.stuck import MODES as STUCK_MODES
 from drillkit.drills.stuck import stuck_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
 from drillkit.drills.tool_error import check_fail_first, tool_error_scenario
@@ -210,7 +211,16 @@ MODEL = Params(
     ),
     Param("burst", 1, "how many model requests in a row get the fault", minimum=1),
 )
-STUCK = Params()
+STUCK = Params(
+    Param(
+        "mode",
+        "freeze",
+        "freeze (the writer SIGSTOPped with a step in flight, thawed once Restate aborted the attempt) or "
+        "step-hang (the writer alive, one step blocked on a model answer trickling in past Restate's "
+        "inactivity and abort timeouts)",
+        choices=STUCK_MODES,
+    ),
+)
 UPGRADE = Params(
     Param(
         "mode",
@@ -530,12 +540,13 @@ def upgrade(
     )
 
 
-def stuck(deadline_s: float | None = DEADLINE.value) -> DrillSpec:
-    """The writer frozen (SIGSTOP) with a step in flight: Restate aborts the attempt, retries, completes."""
+def stuck(mode: str = STUCK.defaults["mode"], deadline_s: float | None = DEADLINE.value) -> DrillSpec:
+    """The writer frozen (SIGSTOP), or one of its steps hung, past Restate's short timeouts: Restate aborts
+    the attempt, retries, completes."""
     return DrillSpec(
         "stuck",
-        _deadline(deadline_s),
-        stuck_scenario(),
+        {"mode": mode, **_deadline(deadline_s)},
+        stuck_scenario(mode),  # type: ignore[arg-type]
         None,
         deadline_s,
         on_target="it runs the shipped writer on the stub model with short Restate timeouts (its config)",
