@@ -606,8 +606,10 @@ def check(spec: DrillSpec, stack: Stack) -> None:
 
 def all_drills() -> list[DrillSpec]:
     """What drill.all runs: both crash signals on the writer, a server crash, the three timeout modes,
-    the tool error, a small storm on the real model, and the quick model errors (a terminal 400, a 429
-    burst, a cut-off JSON answer: about 10 s each with the stack up)."""
+    the tool error, a small storm on the real model, the quick model errors (a terminal 400, a 429
+    burst, a cut-off JSON answer: about 10 s each with the stack up), both stuck modes and the quick
+    upgrade modes (drain, incompatible: each about as long as a model error, twice under a loaded machine's
+    writer restarts). `upgrade --mode early` is left out: two more writer restarts, about twice the drain."""
     return [
         crash(signal.SIGKILL),
         crash(signal.SIGTERM),
@@ -620,6 +622,10 @@ def all_drills() -> list[DrillSpec]:
         model("400"),
         model("429", burst=2),
         model("truncated"),
+        stuck("freeze"),
+        stuck("step-hang"),
+        upgrade("drain"),
+        upgrade("incompatible"),
     ]
 
 

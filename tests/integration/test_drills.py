@@ -32,6 +32,10 @@ ALL = [
     "09-model-400",
     "10-model-429",
     "11-model-truncated",
+    "12-stuck-freeze",
+    "13-stuck-step-hang",
+    "14-upgrade-drain",
+    "15-upgrade-incompatible",
 ]
 
 
@@ -77,7 +81,7 @@ def ledger_steps(record: dict, outcome: str | None = None) -> list[str]:
 def test_drill_all_passes_and_leaves_nothing_running(drill_all):
     out, reports, left = drill_all
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "11 passed, 0 failed" in out.stdout
+    assert "15 passed, 0 failed" in out.stdout
     assert left == []  # the drill started the stack, so it stopped it
     for name in ALL:
         assert {p.name for p in (reports / name).iterdir()} >= {"journal.json", "report.md", "junit.xml"}
