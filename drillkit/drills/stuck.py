@@ -186,11 +186,11 @@ def step_hang_scenario() -> Scenario:
         )
         checks.no_finished_step_ran_again(drill, journaled, when="the hang")
         step_asked_again(drill)
-        alive = drill.stack.writer.live()
+        alive = probes.writer_pid(drill)
         drill.record.expect(
             "the writer stayed alive throughout: only the step hung",
-            alive is not None and alive.pid == writer.pid,
-            f"writer pid {writer.pid} before, {alive.pid if alive else 'none'} after",
+            alive == writer.pid,
+            f"writer pid {writer.pid} before, {alive or 'none'} after",
         )
 
     return scenario
@@ -198,7 +198,7 @@ def step_hang_scenario() -> Scenario:
 
 def restates_path(drill: Drill, row: probes.Row, waited: float, before: int) -> None:
     """The abort as Restate recorded it: the row's retry count and last failure, the journal's events."""
-    events = [e for e in drill.stack.admin.journal_events(drill.invocation_id) if "Error" in str(e.get("event_type"))]
+    events = [e for e in probes.journal_events(drill) if "Error" in str(e.get("event_type"))]
     said = [str(e.get("event_json") or e)[:300] for e in events]
     drill.record.evidence["abort_events"] = said
     failure = str(row.get("last_failure") or "")
