@@ -200,6 +200,11 @@ class Watchdog:
                 progress.warn(f"watchdog: {reason}: dumping Restate's rows and the service's stacks")
                 dump = write_dump(self.stack, self.ids(), self.directory, reason, self.fault_injected())
                 self.trip = Trip(f"watchdog: {reason}", dump)
+                self.record.evidence["watchdog"] = {
+                    "reason": reason,
+                    "dump": str(dump),
+                    "stacks": str(dump.parent / STACKS_FILE),
+                }
                 self.record.event("watchdog", f"{reason}; dump: {dump}")
                 self.pace.halt(self.trip.reason)
             return self.trip

@@ -205,6 +205,25 @@ def test_tool_error_evidence(drill_all):
     assert "injected tool error" in json.dumps(record["evidence"]["transient_errors"])
 
 
+def test_stuck_and_upgrade_evidence(drill_all):
+    reports = drill_all[1]
+    freeze = journal(reports, "12-stuck-freeze")
+    assert_in_order(events(freeze), ["frozen", "thawed", "completed"])
+    hang = journal(reports, "13-stuck-step-hang")
+    hung = [r for r in hang["evidence"]["tap_requests"] if r["step"] == "section:1"]
+    assert [r["fault"] for r in hung] == ["slow", None] and hung[1]["status"] == 200
+    assert "abort timeout" in hang["evidence"]["invocation"]["last_failure"] or any(
+        "abort timeout" in e for e in hang["evidence"]["abort_events"]
+    )
+    drain = journal(reports, "14-upgrade-drain")
+    first, second = drain["evidence"]["revisions"]
+    assert first["removed_s"] is not None and second["removed_s"] is None
+    incompatible = journal(reports, "15-upgrade-incompatible")
+    assert incompatible["evidence"]["mismatch_row"]["last_failure_error_code"] == "RT0016"
+    for record in (freeze, hang, drain, incompatible):
+        assert not [e for e in record["timeline"] if e["event"] == "watchdog"]  # nothing was stuck
+
+
 def test_crash_without_resume_waits_for_restates_backoff(tmp_path, project_state):
     cfg = make_config(tmp_path, project_state)
     out = subprocess.run(

@@ -52,6 +52,7 @@ def test_a_stuck_drill_is_ended_by_the_watchdog_with_restates_rows_and_the_stack
         stacks = (path / STACKS_FILE).read_text()
         assert "process state T (stopped: SIGSTOP)" in stacks
         assert "py-spy dump" in stacks, stacks
+        assert "Watchdog: the drill was stuck" in (path / "report.md").read_text()
         assert "ended" in " ".join(record.notes)  # the blocked poll was ended, not waited out
         assert took < 120, f"the watchdog took {took:.0f} s to end a drill with a {DEADLINE_S:g} s limit"
         writer = stack.writer.live()

@@ -16,7 +16,7 @@ from drillkit.kit import watchdog as wd
 from drillkit.kit.frame import Drill, judge_exception
 from drillkit.kit.pace import Pace
 from drillkit.kit.watchdog import Progress, Stalled, Watchdog
-from drillkit.reports.record import DrillRecord
+from drillkit.reports.record import DrillRecord, render_markdown
 from drillkit.waits import WaitTimeout, poll
 
 
@@ -115,6 +115,8 @@ def test_it_trips_after_the_limit_dumps_the_rows_and_halts_the_pace(tmp_path):
     assert str(tmp_path / "watchdog.json") in dog.trip.detail()
     assert "frozen" in dog.trip.reason  # names the last thing that moved
     assert record.timeline[-1].event == "watchdog"
+    assert record.evidence["watchdog"]["dump"] == str(tmp_path / "watchdog.json")
+    assert "## Watchdog: the drill was stuck" in render_markdown(record)  # report.md says where to look
 
 
 def test_a_change_in_restates_rows_is_progress(tmp_path):
