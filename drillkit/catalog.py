@@ -129,7 +129,7 @@ WRITER_AT = "section:2"
 DEADLINE = Param(
     "deadline",
     None,
-    "fixed seconds for each wait (step running, retrying, completion)",
+    "fixed seconds for each wait (step running, retrying, completion), and the watchdog's limit",
     kind="float",
     minimum=1,
     default_text="waits last as long as the system makes progress, scaled by the pace the drill observes",
