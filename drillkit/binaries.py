@@ -15,6 +15,7 @@ import io
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -47,6 +48,31 @@ SERVER = Binary("restate-server", "restate-server", "restate-server")
 CLI = Binary("restate", "restate-cli", "restate")
 CTL = Binary("restatectl", "restatectl", "restatectl")
 """The cluster tool (`status`, `partitions list`, `config get`): only the cluster backend needs it."""
+
+
+VERSION = re.compile(r"\d+\.\d+\.\d+")
+Version = tuple[int, int, int]
+
+
+def parse_version(text: str, what: str = "version") -> Version:
+    """`1.6.2` -> (1, 6, 2); a DrillError naming `what` for anything else (no ranges, no `v` prefix)."""
+    if not VERSION.fullmatch(text.strip()):
+        raise DrillError(f"{what} {text!r}: give a Restate release as x.y.z, e.g. 1.6.2")
+    major, minor, patch = (int(part) for part in text.strip().split("."))
+    return major, minor, patch
+
+
+def roll_refusal(old: str, new: str) -> str | None:
+    """Why a rolling upgrade from `old` to `new` (and back) is not one Restate supports, or None. Restate's
+    upgrade rule: one minor version at a time, never skipping one (1.6.x -> 1.7.x, not 1.5.x -> 1.7.x)."""
+    a, b = parse_version(old, "--from"), parse_version(new, "--to")
+    if a == b:
+        return f"--from and --to are both {old}: nothing would change"
+    if a > b:
+        return f"--from {old} is newer than --to {new}: the drill upgrades first, then rolls back"
+    if a[0] != b[0] or b[1] - a[1] > 1:
+        return f"{old} -> {new} skips a minor version; Restate supports upgrading one minor version at a time"
+    return None
 
 
 class IntegrityError(DrillError):

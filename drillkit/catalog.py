@@ -19,9 +19,12 @@ from drillkit import flags, live, progress
 from drillkit.components.tap_faults import FAULTS
 from drillkit.drills import any_target
 from drillkit.drills.crash import check_target, crash_scenario
+from drillkit.drills.data_loss import check_data_loss, data_loss_scenario
 from drillkit.drills.model_faults import check_model, model_scenario
 from drillkit.drills.node_loss import INVOCATIONS, check_node_loss, node_loss_scenario
+from drillkit.drills.rolling_upgrade import check_rolling_upgrade, rolling_upgrade_scenario
 from drillkit.drills.server_crash import server_crash_scenario
+from drillkit.drills.soak import check_soak, soak_scenario
 from drillkit.drills.storm import Llm, check_storm, storm_scenario
 from drillkit.drills.stuck import MODES as STUCK_MODES
 from drillkit.drills.stuck import stuck_scenario
@@ -30,6 +33,7 @@ from drillkit.drills.tool_error import check_fail_first, tool_error_scenario
 from drillkit.drills.upgrade import DEFAULT_INVOCATIONS, check_upgrade, upgrade_scenario
 from drillkit.errors import ConfigError, DrillError
 from drillkit.evidence import run_point
+from drillkit.handles import Handles
 from drillkit.interrupts import CleanupGuard, ForcedCleanup, stop_started
 from drillkit.kit.frame import INTERRUPTED_DRAIN_S, Scenario, bring_up, run_drill
 from drillkit.kit.storm_checks import Target
@@ -68,7 +72,8 @@ class Param:
 
     @property
     def flag(self) -> str:
-        return self.name.replace("_", "-")
+        # As Invoke spells it: a trailing underscore (`from_`, a Python keyword) is dropped.
+        return self.name.strip("_").replace("_", "-")
 
     @property
     def value(self) -> Any:
@@ -288,6 +293,62 @@ NODE_LOSS = Params(
     CLUSTER_LLM,
 )
 PARTITION = Params(CLUSTER_NODE, CLUSTER_INVOCATIONS, CLUSTER_LLM)
+SOAK = Params(
+    Param("minutes", 3.0, "how long the load and the fault schedule run (fractions allowed)", minimum=0.1),
+    Param("seed", 1, "seed of the fault schedule: the same seed plans the same faults, nodes, holds and gaps"),
+    Param(
+        "faults",
+        "kill,stop,partition,writer",
+        "comma-separated fault kinds: kill (a node SIGKILLed, then started), stop (a node frozen with SIGSTOP, "
+        "then thawed), partition (a node cut off by nftables, then healed), writer (the writer SIGKILLed, then "
+        "started); one at a time, each held 1.5-3 s",
+    ),
+    Param("rate", 1.0, "invocations sent per second, each with its own idempotency key, over every node's ingress"),
+    Param(
+        "llm",
+        "stub",
+        "stub (a stub answering in 200 ms, behind the LLM tap; the point is Restate) or local (the config's own "
+        "model, behind the tap)",
+        choices=("stub", "local"),
+    ),
+    Param(
+        "recovery_bound",
+        30.0,
+        "seconds from a fault's heal within which the node must answer, every partition be led and a new step "
+        "finish; a fault over it fails the drill",
+        minimum=1,
+    ),
+)
+DATA_LOSS = Params(
+    CLUSTER_NODE,
+    Param(
+        "signal",
+        "KILL",
+        "how the node goes down before its data is deleted: KILL (a crash) or TERM (a clean stop)",
+        kind="signal",
+        choices=("KILL", "TERM"),
+        arg="sig",
+    ),
+    CLUSTER_INVOCATIONS,
+    CLUSTER_LLM,
+)
+ROLLING_UPGRADE = Params(
+    Param("from_", "1.6.2", "the Restate release the cluster starts on and is rolled back to", arg="old"),
+    Param(
+        "to",
+        "1.7.12",
+        "the release each node is replaced by in turn (the next minor version; the pinned restate_version)",
+        arg="new",
+    ),
+    Param(
+        "mode",
+        "upgrade",
+        "upgrade (each node stopped and replaced under load; a send refused meanwhile is retried on another "
+        "node) or maintenance (each node first drained and out of the rotation: zero failed or retried sends)",
+        choices=("upgrade", "maintenance"),
+    ),
+    Param("rate", 2.0, "keyed invocations sent a second, in turn to the nodes in service", minimum=0.1),
+)
 
 
 @dataclass(frozen=True)
@@ -295,8 +356,9 @@ class DrillSpec:
     name: str
     parameters: dict[str, Any]
     scenario: Scenario
-    check: Callable[[Stack], None] | None = None
-    """Refuses parameters this config cannot run (raises DrillError) before anything is started."""
+    check: Callable[[Handles], None] | None = None
+    """Refuses parameters this config cannot run (raises DrillError) before anything is started; it is
+    given the handles the drill will act through (`Stack.handles()`), never the Stack."""
     deadline_s: float | None = None
     """Fixed wait budget (--deadline); None: waits follow the pace the drill observes."""
     on_target: Callable[[], DrillSpec] | str = "not written for configured targets yet"
@@ -354,7 +416,7 @@ def _a_kill(
 ) -> DrillSpec:
     """crash and server-crash: a signal at a kill point (`--at`: a writer step, or run:N on a target)."""
 
-    def spec(at: str, scenario: Callable[..., Scenario], check: Callable[[Stack], None]) -> DrillSpec:
+    def spec(at: str, scenario: Callable[..., Scenario], check: Callable[[Handles], None]) -> DrillSpec:
         params = {"signal": sig.name.removeprefix("SIG"), "at": at, "resume": resume, **_deadline(deadline_s)}
         return DrillSpec(name, params, scenario(sig, at, resume), check, deadline_s)
 
@@ -366,9 +428,9 @@ def _a_kill(
     return replace(spec(writer_at, on_writer, partial(check_target, at=writer_at)), on_target=on_target)
 
 
-def _check_target_point(stack: Stack, at: str, kills: bool) -> None:
+def _check_target_point(handles: Handles, at: str, kills: bool) -> None:
     if kills:
-        any_target.check_startable(stack, "kill and restart it")
+        any_target.check_startable(handles, "kill and restart it")
     run_point(at)
 
 
@@ -379,11 +441,11 @@ def timeout(
 ) -> DrillSpec:
     params = {"mode": mode, "expect": expect or DEFAULT_EXPECT[mode], **_deadline(deadline_s)}
 
-    def check_on_target(stack: Stack) -> None:
+    def check_on_target(handles: Handles) -> None:
         if (expect or "recover") != "recover":
             raise ConfigError(f"--expect {expect}: on a configured target the timeout drill expects recover")
-        any_target.check_startable(stack, "point it at a broken model endpoint")
-        any_target.check_model_side(stack)
+        any_target.check_startable(handles, "point it at a broken model endpoint")
+        any_target.check_model_side(handles)
 
     target_variant: Callable[[], DrillSpec] | str = lambda: DrillSpec(  # noqa: E731
         "timeout",
@@ -402,20 +464,20 @@ def tool_error(
 ) -> DrillSpec:
     params = {"fail_first": fail_first, **_deadline(deadline_s)}
 
-    def check_on_target(stack: Stack) -> None:
+    def check_on_target(handles: Handles) -> None:
         check_fail_first(fail_first)
-        if stack.target is not None and stack.target.spec.tool_fault is None:
+        if handles.target is not None and handles.target.spec.tool_fault is None:
             raise NotApplicable(
-                f"drill.tool-error does not apply to {stack.target.what}: it declares no fault hook for its tool "
-                f"(target.tool_fault in {stack.config.source})"
+                f"drill.tool-error does not apply to {handles.target.what}: it declares no fault hook for its tool "
+                f"(target.tool_fault in {handles.config.source})"
             )
-        any_target.check_startable(stack, "restart it with its tool-fault hook set")
+        any_target.check_startable(handles, "restart it with its tool-fault hook set")
 
     return DrillSpec(
         "tool-error",
         params,
         tool_error_scenario(fail_first),
-        lambda _stack: check_fail_first(fail_first),
+        lambda _handles: check_fail_first(fail_first),
         deadline_s,
         on_target=lambda: DrillSpec(
             "tool-error", params, any_target.tool_error_scenario(fail_first), check_on_target, deadline_s
@@ -450,15 +512,15 @@ def storm(
     params = {"invocations": invocations, "kills": kills, "target": target, "llm": llm, "seed": seed}
 
     def on_target() -> DrillSpec:
-        def check(stack: Stack) -> None:
-            check_storm(stack, n=invocations, kills=kills, target="writer", llm="local")
+        def check(handles: Handles) -> None:
+            check_storm(handles, n=invocations, kills=kills, target="writer", llm="local")
             if target != "writer" or llm != "local":
                 raise ConfigError("on a configured target the storm kills the target itself on its own model")
-            any_target.check_startable(stack, "kill and restart it")
-            any_target.check_model_side(stack)
-            if invocations > 1 and stack.target is not None and not stack.target.tells_invocations_apart():
+            any_target.check_startable(handles, "kill and restart it")
+            any_target.check_model_side(handles)
+            if invocations > 1 and handles.target is not None and not handles.target.tells_invocations_apart():
                 raise ConfigError(
-                    f"{stack.config.source}: target.body has no {{{{nonce}}}}: the storm's invocations could not be "
+                    f"{handles.config.source}: target.body has no {{{{nonce}}}}: the storm's invocations could not be "
                     "told apart at the model (put {{nonce}} in a string the target sends to its model)"
                 )
 
@@ -488,7 +550,7 @@ def node_loss(
     llm: str = NODE_LOSS.defaults["llm"],
     deadline_s: float | None = DEADLINE.value,
 ) -> DrillSpec:
-    """Cluster backend: lose `count` nodes (KILL, or STOP to freeze them) with invocations in flight."""
+    """Cluster backends: lose `count` nodes (KILL, or STOP to freeze them) with invocations in flight."""
     params = {
         "node": target,
         "signal": sig.name.removeprefix("SIG"),
@@ -512,13 +574,84 @@ def partition(
     llm: str = PARTITION.defaults["llm"],
     deadline_s: float | None = DEADLINE.value,
 ) -> DrillSpec:
-    """Cluster backend: cut one node off from its peers and the writer (nftables) with invocations in flight."""
+    """Cluster backends: cut one node off from its peers and the writer (nftables natively, `docker network
+    disconnect` for containers) with invocations in flight."""
     params = {"node": target, "invocations": invocations, "llm": llm, **_deadline(deadline_s)}
     return DrillSpec(
         "partition",
         params,
         node_loss_scenario(target, signal.SIGKILL, 1, invocations, llm, fault="cut"),
         partial(check_node_loss, target=target, sig=signal.SIGKILL, count=1, invocations=invocations),
+        deadline_s,
+    )
+
+
+def soak(
+    minutes: float = SOAK.defaults["minutes"],
+    seed: int = SOAK.defaults["seed"],
+    faults: str = SOAK.defaults["faults"],
+    rate: float = SOAK.defaults["rate"],
+    llm: str = SOAK.defaults["llm"],
+    recovery_bound: float = SOAK.defaults["recovery_bound"],
+    deadline_s: float | None = DEADLINE.value,
+) -> DrillSpec:
+    """Cluster backend: steady keyed load for `minutes` while a seeded schedule breaks one thing at a time."""
+    params = {
+        "minutes": minutes,
+        "seed": seed,
+        "faults": faults,
+        "rate": rate,
+        "llm": llm,
+        "recovery_bound": recovery_bound,
+        **_deadline(deadline_s),
+    }
+    return DrillSpec(
+        "soak",
+        params,
+        soak_scenario(minutes, seed, faults, rate, llm, recovery_bound),
+        partial(check_soak, minutes=minutes, faults=faults, rate=rate, llm=llm, recovery_bound=recovery_bound),
+        deadline_s,
+        on_target="it breaks the cluster's nodes and the shipped writer under a load of the writer's own requests",
+    )
+
+
+def data_loss(
+    target: str = DATA_LOSS.defaults["node"],
+    sig: signal.Signals = DATA_LOSS.defaults["signal"],
+    invocations: int = DATA_LOSS.defaults["invocations"],
+    llm: str = DATA_LOSS.defaults["llm"],
+    deadline_s: float | None = DEADLINE.value,
+) -> DrillSpec:
+    """Cluster backend: a node down, its partition store deleted, started again: it rebuilds from its peers."""
+    params = {
+        "node": target,
+        "signal": sig.name.removeprefix("SIG"),
+        "invocations": invocations,
+        "llm": llm,
+        **_deadline(deadline_s),
+    }
+    return DrillSpec(
+        "data-loss",
+        params,
+        data_loss_scenario(target, sig, invocations, llm),
+        partial(check_data_loss, target=target, sig=sig, invocations=invocations),
+        deadline_s,
+    )
+
+
+def rolling_upgrade(
+    old: str = ROLLING_UPGRADE.defaults["from_"],
+    new: str = ROLLING_UPGRADE.defaults["to"],
+    mode: str = ROLLING_UPGRADE.defaults["mode"],
+    rate: float = ROLLING_UPGRADE.defaults["rate"],
+    deadline_s: float | None = DEADLINE.value,
+) -> DrillSpec:
+    """Cluster backend: every node replaced by --to one at a time under load, then rolled back to --from."""
+    return DrillSpec(
+        "rolling-upgrade",
+        {"from": old, "to": new, "mode": mode, "rate": rate, **_deadline(deadline_s)},
+        rolling_upgrade_scenario(old, new, mode, rate),  # type: ignore[arg-type]
+        partial(check_rolling_upgrade, old=old, new=new, rate=rate),
         deadline_s,
     )
 
@@ -586,6 +719,9 @@ DRILLS: dict[str, Declared] = {
         Declared("storm", STORM, storm),
         Declared("node-loss", NODE_LOSS, node_loss),
         Declared("partition", PARTITION, partition),
+        Declared("soak", SOAK, soak),
+        Declared("data-loss", DATA_LOSS, data_loss),
+        Declared("rolling-upgrade", ROLLING_UPGRADE, rolling_upgrade),
         Declared("model", MODEL, model),
         Declared("stuck", STUCK, stuck),
         Declared("upgrade", UPGRADE, upgrade),
@@ -601,7 +737,7 @@ def check(spec: DrillSpec, stack: Stack) -> None:
         if param.name in spec.parameters:
             param.parse(spec.parameters[param.name])
     if spec.check is not None:
-        spec.check(stack)
+        spec.check(stack.handles())
 
 
 def all_drills() -> list[DrillSpec]:
@@ -629,7 +765,7 @@ def all_drills() -> list[DrillSpec]:
     ]
 
 
-LIVE_DRILLS = ("storm",)  # long enough to want a live status of its own
+LIVE_DRILLS = ("storm", "soak")  # long enough to want a live status of its own
 
 
 def run(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -78,6 +80,26 @@ class DockerSettings(StrictModel):
     image: str = "docker.restate.dev/restatedev/restate:{version}"
     container_name: str = "restate_dev"
     volume: str = "restate_dev_data"
+    network: str = "restate_drill_cluster"
+    """`docker-cluster` backend: the user-defined bridge network its node containers share."""
+    subnet: str = "172.30.91.0/24"
+    """`docker-cluster` backend: that network's subnet. Its first address is the gateway: the host's side
+    of the bridge, where the writer listens for the containers to reach it."""
+
+    @field_validator("subnet")
+    @classmethod
+    def _ipv4_subnet(cls, value: str) -> str:
+        try:
+            network = ipaddress.IPv4Network(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not an IPv4 subnet such as 172.30.91.0/24: {exc}") from None
+        if network.num_addresses < 16:
+            raise ValueError(f"{value} is too small for a gateway and the nodes (at least a /28)")
+        return str(network)
+
+    def gateway(self) -> str:
+        """The subnet's first host address: the bridge's own, on the host."""
+        return str(next(ipaddress.IPv4Network(self.subnet).hosts()))
 
 
 class ClusterSettings(StrictModel):
@@ -92,10 +114,21 @@ class ClusterSettings(StrictModel):
     fabric_base_port: int = Field(default=5121, ge=1, le=65000)
     admin_base_port: int = Field(default=9069, ge=1, le=65000)
     ingress_base_port: int = Field(default=8079, ge=1, le=65000)
+    other_versions: list[str] = []
+    """Further `restate-server` releases (x.y.z) `inv setup` fetches beside `restate_version`, keyed by
+    version in the binary cache: the ones `drill.rolling-upgrade` rolls the nodes to and from."""
     socket_gid_base: int = Field(default=46000, ge=1000)
     """Node N runs with group id `socket_gid_base + N` when the tool runs as root, so that a firewall
     rule can match the packets of its own sockets (`meta skgid`): on one host every node shares 127.0.0.1
     and its outgoing connections leave from ephemeral ports, so a port alone cannot single them out."""
+
+    @field_validator("other_versions")
+    @classmethod
+    def _versions_are_releases(cls, value: list[str]) -> list[str]:
+        wrong = [v for v in value if not re.fullmatch(r"\d+\.\d+\.\d+", v)]
+        if wrong:
+            raise ValueError(f"{wrong}: give each Restate release as x.y.z, e.g. 1.6.2")
+        return value
 
     @field_validator("replication")
     @classmethod
@@ -107,7 +140,7 @@ class ClusterSettings(StrictModel):
 
 
 class Runtime(StrictModel):
-    backend: Literal["native", "docker", "auto", "cluster"] = "native"
+    backend: Literal["native", "docker", "auto", "cluster", "docker-cluster"] = "native"
     restate_version: str = "1.7.12"
     state_dir: Path = Path(".drill")
     ingress_url: str = "http://127.0.0.1:8080"
@@ -133,6 +166,11 @@ class Runtime(StrictModel):
 
     def image(self) -> str:
         return self.docker.image.format(version=self.restate_version)
+
+    @property
+    def is_cluster(self) -> bool:
+        """A backend of several nodes: `cluster` (native processes) or `docker-cluster` (containers)."""
+        return self.backend in ("cluster", "docker-cluster")
 
 
 class TargetFault(StrictModel):

@@ -1,6 +1,7 @@
 """Console output for the edge (tasks/): rich tables and progress on a terminal, plain timestamped
 lines in CI logs. The library never imports this; tasks install `ConsoleObserver` as drillkit's
-progress observer (`drillkit.progress.install`)."""
+progress observer (`drillkit.progress.install`), which draws the library's events (`progress.Event`:
+kind, subject, fields, level). This is the one module that knows marks, colours and rich markup."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from rich.live import Live
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 from rich.text import Text
+
+from drillkit.progress import Event
 
 _console = Console(highlight=False, soft_wrap=True)
 if not _console.is_terminal:
@@ -155,22 +158,34 @@ def live(title: str) -> Iterator[Callable[[Mapping[str, object]], None]]:
         info(status_line(title, last))
 
 
+LINES: dict[str, Callable[[str], None]] = {"step": step, "ok": ok, "info": info, "warn": warn, "raw": raw}
+EVENTS: dict[str, Callable[[Event], None]] = {
+    "verdict": lambda event: verdict(event.verdict, event.subject),
+    "timed": lambda event: timed(event.offset_s, event.subject),
+}
+
+
+def render(event: Event) -> None:
+    """Draw one library event: its kind chooses the mark and colour, its fields what is shown beside the
+    subject (a verdict's word, a timeline entry's offset); the subject is printed as plain text."""
+    drawn = EVENTS.get(event.kind)
+    if drawn is not None:
+        drawn(event)
+    else:
+        LINES.get(event.kind, info)(event.subject)
+
+
 class ConsoleObserver:
     """drillkit's progress, drawn on this console."""
 
-    _kinds: dict[str, Callable[[str], None]] = {"step": step, "ok": ok, "info": info, "warn": warn, "raw": raw}
+    def event(self, event: Event) -> None:
+        render(event)
 
     def message(self, kind: str, text: str) -> None:
-        self._kinds.get(kind, info)(text)
+        LINES.get(kind, info)(text)
 
     def activity(self, text: str) -> AbstractContextManager[None]:
         return activity(text)
-
-    def verdict(self, word: str, text: str) -> None:
-        verdict(word, text)
-
-    def timed(self, offset_s: float, text: str) -> None:
-        timed(offset_s, text)
 
     def transfer(self, description: str, total: int | None) -> AbstractContextManager[Callable[[int], None]]:
         return transfer(description, total)

@@ -73,7 +73,7 @@ def status(stack: Stack) -> None:
             for what, recorded, now in seen.differences()
         ]
         progress.table("records that no longer match", ("record", "pid", "what", "recorded", "now"), rows)
-    if stack.rt.backend == "cluster":
+    if stack.rt.is_cluster:
         cluster = stack.cluster
         leaders = cluster.leaders_or_none() if cluster.reachable() else None
         if leaders is None:
@@ -166,7 +166,20 @@ def _report_stop(stopped: Stopped | None, name: str) -> None:
     )
 
 
+def restate_answers(stack: Stack) -> None:
+    """The HOW-TO's steps talk to a running Restate: say so at once, naming the config and the fix, instead of
+    a connection error from the CLI or the HTTP client."""
+    stack.check_reachable()
+    if not stack.server.healthy():
+        config = stack.config
+        raise ComponentError(
+            f"Restate does not answer at {config.runtime.admin_url} (admin) / {config.runtime.ingress_url} "
+            f"(ingress), as configured in {config.source}: start the stack with `inv up --config {config.source}`"
+        )
+
+
 def register(stack: Stack, use_http11: bool | None = None, force: bool = True) -> None:
+    restate_answers(stack)
     progress.step(f"registering {stack.deployment_uri()} with {stack.cli().binary}")
     progress.raw(stack.register(use_http11=use_http11, force=force))
     progress.ok("registered")
@@ -190,7 +203,7 @@ def _address(stack: Stack) -> dict[str, str]:
 
 
 def call(stack: Stack, prompt: str | None = None, body_file: str | None = None) -> Any:
-    stack.check_reachable()
+    restate_answers(stack)
     body = request_body(stack, prompt, body_file, howto_body()["prompt"])
     address = _address(stack)
     where = f"{address['service']}/{address['handler']}"
@@ -206,7 +219,7 @@ def call(stack: Stack, prompt: str | None = None, body_file: str | None = None) 
 
 
 def send(stack: Stack, prompt: str | None = None, body_file: str | None = None) -> str:
-    stack.check_reachable()
+    restate_answers(stack)
     body = request_body(stack, prompt, body_file, RESTART_PROMPT)
     address = _address(stack)
     invocation_id = stack.ingress.send(body, service=address["service"], handler=address["handler"])
@@ -223,12 +236,14 @@ def last_or(stack: Stack, invocation_id: str | None) -> str:
 
 
 def describe(stack: Stack, invocation_id: str | None = None) -> str:
+    restate_answers(stack)
     text = stack.cli().describe(last_or(stack, invocation_id))
     progress.raw(text)
     return text
 
 
 def list_invocations(stack: Stack, include_completed: bool = False) -> str:
+    restate_answers(stack)
     text = stack.cli().list(include_completed=include_completed)
     if re.search(r"\binv_[0-9A-Za-z]+", text) is None:  # the CLI prints nothing at all for none
         progress.info(
@@ -240,6 +255,7 @@ def list_invocations(stack: Stack, include_completed: bool = False) -> str:
 
 
 def resume(stack: Stack, invocation_id: str | None = None) -> None:
+    restate_answers(stack)
     chosen = last_or(stack, invocation_id)
     stack.admin.resume(chosen)
     progress.ok(f"resumed {chosen}")
@@ -271,7 +287,8 @@ def kill_node(stack: Stack, number: int, sig: signal.Signals) -> None:
         if record is None:
             progress.info(f"restate node n{number}: not running")
         else:
-            progress.ok(f"restate node n{number}: pid {record.pid} frozen (SIGSTOP); `inv restate.node-start` thaws it")
+            how = cluster.freeze_how
+            progress.ok(f"restate node n{number}: pid {record.pid} frozen ({how}); `inv restate.node-start` thaws it")
         return
     stopped = cluster.node_kill(number, sig)
     if stopped is None:

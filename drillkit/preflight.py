@@ -63,10 +63,10 @@ def ports_to_bind(stack: Stack) -> list[Port]:
     """The ports of every part that is not running now (a running part is reused, its port is its own)."""
     ports: list[Port] = []
     rt = stack.rt
-    if rt.backend == "cluster":
+    if rt.is_cluster:
         cluster = stack.cluster
         for node in cluster.nodes:
-            if stack.procs.live(node.process) is None:
+            if cluster.live(node) is None:
                 what = f"restate node {node.name}"
                 ports += [
                     Port(host_of(node.fabric_url), node.fabric_port, what, "runtime.cluster.fabric_base_port"),

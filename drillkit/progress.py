@@ -1,21 +1,65 @@
-"""The library's only voice: progress goes to one observer that the edge installs.
+"""The library's only voice: progress goes to one observer that the edge installs, as data.
 
-drillkit never prints. It reports what it is doing here (a step begins, something is ready, a wait is
-under way, a download advances, a table of results), and whoever drives it decides how that looks:
-`tasks/_edge.py` installs the rich console (`drillkit.console.ConsoleObserver`); tests and benchmarks that
-run the library in-process install nothing and stay quiet, or install a recorder to assert on it.
+drillkit never prints and never styles. It reports what it is doing (a step begins, something is ready,
+a wait is under way, a drill's timeline entry, its verdict) as an `Event`: a kind, a subject in plain
+text, typed fields and a level. Whoever drives it decides how that looks: `tasks/_edge.py` installs the
+rich console (`drillkit.console.ConsoleObserver`, the one module that knows marks, colours and markup);
+tests and benchmarks that run the library in-process install nothing and stay quiet, or install a
+recorder to assert on it. Besides events: an activity (a spinner), a transfer, a table and a live status.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Kind = Literal["step", "ok", "info", "warn", "raw", "verdict", "timed"]
+"""step: something begins; ok: something is ready or done; info, warn: said as is; raw: external text
+(CLI output, logs) shown as given; verdict: a drill's verdict (fields `verdict`); timed: a drill's
+timeline entry (fields `offset_s`, `event`, `detail`, `from_restate`)."""
+Level = Literal["info", "warning", "error"]
+
+LINE_KINDS: frozenset[str] = frozenset({"step", "ok", "info", "warn", "raw"})
+"""The kinds an observer's `message(kind, text)` understands; the others reach it as `info`."""
+
+VERDICT_LEVELS: dict[str, Level] = {"PASS": "info", "INCONCLUSIVE": "warning"}  # FAIL, ERROR: error
+
+
+@dataclass(frozen=True)
+class Event:
+    """One progress event, as data. `subject` is plain text (a path with brackets stays a path)."""
+
+    kind: Kind
+    subject: str
+    fields: Mapping[str, object] = field(default_factory=dict)
+    level: Level = "info"
+
+    @property
+    def verdict(self) -> str:
+        """A verdict event's word (PASS, FAIL, ERROR, INCONCLUSIVE); empty for any other kind."""
+        return str(self.fields.get("verdict", ""))
+
+    @property
+    def offset_s(self) -> float:
+        """A timed event's offset into its drill, in seconds; 0.0 for any other kind."""
+        value = self.fields.get("offset_s", 0.0)
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    def text(self) -> str:
+        """The event as one line of plain text, for an observer that draws lines, not events."""
+        if self.kind == "verdict":
+            return f"{self.verdict} {self.subject}"
+        if self.kind == "timed":
+            return f"{self.offset_s:7.2f}s {self.subject}"
+        return self.subject
 
 
 class Observer(Protocol):
     def message(self, kind: str, text: str) -> None:
-        """kind: step, ok, info, warn or raw (external text shown as is)."""
+        """A line: kind step, ok, info, warn or raw (external text shown as is). An observer that also has
+        `event(Event)` gets every event there instead, with its fields."""
 
     def activity(self, text: str) -> AbstractContextManager[None]:
         """Something that takes a while (a spinner, or a start and a timed end line)."""
@@ -65,43 +109,44 @@ def install(observer: Observer) -> Observer:
     return previous
 
 
-def step(text: str) -> None:
-    _observer.message("step", text)
+def emit(event: Event) -> None:
+    """Send one event: to the observer's `event` when it has one, else as a line to its `message`."""
+    hook = getattr(_observer, "event", None)
+    if hook is not None:
+        hook(event)
+    else:
+        _observer.message(event.kind if event.kind in LINE_KINDS else "info", event.text())
 
 
-def ok(text: str) -> None:
-    _observer.message("ok", text)
+def step(text: str, **fields: object) -> None:
+    emit(Event("step", text, fields))
 
 
-def info(text: str) -> None:
-    _observer.message("info", text)
+def ok(text: str, **fields: object) -> None:
+    emit(Event("ok", text, fields))
 
 
-def warn(text: str) -> None:
-    _observer.message("warn", text)
+def info(text: str, **fields: object) -> None:
+    emit(Event("info", text, fields))
+
+
+def warn(text: str, **fields: object) -> None:
+    emit(Event("warn", text, fields, "warning"))
 
 
 def raw(text: str) -> None:
-    _observer.message("raw", text)
+    emit(Event("raw", text))
 
 
-def verdict(word: str, text: str) -> None:
-    """A drill's verdict (PASS, FAIL, ERROR, INCONCLUSIVE) and what it is about: data, drawn by the observer
-    (a colour for the word); an observer without `verdict` gets one info line."""
-    hook = getattr(_observer, "verdict", None)
-    if hook is not None:
-        hook(word, text)
-    else:
-        _observer.message("info", f"{word} {text}")
+def verdict(word: str, text: str, **fields: object) -> None:
+    """A drill's verdict (PASS, FAIL, ERROR, INCONCLUSIVE) and what it is about: the word is a field, its
+    colour the console's business; an observer without `event` gets one info line."""
+    emit(Event("verdict", text, {"verdict": word, **fields}, VERDICT_LEVELS.get(word, "error")))
 
 
-def timed(offset_s: float, text: str) -> None:
-    """A timeline entry `offset_s` seconds into a drill; an observer without `timed` gets one info line."""
-    hook = getattr(_observer, "timed", None)
-    if hook is not None:
-        hook(offset_s, text)
-    else:
-        _observer.message("info", f"{offset_s:7.2f}s {text}")
+def timed(offset_s: float, text: str, **fields: object) -> None:
+    """A timeline entry `offset_s` seconds into a drill; an observer without `event` gets one info line."""
+    emit(Event("timed", text, {"offset_s": offset_s, **fields}))
 
 
 def activity(text: str) -> AbstractContextManager[None]:

@@ -23,6 +23,7 @@ from drillkit.components.target import TargetService
 from drillkit.components.writer import WriterService
 from drillkit.config import DrillConfig
 from drillkit.errors import ComponentError, ConfigError, DrillError
+from drillkit.handles import Handles, ModelHandle, RestateEndpoints
 from drillkit.procs import Observed, ProcessTable, net_namespace
 from drillkit.registration import Registration
 from drillkit.restate_api import SERVICE, AdminApi, IngressApi
@@ -114,9 +115,33 @@ class Stack:
         if not isinstance(self.server, RestateCluster):
             raise DrillError(
                 f"{self.config.source}: runtime.backend is {self.rt.backend}, not cluster "
-                "(use configs/cluster.yaml, or a config with `runtime.backend: cluster`)"
+                "(use configs/cluster.yaml or configs/docker-cluster.yaml, or a config with "
+                "`runtime.backend: cluster` or `docker-cluster`)"
             )
         return self.server
+
+    def handles(self) -> Handles:
+        """What a drill acts on, each as its own handle (`drillkit.handles`): the Restate endpoints, the
+        writer and the configured target, the model, the cluster's nodes (cluster backend), the config."""
+        return Handles(
+            config=self.config,
+            restate=RestateEndpoints(
+                admin=self.admin,
+                ingress=self.ingress,
+                server=self.server,
+                use_http11=self.rt.use_http11,
+                cli=self.cli,
+                register=self.register,
+                deployment_uri=self.deployment_uri,
+                point_at=self.point_clients_at,
+                remember_invocation=self.state.remember_invocation,
+            ),
+            writer=self.writer,
+            target=self.target,
+            model=ModelHandle(self.model, self.config.writer_model.base_url, self.procs, self.state),
+            nodes=self.cluster if self.rt.is_cluster else None,
+            releases=self.binaries_of,
+        )
 
     def cli(self) -> RestateCli:
         found = self.binaries.find(CLI)
@@ -125,8 +150,18 @@ class Stack:
         # The admin client's URL: a cluster's drills move it to a surviving node.
         return RestateCli(found[0], self.admin.base_url)
 
+    def binaries_of(self, version: str) -> BinaryStore:
+        """The binary cache for one Restate release (`<state>/bin/<version>/`); the pinned one is `binaries`."""
+        return self.binaries if version == self.rt.restate_version else BinaryStore(self.state.bin, version)
+
+    def other_versions(self) -> list[str]:
+        """The further restate-server releases `setup` fetches (a cluster's `other_versions`)."""
+        if self.rt.backend != "cluster":
+            return []
+        return [v for v in self.rt.cluster.other_versions if v != self.rt.restate_version]
+
     def binaries_needed(self) -> tuple[Binary, ...]:
-        return (SERVER, CLI, CTL) if self.rt.backend == "cluster" else (SERVER, CLI)
+        return (SERVER, CLI, CTL) if self.rt.is_cluster else (SERVER, CLI)
 
     # -- setup ----------------------------------------------------------------------------------------
 
@@ -136,6 +171,9 @@ class Stack:
         for binary in self.binaries_needed():
             path, source = self.binaries.ensure(binary)
             rows.append((binary.command, str(path), source))
+        for version in self.other_versions():
+            path, source = self.binaries_of(version).ensure(SERVER)
+            rows.append((f"{SERVER.command} {version}", str(path), source))
         if self.model.enabled:
             rows.append(("model", *self.model.setup()))
         return rows
@@ -224,6 +262,7 @@ class Stack:
         if self.needs_setup():
             timings.measure("setup", self.setup)
         preflight.check(self)
+        self.server.prepare()  # what the writer needs before it can listen (a Docker network's gateway)
         server, service = self.server, self.service  # chosen once, before the threads
         if not self.model.enabled:
             progress.info(f"LLM endpoint is remote: {self.config.writer_model.base_url} (not started here)")
@@ -256,7 +295,7 @@ class Stack:
         progress.ok(done.summary)
         if verbose:
             progress.raw(done.output)
-        if self.rt.backend == "cluster":
+        if self.rt.is_cluster:
             timings.measure(
                 "registered everywhere",
                 lambda: self.cluster.wait_registered_everywhere(self.service_name, self.rt.ready_timeout_s),
@@ -324,6 +363,22 @@ def restate_backend(stack: Stack) -> RestateServer:
             return DockerServer(
                 rt, stack.admin, stack.ingress, procs=stack.procs, config_source=stack.config.source, identity=identity
             )
+    if choice == "docker-cluster":
+        from drillkit.components.docker_cluster import DockerCluster
+
+        containers = DockerCluster(
+            rt,
+            stack.admin,
+            stack.ingress,
+            stack.binaries.path(CTL),
+            stack.state.root / "restate-cluster",
+            stack.state.logs,
+            stack.procs,
+            config_source=stack.config.source,
+            identity=identity,
+        )
+        stack.point_clients_at(containers.entry.admin_url, containers.entry.ingress_url)
+        return containers
     if choice == "cluster":
         from drillkit.components.restate_cluster import RestateCluster
 
@@ -386,7 +441,7 @@ def status_rows(stack: Stack) -> list[tuple[str, str, str, str]]:
 
 def _status_rows(stack: Stack) -> list[tuple[str, str, str, str]]:
     """(component, process, URL, health): the server (or each node), the model, the writer."""
-    if stack.rt.backend == "cluster":
+    if stack.rt.is_cluster:
         rows = stack.cluster.node_rows()
         server_ok = any(row[3] == "ok" for row in rows)
     else:

@@ -40,7 +40,7 @@ class CheckResult:
 
 
 def check(stack: Stack, keep_up: bool = False) -> CheckResult:
-    target = any_target.target_of(stack)
+    target = any_target.target_of(stack.handles())
     started = not stack.is_up()
     if started:
         with progress.activity(f"bringing up restate-server, the model and {target.what}"):

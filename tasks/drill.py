@@ -17,7 +17,10 @@ from drillkit.errors import ConfigError, DrillError
 from drillkit.reports import html_report
 from tasks._edge import CONFIG_HELP, Task, finish, path_or_none, stack_for, task, usage
 
-CLUSTER_CONFIG_HELP = CONFIG_HELP + "; needs runtime.backend: cluster (configs/cluster.yaml)"
+CLUSTER_CONFIG_HELP = (
+    CONFIG_HELP
+    + "; needs runtime.backend: cluster or docker-cluster (configs/cluster.yaml, configs/docker-cluster.yaml)"
+)
 
 
 def _run_drill(c: Context, config: str | None, spec: catalog.DrillSpec, report_dir: str | None, keep_up: bool) -> None:
@@ -87,7 +90,24 @@ node_loss = _drill_task(
 )
 partition = _drill_task(
     "partition",
-    "Cut a cluster node off its peers and the writer (nftables); prove the rest go on and it rejoins.",
+    "Cut a cluster node off its peers and the writer (nftables, or docker network disconnect for containers); "
+    "prove the rest go on and it rejoins.",
+    CLUSTER_CONFIG_HELP,
+)
+data_loss = _drill_task(
+    "data-loss",
+    "Stop a cluster node, delete its partition store, start it; prove it rebuilds from its peers, nothing lost.",
+    CLUSTER_CONFIG_HELP,
+)
+rolling_upgrade = _drill_task(
+    "rolling-upgrade",
+    "Replace the cluster's nodes one at a time by --to under load, roll back to --from; prove nothing lost.",
+    CLUSTER_CONFIG_HELP,
+)
+soak = _drill_task(
+    "soak",
+    "Soak the cluster: steady keyed load for minutes while a seeded schedule kills, freezes and cuts off one "
+    "thing at a time; prove every invocation ran exactly once and each fault recovered.",
     CLUSTER_CONFIG_HELP,
 )
 model = _drill_task(
@@ -141,5 +161,19 @@ def report(c, path):
 
 
 ns = Collection(
-    "drill", crash, server_crash, timeout, tool_error, storm, node_loss, partition, model, stuck, upgrade, all_drills
+    "drill",
+    crash,
+    server_crash,
+    timeout,
+    tool_error,
+    storm,
+    node_loss,
+    partition,
+    soak,
+    data_loss,
+    rolling_upgrade,
+    model,
+    stuck,
+    upgrade,
+    all_drills,
 )

@@ -10,7 +10,10 @@ from drillkit.flags import FlagError
 from drillkit.stack import Stack
 from tasks._edge import CONFIG_HELP, stack_for, task
 
-NODE_HELP = "the node's number, 1..runtime.cluster.nodes (required; cluster backend: configs/cluster.yaml)"
+NODE_HELP = (
+    "the node's number, 1..runtime.cluster.nodes (required; cluster backends: configs/cluster.yaml, "
+    "configs/docker-cluster.yaml)"
+)
 
 
 @task(name="start", help={"config": CONFIG_HELP})

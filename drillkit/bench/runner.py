@@ -73,7 +73,7 @@ def run(stack: Stack, quick: bool, only: list[str] | None, out: Path | None) -> 
             cluster.leader_loss(stack, plan.cluster_repeats) + cluster.throughput(stack, plan.cluster_repeats)
         ),
     }
-    default = ["cluster"] if stack.rt.backend == "cluster" else list(SINGLE_SERVER)
+    default = ["cluster"] if stack.rt.is_cluster else list(SINGLE_SERVER)
     chosen = only or default
     started = time.monotonic()
     figures: list[Figure] = []

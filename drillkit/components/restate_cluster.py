@@ -22,12 +22,14 @@ import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
+from drillkit.binaries import reported_version
+from drillkit.components.netcut import Cut, NetCut
 from drillkit.components.process import ConfigStamp, config_digest
 from drillkit.components.restate_server import RestateProcess, RestateServer
 from drillkit.config import ClusterSettings, Runtime
@@ -87,6 +89,12 @@ class Node:
         return self.home / self.name
 
     @property
+    def partition_store(self) -> Path:
+        """The partition processors' RocksDB (`<base-dir>/<node-name>/db`): what Restate's own verification
+        removes (`rm -rf` of a node's db) to make a node rebuild its partitions from the replicated log."""
+        return self.data_dir / self.name / "db"
+
+    @property
     def config_file(self) -> Path:
         return self.home / f"{self.name}.toml"
 
@@ -103,11 +111,43 @@ def _toml_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def node_toml(settings: ClusterSettings, number: int, data_dir: Path, identity_key_file: Path | None = None) -> str:
+@dataclass(frozen=True)
+class NodeAddresses:
+    """Where node N binds and how its peers reach it. Native nodes share 127.0.0.1 and tell themselves
+    apart by port (`<base>_port + N`); containers (`docker_cluster.py`) each have an address of their
+    own on a Docker network and use the image's ports."""
+
+    settings: ClusterSettings
+    bind_ip: str = HOST
+
+    def fabric_url(self, number: int) -> str:
+        return f"http://{HOST}:{self.fabric_port(number)}"
+
+    def fabric_port(self, number: int) -> int:
+        return self.settings.fabric_base_port + number
+
+    def admin_port(self, number: int) -> int:
+        return self.settings.admin_base_port + number
+
+    def ingress_port(self, number: int) -> int:
+        return self.settings.ingress_base_port + number
+
+
+def node_toml(
+    settings: ClusterSettings,
+    number: int,
+    data_dir: Path | str,
+    identity_key_file: Path | str | None = None,
+    addresses: NodeAddresses | None = None,
+    version: tuple[int, int, int] | None = None,
+) -> str:
     """The node's config file. Keys checked against `restate-server --dump-config` of 1.7.12 (the
-    request identity key: against the log line "Loaded request identity key" at start)."""
-    fabric = settings.fabric_base_port + number
-    peers = ", ".join(_toml_str(f"http://{HOST}:{settings.fabric_base_port + n}") for n in range(1, settings.nodes + 1))
+    request identity key: against the log line "Loaded request identity key" at start). A node run by an
+    older binary (`version` below 1.7, a rolling upgrade) gets the key where that version reads it: at
+    the top level (1.6.x ignores `[worker.invoker]`'s; 1.7 still reads the top-level one, deprecated)."""
+    legacy_key = identity_key_file is not None and version is not None and version < (1, 7, 0)
+    at = addresses or NodeAddresses(settings)
+    peers = ", ".join(_toml_str(at.fabric_url(n)) for n in range(1, settings.nodes + 1))
     lines = [
         f"# node {number} of {settings.nodes}, written by drillkit (restate_cluster.py); rewritten at every start",
         f"node-name = {_toml_str(f'n{number}')}",
@@ -117,11 +157,12 @@ def node_toml(settings: ClusterSettings, number: int, data_dir: Path, identity_k
         f"auto-provision = {'true' if number == 1 else 'false'}",
         f"default-replication = {settings.replication}",
         f"default-num-partitions = {settings.partitions}",
-        f"bind-ip = {_toml_str(HOST)}",
+        f"bind-ip = {_toml_str(at.bind_ip)}",
         'listen-mode = "tcp"',
-        f"bind-port = {fabric}",
-        f"advertised-address = {_toml_str(f'http://{HOST}:{fabric}')}",
+        f"bind-port = {at.fabric_port(number)}",
+        f"advertised-address = {_toml_str(at.fabric_url(number))}",
         "log-disable-ansi-codes = true",
+        *([f"request-identity-private-key-pem-file = {_toml_str(str(identity_key_file))}"] if legacy_key else []),
         "",
         "[metadata-client]",
         'type = "replicated"',
@@ -131,13 +172,13 @@ def node_toml(settings: ClusterSettings, number: int, data_dir: Path, identity_k
         'default-provider = "replicated"',
         "",
         "[admin]",
-        f"bind-port = {settings.admin_base_port + number}",
+        f"bind-port = {at.admin_port(number)}",
         "",
         "[ingress]",
-        f"bind-port = {settings.ingress_base_port + number}",
+        f"bind-port = {at.ingress_port(number)}",
         "",
     ]
-    if identity_key_file is not None:
+    if identity_key_file is not None and not legacy_key:
         # Every node signs what it sends the services with the state dir's key: whichever node leads a
         # partition invokes the writer, and the writer accepts only that key.
         lines += [f"[{SERVER_KEY_TOML_SECTION}]", f"{SERVER_KEY_TOML_KEY} = {_toml_str(str(identity_key_file))}", ""]
@@ -165,7 +206,8 @@ def active_leaders(state_rows: list[dict[str, Any]], names: dict[str, str]) -> d
     with two nodes claiming it (an old leader not yet told), the higher leader epoch wins."""
     best: dict[int, tuple[int, str]] = {}
     for row in state_rows:
-        if row.get("effective_mode") != "Leader" or row.get("replay_status") != "active":
+        # 1.7 says "Leader", 1.6 "leader": a cluster in a rolling upgrade has both.
+        if str(row.get("effective_mode")).lower() != "leader" or row.get("replay_status") != "active":
             continue
         partition = row.get("partition_id")
         if not isinstance(partition, int):
@@ -223,11 +265,56 @@ class Restatectl:
         return parse_jsonl(retrying(self.execute, addresses, "sql", "--jsonl", query))
 
 
+# -- cutting a node off --------------------------------------------------------------------------------
+
+
+class Partitioner(Protocol):
+    """How a backend cuts one node off from its peers and the writer, and heals it (drill.partition)."""
+
+    how: str
+    """What a cut does, for the drill's event ("nftables drops its fabric traffic ...")."""
+
+    def check_possible(self) -> None:
+        """Inconclusive, before any fault, when this host cannot cut a node off."""
+
+    def cut(self, node: Node) -> dict[str, str]:
+        """Cut the node off; the evidence to keep (the rules applied, the command run)."""
+
+    def heal(self, node: Node) -> bool:
+        """Give the node its network back (idempotent); True if there was a cut to remove."""
+
+
+@dataclass
+class NftPartitioner:
+    """Native nodes all listen on 127.0.0.1: an nftables table matched on ports and each node's group id
+    (`components/netcut.py`)."""
+
+    cluster: RestateCluster
+    writer_port: int
+    netcut: NetCut = field(default_factory=NetCut)
+    how: str = "nftables drops its fabric traffic and its calls to the writer"
+
+    def check_possible(self) -> None:
+        self.netcut.check_possible(self.cluster.uses_socket_groups())
+
+    def cut(self, node: Node) -> dict[str, str]:
+        peers = tuple(n.fabric_port for n in self.cluster.nodes if n != node)
+        return {
+            "nft_rules": self.netcut.apply(Cut(node.name, node.fabric_port, node.socket_gid, peers, self.writer_port))
+        }
+
+    def heal(self, node: Node) -> bool:
+        return self.netcut.heal()  # the whole table: one cut at a time
+
+
 # -- the cluster --------------------------------------------------------------------------------------
 
 
 class RestateCluster(RestateServer):
     name = "cluster"
+    freeze_how = "SIGSTOP"
+    """How `node_freeze` freezes a node (and `node_thaw` thaws it), for messages."""
+    thaw_how = "SIGCONT"
 
     def __init__(
         self,
@@ -254,6 +341,8 @@ class RestateCluster(RestateServer):
             n.name: RestateProcess(procs, n.process, f"restate node {n.name}", n.log_file, n.admin_url, n.ingress_url)
             for n in self.nodes
         }
+        self.node_binaries: dict[int, tuple[Path, tuple[int, int, int]]] = {}
+        """Nodes a rolling upgrade runs on another `restate-server`: number -> (binary, its version)."""
         self.cut_off: set[int] = set()
         """Nodes a drill has cut off from the others (alive, but restatectl must not ask them)."""
         # The node to talk to: node 1, or the first node running when it is not (a task run after a node
@@ -275,6 +364,14 @@ class RestateCluster(RestateServer):
 
     def live(self, node: Node) -> ProcessRecord | None:
         return self.process_of(node).live()
+
+    def node_where(self, node: Node, record: ProcessRecord) -> str:
+        """How messages name a running node: its pid (a container adds its name)."""
+        return f"pid {record.pid}"
+
+    def partitioner(self, writer_port: int) -> Partitioner:
+        """What cuts a node off on this backend (drill.partition)."""
+        return NftPartitioner(self, writer_port)
 
     def live_nodes(self) -> list[Node]:
         return [n for n in self.nodes if self.live(n) is not None]
@@ -307,8 +404,21 @@ class RestateCluster(RestateServer):
             return False
         return mapping[:3] == ["0", "0", "4294967295"]
 
+    def node_binary(self, node: Node) -> Path:
+        """The binary the node starts from: the pinned one, or the one a rolling upgrade gave it."""
+        chosen = self.node_binaries.get(node.number)
+        return chosen[0] if chosen else self.binary
+
+    def run_node_on(self, number: int, binary: Path | None, version: tuple[int, int, int] | None = None) -> None:
+        """From its next start the node runs `binary` (of `version`); None: the pinned binary again."""
+        node = self.node(number)
+        if binary is None or version is None:
+            self.node_binaries.pop(node.number, None)
+        else:
+            self.node_binaries[node.number] = (binary, version)
+
     def node_argv(self, node: Node) -> list[str]:
-        return [str(self.binary), "--config-file", str(node.config_file), "--no-logo"]
+        return [str(self.node_binary(node)), "--config-file", str(node.config_file), "--no-logo"]
 
     def node_env(self) -> dict[str, str]:
         # The key is in each node's TOML; an inherited variable would override it (environment wins).
@@ -325,16 +435,34 @@ class RestateCluster(RestateServer):
             # Like the single server: a node is reused only on the settings it was started with (one
             # started unsigned must not serve a writer that now requires the key).
             self.refuse_other_settings(f"{node.name} pid {live.pid}", live.config_digest, live.config_source)
+            self.refuse_other_release(node, live)
             return f"{node.name} pid {live.pid} (already running)"
-        if not self.binary.is_file():
-            raise DrillError("restate-server is not installed: run `inv setup`")
+        binary = self.node_binary(node)
+        if not binary.is_file():
+            raise DrillError(f"restate-server is not installed at {binary}: run `inv setup`")
         node.data_dir.mkdir(parents=True, exist_ok=True)
         key_file = self.identity.private_key_file if self.identity else None
-        write_text_atomically(node.config_file, node_toml(self.settings, node.number, node.data_dir, key_file))
+        other = self.node_binaries.get(node.number)
+        text = node_toml(self.settings, node.number, node.data_dir, key_file, version=other[1] if other else None)
+        write_text_atomically(node.config_file, text)
         group = node.socket_gid if self.uses_socket_groups() else None
         stamp = ConfigStamp(self.settings_digest(), self.config_source)
         record = self.process_of(node).launch(self.node_argv(node), env=self.node_env(), stamp=stamp, group=group)
         return f"{node.name} pid {record.pid}"
+
+    def refuse_other_release(self, node: Node, live: ProcessRecord) -> None:
+        """A running node is reused only on the release it should run (a rolling upgrade cut short leaves
+        nodes on another one): asked of both binaries' `--version` when their paths differ."""
+        expected = self.node_binary(node)
+        running = Path(live.cmdline[0]) if live.cmdline else expected
+        if running == expected:
+            return
+        want, have = reported_version(expected), reported_version(running)
+        if want and have and want != have:
+            raise ComponentError(
+                f"{node.name} pid {live.pid} runs restate-server {have} ({running}), not {want}: stop it first "
+                f"(`inv restate.node-stop --node {node.number}`, or `inv down`)"
+            )
 
     def node_start(self, number: int, timeout_s: float | None = None) -> str:
         """Start one node (its data kept) and wait until it answers and every partition has a leader."""
@@ -410,6 +538,66 @@ class RestateCluster(RestateServer):
         assert led is not None
         return led
 
+    def plain_ids(self) -> dict[str, str]:
+        """Node name -> its plain node id (N1..): ids are given in the order nodes joined, not by name."""
+        return {str(r["name"]): str(r["plain_node_id"]) for r in self.ctl_sql("SELECT plain_node_id, name FROM nodes")}
+
+    def restate_nodes(self) -> list[dict[str, Any]]:
+        """Restate's `nodes` table: name, plain id, the binary version each node last reported (>= 1.6),
+        worker and log-server storage states."""
+        return self.ctl_sql(
+            "SELECT plain_node_id, name, binary_version, worker_state, storage_state, metadata_server_state FROM nodes"
+        )
+
+    def hosted(self, node: Node) -> list[dict[str, Any]]:
+        """The partition processors the node runs, as it reports them (`partition_state`)."""
+        plain = self.plain_ids().get(node.name)
+        if plain is None:
+            return []
+        return self.ctl_sql(
+            "SELECT partition_id, plain_node_id, effective_mode, replay_status, applied_log_lsn "
+            f"FROM partition_state WHERE plain_node_id = '{plain}'"
+        )
+
+    def set_worker_state(self, number: int, state: str) -> str:
+        """`restatectl nodes set-worker-state` (active, draining, ...): a draining worker hands its
+        partitions to the others. Returns restatectl's answer."""
+        node = self.node(number)
+        plain = self.plain_ids().get(node.name)
+        if plain is None:
+            raise ComponentError(f"{node.name} is not in Restate's nodes table")
+        addresses = [n.fabric_url for n in self.reachable()]
+        args = ("nodes", "set-worker-state", "--nodes", plain.lstrip("N"), "--worker-state", state)
+        out = self.ctl.execute(addresses, *args)
+        return " ".join(out.split())
+
+    def pin_leader(self, partition: int, number: int) -> str:
+        """`restatectl partitions leadership pin`: a soft preference for the node as the partition's leader
+        (the scheduler moves leadership there while it is alive). Returns restatectl's answer."""
+        plain = self.plain_ids().get(self.node(number).name)
+        if plain is None:
+            raise ComponentError(f"n{number} is not in Restate's nodes table")
+        args = ("partitions", "leadership", "pin", "--node", plain.lstrip("N"), str(partition))
+        out = self.ctl.execute([n.fabric_url for n in self.reachable()], *args)
+        return " ".join(out.split())
+
+    def unpin_leader(self, partition: int) -> str:
+        args = ("partitions", "leadership", "unpin", str(partition))
+        out = self.ctl.execute([n.fabric_url for n in self.reachable()], *args)
+        return " ".join(out.split())
+
+    def wipe_partition_store(self, number: int) -> tuple[Path, int, int]:
+        """Delete a stopped node's partition store; (path, files, bytes) removed. Refused while it runs."""
+        node = self.node(number)
+        if self.live(node) is not None:
+            raise DrillError(f"{node.name} is running: its data is removed only while it is down")
+        store = node.partition_store
+        files = [p for p in store.rglob("*") if p.is_file()] if store.is_dir() else []
+        size = sum(p.stat().st_size for p in files)
+        if store.is_dir():
+            shutil.rmtree(store)
+        return store, len(files), size
+
     def partition_ranges(self) -> list[dict[str, Any]]:
         return self.ctl_sql("SELECT partition_id, start_key, end_key FROM partitions")
 
@@ -484,7 +672,7 @@ class RestateCluster(RestateServer):
         records = [(n, self.live(n)) for n in self.nodes]
         if any(r is None for _, r in records):
             return None
-        return ", ".join(f"{n.name} pid {r.pid}" for n, r in records if r is not None)
+        return ", ".join(f"{n.name} {self.node_where(n, r)}" for n, r in records if r is not None)
 
     def log_lines(self, tail: int) -> list[str]:
         return [f"{n.name} | {line}" for n in self.nodes for line in self.process_of(n).logs(tail)]
@@ -507,7 +695,7 @@ class RestateCluster(RestateServer):
             if record is None:
                 health = "down"
             elif self.frozen(node):
-                health = "frozen (SIGSTOP)"
+                health = f"frozen ({self.freeze_how})"
             else:
                 health = "ok" if self.node_healthy(node) else "not answering"
             if node.number in self.cut_off:
@@ -515,7 +703,7 @@ class RestateCluster(RestateServer):
             rows.append(
                 (
                     f"restate node {node.name}",
-                    f"pid {record.pid}" if record else "-",
+                    self.node_where(node, record) if record else "-",
                     f"ingress {node.ingress_url} admin {node.admin_url} fabric :{node.fabric_port}",
                     health,
                 )

@@ -84,6 +84,10 @@ class RestateServer(ABC):
         """Where the writer must listen for this server to reach it; None: the config's service.host."""
         return None
 
+    def prepare(self) -> None:
+        """Before `up` starts anything: what the writer needs to listen at `host_gateway` (nothing here)."""
+        return None
+
     # -- shared -----------------------------------------------------------------------------------------
 
     def settings_digest(self) -> str:

@@ -33,33 +33,33 @@ from drillkit.evidence import (
     run_point,
     transient_errors,
 )
+from drillkit.handles import Handles
 from drillkit.kit import actions, checks, probes
 from drillkit.kit.frame import Drill, Scenario
 from drillkit.procs import ProcessRecord, Stopped
 from drillkit.restate_api import sql_list
-from drillkit.stack import Stack
 from drillkit.waits import poll
 
 DEFAULT_AT = DEFAULT_RUN_POINT
 TOLERANCE_S = 0.005  # Restate's timestamps are in milliseconds
 
 
-def target_of(stack: Stack) -> TargetService:
-    target = stack.target
+def target_of(handles: Handles) -> TargetService:
+    target = handles.target
     if target is None:
-        raise DrillError(f"{stack.config.source}: no `target` section")
+        raise DrillError(f"{handles.config.source}: no `target` section")
     return target
 
 
-def check_startable(stack: Stack, what: str) -> None:
-    target_of(stack).require_startable(what)
+def check_startable(handles: Handles, what: str) -> None:
+    target_of(handles).require_startable(what)
 
 
-def check_model_side(stack: Stack) -> None:
-    target = target_of(stack)
+def check_model_side(handles: Handles) -> None:
+    target = target_of(handles)
     if not target.spec.llm_base_url_env:
         raise ConfigError(
-            f"{stack.config.source}: target.llm_base_url_env is not set: the drill cannot put the LLM tap (or a "
+            f"{handles.config.source}: target.llm_base_url_env is not set: the drill cannot put the LLM tap (or a "
             "broken endpoint) in front of this target's model"
         )
 
@@ -71,15 +71,13 @@ def route_through_tap(drill: Drill, tool_failures: int = 0) -> LlmTap | None:
     """Model <- tap <- target: the target restarted with its base-URL variable naming the tap (and the
     tool-fault count when asked); put back as configured at the end. A target the tool cannot restart, or
     whose model address it cannot set, runs as it is: the evidence is then Restate's journal alone."""
-    stack, target = drill.stack, target_of(drill.stack)
+    handles, target = drill.handles, target_of(drill.handles)
     if not target.startable or not target.spec.llm_base_url_env:
         why = "target.uri: not started by this tool" if not target.startable else "no target.llm_base_url_env"
         drill.record.note(f"no LLM tap ({why}): the evidence is Restate's journal alone, the model's side unseen")
         return None
-    upstream = urlsplit(stack.config.writer_model.base_url)
-    tap = LlmTap(
-        stack.procs, stack.state.log_file("llm-tap"), stack.state.root / "llm-tap" / f"{uuid.uuid4().hex}.jsonl"
-    )
+    upstream = urlsplit(handles.config.writer_model.base_url)
+    tap = handles.model.tap()
     drill.on_cleanup("LLM tap stopped", tap.stop)
     tap.start(f"{upstream.scheme}://{upstream.netloc}")
     base_url = f"{tap.url}{upstream.path}"
@@ -87,7 +85,7 @@ def route_through_tap(drill: Drill, tool_failures: int = 0) -> LlmTap | None:
     record = target.start(llm_base_url=base_url, tool_failures=tool_failures)
     drill.record.event(
         "tap",
-        f"{target.what} (pid {record.pid}) -> {base_url} -> {stack.config.writer_model.base_url}; record {tap.record}",
+        f"{target.what} (pid {record.pid}) -> {base_url} -> {handles.model.base_url}; record {tap.record}",
     )
     drill.record.evidence["tap_record"] = str(tap.record)
     drill.tap = tap
@@ -95,22 +93,22 @@ def route_through_tap(drill: Drill, tool_failures: int = 0) -> LlmTap | None:
 
 
 def running_target(drill: Drill) -> ProcessRecord:
-    record = target_of(drill.stack).live()
+    record = target_of(drill.handles).live()
     if record is None:
-        raise DrillError(f"{target_of(drill.stack).what} is not running: nothing to crash")
+        raise DrillError(f"{target_of(drill.handles).what} is not running: nothing to crash")
     drill.record.event("target running", f"pid {record.pid}")
     return record
 
 
 def send(drill: Drill, nonce: str | None = None, idempotency_key: str | None = None) -> str:
     """POST /<service>/<handler>/send with the target's body, its `{{nonce}}` filled in."""
-    target = target_of(drill.stack)
+    target = target_of(drill.handles)
     chosen = nonce or new_nonce()
     body = target.body(chosen)
-    invocation_id = drill.stack.ingress.send(
+    invocation_id = drill.restate.ingress.send(
         body, idempotency_key=idempotency_key, service=target.service, handler=target.handler
     )
-    drill.stack.state.remember_invocation(invocation_id)
+    drill.restate.remember_invocation(invocation_id)
     drill.record.invocation_id = drill.record.invocation_id or invocation_id
     drill.invocations.append(invocation_id)
     drill.nonces[invocation_id] = chosen
@@ -119,16 +117,16 @@ def send(drill: Drill, nonce: str | None = None, idempotency_key: str | None = N
 
 
 def kill_target(drill: Drill, record: ProcessRecord, sig: signal.Signals) -> Stopped:
-    target = target_of(drill.stack)
+    target = target_of(drill.handles)
     drill.on_cleanup(f"{target.what} running", lambda: target.live() or restart_target(drill))
     return actions.kill_recorded(drill, target.what, record, sig, target.kill_record)
 
 
 def restart_target(drill: Drill) -> ProcessRecord:
     """The target started again with the environment it had (the tap in front of its model)."""
-    target = target_of(drill.stack)
+    target = target_of(drill.handles)
     tap = drill.tap
-    upstream = urlsplit(drill.stack.config.writer_model.base_url)
+    upstream = urlsplit(drill.config.writer_model.base_url)
     record = target.start(llm_base_url=f"{tap.url}{upstream.path}" if tap else None)
     drill.record.event("restarted", f"{target.what} pid {record.pid} accepts connections")
     return record
@@ -289,7 +287,9 @@ def asked_once(drill: Drill) -> None:
 
 
 def gone(drill: Drill, stopped: Stopped, sig: signal.Signals) -> None:
-    checks.service_gone(drill, stopped, sig, target_of(drill.stack).what, target_of(drill.stack).spec.grace_period_s)
+    checks.service_gone(
+        drill, stopped, sig, target_of(drill.handles).what, target_of(drill.handles).spec.grace_period_s
+    )
 
 
 # -- the drills ---------------------------------------------------------------------------------------
@@ -354,7 +354,7 @@ def server_crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenari
 
 def tool_error_scenario(fail_first: int) -> Scenario:
     def scenario(drill: Drill) -> None:
-        target = target_of(drill.stack)
+        target = target_of(drill.handles)
         assert target.spec.tool_fault is not None  # checked before the drill
         step = target.spec.tool_fault.step
         route_through_tap(drill, tool_failures=fail_first)
@@ -372,7 +372,7 @@ def tool_error_scenario(fail_first: int) -> Scenario:
         row = probes.wait_invocation(drill, watched, "the invocation to complete")
         drill.record.event("completed", f"completion_result={row.get('completion_result')}")
         completed(drill, row)
-        errors = transient_errors(drill.stack.admin.journal_events(drill.invocation_id))
+        errors = transient_errors(drill.restate.admin.journal_events(drill.invocation_id))
         on_step = [e for e in errors if e.get("related_command_name") == step]
         drill.record.expect(
             f"Restate's journal events show {step} failing",
@@ -402,8 +402,8 @@ def timeout_scenario(mode: str) -> Scenario:
     runs its first model step; Restate retries; the model comes back; completed with success."""
 
     def scenario(drill: Drill) -> None:
-        target = target_of(drill.stack)
-        path = urlsplit(drill.stack.config.writer_model.base_url).path
+        target = target_of(drill.handles)
+        path = urlsplit(drill.config.writer_model.base_url).path
         with BlackHole() as hole:
             broken = hole.url.removesuffix("/v1") if mode == "hang" else f"http://127.0.0.1:{closed_port()}"
             drill.on_cleanup(f"{target.what} running as configured", target.start)
@@ -460,7 +460,7 @@ def storm_scenario(n: int, kills: int, seed: int) -> Scenario:
         route_through_tap(drill)
         batch = actions.Batch()
         run = uuid.uuid4().hex[:8]
-        target = target_of(drill.stack)
+        target = target_of(drill.handles)
         started = time.monotonic()
         for i in range(n):
             nonce, key = new_nonce(), f"storm-{run}-{i}"
@@ -475,7 +475,7 @@ def storm_scenario(n: int, kills: int, seed: int) -> Scenario:
 
 
 def completed_runs(drill: Drill, ids: list[str]) -> int:
-    rows = drill.stack.admin.query(
+    rows = drill.restate.admin.query(
         f"SELECT count(*) AS done FROM sys_journal WHERE entry_type = 'Notification: Run' AND id IN ({sql_list(ids)})"
     )
     return int(rows[0].get("done") or 0) if rows else 0
@@ -514,12 +514,12 @@ def kill_at_progress(drill: Drill, batch: actions.Batch, kills: int, seed: int) 
 
 
 def all_done(drill: Drill, ids: list[str]) -> bool:
-    rows = drill.stack.admin.query(f"SELECT id, status FROM sys_invocation WHERE id IN ({sql_list(ids)})")
+    rows = drill.restate.admin.query(f"SELECT id, status FROM sys_invocation WHERE id IN ({sql_list(ids)})")
     return len(rows) == len(ids) and all(r.get("status") == "completed" for r in rows)
 
 
 def resume_backing_off(drill: Drill, ids: list[str]) -> None:
-    rows = drill.stack.admin.query(
+    rows = drill.restate.admin.query(
         f"SELECT id FROM sys_invocation WHERE status IN ('backing-off', 'paused') AND id IN ({sql_list(ids)})"
     )
     for row in rows:
@@ -530,7 +530,7 @@ def judge_storm(drill: Drill, batch: actions.Batch, kills: int, wall_s: float, r
     ids = list(batch.keys)
     checks.all_completed_with_success(drill, ids, probes.invocations(drill, ids))
     checks.same_output_again(
-        drill, batch, service=target_of(drill.stack).service, handler=target_of(drill.stack).handler
+        drill, batch, service=target_of(drill.handles).service, handler=target_of(drill.handles).handler
     )
     again, llm_steps, requests = [], 0, 0
     for invocation_id in ids:

@@ -12,14 +12,14 @@ import signal
 
 from drillkit.errors import ComponentError, DrillError
 from drillkit.evidence import completed_step_names, in_flight_step, journaled_completions
+from drillkit.handles import Handles
 from drillkit.howto import RESTART_PROMPT, howto_body
 from drillkit.kit import actions, checks, probes
 from drillkit.kit.frame import Drill, Scenario
-from drillkit.stack import Stack
 
 
-def check_target(stack: Stack, at: str) -> None:
-    steps = stack.writer.steps()
+def check_target(handles: Handles, at: str) -> None:
+    steps = handles.writer.steps()
     if at not in steps:
         raise DrillError(f"--at {at!r} is not a step of this pipeline; steps are {', '.join(steps)}")
 
@@ -28,7 +28,7 @@ def crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenario:
     def scenario(drill: Drill) -> None:
         writer = actions.running_writer(drill)
         actions.send(drill, howto_body(RESTART_PROMPT))
-        probes.wait_step_running(drill, at, probes.previous_step(drill.stack.writer.steps(), at))
+        probes.wait_step_running(drill, at, probes.previous_step(drill.writer.steps(), at))
         probes.wait_executing(drill, writer.pid, at)
 
         stopped = actions.kill_writer(drill, writer, sig)
@@ -89,7 +89,7 @@ def come_back(drill: Drill, row: probes.Row, resume: bool) -> None:
 def note_in_flight(drill: Drill, flight: str | None) -> None:
     if not flight:
         return
-    runs = [e for e in drill.stack.writer.executions(drill.invocation_id) if e.step == flight]
+    runs = [e for e in drill.writer.executions(drill.invocation_id) if e.step == flight]
     killed = sum(1 for e in runs if e.outcome is None)
     drill.record.note(
         f"step {flight} was in flight at the kill: {len(runs)} execution(s) in the ledger, {killed} never finished "

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -41,11 +40,11 @@ from drillkit.components.llm_tap import LlmTap, TapRequest
 from drillkit.components.tap_faults import FAULTS, FaultPlan
 from drillkit.errors import DrillError, Inconclusive
 from drillkit.evidence import first_line
+from drillkit.handles import Handles
 from drillkit.howto import howto_body
 from drillkit.kit import actions, checks, probes
 from drillkit.kit.frame import Drill, Scenario
 from drillkit.restate_api import sql_list
-from drillkit.stack import Stack
 
 TERMINAL_WITHIN_S = 10.0
 RETRY_AFTER_S = 2
@@ -72,16 +71,16 @@ def fault_steps(fault: str) -> tuple[str, ...]:
     return () if fault == "slow" else (FIRST_STEP,)
 
 
-def check_model(stack: Stack, fault: str, burst: int) -> None:
+def check_model(handles: Handles, fault: str, burst: int) -> None:
     if fault not in FAULTS:
         raise DrillError(f"--fault {fault!r}: use one of {', '.join(FAULTS)}")
     if burst < 1:
         raise DrillError(f"--burst {burst}: must be at least 1 (the number of requests in a row that get the fault)")
-    timeout_s = stack.config.writer_model.timeout_s
+    timeout_s = handles.config.writer_model.timeout_s
     if fault == "slow" and timeout_s <= SLOW_S:
         raise DrillError(
             f"--fault slow trickles an answer over {SLOW_S:g} s, not less than writer_model.timeout_s "
-            f"({timeout_s:g} s) in {stack.config.source}: that is the timeout drill's business"
+            f"({timeout_s:g} s) in {handles.config.source}: that is the timeout drill's business"
         )
 
 
@@ -125,23 +124,21 @@ def model_scenario(fault: str, burst: int) -> Scenario:
 
 def tap_with_faults(drill: Drill, plan: FaultPlan) -> LlmTap:
     """Model <- tap (with the plan) <- writer: the writer restarted on a derived config naming the tap."""
-    stack = drill.stack
-    upstream = urlsplit(stack.config.writer_model.base_url)
-    tap = LlmTap(
-        stack.procs, stack.state.log_file("llm-tap"), stack.state.root / "llm-tap" / f"{uuid.uuid4().hex}.jsonl"
-    )
+    handles = drill.handles
+    upstream = urlsplit(handles.config.writer_model.base_url)
+    tap = handles.model.tap()
     drill.on_cleanup("LLM tap stopped", tap.stop)
     tap.start(f"{upstream.scheme}://{upstream.netloc}", plan)
     drill.tap = tap
     overrides: dict[str, Any] = {"writer_model.base_url": f"{tap.url}{upstream.path}"}
     if plan.fault == "hang":
         overrides["writer_model.timeout_s"] = HANG_TIMEOUT_S
-    config = stack.writer.derived_config("model-fault", overrides)
-    drill.on_cleanup("writer on its own config", stack.writer.restart)
+    config = handles.writer.derived_config("model-fault", overrides)
+    drill.on_cleanup("writer on its own config", handles.writer.restart)
     actions.restart_writer(drill, config)
     # Armed: the first matching request gets it. A wait that runs out from here is the system's failure.
     drill.fault_injected = True
-    drill.record.event("fault armed", f"tap {tap.url} -> {stack.config.writer_model.base_url}; plan {plan.to_json()}")
+    drill.record.event("fault armed", f"tap {tap.url} -> {handles.config.writer_model.base_url}; plan {plan.to_json()}")
     drill.record.evidence["tap_record"] = str(tap.record)
     drill.record.evidence["fault_plan"] = json.loads(plan.to_json())
     return tap
@@ -243,7 +240,7 @@ def _slow_answers_whole(drill: Drill, requests: list[TapRequest], plan: FaultPla
 
 
 def _json_answer_handled(drill: Drill, requests: list[TapRequest], burst: int, fault: str) -> None:
-    retries = drill.stack.config.pipeline.json_retries
+    retries = drill.config.pipeline.json_retries
     result = journaled_result(drill, JSON_STEP)
     answer = result.get("answer") if isinstance(result, dict) else None
     answer = answer if isinstance(answer, dict) else {}
@@ -309,7 +306,7 @@ def _each_followed(requests: list[TapRequest]) -> list[tuple[TapRequest, TapRequ
 
 def journaled_result(drill: Drill, step: str) -> Any:
     """The value Restate journaled for the step's Run (its `entry_json` holds the bytes), decoded."""
-    rows = drill.stack.admin.query(
+    rows = drill.restate.admin.query(
         "SELECT index, entry_type, name, entry_json FROM sys_journal "
         f"WHERE id IN ({sql_list([drill.invocation_id])}) ORDER BY index"
     )

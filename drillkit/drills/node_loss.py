@@ -26,17 +26,16 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from drillkit.components.netcut import NetCut
-from drillkit.components.restate_cluster import Node
+from drillkit.components.restate_cluster import Node, Partitioner
 from drillkit.components.writer import Execution
 from drillkit.errors import DrillError
 from drillkit.evidence import executions_after_journaled, journal_steps, journaled_completions
+from drillkit.handles import Handles
 from drillkit.kit import actions, checks, probes
 from drillkit.kit import cluster_actions as ca
 from drillkit.kit import cluster_probes as cp
 from drillkit.kit.frame import Drill, Scenario
 from drillkit.restate_api import IngressApi
-from drillkit.stack import Stack
 
 HOLD_S = 5.0
 """How long a majority stays down while the drill watches that nothing moves."""
@@ -45,8 +44,8 @@ SETTLE_S = 1.0
 INVOCATIONS = 8
 
 
-def check_node_loss(stack: Stack, target: str, sig: signal.Signals, count: int, invocations: int) -> None:
-    cluster = stack.cluster  # DrillError for another backend
+def check_node_loss(handles: Handles, target: str, sig: signal.Signals, count: int, invocations: int) -> None:
+    cluster = handles.cluster  # DrillError for another backend
     if target not in ("leader", "follower") and not (target.isdigit() and 1 <= int(target) <= len(cluster.nodes)):
         raise DrillError(f"--node {target!r}: use leader, follower or 1..{len(cluster.nodes)}")
     if sig not in (signal.SIGKILL, signal.SIGSTOP):
@@ -63,10 +62,8 @@ def node_loss_scenario(
     chosen_fault: ca.Fault = fault or ("freeze" if sig == signal.SIGSTOP else "kill")
 
     def scenario(drill: Drill) -> None:
-        cluster = drill.stack.cluster
-        netcut = NetCut() if chosen_fault == "cut" else None
-        if netcut is not None:
-            netcut.check_possible(cluster.uses_socket_groups())  # Inconclusive before any fault
+        cluster = drill.cluster
+        cut = ca.partitioner(drill) if chosen_fault == "cut" else None  # Inconclusive before any fault
         stub = ca.use_stub_llm(drill) if llm == "stub" else None
         flight = ca.send_flight(drill, invocations)
         cp.wait_all_underway(drill, flight)
@@ -79,12 +76,12 @@ def node_loss_scenario(
             "target", f"{', '.join(n.name for n in lost)} ({target}); the drill talks to {survivor.name} from now on"
         )
 
-        flight.fault_at = ca.lose(drill, lost, chosen_fault, sig, netcut)
+        flight.fault_at = ca.lose(drill, lost, chosen_fault, sig, cut)
         actions.release_model(drill, stub)
         if count == 1:
-            recovery = {"fault_to_progress_s": one_lost(drill, flight, lost, chosen_fault, netcut)}
+            recovery = {"fault_to_progress_s": one_lost(drill, flight, lost, chosen_fault, cut)}
         else:
-            recovery = {"return_to_progress_s": majority_lost(drill, flight, lost, chosen_fault, netcut)}
+            recovery = {"return_to_progress_s": majority_lost(drill, flight, lost, chosen_fault, cut)}
         leaders_after = cp.wait_rejoined(drill, lost)
         flight.rejoined_at = time.time()
         drill.record.evidence["recovery_s"] = recovery
@@ -97,7 +94,7 @@ def node_loss_scenario(
     return scenario
 
 
-def one_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.Fault, netcut: NetCut | None) -> float:
+def one_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.Fault, cut: Partitioner | None) -> float:
     """One node away: progress resumes on the others, every partition led without it; then it is given
     back. Returns the seconds from the fault to the first step started and finished after it."""
     seconds = cp.wait_progress(drill, flight, flight.fault_at, "a step to start and finish after the fault")
@@ -110,15 +107,15 @@ def one_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.Fault,
     during = cp.wait_led_without(drill, lost)
     drill.record.expect(
         f"while {lost[0].name} was away, every partition had an active leader among the others",
-        drill.stack.cluster.all_led(during, {lost[0].name}),
+        drill.cluster.all_led(during, {lost[0].name}),
         ", ".join(f"p{p} {n}" for p, n in during.items()),
     )
     flight.restored_at = time.time()
-    ca.restore(drill, lost, fault, netcut)
+    ca.restore(drill, lost, fault, cut)
     return round(seconds, 3)
 
 
-def majority_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.Fault, netcut: NetCut | None) -> float:
+def majority_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.Fault, cut: Partitioner | None) -> float:
     """A majority away: nothing may move for HOLD_S; then they are given back and progress resumes.
     Returns the seconds from their return to the first step started and finished after it."""
     time.sleep(HOLD_S)  # the observation window itself: nothing to poll for, absence is the point
@@ -129,7 +126,7 @@ def majority_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.F
         f"steps started from {SETTLE_S:g} s after the fault: {moved[:5] or 'none'}",
     )
     flight.restored_at = time.time()
-    ca.restore(drill, lost, fault, netcut)
+    ca.restore(drill, lost, fault, cut)
     seconds = cp.wait_progress(drill, flight, flight.restored_at, "a step to start and finish after the return")
     drill.record.event("progress again", f"a step started and finished {seconds:.2f} s after the return")
     return round(seconds, 3)
@@ -138,8 +135,8 @@ def majority_lost(drill: Drill, flight: ca.Flight, lost: list[Node], fault: ca.F
 def judge(
     drill: Drill, flight: ca.Flight, lost: set[int], leaders_after: dict[int, str], deposed_may_return: bool = False
 ) -> None:
-    stack, record = drill.stack, drill.record
-    cluster = stack.cluster
+    handles, record = drill.handles, drill.record
+    cluster = handles.cluster
     ids = list(flight.keys)
     checks.all_completed_with_success(drill, ids, probes.invocations(drill, ids))
     # Ask through a node that was lost: it serves the same results once it is back.
@@ -167,7 +164,7 @@ def judge(
     retried = sorted(
         {
             f"{e.invocation_id}/{e.step}"
-            for e in stack.writer.executions()
+            for e in handles.writer.executions()
             if e.invocation_id in flight.keys and (e.attempt or 1) > 1
         }
     )
@@ -206,7 +203,7 @@ def reexecutions(
         counts = Counter(step.name for step in journal_steps(rows) if step.completed)
         found.twice += [f"{invocation_id}/{name}" for name, n in counts.items() if n > 1]
         late: dict[str, list[Execution]] = defaultdict(list)
-        for e in executions_after_journaled(drill.stack.writer.executions(invocation_id), done):
+        for e in executions_after_journaled(drill.writer.executions(invocation_id), done):
             late[e.step].append(e)
         for step in sorted(late):
             deposed = (

@@ -22,7 +22,7 @@ from drillkit.waits import WaitTimeout
 def server_crash_scenario(sig: signal.Signals, at: str, resume: bool) -> Scenario:
     def scenario(drill: Drill) -> None:
         actions.send(drill, howto_body(RESTART_PROMPT))
-        before_kill = probes.wait_step_running(drill, at, probes.previous_step(drill.stack.writer.steps(), at))
+        before_kill = probes.wait_step_running(drill, at, probes.previous_step(drill.writer.steps(), at))
         seen_done = completed_step_names(before_kill)
         actions.kill_server(drill, sig)
         killed_at = time.time()

@@ -16,26 +16,24 @@ from __future__ import annotations
 import random
 import signal
 import time
-import uuid
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from drillkit import config as drill_config
 from drillkit.components.llm_tap import LlmTap
-from drillkit.components.stub_llm import StubLlm
 from drillkit.errors import DrillError, HttpError
+from drillkit.handles import Handles
 from drillkit.kit import actions, probes, storm_checks
 from drillkit.kit.frame import Drill, Scenario
 from drillkit.kit.storm_checks import Storm, Target
 from drillkit.restate_api import sql_list
-from drillkit.stack import Stack
 from drillkit.waits import poll
 
 Llm = Literal["local", "stub"]
 STUB_DELAY_MS = 50.0
 
 
-def check_storm(stack: Stack, n: int, kills: int, target: str, llm: str) -> None:
+def check_storm(handles: Handles, n: int, kills: int, target: str, llm: str) -> None:
     if n < 1:
         raise DrillError("--invocations must be at least 1")
     if kills < 0:
@@ -62,26 +60,24 @@ def storm_scenario(n: int, kills: int, target: Target, llm: Llm, seed: int) -> S
 
 def route_through_tap(drill: Drill, storm: Storm, llm: Llm) -> LlmTap:
     """Model (or stub) <- tap <- writer: the writer restarted on a derived config that names the tap."""
-    stack = drill.stack
-    base_url = stack.config.writer_model.base_url
+    handles = drill.handles
+    base_url = handles.config.writer_model.base_url
     overrides: dict[str, Any] = {}
     if llm == "stub":
-        stub = StubLlm(stack.procs, stack.state.log_file("stub-llm"))
+        stub = handles.model.stub()
         drill.on_cleanup("stub LLM stopped", stub.stop)
         stub.start(STUB_DELAY_MS)
         base_url = f"{stub.url}/v1"
         overrides = {"writer_model.model": "stub", "writer_model.max_concurrency": 64}
         drill.record.event("stub LLM", f"{stub.url}, {STUB_DELAY_MS:g} ms per answer")
     upstream = urlsplit(base_url)
-    tap = LlmTap(
-        stack.procs, stack.state.log_file("llm-tap"), stack.state.root / "llm-tap" / f"{uuid.uuid4().hex}.jsonl"
-    )
+    tap = handles.model.tap()
     drill.on_cleanup("LLM tap stopped", tap.stop)
     tap.start(f"{upstream.scheme}://{upstream.netloc}")
     overrides["writer_model.base_url"] = f"{tap.url}{upstream.path}"
-    storm.writer_config = stack.writer.derived_config("storm", overrides)
+    storm.writer_config = handles.writer.derived_config("storm", overrides)
     storm.concurrency = drill_config.load(storm.writer_config).writer_model.max_concurrency
-    drill.on_cleanup("writer on its own config", stack.writer.restart)
+    drill.on_cleanup("writer on its own config", handles.writer.restart)
     actions.restart_writer(drill, storm.writer_config)
     drill.record.event("tap", f"writer -> {tap.url}{upstream.path} -> {base_url}; record {tap.record}")
     drill.record.evidence["tap_record"] = str(tap.record)
@@ -94,7 +90,7 @@ class Progress:
     steps start at once, so a count of starts would put every kill point at the very beginning."""
 
     def __init__(self, drill: Drill, storm: Storm) -> None:
-        self.follower = drill.stack.writer.ledger_follower()
+        self.follower = drill.writer.ledger_follower()
         self.ours = set(storm.keys)
         self.finished = 0
         self.saved = 0
@@ -118,7 +114,7 @@ def kill_at_progress_points(drill: Drill, storm: Storm) -> None:
     """K kills, each after a seeded share of the remaining work: progress, not the clock, picks the moment."""
     rng = random.Random(storm.seed)
     progress = Progress(drill, storm)
-    total = storm.n * len(drill.stack.writer.steps())
+    total = storm.n * len(drill.writer.steps())
     for k in range(storm.kills):
         done, _ = progress()
         goal = done + rng.randint(1, max(2, (total - done) // (storm.kills - k + 1)))
@@ -151,7 +147,7 @@ def kill_at_progress_points(drill: Drill, storm: Storm) -> None:
 
 def kill_and_restart(drill: Drill, storm: Storm) -> None:
     if storm.target == "writer":
-        writer = drill.stack.writer.live()
+        writer = drill.writer.live()
         if writer is None:
             raise DrillError("the writer is not running: nothing to kill")
         actions.kill_writer(drill, writer, signal.SIGKILL)
@@ -163,13 +159,13 @@ def kill_and_restart(drill: Drill, storm: Storm) -> None:
 
 def resume_backing_off(drill: Drill, storm: Storm) -> None:
     """Retry now every invocation of ours that backs off (rather than at its next backoff)."""
-    rows = drill.stack.admin.query(
+    rows = drill.restate.admin.query(
         f"SELECT id FROM sys_invocation WHERE status IN ('backing-off', 'paused') AND id IN ({sql_list(storm.keys)})"
     )
     resumed = 0
     for row in rows:
         try:
-            drill.stack.admin.resume(row["id"])
+            drill.restate.admin.resume(row["id"])
             resumed += 1
         except HttpError:
             pass  # Restate got there first

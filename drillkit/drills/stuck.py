@@ -26,11 +26,9 @@ step that had finished before the hang run again.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import asdict
 from typing import Literal
 
-from drillkit.components.llm_tap import LlmTap
 from drillkit.components.stub_llm import StubLlm
 from drillkit.components.tap_faults import FaultPlan
 from drillkit.evidence import journaled_completions
@@ -104,20 +102,18 @@ def short_timeouts(drill: Drill, plan: FaultPlan | None = None) -> StubLlm:
     """The writer on the stub model with Restate's inactivity and abort timeouts short, registered so
     Restate uses them; both given back (config and registration) on every path. With `plan`, the LLM tap
     stands between them and answers as the plan says (`drill.tap`)."""
-    stack = drill.stack
-    stub = StubLlm(stack.procs, stack.state.log_file("stub-llm"))
+    handles = drill.handles
+    stub = handles.model.stub()
     drill.on_cleanup("stub LLM stopped", stub.stop)
     stub.start(STUB_DELAY_MS)
     model_url = stub.url
     if plan is not None:
-        tap = LlmTap(
-            stack.procs, stack.state.log_file("llm-tap"), stack.state.root / "llm-tap" / f"{uuid.uuid4().hex}.jsonl"
-        )
+        tap = handles.model.tap()
         drill.on_cleanup("LLM tap stopped", tap.stop)
         tap.start(stub.url, plan)
         drill.tap, model_url = tap, tap.url
         drill.record.evidence["fault_plan"] = asdict(plan)
-    path = stack.writer.derived_config(
+    path = handles.writer.derived_config(
         "stuck",
         {
             "writer_model.base_url": f"{model_url}/v1",
@@ -129,12 +125,12 @@ def short_timeouts(drill: Drill, plan: FaultPlan | None = None) -> StubLlm:
     )
 
     def give_back() -> None:
-        stack.writer.restart()
-        stack.register(force=True)
+        handles.writer.restart()
+        handles.restate.register(force=True)
 
     drill.on_cleanup("writer on its own config and timeouts, registered again", give_back)
     actions.restart_writer(drill, path)
-    stack.register(force=True)
+    handles.restate.register(force=True)
     drill.record.event(
         "short timeouts",
         f"stub model ({STUB_DELAY_MS:g} ms), Restate inactivity {INACTIVITY_S:g} s and abort {ABORT_S:g} s "

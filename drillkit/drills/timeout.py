@@ -45,18 +45,18 @@ def timeout_scenario(mode: Mode, expect: Expect | None) -> Scenario:
 def _endpoint_down(drill: Drill) -> Callable[[], None]:
     """Make the LLM endpoint unreachable; returns how to bring it back."""
     drill.fault_injected = True
-    if drill.stack.model.enabled:
+    if drill.model.local.enabled:
         actions.stop_model(drill)
         return lambda: actions.start_model(drill)
     # A remote endpoint: the HOW-TO's "pointer base_url vers un host inexistant", on a closed loopback port.
     port = closed_port()
-    broken = drill.stack.writer.derived_config("timeout-down", {"writer_model.base_url": f"http://127.0.0.1:{port}/v1"})
-    drill.on_cleanup("writer on its own config", drill.stack.writer.restart)
+    broken = drill.writer.derived_config("timeout-down", {"writer_model.base_url": f"http://127.0.0.1:{port}/v1"})
+    drill.on_cleanup("writer on its own config", drill.writer.restart)
     actions.restart_writer(drill, broken)
     drill.record.event("endpoint down", f"writer restarted with base_url at closed port {port} ({broken})")
 
     def restore_remote() -> None:
-        actions.restart_writer(drill, drill.stack.config.source)
+        actions.restart_writer(drill, drill.config.source)
         drill.record.event("endpoint back", "writer restarted on its own config")
 
     return restore_remote
@@ -123,7 +123,7 @@ def _down(drill: Drill, wanted: Expect) -> None:
 
 
 def _hang(drill: Drill, wanted: Expect) -> None:
-    writer, record = drill.stack.writer, drill.record
+    writer, record = drill.writer, drill.record
     with BlackHole() as hole:
         overrides = {
             "writer_model.base_url": hole.url,
@@ -163,21 +163,21 @@ def _check_hang_attempts(drill: Drill) -> None:
     )
     later = sorted({e.step for e in probes.executions(drill) if e.step != LLM_STEP})
     drill.record.expect("no later step ran", not later, ", ".join(later) or "none")
-    events = transient_errors(drill.stack.admin.journal_events(drill.invocation_id))
+    events = transient_errors(drill.restate.admin.journal_events(drill.invocation_id))
     drill.record.evidence["journal_steps_at_failure"] = [s.name for s in journal_steps(probes.journal(drill))]
     drill.record.note(f"{len(events)} TransientError event(s) in sys_journal_events")
 
 
 def _pause(drill: Drill, wanted: Expect) -> None:
-    stack, record = drill.stack, drill.record
+    handles, record = drill.handles, drill.record
     policy = {
         "RESTATE_DEFAULT_RETRY_POLICY__INITIAL_INTERVAL": "100ms",
         "RESTATE_DEFAULT_RETRY_POLICY__MAX_INTERVAL": "200ms",
         "RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS": str(PAUSE_AFTER_ATTEMPTS),
         "RESTATE_DEFAULT_RETRY_POLICY__ON_MAX_ATTEMPTS": "pause",
     }
-    drill.on_cleanup("restate-server on the config's environment", stack.server.restart)
-    stack.server.restart(policy)
+    drill.on_cleanup("restate-server on the config's environment", handles.restate.server.restart)
+    handles.restate.server.restart(policy)
     record.event("server retry policy", f"{PAUSE_AFTER_ATTEMPTS} attempts, then pause")
     restore = _endpoint_down(drill)
     actions.send(drill, howto_body())

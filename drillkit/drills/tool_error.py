@@ -26,7 +26,7 @@ def tool_error_scenario(fail_first: int) -> Scenario:
         # The fault is the writer's config (faults.tool_error.fail_first), handed to a restarted writer
         # out of band: nothing about it travels in the request, so nothing of it is kept in Restate's
         # journal, which anyone who can reach the admin API can read.
-        writer = drill.stack.writer
+        writer = drill.writer
         config = writer.derived_config("tool-error", {"faults.tool_error.fail_first": fail_first})
         drill.on_cleanup("writer on its own config", writer.start)
         actions.restart_writer(drill, config)
@@ -44,7 +44,7 @@ def tool_error_scenario(fail_first: int) -> Scenario:
 
 
 def _check_tool_retried(drill: Drill) -> None:
-    events = transient_errors(drill.stack.admin.journal_events(drill.invocation_id))
+    events = transient_errors(drill.restate.admin.journal_events(drill.invocation_id))
     steps = journal_steps(probes.journal(drill))
     save_index = next((s.index for s in steps if s.name == "save_report"), None)
     on_tool = [
@@ -77,7 +77,7 @@ def _check_attempts(drill: Drill, fail_first: int) -> None:
         attempts["save_report"] == fail_first + 1 and oks["save_report"] == 1,
         f"ledger: {attempts['save_report']} attempt(s), {oks['save_report']} ok",
     )
-    llm_steps = [s for s in drill.stack.writer.steps() if s != "save_report"]
+    llm_steps = [s for s in drill.writer.steps() if s != "save_report"]
     wrong = {s: attempts[s] for s in llm_steps if attempts[s] != 1 or oks[s] != 1}
     drill.record.expect(
         "every LLM step executed exactly once (replayed, not re-run, on each retry)",

@@ -40,6 +40,7 @@ from drillkit.components.stub_llm import StubLlm
 from drillkit.components.writer import WriterService
 from drillkit.errors import ConfigError, DrillError, HttpError, Inconclusive
 from drillkit.evidence import journaled_completions
+from drillkit.handles import Handles
 from drillkit.howto import howto_body
 from drillkit.kit import actions, checks, probes
 from drillkit.kit import upgrade_checks as judge
@@ -48,7 +49,6 @@ from drillkit.kit.frame import INTERRUPTED_DRAIN_S, POLL_S, Drill, Scenario
 from drillkit.kit.upgrade_checks import Revision, deployment_sql, shown
 from drillkit.registration import existing
 from drillkit.restate_api import SERVICE, sql_list
-from drillkit.stack import Stack
 from drillkit.waits import poll
 
 UpgradeMode = Literal["drain", "early", "incompatible"]
@@ -62,16 +62,16 @@ PORT_OFFSETS = {"compatible": 1, "incompatible": 2}
 COLUMNS = "id, status, pinned_deployment_id, completion_result, retry_count, last_failure_error_code"
 
 
-def check_upgrade(stack: Stack, mode: str, invocations: int) -> None:
+def check_upgrade(handles: Handles, mode: str, invocations: int) -> None:
     """Refuse, before anything starts, what this config cannot run."""
     if mode not in MODES:
         raise ConfigError(f"--mode {mode}: must be one of {', '.join(MODES)}")
     if not 1 <= invocations <= MAX_INVOCATIONS:
         raise ConfigError(f"--invocations {invocations}: must be 1 to {MAX_INVOCATIONS}")
-    port = stack.config.service.port + PORT_OFFSETS["incompatible" if mode == "incompatible" else "compatible"]
+    port = handles.config.service.port + PORT_OFFSETS["incompatible" if mode == "incompatible" else "compatible"]
     if port > 65535:
         raise ConfigError(
-            f"{stack.config.source}: service.port {stack.config.service.port}: the drill's second revision listens "
+            f"{handles.config.source}: service.port {handles.config.service.port}: the drill's second revision listens "
             f"on the next port{'s' if mode == 'incompatible' else ''} ({port}), which does not exist"
         )
 
@@ -97,10 +97,10 @@ def upgrade_scenario(mode: UpgradeMode = "drain", invocations: int = DEFAULT_INV
 def writer_on_stub(drill: Drill) -> tuple[StubLlm, dict[str, Any]]:
     """The stub model (held at will) for every revision; the stack's writer restarted on it. Returns the
     stub and the config overrides every revision shares."""
-    stack = drill.stack
-    stub = StubLlm(stack.procs, stack.state.log_file("stub-llm"))
+    handles = drill.handles
+    stub = handles.model.stub()
     # Registered first, so run last: once the writer is back on its own config, it is the latest revision.
-    drill.on_cleanup("writer registered as the service's latest revision", lambda: give_back_registration(stack))
+    drill.on_cleanup("writer registered as the service's latest revision", lambda: give_back_registration(handles))
     drill.on_cleanup("stub LLM stopped", stub.stop)
     stub.start(STUB_DELAY_MS)
     overrides: dict[str, Any] = {
@@ -112,28 +112,28 @@ def writer_on_stub(drill: Drill) -> tuple[StubLlm, dict[str, Any]]:
         # inactivity timeout reshuffled them).
         "writer_model.max_concurrency": MAX_INVOCATIONS + 1,
     }
-    path = stack.writer.derived_config("upgrade-revision-1", overrides)
-    drill.on_cleanup("writer on its own config", stack.writer.restart)
+    path = handles.writer.derived_config("upgrade-revision-1", overrides)
+    drill.on_cleanup("writer on its own config", handles.writer.restart)
     actions.restart_writer(drill, path)
     drill.record.evidence["revision_1_config"] = path
     drill.record.event("stub LLM", f"{stub.url}, {STUB_DELAY_MS:g} ms per answer")
     return stub, overrides
 
 
-def give_back_registration(stack: Stack) -> None:
+def give_back_registration(handles: Handles) -> None:
     """The stack's writer is the service's latest revision again: with revision 1 removed, or revision 2
     left latest, new invocations would go to a process that is gone."""
-    uri = stack.deployment_uri()
-    ours = existing(stack.admin.deployments(), uri, SERVICE)
-    latest = latest_deployment(stack)
+    uri = handles.restate.deployment_uri()
+    ours = existing(handles.restate.admin.deployments(), uri, SERVICE)
+    latest = latest_deployment(handles)
     if ours is None or latest != ours.get("id"):
-        stack.register(force=True)
+        handles.restate.register(force=True)
 
 
-def latest_deployment(stack: Stack) -> str | None:
+def latest_deployment(handles: Handles) -> str | None:
     """The deployment new invocations of the service run on (None: the service is not registered)."""
     try:
-        return str(stack.admin.service(SERVICE).get("deployment_id") or "") or None
+        return str(handles.restate.admin.service(SERVICE).get("deployment_id") or "") or None
     except HttpError as exc:
         if exc.status == 404:
             return None
@@ -143,13 +143,13 @@ def latest_deployment(stack: Stack) -> str | None:
 def revision_one(drill: Drill) -> Revision:
     """The stack's writer as revision 1: its deployment, made the service's latest if an earlier run left
     another one latest (a forced stop of this drill can leave revision 2 registered)."""
-    stack = drill.stack
-    uri = stack.deployment_uri()
-    ours = existing(stack.admin.deployments(), uri, SERVICE)
-    if ours is None or latest_deployment(stack) != ours.get("id"):
+    handles = drill.handles
+    uri = handles.restate.deployment_uri()
+    ours = existing(handles.restate.admin.deployments(), uri, SERVICE)
+    if ours is None or latest_deployment(handles) != ours.get("id"):
         drill.record.note(f"the stack's writer ({uri}) was not the service's latest deployment: registered again")
-        stack.register(force=True)
-        ours = existing(stack.admin.deployments(), uri, SERVICE)
+        handles.restate.register(force=True)
+        ours = existing(handles.restate.admin.deployments(), uri, SERVICE)
     if ours is None:
         raise DrillError(f"Restate has no deployment at {uri} serving {SERVICE} after registering it")
     writer = actions.running_writer(drill)
@@ -171,28 +171,28 @@ def start_revision(
 ) -> tuple[Revision, WriterService]:
     """A second writer process serving revision `number` on the next port, registered as a new deployment
     while the first one's invocations are in flight. Stopped, and its deployment removed, on every path."""
-    stack = drill.stack
-    port = stack.config.service.port + PORT_OFFSETS[journal]
+    handles = drill.handles
+    port = handles.config.service.port + PORT_OFFSETS[journal]
     name = f"writer-revision-{number}" + ("-incompatible" if journal == "incompatible" else "")
     label = f"revision {number}" + (" (incompatible)" if journal == "incompatible" else "")
-    service = stack.writer.beside(
+    service = handles.writer.beside(
         name, {**overrides, "service.port": port, "revision.number": number, "revision.journal": journal}
     )
     registered: list[str] = []
 
     def take_away() -> None:
-        known = {str(d.get("id")) for d in stack.admin.deployments()}
+        known = {str(d.get("id")) for d in handles.restate.admin.deployments()}
         for deployment_id in registered:
             if deployment_id in known:
-                stack.admin.delete_deployment(deployment_id)
+                handles.restate.admin.delete_deployment(deployment_id)
         # Its drain bounded, then SIGKILL: after a Ctrl-C its steps may wait on the held model for the whole
         # grace period, and whatever it ran is durable (Restate retries it); on a normal end it is idle.
         service.kill(signal.SIGTERM, INTERRUPTED_DRAIN_S)
 
     drill.on_cleanup(f"{label} stopped and its deployment removed", take_away)
     process = service.start()
-    uri = stack.server.default_deployment_uri(port)
-    answer = stack.admin.register_deployment(uri, use_http11=stack.rt.use_http11)
+    uri = handles.restate.server.default_deployment_uri(port)
+    answer = handles.restate.admin.register_deployment(uri, use_http11=handles.restate.use_http11)
     registered.append(str(answer["id"]))
     revision = Revision(label, number, journal, str(answer["id"]), uri, [process.pid], restate_revision(answer))
     revision.registered_s = drill.record.event(
@@ -223,7 +223,9 @@ def send(drill: Drill, n: int, prefix: str) -> Batch:
 
 
 def rows(drill: Drill, ids: list[str]) -> list[dict[str, Any]]:
-    return drill.stack.admin.query(f"SELECT {COLUMNS}, last_failure FROM sys_invocation WHERE id IN ({sql_list(ids)})")
+    return drill.restate.admin.query(
+        f"SELECT {COLUMNS}, last_failure FROM sys_invocation WHERE id IN ({sql_list(ids)})"
+    )
 
 
 def wait_in_flight(drill: Drill, stub: StubLlm, batch: Batch, revision: Revision, parked: int) -> None:
@@ -276,7 +278,7 @@ def outputs_of(drill: Drill, ids: list[str]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for invocation_id in ids:
         try:
-            found[invocation_id] = drill.stack.ingress.output(invocation_id)
+            found[invocation_id] = drill.restate.ingress.output(invocation_id)
         except HttpError as exc:
             found[invocation_id] = None
             drill.record.note(f"output of {invocation_id} not retrievable: {exc}")
@@ -287,11 +289,11 @@ def outputs_of(drill: Drill, ids: list[str]) -> dict[str, Any]:
 
 
 def redeploy(drill: Drill, stub: StubLlm, overrides: dict[str, Any], first: Revision, old: Batch, early: bool) -> None:
-    stack, record = drill.stack, drill.record
+    handles, record = drill.handles, drill.record
     old_ids = list(old.keys)
     drill.fault_injected = True  # the redeploy under load is the fault: from here a wait that runs out fails
     second, _ = start_revision(drill, overrides, 2, "compatible")
-    latest = latest_deployment(stack)
+    latest = latest_deployment(handles)
     record.expect(
         "revision 2 is the service's latest deployment once registered (GET /services)",
         latest == second.deployment_id,
@@ -309,7 +311,7 @@ def redeploy(drill: Drill, stub: StubLlm, overrides: dict[str, Any], first: Revi
         release_model(drill, stub)
     wait_all_completed(drill, old_ids + new_ids, "the invocations of both revisions to complete")
     judge_pinning(drill, first, second, old_ids, new_ids)
-    drain_and_remove(drill, first, stack.writer)
+    drain_and_remove(drill, first, handles.writer)
     answered_after(drill, second)
 
 
@@ -318,8 +320,8 @@ def take_revision_one_away(
 ) -> None:
     """Revision 1's process SIGKILLed with its invocations mid-step (a rollout that stopped it too early):
     they must back off, still pinned to it, while revision 2 goes on; then it returns and they complete."""
-    stack, record = drill.stack, drill.record
-    writer = stack.writer.live()
+    handles, record = drill.handles, drill.record
+    writer = handles.writer.live()
     if writer is None or writer.pid not in first.pids:
         raise DrillError("revision 1's writer is not the process the drill started it as: cannot take it away")
     actions.kill_writer(drill, writer, signal.SIGKILL)
@@ -365,7 +367,7 @@ def take_revision_one_away(
 
 
 def judge_pinning(drill: Drill, first: Revision, second: Revision, old_ids: list[str], new_ids: list[str]) -> None:
-    stack, record = drill.stack, drill.record
+    handles, record = drill.handles, drill.record
     final = rows(drill, old_ids + new_ids)
     keep_pinned(drill, final)
     failed = judge.not_completed_with_success(final, old_ids + new_ids)
@@ -388,7 +390,7 @@ def judge_pinning(drill: Drill, first: Revision, second: Revision, old_ids: list
         f"{len(new_ids) - len(wrong_new)}/{len(new_ids)} pinned to revision 2 ({second.deployment_id})"
         + (f"; not: {shown(wrong_new)}" if wrong_new else ""),
     )
-    runs = stack.writer.executions()
+    runs = handles.writer.executions()
     record.evidence["ledger_by_revision"] = judge.executions_by_revision(runs, old_ids + new_ids, [first, second])
     elsewhere = judge.ran_elsewhere(runs, old_ids, first.pids) + judge.ran_elsewhere(runs, new_ids, second.pids)
     mine = len([e for e in runs if e.invocation_id in set(old_ids + new_ids)])
@@ -418,7 +420,7 @@ def keep_pinned(drill: Drill, found: list[dict[str, Any]]) -> None:
 
 
 def pinned_rows(drill: Drill, revision: Revision) -> list[dict[str, Any]]:
-    return drill.stack.admin.query(
+    return drill.restate.admin.query(
         f"SELECT id, status, pinned_deployment_id FROM sys_invocation "
         f"WHERE pinned_deployment_id = '{deployment_sql(revision.deployment_id)}'"
     )
@@ -450,7 +452,7 @@ def drain_and_remove(drill: Drill, revision: Revision, service: WriterService) -
     left = judge.unfinished_pinned(pinned_rows(drill, revision), revision.deployment_id)  # read again, just before
     if left:
         raise DrillError(f"{revision.label} had unfinished invocations again before its removal: {shown(left)}")
-    drill.stack.admin.delete_deployment(revision.deployment_id)
+    drill.restate.admin.delete_deployment(revision.deployment_id)
     removed = record.event("removed", f"{revision.label}: DELETE /deployments/{revision.deployment_id}?force=true")
     revision.removed_s = removed.offset_s
     keep_revisions(drill, revision)
@@ -458,7 +460,7 @@ def drain_and_remove(drill: Drill, revision: Revision, service: WriterService) -
     record.event(
         "stopped", f"{revision.label}'s writer" + (f" pid {stopped.record.pid}" if stopped else " (already gone)")
     )
-    known = {str(d.get("id")) for d in drill.stack.admin.deployments()}
+    known = {str(d.get("id")) for d in drill.restate.admin.deployments()}
     record.expect(
         f"{revision.label} reported drained (no unfinished invocation pinned to it) and only then removed",
         revision.deployment_id not in known,
@@ -470,12 +472,12 @@ def drain_and_remove(drill: Drill, revision: Revision, service: WriterService) -
 def answered_after(drill: Drill, second: Revision) -> None:
     """After revision 1 is gone, the service answers, on revision 2."""
     try:
-        output = drill.stack.ingress.call(howto_body("Upgrade drill: after revision 1 was removed"), timeout_s=60)
+        output = drill.restate.ingress.call(howto_body("Upgrade drill: after revision 1 was removed"), timeout_s=60)
     except HttpError as exc:
         drill.record.expect("the service answers after revision 1 is removed", False, str(exc))
         return
     revision = judge.output_revisions({"call": output}).get("call")
-    latest = latest_deployment(drill.stack)
+    latest = latest_deployment(drill.handles)
     drill.record.expect(
         "after revision 1 is removed the service answers, on revision 2",
         revision == 2 and latest == second.deployment_id,
@@ -500,7 +502,7 @@ def pause_on_revision_one(drill: Drill, stub: StubLlm, moved: str) -> list[dict[
     """Paused mid-flight on revision 1; returns its journal then. Restate moves only a paused (or
     suspended) invocation, and 1.7.12 pauses a running one at its next journal entry, so the model is
     released once the pause is asked."""
-    drill.stack.admin.pause(moved)
+    drill.restate.admin.pause(moved)
     drill.record.event("pause asked", f"PATCH /invocations/{moved}/pause (it is mid-step on revision 1)")
     release_model(drill, stub)
     row = probes.wait_invocation(
@@ -517,9 +519,9 @@ def pause_on_revision_one(drill: Drill, stub: StubLlm, moved: str) -> list[dict[
 def caught_on_incompatible(drill: Drill, moved: str, bad: Revision, before: list[dict[str, Any]]) -> None:
     """The fault: moved onto the incompatible revision. Restate's row must show the journal mismatch; paused
     again, the invocation's journal must not have changed and the incompatible code must have run nothing."""
-    stack, record = drill.stack, drill.record
+    handles, record = drill.handles, drill.record
     drill.fault_injected = True
-    stack.admin.resume(moved, deployment=bad.deployment_id)
+    handles.restate.admin.resume(moved, deployment=bad.deployment_id)
     onto = record.event("moved", f"PATCH /invocations/{moved}/resume?deployment={bad.deployment_id}: onto {bad.label}")
     record.evidence["moved"] = {"id": moved, "onto": bad.deployment_id, "from_s": onto.offset_s}
     row, events = wait_mismatch(drill, moved)
@@ -534,13 +536,13 @@ def caught_on_incompatible(drill: Drill, moved: str, bad: Revision, before: list
         + (f"; {logged}" if logged else ""),
     )
     # Caught: paused for a person rather than retried on code that cannot replay it.
-    stack.admin.pause(moved)
+    handles.restate.admin.pause(moved)
     row = probes.wait_invocation(
         drill, lambda r: r.get("status") in ("paused", "completed"), "the moved invocation to pause"
     )
     after = probes.journal(drill, moved)
     grown = judge.same_journal(before, after)
-    on_bad = [e for e in stack.writer.executions(moved) if e.pid in bad.pids]
+    on_bad = [e for e in handles.writer.executions(moved) if e.pid in bad.pids]
     record.expect(
         "no silent divergence: the incompatible revision ran no step and its journal gained nothing",
         not grown and not on_bad and row.get("status") == "paused",
@@ -556,7 +558,7 @@ def wait_mismatch(drill: Drill, moved: str) -> tuple[dict[str, Any], list[dict[s
 
     def probe() -> dict[str, Any]:
         found = probes.invocation(drill, moved)
-        events[:] = drill.stack.admin.journal_events(moved)
+        events[:] = drill.restate.admin.journal_events(moved)
         drill.pace.observe((found.get("status"), found.get("retry_count")))
         return found
 
@@ -575,8 +577,8 @@ def back_on_revision_one(
     drill: Drill, moved: str, first: Revision, bad: Revision, old_ids: list[str], journaled: dict[str, float]
 ) -> None:
     """The recovery: moved back onto revision 1, it completes there with nothing journaled run again."""
-    stack, record = drill.stack, drill.record
-    stack.admin.resume(moved, deployment=first.deployment_id)
+    handles, record = drill.handles, drill.record
+    handles.restate.admin.resume(moved, deployment=first.deployment_id)
     back = record.event(
         "moved back", f"PATCH /invocations/{moved}/resume?deployment={first.deployment_id}: onto revision 1"
     )
@@ -594,7 +596,7 @@ def back_on_revision_one(
         + (f"; failed: {shown(failed)}" if failed else ""),
     )
     checks.no_finished_step_ran_again(drill, journaled, when="the move")
-    runs = stack.writer.executions()
+    runs = handles.writer.executions()
     record.evidence["ledger_by_revision"] = judge.executions_by_revision(runs, old_ids, [first, bad])
     elsewhere = judge.ran_elsewhere(runs, old_ids, first.pids)
     record.expect(

@@ -24,8 +24,8 @@ from drillkit.procs import ProcessRecord, Stopped
 
 def send(drill: Drill, body: dict[str, Any], idempotency_key: str | None = None) -> str:
     """§3.1 `curl .../WriterAgentRestate/run/send`."""
-    invocation_id = drill.stack.ingress.send(body, idempotency_key=idempotency_key)
-    drill.stack.state.remember_invocation(invocation_id)
+    invocation_id = drill.restate.ingress.send(body, idempotency_key=idempotency_key)
+    drill.restate.remember_invocation(invocation_id)
     drill.record.invocation_id = drill.record.invocation_id or invocation_id
     drill.invocations.append(invocation_id)
     drill.record.event("sent", f"POST /WriterAgentRestate/run/send -> {invocation_id}")
@@ -48,7 +48,7 @@ def send_batch(drill: Drill, batch: Batch, n: int, prefix: str) -> None:
     for i in range(n):
         key = f"{prefix}-{run}-{i}"
         body = howto_body(f"{RESTART_PROMPT} ({i})")
-        invocation_id = drill.stack.ingress.send(body, idempotency_key=key)
+        invocation_id = drill.restate.ingress.send(body, idempotency_key=key)
         drill.invocations.append(invocation_id)
         batch.keys[invocation_id] = key
         batch.bodies[invocation_id] = body
@@ -57,7 +57,7 @@ def send_batch(drill: Drill, batch: Batch, n: int, prefix: str) -> None:
 
 
 def running_writer(drill: Drill) -> ProcessRecord:
-    writer = drill.stack.writer.live()
+    writer = drill.writer.live()
     if writer is None:
         raise DrillError("the writer service is not running: nothing to crash (`inv service.start`)")
     drill.record.event("writer running", f"pid {writer.pid}")
@@ -66,8 +66,8 @@ def running_writer(drill: Drill) -> ProcessRecord:
 
 def kill_writer(drill: Drill, writer: ProcessRecord, sig: signal.Signals) -> Stopped:
     """§3.2 `kill <PID_WRITER>`: exactly the process read before (verified again), named in the report."""
-    drill.on_cleanup("writer service running", drill.stack.writer.start)
-    return kill_recorded(drill, "the writer", writer, sig, drill.stack.writer.kill_record)
+    drill.on_cleanup("writer service running", drill.writer.start)
+    return kill_recorded(drill, "the writer", writer, sig, drill.writer.kill_record)
 
 
 def freeze_writer(drill: Drill, writer: ProcessRecord) -> None:
@@ -75,16 +75,16 @@ def freeze_writer(drill: Drill, writer: ProcessRecord) -> None:
     Thawed on every path."""
     drill.on_cleanup("writer thawed", lambda: thaw_writer(drill, quiet=True))
     drill.fault_injected = True
-    record = drill.stack.writer.freeze()
+    record = drill.writer.freeze()
     if record is None or record.pid != writer.pid:
         raise DrillError(f"the writer (pid {writer.pid}) was not running when the drill came to freeze it")
     drill.record.event("frozen", f"SIGSTOP to the writer's recorded pid {record.pid} (alive, silent)")
 
 
 def thaw_writer(drill: Drill, quiet: bool = False) -> None:
-    if not drill.stack.writer.frozen():
+    if not drill.writer.frozen():
         return
-    record = drill.stack.writer.thaw()
+    record = drill.writer.thaw()
     if record is not None and not quiet:
         drill.record.event("thawed", f"SIGCONT to the writer's pid {record.pid}")
 
@@ -112,14 +112,14 @@ def kill_recorded(
 
 def restart_writer(drill: Drill, config_file: str | None = None) -> ProcessRecord:
     """§3.3: start the writer script again (a derived config for drills that break its endpoint)."""
-    record = drill.stack.writer.restart(config_file) if config_file else drill.stack.writer.start()
+    record = drill.writer.restart(config_file) if config_file else drill.writer.start()
     drill.record.event("restarted", f"writer pid {record.pid} healthy")
     return record
 
 
 def kill_server(drill: Drill, sig: signal.Signals) -> str:
     """The Restate server dies mid-invocation: its verified pid (native) or `docker kill` (container)."""
-    server = drill.stack.server
+    server = drill.restate.server
     drill.on_cleanup("restate-server running", server.start)
     drill.fault_injected = True
     drill.record.event("signalled", f"{sig.name} to restate-server ({server.name})")
@@ -132,29 +132,29 @@ def kill_server(drill: Drill, sig: signal.Signals) -> str:
 
 def start_server(drill: Drill) -> float:
     """Start the server again (its data kept); returns when it became ready (monotonic seconds)."""
-    where = drill.stack.server.start()
+    where = drill.restate.server.start()
     ready = time.monotonic()
     drill.record.event("server restarted", f"restate-server {where} ready (health and SQL)")
     return ready
 
 
 def stop_model(drill: Drill) -> None:
-    model = drill.stack.model
+    model = drill.model.local
     drill.on_cleanup("local model running", model.start)
     model.stop()
     drill.record.event("endpoint down", f"local model stopped ({model.url} refuses connections)")
 
 
 def start_model(drill: Drill) -> None:
-    drill.stack.model.start()
-    drill.record.event("endpoint back", f"local model serving at {drill.stack.model.url}")
+    drill.model.local.start()
+    drill.record.event("endpoint back", f"local model serving at {drill.model.local.url}")
 
 
 def resume(drill: Drill, invocation_id: str | None = None) -> bool:
     """Retry now rather than at the next backoff; False when Restate had already resumed it by itself."""
     chosen = invocation_id or drill.invocation_id
     try:
-        drill.stack.admin.resume(chosen)
+        drill.restate.admin.resume(chosen)
     except HttpError as exc:
         drill.record.note(f"resume of {chosen} not needed: {exc}")
         return False

@@ -33,7 +33,7 @@ def completed_with_success(drill: Drill, row: Row, report_file: bool = True) -> 
         f"status={row.get('status')}, completion_result={row.get('completion_result')}"
         + (f", failure={row.get('completion_failure')!r}" if row.get("completion_failure") else ""),
     )
-    describe = drill.stack.cli().describe(drill.invocation_id)
+    describe = drill.restate.cli().describe(drill.invocation_id)
     record.evidence["cli_describe"] = describe
     record.expect(
         "`restate invocations describe` says completed with success",
@@ -74,10 +74,10 @@ def same_output_again(
     node) returns what Restate stored for its invocation. Returns the stored outputs."""
     outputs: dict[str, Any] = {}
     differ = []
-    again_through = ingress or drill.stack.ingress
+    again_through = ingress or drill.restate.ingress
     for invocation_id, key in batch.keys.items():
         try:
-            outputs[invocation_id] = drill.stack.ingress.output(invocation_id)
+            outputs[invocation_id] = drill.restate.ingress.output(invocation_id)
             again = again_through.call(
                 batch.bodies[invocation_id], idempotency_key=key, timeout_s=60, service=service, handler=handler
             )
@@ -113,7 +113,7 @@ def files_hold_outputs(drill: Drill, outputs: dict[str, Any]) -> None:
 
 def fetch_output(drill: Drill) -> dict[str, Any] | None:
     try:
-        output = drill.stack.ingress.output(drill.invocation_id)
+        output = drill.restate.ingress.output(drill.invocation_id)
     except HttpError as exc:
         drill.record.note(f"output not retrievable: {exc}")
         return None
@@ -122,7 +122,7 @@ def fetch_output(drill: Drill) -> dict[str, Any] | None:
 
 
 def writer_gone(drill: Drill, stopped: Stopped, sig: signal.Signals) -> None:
-    service_gone(drill, stopped, sig, "the writer", drill.stack.config.service.grace_period_s)
+    service_gone(drill, stopped, sig, "the writer", drill.config.service.grace_period_s)
 
 
 def service_gone(drill: Drill, stopped: Stopped, sig: signal.Signals, what: str, grace: float) -> None:
@@ -168,7 +168,7 @@ def fault_landed_as_planned(drill: Drill, at: str, in_flight: str | None) -> Non
 
 def no_finished_step_ran_again(drill: Drill, journaled: dict[str, float], when: str = "the kill") -> None:
     """No step Restate had journaled as finished executed again (ledger), nor reached the model (tap)."""
-    rerun = reexecuted_after_journaled(drill.stack.writer.executions(drill.invocation_id), journaled)
+    rerun = reexecuted_after_journaled(drill.writer.executions(drill.invocation_id), journaled)
     done = ", ".join(journaled) or "none"
     drill.record.expect(
         f"no step that had finished before {when} ran again",

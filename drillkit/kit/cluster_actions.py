@@ -11,8 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from drillkit.components.netcut import Cut, NetCut
-from drillkit.components.restate_cluster import Node
+from drillkit.components.restate_cluster import Node, Partitioner
 from drillkit.components.stub_llm import StubLlm
 from drillkit.errors import DrillError
 from drillkit.kit import actions
@@ -42,14 +41,14 @@ class Flight(actions.Batch):
 
 def use_stub_llm(drill: Drill, delay_ms: float = STUB_DELAY_MS) -> StubLlm:
     """The point is Restate, not the model: the writer answers from the stub (each step `delay_ms`)."""
-    stack = drill.stack
-    stub = StubLlm(stack.procs, stack.state.log_file("stub-llm"))
+    handles = drill.handles
+    stub = handles.model.stub()
     drill.on_cleanup("stub LLM stopped", stub.stop)
     stub.start(delay_ms)
-    path = stack.writer.derived_config(
+    path = handles.writer.derived_config(
         "cluster-stub", {"writer_model.base_url": f"{stub.url}/v1", "writer_model.model": "stub"}
     )
-    drill.on_cleanup("writer on its own config", stack.writer.restart)
+    drill.on_cleanup("writer on its own config", handles.writer.restart)
     actions.restart_writer(drill, path)
     drill.record.event("stub LLM", f"{stub.url}, {delay_ms:g} ms per answer")
     return stub
@@ -57,9 +56,17 @@ def use_stub_llm(drill: Drill, delay_ms: float = STUB_DELAY_MS) -> StubLlm:
 
 def talk_to_survivor(drill: Drill, lost: list[Node]) -> Node:
     """Before the nodes go: the drill's clients move to a node that stays (the entry node unless it is lost)."""
-    survivor = drill.stack.cluster.entry_surviving({n.number for n in lost})
-    drill.stack.point_clients_at(survivor.admin_url, survivor.ingress_url)
+    survivor = drill.cluster.entry_surviving({n.number for n in lost})
+    drill.restate.point_at(survivor.admin_url, survivor.ingress_url)
     return survivor
+
+
+def partitioner(drill: Drill) -> Partitioner:
+    """What cuts a node off on this backend (nftables natively, `docker network disconnect` for
+    containers); Inconclusive, before any fault, when this host cannot do it."""
+    cut = drill.cluster.partitioner(drill.config.service.port)
+    cut.check_possible()
+    return cut
 
 
 def send_flight(drill: Drill, n: int) -> Flight:
@@ -71,14 +78,14 @@ def send_flight(drill: Drill, n: int) -> Flight:
 # -- actions ------------------------------------------------------------------------------------------------
 
 
-def lose(drill: Drill, nodes: list[Node], fault: Fault, sig: signal.Signals, netcut: NetCut | None = None) -> float:
+def lose(drill: Drill, nodes: list[Node], fault: Fault, sig: signal.Signals, cut: Partitioner | None = None) -> float:
     """Take the nodes away (the stack already talks to a survivor); returns the epoch time of the fault."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     names = ", ".join(n.name for n in nodes)
     for node in nodes:
 
         def give_back(node: Node = node) -> None:
-            restore(drill, [node], fault, netcut)
+            restore(drill, [node], fault, cut)
 
         drill.on_cleanup(f"restate node {node.name} back", give_back)
     drill.fault_injected = True
@@ -88,41 +95,60 @@ def lose(drill: Drill, nodes: list[Node], fault: Fault, sig: signal.Signals, net
             raise DrillError(f"restate node {node.name} was not running when the drill came to take it away")
         if fault == "kill":
             stopped = cluster.node_kill(node.number, sig)
-            drill.record.event("killed", f"{sig.name} to {node.name}'s recorded pid {record.pid}" + _gone(stopped))
+            where = cluster.node_where(node, record)
+            drill.record.event("killed", f"{sig.name} to {node.name} ({where})" + _gone(stopped))
         elif fault == "freeze":
             cluster.node_freeze(node.number)
-            drill.record.event("frozen", f"SIGSTOP to {node.name}'s recorded pid {record.pid} (alive, silent)")
+            where = cluster.node_where(node, record)
+            drill.record.event("frozen", f"{cluster.freeze_how} to {node.name} ({where}): alive, silent")
         else:
-            assert netcut is not None
-            peers = tuple(n.fabric_port for n in cluster.nodes if n != node)
-            text = netcut.apply(
-                Cut(node.name, node.fabric_port, node.socket_gid, peers, drill.stack.config.service.port)
-            )
+            assert cut is not None
+            drill.record.evidence.update(cut.cut(node))
             cluster.cut_off.add(node.number)
-            drill.record.evidence["nft_rules"] = text
-            drill.record.event("cut off", f"{node.name}: nftables drops its fabric traffic and its calls to the writer")
+            drill.record.event("cut off", f"{node.name}: {cut.how}")
     drill.record.evidence["lost"] = names
     # The fault is whole once the last node is away (a kill returns when the process is gone): steps
     # started before that, while a majority was still up, are not progress "after the fault".
     return time.time()
 
 
-def restore(drill: Drill, nodes: list[Node], fault: Fault, netcut: NetCut | None = None) -> None:
+def restore(drill: Drill, nodes: list[Node], fault: Fault, cut: Partitioner | None = None) -> None:
     """Bring the nodes back (idempotent: also the cleanup): start, thaw, or remove the rules."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     for node in nodes:
         if fault == "cut":
-            assert netcut is not None
-            if netcut.heal():
-                drill.record.event("healed", "nftables table removed")
+            assert cut is not None
+            if cut.heal(node):
+                drill.record.event("healed", f"{node.name}: the cut removed")
             cluster.cut_off.discard(node.number)
         elif fault == "freeze":
             if cluster.frozen(node):
                 cluster.node_thaw(node.number)
-                drill.record.event("thawed", f"SIGCONT to {node.name}")
+                drill.record.event("thawed", f"{cluster.thaw_how} to {node.name}")
         else:
             cluster.launch_node(node)
 
 
 def _gone(stopped: Any) -> str:
     return f", gone after {stopped.seconds:.2f} s" if stopped is not None else " (already gone)"
+
+
+def stop_and_wipe(drill: Drill, node: Node, sig: signal.Signals) -> float:
+    """The node down (`sig`: KILL, a crash; TERM, a stop), then its partition store deleted while it is
+    down (Restate's own verification: `rm -rf` of a node's db). Returns the epoch time the data was gone."""
+    cluster = drill.cluster
+
+    def give_back() -> None:
+        restore(drill, [node], "kill")
+
+    drill.on_cleanup(f"restate node {node.name} back", give_back)
+    record = cluster.live(node)
+    if record is None:
+        raise DrillError(f"restate node {node.name} was not running when the drill came to stop it")
+    stopped = cluster.node_kill(node.number, sig) if sig == signal.SIGKILL else cluster.node_stop(node.number)
+    drill.record.event("stopped", f"{sig.name} to {node.name}'s recorded pid {record.pid}" + _gone(stopped))
+    drill.fault_injected = True
+    store, files, size = cluster.wipe_partition_store(node.number)
+    drill.record.evidence["wiped"] = {"node": node.name, "path": str(store), "files": files, "bytes": size}
+    drill.record.event("data destroyed", f"{node.name}'s partition store {store}: {files} files, {size} bytes removed")
+    return time.time()

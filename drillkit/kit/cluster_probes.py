@@ -33,9 +33,9 @@ def wait_all_underway(drill: Drill, flight: Flight) -> None:
 
 def locate(drill: Drill, flight: Flight) -> dict[int, str]:
     """Each invocation's partition (its partition key in the partition table), and the leaders now."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     ranges = cluster.partition_ranges()
-    rows = drill.stack.admin.query(
+    rows = drill.restate.admin.query(
         f"SELECT id, partition_key FROM sys_invocation_status WHERE id IN ({sql_list(flight.keys)})"
     )
     for row in rows:
@@ -82,7 +82,7 @@ def progress_after(drill: Drill, flight: Flight, since: float) -> float | None:
     ours = flight.watched or set(flight.keys)
     ends = [
         e.ended
-        for e in drill.stack.writer.executions()
+        for e in drill.writer.executions()
         if e.invocation_id in ours and e.started > since and e.outcome == "ok" and e.ended is not None
     ]
     return min(ends) if ends else None
@@ -91,7 +91,7 @@ def progress_after(drill: Drill, flight: Flight, since: float) -> float | None:
 def started_after(drill: Drill, flight: Flight, since: float) -> list[str]:
     return [
         f"{e.invocation_id}/{e.step}"
-        for e in drill.stack.writer.executions()
+        for e in drill.writer.executions()
         if e.invocation_id in flight.keys and e.started > since
     ]
 
@@ -100,12 +100,12 @@ def wait_progress(drill: Drill, flight: Flight, since: float, what: str) -> floa
     """Seconds from `since` (epoch) to the first step started and finished after it. INCONCLUSIVE when the
     invocations it watches all finished without one: the fault landed after their last step had started."""
     ours = flight.watched or set(flight.keys)
-    last_step = drill.stack.writer.steps()[-1]
+    last_step = drill.writer.steps()[-1]
 
     def probe() -> tuple[float | None, bool]:
         found = progress_after(drill, flight, since)
         drill.pace.observe(found)
-        saved = {e.invocation_id for e in drill.stack.writer.executions() if e.step == last_step and e.outcome == "ok"}
+        saved = {e.invocation_id for e in drill.writer.executions() if e.step == last_step and e.outcome == "ok"}
         return found, ours <= saved
 
     ended, _ = poll(probe, lambda seen: seen[0] is not None or seen[1], what, 24 * 3600, 0.02, drill.pace)
@@ -119,7 +119,7 @@ def wait_progress(drill: Drill, flight: Flight, since: float, what: str) -> floa
 
 def wait_led_without(drill: Drill, nodes: list[Node]) -> dict[int, str]:
     """While the nodes are away: every partition gets an active leader among the others."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     leaders = cluster.wait_leaders(_after_fault_timeout(drill), excluding={n.name for n in nodes})
     drill.record.event("led without", ", ".join(f"p{p} {n}" for p, n in leaders.items()))
     return leaders
@@ -127,7 +127,7 @@ def wait_led_without(drill: Drill, nodes: list[Node]) -> dict[int, str]:
 
 def wait_rejoined(drill: Drill, nodes: list[Node]) -> dict[int, str]:
     """Each node answers again, and every partition has an active leader (asked of all nodes, them too)."""
-    cluster = drill.stack.cluster
+    cluster = drill.cluster
     timeout = _after_fault_timeout(drill)
     for node in nodes:
         cluster.wait_node_healthy(node, timeout)
@@ -142,4 +142,4 @@ def wait_rejoined(drill: Drill, nodes: list[Node]) -> dict[int, str]:
 def _after_fault_timeout(drill: Drill) -> float:
     """A wait after the fault ends in a FAIL, so it lasts at least as long as a step may take here (the
     pace, scaled on a busy machine), not only the config's ready timeout chosen for a start."""
-    return max(drill.stack.cluster.ready_timeout(), drill.pace.budget_s)
+    return max(drill.cluster.ready_timeout(), drill.pace.budget_s)

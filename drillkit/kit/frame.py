@@ -13,13 +13,18 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drillkit import progress, traces
 from drillkit.components.llm_tap import LlmTap
+from drillkit.components.target import TargetService
+from drillkit.components.writer import WriterService
+from drillkit.config import DrillConfig
 from drillkit.errors import DrillError, Inconclusive
 from drillkit.evidence import journal_steps, transient_errors
+from drillkit.handles import Handles, ModelHandle, RestateEndpoints
 from drillkit.interrupts import CleanupGuard, ForcedCleanup, stop_started
 from drillkit.kit.pace import Pace
 from drillkit.kit.watchdog import Stalled, Trip, Watchdog
@@ -30,13 +35,18 @@ from drillkit.stack import Stack
 from drillkit.state import drill_lock
 from drillkit.waits import WaitTimeout
 
+if TYPE_CHECKING:
+    from drillkit.components.restate_cluster import RestateCluster
+
 STACK_DOWN = "stack down (the drill started it)"
 POLL_S = 0.05  # journal and status polls: fast enough to catch a step in flight, cheap for Restate
 
 
 @dataclass
 class Drill:
-    """One run of a scenario: the stack, its record, its pace and the cleanups it registered."""
+    """One run of a scenario: its record, its pace, the cleanups it registered, and the handles it acts
+    through (`restate`, `writer`, `target`, `model`, `cluster`, `config`). The stack is the frame's own
+    (it brings it up and down); a drill never reaches through it."""
 
     stack: Stack
     record: DrillRecord
@@ -62,6 +72,35 @@ class Drill:
         if all(known != what for known, _ in self.cleanups):
             self.cleanups.append((what, action))
 
+    @cached_property
+    def handles(self) -> Handles:
+        """What the drill acts on, composed by the stack once per run (`drillkit.handles`)."""
+        return self.stack.handles()
+
+    @property
+    def restate(self) -> RestateEndpoints:
+        return self.handles.restate
+
+    @property
+    def writer(self) -> WriterService:
+        return self.handles.writer
+
+    @property
+    def target(self) -> TargetService | None:
+        return self.handles.target
+
+    @property
+    def model(self) -> ModelHandle:
+        return self.handles.model
+
+    @property
+    def cluster(self) -> RestateCluster:
+        return self.handles.cluster
+
+    @property
+    def config(self) -> DrillConfig:
+        return self.handles.config
+
     @property
     def invocation_id(self) -> str:
         if not self.record.invocation_id:
@@ -83,16 +122,17 @@ def bring_up(stack: Stack) -> bool:
 
 def collect_evidence(drill: Drill) -> None:
     """Restate's own view of the invocation, the CLI's text and the writer's ledger, into the record."""
-    record, stack = drill.record, drill.stack
+    record = drill.record
     invocation_id = record.invocation_id
     if not invocation_id:
         return
+    restate = drill.restate
     evidence = record.evidence
     gatherers: dict[str, Callable[[], Any]] = {
-        "invocation": lambda: stack.admin.invocation(invocation_id),
-        "journal_steps": lambda: [asdict(s) for s in journal_steps(stack.admin.journal(invocation_id))],
-        "transient_errors": lambda: transient_errors(stack.admin.journal_events(invocation_id)),
-        "cli_describe": lambda: stack.cli().describe(invocation_id),
+        "invocation": lambda: restate.admin.invocation(invocation_id),
+        "journal_steps": lambda: [asdict(s) for s in journal_steps(restate.admin.journal(invocation_id))],
+        "transient_errors": lambda: transient_errors(restate.admin.journal_events(invocation_id)),
+        "cli_describe": lambda: restate.cli().describe(invocation_id),
     }
     for key, gather in gatherers.items():
         if evidence.get(key) is not None:
@@ -102,12 +142,12 @@ def collect_evidence(drill: Drill) -> None:
         except (DrillError, OSError) as exc:
             evidence[key] = None
             record.note(f"could not gather {key}: {exc}")
-    if stack.target is None:  # a configured target keeps no ledger of ours
-        evidence["ledger"] = [asdict(e) for e in stack.writer.ledger(invocation_id)]
-    evidence["config"] = str(stack.config.source)
+    if drill.target is None:  # a configured target keeps no ledger of ours
+        evidence["ledger"] = [asdict(e) for e in drill.writer.ledger(invocation_id)]
+    evidence["config"] = str(drill.config.source)
     if len(drill.invocations) > 1 and evidence.get("population") is None:
         try:  # the whole population, for report.html: many invocations are not drawn as one
-            evidence["population"] = population.gather(stack, drill.invocations)
+            evidence["population"] = population.gather(restate.admin, drill.writer, drill.invocations)
         except (DrillError, OSError) as exc:
             record.note(f"could not gather population: {exc}")
 
@@ -123,9 +163,9 @@ def stop_unfinished(drill: Drill) -> None:
     killed = []
     for invocation_id in ids:
         try:
-            row = drill.stack.admin.invocation(invocation_id) or {}
+            row = drill.restate.admin.invocation(invocation_id) or {}
             if row and row.get("status") != "completed":
-                drill.stack.admin.kill_invocation(invocation_id)
+                drill.restate.admin.kill_invocation(invocation_id)
                 killed.append(invocation_id)
         except DrillError as exc:
             drill.record.note(f"could not kill unfinished invocation {invocation_id}: {exc}")
@@ -300,7 +340,7 @@ def finish(
                 stop_unfinished(drill)
             if interrupted and any(what == STACK_DOWN for what, _ in drill.cleanups):
                 say(f"cleanup: stopping the writer (its drain bounded to {INTERRUPTED_DRAIN_S:g} s)")
-                _stop_quietly(record, "writer", lambda: drill.stack.writer.kill(signal.SIGTERM, INTERRUPTED_DRAIN_S))
+                _stop_quietly(record, "writer", lambda: drill.writer.kill(signal.SIGTERM, INTERRUPTED_DRAIN_S))
             for what, action in reversed(drill.cleanups):
                 say(f"cleanup: {what}")
                 _stop_quietly(record, what, action)
@@ -324,7 +364,12 @@ def _stop_quietly(record: DrillRecord, what: str, action: Callable[[], Any]) -> 
 
 
 def show_verdict(record: DrillRecord, directory: Path) -> None:
-    progress.verdict(record.verdict, f"drill {record.drill} in {record.duration_s:.1f} s")
+    progress.verdict(
+        record.verdict,
+        f"drill {record.drill} in {record.duration_s:.1f} s",
+        drill=record.drill,
+        seconds=record.duration_s,
+    )
     for reason in record.reasons():
         mark = "✓" if reason.startswith("met") else "✗"
         progress.info(f"  {mark} {reason}" if record.verdict != ERROR else f"  ✗ {reason}")

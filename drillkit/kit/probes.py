@@ -27,27 +27,27 @@ def previous_step(steps: list[str], target: str) -> str | None:
 
 
 def invocation(drill: Drill, invocation_id: str | None = None) -> Row:
-    return drill.stack.admin.invocation(invocation_id or drill.invocation_id) or {}
+    return drill.restate.admin.invocation(invocation_id or drill.invocation_id) or {}
 
 
 def journal(drill: Drill, invocation_id: str | None = None) -> Rows:
-    return drill.stack.admin.journal(invocation_id or drill.invocation_id)
+    return drill.restate.admin.journal(invocation_id or drill.invocation_id)
 
 
 def journal_events(drill: Drill, invocation_id: str | None = None) -> Rows:
     """Restate's `sys_journal_events` for the invocation (transient errors, abort reasons), oldest first."""
-    return drill.stack.admin.journal_events(invocation_id or drill.invocation_id)
+    return drill.restate.admin.journal_events(invocation_id or drill.invocation_id)
 
 
 def writer_pid(drill: Drill) -> int | None:
     """The pid of the writer's live, verified process record; None when it is not running."""
-    record = drill.stack.writer.live()
+    record = drill.writer.live()
     return record.pid if record is not None else None
 
 
 def journals(drill: Drill, ids: Iterable[str]) -> dict[str, Rows]:
     """Many invocations' journals in one query: id -> its entries in index order."""
-    return drill.stack.admin.journals(ids)
+    return drill.restate.admin.journals(ids)
 
 
 INVOCATION_COLUMNS = "id, status, completion_result, completion_failure, created_at, completed_at"
@@ -55,7 +55,7 @@ INVOCATION_COLUMNS = "id, status, completion_result, completion_failure, created
 
 def invocations(drill: Drill, ids: Iterable[str]) -> Rows:
     """Restate's rows for a batch of invocations: status, result, failure and the times a figure needs."""
-    return drill.stack.admin.query(f"SELECT {INVOCATION_COLUMNS} FROM sys_invocation WHERE id IN ({sql_list(ids)})")
+    return drill.restate.admin.query(f"SELECT {INVOCATION_COLUMNS} FROM sys_invocation WHERE id IN ({sql_list(ids)})")
 
 
 def wait_all_completed(drill: Drill, ids: list[str]) -> Rows:
@@ -84,7 +84,7 @@ def wait_all_completed(drill: Drill, ids: list[str]) -> Rows:
 
 def executions(drill: Drill, invocation_id: str | None = None) -> list[Execution]:
     """The writer's ledger for the invocation: each real execution of a step body, finished or not."""
-    return drill.stack.writer.executions(invocation_id or drill.invocation_id)
+    return drill.writer.executions(invocation_id or drill.invocation_id)
 
 
 def learn_from_journal(drill: Drill, rows: Rows) -> None:
@@ -124,7 +124,7 @@ def wait_executing(drill: Drill, pid: int, step: str) -> Execution:
     Restate journals a Run command before the SDK starts the body, so the journal can show a step in
     flight a moment before its body runs: a kill meant to cut the body waits for the body."""
 
-    follower = drill.stack.writer.executions_follower(drill.invocation_id)
+    follower = drill.writer.executions_follower(drill.invocation_id)
 
     def probe() -> list[Execution]:
         open_now = [e for e in follower.update() if e.pid == pid and e.step == step and e.outcome is None]

@@ -46,14 +46,14 @@ class Storm(actions.Batch):
 
 
 def judge(drill: Drill, storm: Storm, tap: LlmTap) -> None:
-    stack, record = drill.stack, drill.record
+    handles, record = drill.handles, drill.record
     ids = list(storm.keys)
     rows = probes.invocations(drill, ids)
     checks.all_completed_with_success(drill, ids, rows)
     outputs = checks.same_output_again(drill, storm)
     checks.files_hold_outputs(drill, outputs)
     journaled = {i: journaled_completions(entries) for i, entries in probes.journals(drill, ids).items()}
-    runs = [e for e in stack.writer.executions() if e.invocation_id in storm.keys]
+    runs = [e for e in handles.writer.executions() if e.invocation_id in storm.keys]
     requests = tap.settled_requests(ids, timeout_s=drill.pace.budget_s)  # as long as a step may take here
     nothing_done_twice(drill, journaled, runs, requests)
     sources_agree(drill, runs, requests)
@@ -103,7 +103,7 @@ def sources_agree(drill: Drill, runs: list[Execution], requests: list[TapRequest
 
 
 def requests_within_bound(drill: Drill, storm: Storm, requests: list[TapRequest]) -> None:
-    llm_steps = [s for s in drill.stack.writer.steps() if s != "save_report"]
+    llm_steps = [s for s in drill.writer.steps() if s != "save_report"]
     concurrency = min(storm.concurrency, storm.n)  # in flight at a kill: at most C, and at most one per invocation
     bound = storm.n * len(llm_steps) + 2 * storm.kills * concurrency
     per_step = Counter((r.invocation_id, r.step) for r in requests)

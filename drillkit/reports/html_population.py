@@ -172,6 +172,7 @@ def render(data: dict[str, Any], step_key: Any) -> str | None:
     parts = [
         f"<h2>All {len(people)} invocations</h2>",
         counts_table(people, runs),
+        soak_table((data.get("evidence") or {}).get("soak") or {}),
         "<h3>Throughput and latency over time</h3>",
         rates_svg(people, runs, windows, span),
         "<h3>Every invocation over time (one row each, in the order sent)</h3>",
@@ -394,6 +395,26 @@ def counts_table(people: list[Invocation], runs: list[dict[str, Any]]) -> str:
             f"{latencies[-1]:.2f} s</td></tr>"
         )
     return "<table><tr><th>state</th><th>count</th></tr>" + "".join(rows) + "</table>"
+
+
+def soak_table(soak: dict[str, Any]) -> str:
+    """drill.soak: the faults per kind and their recovery (heal to recovered), as in report.md."""
+    rows = soak.get("recovery") or []
+    if not rows:
+        return ""
+
+    def num(value: object) -> str:
+        return "-" if value is None else f"{float(value):.2f} s"  # type: ignore[arg-type]
+
+    body = "".join(
+        f"<tr><td>{esc(r['kind'])}</td><td class='num'>{r['count']}</td><td class='num'>{num(r.get('recovery_p50_s'))}"
+        f"</td><td class='num'>{num(r.get('recovery_max_s'))}</td></tr>"
+        for r in rows
+    )
+    return (
+        f"<h3>Faults (recovery bound {esc(soak.get('recovery_bound_s'))} s)</h3><table><tr><th>fault kind</th>"
+        f"<th>count</th><th>recovery p50</th><th>recovery max</th></tr>{body}</table>"
+    )
 
 
 def legend(runs: list[dict[str, Any]], people: list[Invocation], steps: list[str], faults: bool) -> str:

@@ -10,16 +10,16 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from drillkit.restate_api import sql_list
+from drillkit.restate_api import AdminApi, sql_list
 
 if TYPE_CHECKING:
-    from drillkit.stack import Stack
+    from drillkit.components.writer import WriterService
 
 COLUMNS = "id, status, completion_result, created_at, completed_at, retry_count"
 
 
-def gather(stack: Stack, ids: list[str]) -> dict[str, Any]:
-    rows = stack.admin.query(f"SELECT {COLUMNS} FROM sys_invocation WHERE id IN ({sql_list(ids)})")
+def gather(admin: AdminApi, writer: WriterService, ids: list[str]) -> dict[str, Any]:
+    rows = admin.query(f"SELECT {COLUMNS} FROM sys_invocation WHERE id IN ({sql_list(ids)})")
     wanted = set(ids)
-    runs = [asdict(e) for e in stack.writer.executions() if e.invocation_id in wanted]
+    runs = [asdict(e) for e in writer.executions() if e.invocation_id in wanted]
     return {"sent": list(ids), "invocations": rows, "executions": runs}

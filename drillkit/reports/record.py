@@ -87,7 +87,7 @@ class DrillRecord:
     def event(self, name: str, detail: str = "") -> Event:
         entry = Event(round(time.monotonic() - self._t0, 3), name, detail)
         self.timeline.append(entry)
-        progress.timed(entry.offset_s, name + (f": {detail}" if detail else ""))
+        progress.timed(entry.offset_s, name + (f": {detail}" if detail else ""), event=name, detail=detail)
         return entry
 
     def event_at(self, epoch: float, name: str, detail: str = "") -> Event:
@@ -95,7 +95,13 @@ class DrillRecord:
         entry = Event(round(epoch - self.started_at, 3), name, detail)
         self.timeline.append(entry)
         self.timeline.sort(key=lambda e: e.offset_s)
-        progress.timed(entry.offset_s, name + (f": {detail}" if detail else "") + " (from Restate)")
+        progress.timed(
+            entry.offset_s,
+            name + (f": {detail}" if detail else "") + " (from Restate)",
+            event=name,
+            detail=detail,
+            from_restate=True,
+        )
         return entry
 
     def expect(self, name: str, passed: bool, detail: str) -> bool:
@@ -202,6 +208,7 @@ def evidence_sections(evidence: dict[str, Any]) -> list[str]:
             f"{'-' if r.get('removed_s') is None else r['removed_s']} | {pinned.count(r.get('deployment_id'))} |"
             for r in revisions
         ]
+    lines += soak_sections(evidence.get("soak") or {})
     ledger = evidence.get("ledger") or []
     if ledger:
         lines += ["", "## Writer ledger (real executions)", "", "| step | attempt | pid | outcome | ms | error |"]
@@ -240,6 +247,47 @@ def evidence_sections(evidence: dict[str, Any]) -> list[str]:
     if describe:
         lines += ["", "## `restate invocations describe`", "", "```", describe.rstrip(), "```"]
     return lines
+
+
+def soak_sections(soak: dict[str, Any]) -> list[str]:
+    """drill.soak: the recovery per fault kind (count, p50, max), then every fault as it ran."""
+    if not soak.get("faults"):
+        return []
+    lines = [
+        "",
+        "## Fault schedule (as it ran)",
+        "",
+        "Recovery: from the heal until the node answers, every partition is led and a step started after the "
+        f"heal has finished (the writer: that step alone); bound {soak.get('recovery_bound_s')} s.",
+        "",
+        "Failover (node faults): from the fault until every partition is led by the other nodes.",
+        "",
+        "| fault kind | count | recovered | recovery p50 (s) | recovery max (s) | failover p50 (s) "
+        "| failover max (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['kind']} | {r['count']} | {r['recovered']} | {_num(r.get('recovery_p50_s'))} | "
+        f"{_num(r.get('recovery_max_s'))} | {_num(r.get('failover_p50_s'))} | {_num(r.get('failover_max_s'))} |"
+        for r in soak.get("recovery") or []
+    ]
+    lines += [
+        "",
+        "| # | kind | target | injected (s) | failover (s) | held (s) | healed (s) | recovery (s) "
+        "| steps done while held |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {f['number']} | {f['kind']} | {f['target']} | {_num(f.get('injected_s'))} | {_num(f.get('failover_s'))} | "
+        f"{_num(f.get('held_s'))} | {_num(f.get('healed_s'))} | {_num(f.get('recovery_s'))} | "
+        f"{f.get('steps_while_held', '-')} |"
+        for f in soak["faults"]
+    ]
+    return lines
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2f}"
 
 
 def _cell(text: str) -> str:

@@ -35,9 +35,6 @@ from agents import (
     RunContextWrapper,
     Runner,
     function_tool,
-    set_default_openai_api,
-    set_default_openai_client,
-    set_tracing_disabled,
 )
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -45,7 +42,7 @@ from pydantic import StringConstraints
 
 from targets.agents_writer import settings as env_settings
 from targets.agents_writer.models import REPORT_MAX, BadRequest, ToolFault
-from targets.agents_writer.service import openai_client
+from targets.agents_writer.service import run_main, use_openai_client
 from targets.agents_writer.writer import MAX_TURNS, ReportJob, accepted, answer, build_agent, write_report_file
 from writer_service.baseline import PlainApp
 from writer_service.report_files import PathNotAllowed
@@ -98,10 +95,7 @@ class BaselineApp(PlainApp):
 
 
 async def serve_baseline(settings: env_settings.Settings) -> None:
-    client = openai_client(settings)
-    set_default_openai_client(client, use_for_tracing=False)
-    set_default_openai_api("chat_completions")
-    set_tracing_disabled(True)
+    client = use_openai_client(settings)
     config = Config()
     config.bind = [f"{settings.host}:{settings.port}"]
     config.graceful_timeout = settings.grace_period_s
@@ -118,16 +112,7 @@ async def serve_baseline(settings: env_settings.Settings) -> None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
-    for noisy in ("httpx", "httpx2", "openai", "openai.agents"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        settings = env_settings.load()
-    except env_settings.SettingsError as exc:
-        print(f"agents_writer baseline: {exc}", file=sys.stderr)
-        return 2
-    asyncio.run(serve_baseline(settings))
-    return 0
+    return run_main("agents_writer baseline", serve_baseline)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -61,11 +62,18 @@ def hypercorn_config(settings: env_settings.Settings) -> Config:
     return config
 
 
-async def serve_writer(settings: env_settings.Settings) -> None:
+def use_openai_client(settings: env_settings.Settings) -> AsyncOpenAI:
+    """The Agents SDK's default client for every agent of this process: chat completions against the
+    configured OpenAI-compatible server, no trace upload to OpenAI from a local service."""
     client = openai_client(settings)
     set_default_openai_client(client, use_for_tracing=False)
     set_default_openai_api("chat_completions")
-    set_tracing_disabled(True)  # no trace upload to OpenAI from a local service
+    set_tracing_disabled(True)
+    return client
+
+
+async def serve_writer(settings: env_settings.Settings) -> None:
+    client = use_openai_client(settings)
     app = restate.app(services=[build_service(settings)], identity_keys=list(settings.identity_keys) or None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -96,21 +104,28 @@ async def serve_writer(settings: env_settings.Settings) -> None:
     log.info("stopped")
 
 
-def main() -> int:
+def run_main(name: str, serve_with: Callable[[env_settings.Settings], Coroutine[object, object, None]]) -> int:
+    """The process entry of the durable service and of its plain baseline: logging, settings from the
+    environment (exit 2 naming the bad variable), then serve until SIGTERM/SIGINT (exit 1 if the port
+    cannot be bound)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     for noisy in ("httpx", "httpx2", "openai", "openai.agents"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = env_settings.load()
     except env_settings.SettingsError as exc:
-        print(f"agents_writer: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve_writer(settings))
+        asyncio.run(serve_with(settings))
     except OSError as exc:
         log.error("cannot serve on %s:%d: %s", settings.host, settings.port, exc)
         return 1
     return 0
+
+
+def main() -> int:
+    return run_main("agents_writer", serve_writer)
 
 
 if __name__ == "__main__":

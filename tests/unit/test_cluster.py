@@ -245,7 +245,7 @@ def test_a_deposed_leaders_re_execution_is_reported_and_any_other_fails():
             Execution("inv_other", "outline", 2, 9, 112.6, 112.9, "ok"),
         ],  # not a partition it led
     }
-    drill = SimpleNamespace(stack=SimpleNamespace(writer=SimpleNamespace(executions=lambda i: runs.get(i, []))))
+    drill = SimpleNamespace(writer=SimpleNamespace(executions=lambda i: runs.get(i, [])))
     flight = Flight(keys={"inv_led": "k1", "inv_other": "k2", "inv_twice": "k3"}, watched={"inv_led"})
     journals = {
         "inv_led": _journal(("section:2", 100.4)),
@@ -271,7 +271,7 @@ def test_progress_after_the_fault_or_inconclusive_when_the_watched_work_had_alre
 
     runs = [Execution("inv_a", "save_report", 1, 9, 9.0, 10.5, "ok")]  # started before the fault at 10.0
     writer = SimpleNamespace(steps=lambda: ["outline", "save_report"], executions=lambda: runs)
-    drill = SimpleNamespace(stack=SimpleNamespace(writer=writer), pace=Pace())
+    drill = SimpleNamespace(writer=writer, pace=Pace())
     flight = Flight(keys={"inv_a": "k1", "inv_b": "k2"}, watched={"inv_a"})
     with pytest.raises(Inconclusive, match="landed too late"):
         wait_progress(drill, flight, 10.0, "a step after the fault")

@@ -15,8 +15,8 @@ STEPS = ["outline", "section:1", "section:2", "section:3", "summary", "save_repo
 
 
 def drill():
-    stack = SimpleNamespace(writer=SimpleNamespace(steps=lambda: STEPS))
-    return SimpleNamespace(stack=stack, record=DrillRecord("storm", {}), pace=Pace())
+    writer = SimpleNamespace(steps=lambda: STEPS)
+    return SimpleNamespace(writer=writer, record=DrillRecord("storm", {}), pace=Pace())
 
 
 def run(step, attempt=1, started=10.0, outcome="ok", invocation="inv_a"):

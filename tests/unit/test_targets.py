@@ -117,14 +117,14 @@ def test_drills_that_cannot_apply_to_a_target_say_why(tmp_path):
     try:
         with pytest.raises(catalog.NotApplicable, match="no fault hook"):
             spec = catalog.resolve(catalog.tool_error(2), stack)
-            spec.check(stack)
+            spec.check(stack.handles())
         spec = catalog.resolve(catalog.crash(), stack)
         assert spec.parameters["at"] == "run:2" and spec.for_target
         with pytest.raises(ConfigError, match="cannot kill and restart it"):
-            spec.check(stack)
+            spec.check(stack.handles())
         with pytest.raises(catalog.NotApplicable, match="pause"):
             catalog.resolve(catalog.timeout("pause"), stack)
-        assert catalog.resolve(catalog.server_crash(), stack).check(stack) is None  # runs on the journal
+        assert catalog.resolve(catalog.server_crash(), stack).check(stack.handles()) is None  # runs on the journal
     finally:
         stack.close()
 

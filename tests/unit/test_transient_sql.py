@@ -114,7 +114,8 @@ class _Admin:
 
 def _drill_ended_by(exc: Exception) -> tuple[Drill, _Admin]:
     admin = _Admin()
-    drill = Drill(SimpleNamespace(admin=admin), DrillRecord("server-crash", {}), Pace())  # type: ignore[arg-type]
+    drill = Drill(SimpleNamespace(), DrillRecord("server-crash", {}), Pace())  # type: ignore[arg-type]
+    drill.handles = SimpleNamespace(restate=SimpleNamespace(admin=admin))  # type: ignore[assignment]
     drill.fault_injected = True
     drill.record.invocation_id = "inv_1"
     judge_exception(drill, exc)

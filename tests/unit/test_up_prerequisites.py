@@ -154,12 +154,27 @@ def test_list_with_nothing_says_so(tmp_path, monkeypatch, progress_lines):
     stack = _stack(tmp_path)
     cli = type("Cli", (), {"list": lambda self, include_completed=False: ""})()
     monkeypatch.setattr(stack, "cli", lambda: cli)
+    monkeypatch.setattr(type(stack.server), "healthy", lambda self: True)
     operations.list_invocations(stack)
     operations.list_invocations(stack, include_completed=True)
     assert progress_lines == [
         "info: no invocations in flight (`inv list --all` adds completed ones)",
         "info: no invocations",
     ]
+
+
+def test_a_howto_step_with_restate_down_names_the_config_and_inv_up(tmp_path, monkeypatch):
+    """Not the CLI's "Unable to connect" nor an httpx ConnectError: one line naming what is missing and the fix."""
+    from drillkit import operations
+    from drillkit.errors import ComponentError
+
+    stack = _stack(tmp_path)
+    monkeypatch.setattr(type(stack.server), "healthy", lambda self: False)
+    for step in (operations.list_invocations, operations.describe, operations.resume, operations.send):
+        with pytest.raises(ComponentError) as caught:
+            step(stack)
+        text = str(caught.value)
+        assert stack.config.runtime.admin_url in text and f"inv up --config {stack.config.source}" in text, text
 
 
 def test_status_and_errors_name_what_runs_on_another_config(tmp_path, monkeypatch):

@@ -128,7 +128,7 @@ def test_deployment_ids_are_checked_before_they_reach_sql():
         judge.deployment_sql("dp_1' OR '1'='1")
 
 
-def stack_on_port(port):
+def handles_on_port(port):
     return SimpleNamespace(config=SimpleNamespace(service=SimpleNamespace(port=port), source="cfg.yaml"))
 
 
@@ -148,7 +148,7 @@ def stack_on_port(port):
 )
 def test_the_spec_refuses_what_this_config_cannot_run(mode, invocations, port, message):
     with pytest.raises(ConfigError) as err:
-        check_upgrade(stack_on_port(port), mode, invocations)  # type: ignore[arg-type]
+        check_upgrade(handles_on_port(port), mode, invocations)  # type: ignore[arg-type]
     assert message in str(err.value)
 
 
@@ -157,7 +157,7 @@ def test_the_spec_carries_its_parameters_and_says_why_targets_are_out():
     assert spec.name == "upgrade" and spec.parameters == {"mode": "early", "invocations": 3, "deadline_s": 30.0}
     assert isinstance(spec.on_target, str) and "revision" in spec.on_target
     assert spec.check is not None
-    spec.check(stack_on_port(9080))  # type: ignore[arg-type]
+    spec.check(handles_on_port(9080))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("argv", "flag"), [(["--mode", "slow"], "--mode"), (["--invocations", "0"], "--invocations")])
