@@ -37,13 +37,15 @@ def start_engine(stack: Stack, build: bool = True) -> str:
 
 def ensure_image(stack: Stack) -> None:
     image = stack.rt.image()
-    how = docker_engine.ensure_image(docker_engine.docker_client(), image, build_from=_native_server(stack))
+    how = docker_engine.ensure_image(
+        docker_engine.docker_client(stack.state.root), image, build_from=_native_server(stack)
+    )
     progress.ok(f"image {image} is {how}")
 
 
 def build_image(stack: Stack) -> None:
     image = stack.rt.image()
-    docker_engine.build_image(docker_engine.docker_client(), _native_server(stack), image)
+    docker_engine.build_image(docker_engine.docker_client(stack.state.root), _native_server(stack), image)
     progress.ok(f"built {image}")
 
 
