@@ -29,7 +29,7 @@ def start_engine(stack: Stack, build: bool = True) -> str:
     url = dockerd.health_url()
     os.environ["DOCKER_HOST"] = url
     progress.ok(f"dockerd pid {record.pid} answers at {url}")
-    progress.info(f"use it with: export DOCKER_HOST={url}")
+    progress.info(f"this tool finds it without DOCKER_HOST; other docker clients: export DOCKER_HOST={url}")
     if build:
         ensure_image(stack)
     return url
