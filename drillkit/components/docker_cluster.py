@@ -31,7 +31,7 @@ from typing import Any
 import docker.errors
 import docker.types
 
-from drillkit.components.docker_engine import DATA_DIR_IN_IMAGE, docker_client, ensure_image
+from drillkit.components.docker_engine import DATA_DIR_IN_IMAGE, docker_client, ensure_image, state_root_of
 from drillkit.components.process import config_digest, http_ok
 from drillkit.components.restate_cluster import HOST, Node, NodeAddresses, Partitioner, RestateCluster, node_toml
 from drillkit.components.restate_docker import DIGEST_LABEL, IDENTITY_KEY_IN_CONTAINER, MANAGED_BY, SOURCE_LABEL
@@ -118,7 +118,7 @@ class DockerCluster(RestateCluster):
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = docker_client()
+            self._client = docker_client(state_root_of(self.procs))
         return self._client
 
     # -- containers ---------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from drillkit.components.docker_engine import (
     docker_client,
     ensure_image,
     interface_ipv4,
+    state_root_of,
 )
 from drillkit.components.restate_server import RestateServer, host_of, port_of
 from drillkit.config import Runtime
@@ -62,7 +63,7 @@ class DockerServer(RestateServer):
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = docker_client()
+            self._client = docker_client(state_root_of(self.procs))
         return self._client
 
     def run_kwargs(self) -> dict[str, Any]:
