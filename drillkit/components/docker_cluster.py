@@ -31,6 +31,7 @@ from typing import Any
 import docker.errors
 import docker.types
 
+from drillkit.components import docker_engine
 from drillkit.components.docker_engine import DATA_DIR_IN_IMAGE, docker_client, ensure_image
 from drillkit.components.process import config_digest, http_ok
 from drillkit.components.restate_cluster import HOST, Node, NodeAddresses, Partitioner, RestateCluster, node_toml
@@ -371,25 +372,20 @@ class DockerCluster(RestateCluster):
 
     def node_freeze(self, number: int) -> ProcessRecord | None:
         """`docker pause`: every process of the container frozen (cgroup freezer), its sockets kept."""
-        node = self.node(number)
-        container = self.container(node)
-        if container is None or container.status != "running":
-            return None
-        try:
-            container.pause()
-        except docker.errors.APIError as exc:
-            raise ComponentError(f"docker pause {container.name}: {exc.explanation or exc}") from None
-        return self._record(container)
+        return self._pause_or_unpause(number, "running", "pause")
 
     def node_thaw(self, number: int) -> ProcessRecord | None:
-        node = self.node(number)
-        container = self.container(node)
-        if container is None or container.status != "paused":
+        return self._pause_or_unpause(number, "paused", "unpause")
+
+    def _pause_or_unpause(self, number: int, status: str, verb: str) -> ProcessRecord | None:
+        """`docker pause`/`unpause` on node `number`'s container when it is `status`; None when it is not."""
+        container = self.container(self.node(number))
+        if container is None or container.status != status:
             return None
         try:
-            container.unpause()
+            getattr(container, verb)()
         except docker.errors.APIError as exc:
-            raise ComponentError(f"docker unpause {container.name}: {exc.explanation or exc}") from None
+            raise ComponentError(f"docker {verb} {container.name}: {exc.explanation or exc}") from None
         return self._record(container)
 
     def partitioner(self, writer_port: int) -> Partitioner:
@@ -399,7 +395,7 @@ class DockerCluster(RestateCluster):
         container = self.container(node)
         if container is None:
             return self.process_of(node).logs(tail)  # what `_remove` kept
-        return list(container.logs(tail=tail).decode(errors="replace").splitlines())
+        return docker_engine.log_lines(container, tail)
 
     # -- the whole cluster ----------------------------------------------------------------------------------
 
@@ -436,10 +432,8 @@ class DockerCluster(RestateCluster):
 
     def follow_logs(self) -> Iterator[str]:
         container = self.container(self.entry)
-        if container is None:
-            return
-        for chunk in container.logs(stream=True, follow=True):
-            yield chunk.decode(errors="replace").rstrip("\n")
+        if container is not None:
+            yield from docker_engine.follow_logs(container)
 
     def default_deployment_uri(self, service_port: int) -> str:
         return f"http://host.docker.internal:{service_port}"

@@ -182,6 +182,17 @@ def docker_client() -> Any:
     return client
 
 
+def log_lines(container: Any, tail: int) -> list[str]:
+    """The container's last `tail` log lines (stdout and stderr), decoded."""
+    return list(container.logs(tail=tail).decode(errors="replace").splitlines())
+
+
+def follow_logs(container: Any) -> Iterator[str]:
+    """The container's log, line by line, until it stops."""
+    for chunk in container.logs(stream=True, follow=True):
+        yield chunk.decode(errors="replace").rstrip("\n")
+
+
 def docker_available() -> bool:
     try:
         docker_client().close()

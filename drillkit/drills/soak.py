@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from drillkit.components.llm_tap import LlmTap
 from drillkit.errors import DrillError
 from drillkit.handles import Handles
-from drillkit.kit import probes, soak_checks
+from drillkit.kit import actions, probes, soak_checks
 from drillkit.kit import soak_faults as sf
 from drillkit.kit.frame import Drill, Scenario
 from drillkit.kit.soak_plan import check_quorum, parse_kinds, recovery_table
@@ -90,7 +90,7 @@ def start(
     """Everything before the first fault: the cut checked possible, the model behind the tap, the plan,
     the load running; the final heal registered as a cleanup (on every path)."""
     cut = sf.check_cut_possible(drill, kinds)  # INCONCLUSIVE here, before any fault
-    tap, config = sf.model_behind_tap(drill, llm, STUB_DELAY_MS)
+    tap, config = actions.model_behind_tap(drill, llm, STUB_DELAY_MS, "soak", prefix="soak-")
     soak = sf.prepare(drill, plan_for=(seed, minutes * 60, kinds), rate=rate, bound_s=bound, writer_config=config)
     soak.cut = cut
     drill.on_cleanup("soak: every node back, the load stopped", lambda: final_cleanup(drill, soak))

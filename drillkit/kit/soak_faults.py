@@ -1,4 +1,4 @@
-"""drill.soak's faults as they run: the model behind the LLM tap, one planned fault injected, held, healed
+"""drill.soak's faults as they run: one planned fault injected, held, healed
 and recovered from, the final heal, and the liveness check. Node faults go through `cluster_actions`
 (`lose`/`restore`, which register what gives each node back), the writer's through `actions`.
 
@@ -15,9 +15,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
-from drillkit.components.llm_tap import LlmTap
 from drillkit.components.restate_cluster import Node, Partitioner
 from drillkit.errors import DrillError, HttpError
 from drillkit.howto import howto_body
@@ -54,32 +52,6 @@ class Soak:
     """Frozen or cut-off nodes given back: the partitions each led and the window (epoch) until the cluster
     had recovered, in which it may still drive a step from its stale state (Restate: at least once)."""
     liveness: dict[str, Any] = field(default_factory=dict)
-
-
-def model_behind_tap(drill: Drill, llm: str, stub_delay_ms: float) -> tuple[LlmTap, str]:
-    """The model (the stub, or the config's own endpoint) <- the LLM tap <- the writer, restarted on a derived
-    config that names the tap. Returns the tap and that config (the writer fault restarts the writer on it)."""
-    handles = drill.handles
-    base_url = handles.config.writer_model.base_url
-    overrides: dict[str, Any] = {}
-    if llm == "stub":
-        stub = handles.model.stub()
-        drill.on_cleanup("stub LLM stopped", stub.stop)
-        stub.start(stub_delay_ms)
-        base_url = f"{stub.url}/v1"
-        overrides = {"writer_model.model": "stub", "writer_model.max_concurrency": 64}
-        drill.record.event("stub LLM", f"{stub.url}, {stub_delay_ms:g} ms per answer")
-    upstream = urlsplit(base_url)
-    tap = handles.model.tap("soak-")
-    drill.on_cleanup("LLM tap stopped", tap.stop)
-    tap.start(f"{upstream.scheme}://{upstream.netloc}")
-    overrides["writer_model.base_url"] = f"{tap.url}{upstream.path}"
-    config = handles.writer.derived_config("soak", overrides)
-    drill.on_cleanup("writer on its own config", handles.writer.restart)
-    actions.restart_writer(drill, config)
-    drill.record.event("tap", f"writer -> {tap.url}{upstream.path} -> {base_url}; record {tap.record}")
-    drill.record.evidence["tap_record"] = str(tap.record)
-    return tap, config
 
 
 def prepare(
