@@ -14,19 +14,14 @@ import pytest
 from drillkit import config as drill_config
 from drillkit.binaries import reported_version
 from drillkit.stack import Stack
-from tests.integration.conftest import make_config
-from tests.integration.test_cluster import inv, latest_journal
+from tests.integration.conftest import inv, latest_journal, make_cluster_config
 
 pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
 def cluster_config(tmp_path_factory: pytest.TempPathFactory, project_state: Path) -> Iterator[Path]:
-    path = make_config(
-        tmp_path_factory.mktemp("cluster-data"),
-        project_state,
-        **{"runtime.backend": "cluster", "runtime.ready_timeout_s": 120},
-    )
+    path = make_cluster_config(tmp_path_factory.mktemp("cluster-data"), project_state)
     yield path
     inv(path, "down", "--purge")
 
