@@ -64,14 +64,14 @@ def soak_scenario(minutes: float, seed: int, faults: str, rate: float, llm: str,
         soak = started.soak
         run_schedule(drill, soak)
         soak.load.stop()
-        drill.record.event("load stopped", f"{len(soak.load.sent)} keys sent at {rate:g}/s")
+        drill.record.event("load stopped", f"{len(soak.load.sends)} keys sent at {rate:g}/s")
         sf.heal_everything(drill, soak)
         never_accepted = soak.load.drain()
         drill.invocations[:0] = soak.load.ids_in_order()
         if drill.invocations:
             drill.record.invocation_id = drill.invocations[0]
         sf.liveness(drill, soak)
-        probes.wait_all_completed(drill, list(soak.load.batch.keys))
+        probes.wait_all_completed(drill, list(soak.load.keys))
         evidence(drill, soak)
         soak_checks.judge(drill, soak, started.tap, never_accepted)
 

@@ -40,12 +40,12 @@ def recoveries_within(faults: list[dict[str, Any]], bound_s: float) -> tuple[boo
 
 def judge(drill: Drill, soak: Soak, tap: LlmTap, never_accepted: list[str]) -> None:
     record = drill.record
-    batch = soak.load.batch
+    batch = soak.load
     ids = list(batch.keys)
     record.expect(
         "every key sent was accepted (a refused send is sent again with its key through another node)",
         not never_accepted,
-        f"{len(soak.load.sent)} keys sent, {len(soak.load.accepted)} accepted"
+        f"{len(soak.load.sends)} keys sent, {soak.load.accepted()} accepted"
         + (f"; never accepted: {never_accepted[:SHOWN]}" if never_accepted else ""),
     )
     seen = exactly_once.gather(drill, batch)

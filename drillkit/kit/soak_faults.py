@@ -22,7 +22,8 @@ from drillkit.howto import howto_body
 from drillkit.kit import actions
 from drillkit.kit import cluster_actions as ca
 from drillkit.kit.frame import Drill
-from drillkit.kit.soak_load import Load, Steps
+from drillkit.kit.keyed_load import KeyedLoad
+from drillkit.kit.soak_load import Steps
 from drillkit.kit.soak_plan import PlannedFault, plan
 from drillkit.kit.soak_plan import placed as partitions_placed
 from drillkit.restate_api import IngressApi
@@ -42,7 +43,7 @@ class Soak:
     plan: list[PlannedFault]
     seconds: float
     bound_s: float
-    load: Load
+    load: KeyedLoad
     steps: Steps
     writer_config: str
     cut: Partitioner | None = None
@@ -62,7 +63,7 @@ def prepare(
     nodes = drill.cluster.nodes
     schedule = plan(seed, seconds, kinds, len(nodes))
     steps = Steps(drill.writer.ledger_follower())
-    return Soak(schedule, seconds, bound_s, Load(list(nodes), rate), steps, writer_config)
+    return Soak(schedule, seconds, bound_s, KeyedLoad(list(nodes), rate, prefix="soak"), steps, writer_config)
 
 
 def check_cut_possible(drill: Drill, kinds: tuple[str, ...]) -> Partitioner | None:
@@ -78,7 +79,8 @@ def run_fault(drill: Drill, soak: Soak, planned: PlannedFault) -> bool:
     run: dict[str, Any] = {"number": planned.number, "kind": planned.kind, "target": planned.target}
     run["node"] = planned.node
     led = _led_by(drill, node)
-    soak.load.set_away(planned.node, True)
+    if planned.node is not None:
+        soak.load.take_out(planned.node)
     if node is not None:
         ca.talk_to_survivor(drill, [node])
     run["injected_at"] = inject(drill, soak, planned, node)
@@ -99,7 +101,8 @@ def run_fault(drill: Drill, soak: Soak, planned: PlannedFault) -> bool:
     if planned.kind in ("stop", "partition") and node is not None:
         until = run["recovered_at"] or time.time()
         soak.deposed.append({"node": node.name, "led": led, "from": run["injected_at"], "to": until})
-    soak.load.set_away(planned.node, False)
+    if planned.node is not None:
+        soak.load.put_back(planned.node)
     if run["recovered_at"] is None:
         return False
     drill.record.event("recovered", f"fault {planned.number}: {run['recovery_s']:.2f} s after the heal")
@@ -220,8 +223,8 @@ def liveness(drill: Drill, soak: Soak) -> None:
         begun = time.time()
         with IngressApi(node.ingress_url) as ingress:
             invocation_id = ingress.send(body, idempotency_key=key)
-            soak.load.batch.keys[invocation_id] = key
-            soak.load.batch.bodies[invocation_id] = body
+            soak.load.keys[invocation_id] = key
+            soak.load.bodies[invocation_id] = body
             drill.invocations.append(invocation_id)
             try:
                 poll(partial(_output, ingress, invocation_id), bool, f"{key} to complete", timeout, 0.2)

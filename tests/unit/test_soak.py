@@ -256,20 +256,21 @@ def test_the_load_sends_keys_at_its_rate_retries_through_other_nodes_and_gives_u
 
     from drillkit.components.restate_cluster import Node
     from drillkit.config import ClusterSettings
-    from drillkit.kit.soak_load import Load
+    from drillkit.kit.keyed_load import KeyedLoad
 
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there now
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
     settings = ClusterSettings(ingress_base_port=free - 1, nodes=1, replication=1)
-    load = Load([Node(1, settings, tmp_path, tmp_path)], rate=50.0)
+    load = KeyedLoad([Node(1, settings, tmp_path, tmp_path)], rate=50.0, prefix="soak")
     load.start()
     begun = time.monotonic()
-    while len(load.sent) < 5 and time.monotonic() - begun < 10:
+    while len(load.sends) < 5 and time.monotonic() - begun < 10:
         time.sleep(0.01)  # the test's own wait for the ticker, bounded
     load.stop(give_up_s=0)
     never = load.drain()
-    assert len(load.sent) >= 5 and never == load.sent
+    sent = [s.key for s in load.sends]
+    assert len(sent) >= 5 and never == sent
     figures = load.figures()
     assert figures["accepted"] == 0 and figures["failed_send_attempts_per_node"]["n1"] >= 1
-    assert load.sent[0].startswith("soak-") and load.sent[0].endswith("-0")
+    assert sent[0].startswith("soak-") and sent[0].endswith("-0")
