@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -337,38 +337,39 @@ class DockerCluster(RestateCluster):
 
     def node_stop(self, number: int) -> Stopped | None:
         """`docker stop` (SIGTERM, KILL after 10 s); the container stays until the node starts again."""
-        node = self.node(number)
-        container = self.container(node)
-        if container is None or container.status not in ("running", "paused"):
-            return None
-        record, started = self._record(container), time.monotonic()
-        try:
-            if container.status == "paused":
-                container.unpause()
-            container.stop(timeout=STOP_TIMEOUT_S)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            raise ComponentError(f"docker stop {container.name}: {exc.explanation or exc}") from None
-        self._wait_exited(node)
-        seconds = time.monotonic() - started
-        return Stopped(record, "TERM", seconds >= STOP_TIMEOUT_S, round(seconds, 3))
+
+        def stop(container: Any) -> None:
+            try:
+                if container.status == "paused":
+                    container.unpause()
+                container.stop(timeout=STOP_TIMEOUT_S)
+            except docker.errors.NotFound:
+                pass
+
+        return self._end_container(number, "docker stop", "TERM", stop, escalated_after=STOP_TIMEOUT_S)
 
     def node_kill(self, number: int, sig: signal.Signals) -> Stopped | None:
         """`docker kill --signal SIG` and wait until the container has exited (its data volume stays)."""
+        command = f"docker kill --signal {sig.name}"
+        return self._end_container(number, command, sig.name, lambda container: container.kill(signal=sig.name))
+
+    def _end_container(
+        self, number: int, command: str, sig: str, end: Callable[[Any], None], escalated_after: float = float("inf")
+    ) -> Stopped | None:
+        """`end` the running (or paused) container of node `number` (`command`, in an error) and wait until it
+        has exited; escalated when that took `escalated_after` s or more. None when it was not running."""
         node = self.node(number)
         container = self.container(node)
         if container is None or container.status not in ("running", "paused"):
             return None
         record, started = self._record(container), time.monotonic()
         try:
-            container.kill(signal=sig.name)
+            end(container)
         except docker.errors.APIError as exc:
-            raise ComponentError(
-                f"docker kill --signal {sig.name} {container.name}: {exc.explanation or exc}"
-            ) from None
+            raise ComponentError(f"{command} {container.name}: {exc.explanation or exc}") from None
         self._wait_exited(node)
-        return Stopped(record, sig.name, False, round(time.monotonic() - started, 3))
+        seconds = time.monotonic() - started
+        return Stopped(record, sig, seconds >= escalated_after, round(seconds, 3))
 
     def node_freeze(self, number: int) -> ProcessRecord | None:
         """`docker pause`: every process of the container frozen (cgroup freezer), its sockets kept."""

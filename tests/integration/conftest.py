@@ -103,6 +103,14 @@ def latest_journal(config: Path, drill: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+def cluster_config(tmp_path_factory: pytest.TempPathFactory, project_state: Path) -> Iterator[Path]:
+    """A three-node cluster config for the module's tests; `inv down --purge` after the last."""
+    path = make_cluster_config(tmp_path_factory.mktemp("cluster"), project_state)
+    yield path
+    inv(path, "down", "--purge")
+
+
+@pytest.fixture(scope="module")
 def engine(project_state: Path) -> Iterator[Any]:
     """A docker-py client of DOCKER_HOST's engine, else of a private dockerd started here and stopped by its
     PID afterwards, with the configured image present (built from the native binary when no registry has

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,9 @@ import pytest
 from drillkit import config as drill_config
 from drillkit.procs import is_alive
 from drillkit.stack import Stack
-from tests.integration.conftest import inv, latest_journal, make_cluster_config
+from tests.integration.conftest import inv, latest_journal
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module")
-def cluster_config(tmp_path_factory: pytest.TempPathFactory, project_state: Path) -> Iterator[Path]:
-    path = make_cluster_config(tmp_path_factory.mktemp("cluster"), project_state)
-    yield path
-    inv(path, "down", "--purge")
 
 
 def test_up_runs_three_nodes_with_every_partition_led(cluster_config):
