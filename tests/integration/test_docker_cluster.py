@@ -88,6 +88,9 @@ def test_node_loss_and_partition_pass_on_the_docker_cluster_and_down_leaves_noth
                 assert "container restate-drill-n3" in out.stdout and "partition leaders" in out.stdout
         check_verdicts(config)
         check_engine_events(engine, config, since)
+    except BaseException:
+        inv(config, "down", "--purge")  # nothing kept for the next run (its `up` would find the data registered)
+        raise
     finally:
         started = time.monotonic()
         down = inv(config, "down")
