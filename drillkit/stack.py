@@ -32,6 +32,7 @@ from drillkit.restate_cli import RestateCli
 from drillkit.state import StateDir
 
 if TYPE_CHECKING:
+    from drillkit.components.docker_cluster import DockerCluster
     from drillkit.components.restate_cluster import RestateCluster
 
 
@@ -364,37 +365,22 @@ def restate_backend(stack: Stack) -> RestateServer:
             return DockerServer(
                 rt, stack.admin, stack.ingress, procs=stack.procs, config_source=stack.config.source, identity=identity
             )
-    if choice == "docker-cluster":
-        from drillkit.components.docker_cluster import DockerCluster
+    if choice in ("cluster", "docker-cluster"):
+        where = (stack.binaries.path(CTL), stack.state.root / "restate-cluster", stack.state.logs, stack.procs)
+        cluster: RestateCluster | DockerCluster
+        if choice == "cluster":  # native nodes also need the server binary; the containers bring their own
+            from drillkit.components.restate_cluster import RestateCluster as Native
 
-        containers = DockerCluster(
-            rt,
-            stack.admin,
-            stack.ingress,
-            stack.binaries.path(CTL),
-            stack.state.root / "restate-cluster",
-            stack.state.logs,
-            stack.procs,
-            config_source=stack.config.source,
-            identity=identity,
-        )
-        stack.point_clients_at(containers.entry.admin_url, containers.entry.ingress_url)
-        return containers
-    if choice == "cluster":
-        from drillkit.components.restate_cluster import RestateCluster
+            cluster = Native(
+                rt, stack.admin, stack.ingress, stack.binaries.path(SERVER), *where,
+                config_source=stack.config.source, identity=identity,
+            )  # fmt: skip
+        else:
+            from drillkit.components.docker_cluster import DockerCluster as Containers
 
-        cluster = RestateCluster(
-            rt,
-            stack.admin,
-            stack.ingress,
-            stack.binaries.path(SERVER),
-            stack.binaries.path(CTL),
-            stack.state.root / "restate-cluster",
-            stack.state.logs,
-            stack.procs,
-            config_source=stack.config.source,
-            identity=identity,
-        )
+            cluster = Containers(
+                rt, stack.admin, stack.ingress, *where, config_source=stack.config.source, identity=identity
+            )
         stack.point_clients_at(cluster.entry.admin_url, cluster.entry.ingress_url)
         return cluster
     return NativeServer(

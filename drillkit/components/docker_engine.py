@@ -227,6 +227,17 @@ def state_root_of(procs: ProcessTable | None) -> Path | None:
     return procs.directory.parent if procs is not None else None
 
 
+def log_lines(container: Any, tail: int) -> list[str]:
+    """The container's last `tail` log lines (stdout and stderr), decoded."""
+    return list(container.logs(tail=tail).decode(errors="replace").splitlines())
+
+
+def follow_logs(container: Any) -> Iterator[str]:
+    """The container's log, line by line, until it stops."""
+    for chunk in container.logs(stream=True, follow=True):
+        yield chunk.decode(errors="replace").rstrip("\n")
+
+
 def docker_available(state_root: Path | None = None) -> bool:
     try:
         docker_client(state_root).close()

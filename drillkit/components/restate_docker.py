@@ -15,6 +15,7 @@ from typing import Any
 
 import docker.errors
 
+from drillkit.components import docker_engine
 from drillkit.components.docker_engine import (
     DATA_DIR_IN_IMAGE,
     docker_client,
@@ -175,16 +176,12 @@ class DockerServer(RestateServer):
 
     def log_lines(self, tail: int) -> list[str]:
         container = self._container()
-        if container is None:
-            return []
-        return list(container.logs(tail=tail).decode(errors="replace").splitlines())
+        return [] if container is None else docker_engine.log_lines(container, tail)
 
     def follow_logs(self) -> Iterator[str]:
         container = self._container()
-        if container is None:
-            return
-        for chunk in container.logs(stream=True, follow=True):
-            yield chunk.decode(errors="replace").rstrip("\n")
+        if container is not None:
+            yield from docker_engine.follow_logs(container)
 
     def default_deployment_uri(self, service_port: int) -> str:
         return f"http://host.docker.internal:{service_port}"

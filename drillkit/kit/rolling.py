@@ -17,7 +17,7 @@ from drillkit.binaries import SERVER, parse_version, reported_version
 from drillkit.components.restate_cluster import Node
 from drillkit.errors import DrillError
 from drillkit.kit.frame import Drill
-from drillkit.kit.keyed_load import KeyedLoad
+from drillkit.kit.keyed_load import RETRY_BUDGET_S, KeyedLoad
 from drillkit.restate_api import SERVICE
 from drillkit.waits import poll
 
@@ -77,6 +77,16 @@ def start_on(drill: Drill, version: str) -> None:
         "cluster on " + version,
         f"data deleted, {where} started on {binary} and the writer registered in {time.monotonic() - started:.1f} s",
     )
+
+
+def start_load(drill: Drill, rate: float) -> KeyedLoad:
+    """The keyed load over the nodes, started (keys `roll-<run>-<n>`): a send fails after RETRY_BUDGET_S
+    going round the nodes; each accepted id is the drill's as it is accepted; halted at cleanup."""
+    load = KeyedLoad(nodes(drill), rate, prefix="roll", budget_s=RETRY_BUDGET_S, invocations=drill.invocations)
+    drill.on_cleanup("keyed load stopped", load.halt)
+    load.start()
+    drill.record.event("load", f"{rate:g} keyed invocation(s) a second, keys roll-{load.run}-<n>")
+    return load
 
 
 def replace(drill: Drill, load: KeyedLoad, node: Node, version: str, drain: bool) -> dict[str, float]:

@@ -8,47 +8,20 @@ native binary when no registry can provide it. If no engine can run, these tests
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
-import docker
 import pytest
 
 from drillkit import catalog
 from drillkit import config as drill_config
-from drillkit.components import docker_engine
-from drillkit.engine_steps import ensure_image
-from drillkit.errors import DrillError
-from drillkit.procs import ProcessTable
 from drillkit.stack import Stack
 from drillkit.waits import poll
 
-from .conftest import LOCAL_CONFIG, ROOT, make_config, our_live_processes
+from .conftest import ROOT, make_config, our_live_processes
 
 pytestmark = pytest.mark.docker
 INV = [sys.executable, "-m", "invoke"]
-
-
-@pytest.fixture(scope="module")
-def engine(project_state):
-    dockerd = docker_engine.Dockerd(
-        project_state, ProcessTable(project_state / "procs"), project_state / "logs" / "dockerd.log"
-    )
-    started = False
-    if not os.environ.get("DOCKER_HOST"):
-        try:
-            dockerd.start()
-        except DrillError as exc:
-            print(f"\nDocker tests skipped: {exc}", file=sys.stderr)
-            pytest.skip(f"no Docker engine can run here: {exc}")
-        os.environ["DOCKER_HOST"] = dockerd.health_url()
-        started = True
-    ensure_image(Stack(drill_config.load(LOCAL_CONFIG)))
-    yield docker.from_env()
-    if started:
-        dockerd.stop()
-        del os.environ["DOCKER_HOST"]
 
 
 @pytest.fixture
