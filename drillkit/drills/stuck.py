@@ -85,14 +85,7 @@ def freeze_scenario() -> Scenario:
             f"error={row.get('last_failure_error_code')}: {str(row.get('last_failure') or '')[:200]}",
         )
         actions.thaw_writer(drill)
-        done = probes.wait_completed(drill)
-        checks.completed_with_success(drill, done)
-        drill.record.expect(
-            "the invocation ended completed, not suspended or paused waiting on its own step",
-            done.get("status") == "completed",
-            f"status={done.get('status')}",
-        )
-        checks.no_finished_step_ran_again(drill, journaled, when="the freeze")
+        completed_not_suspended(drill, journaled, when="the freeze")
         drill.record.note(f"step {step} was in flight at the freeze; a step in flight may run again")
 
     return scenario
@@ -172,15 +165,8 @@ def step_hang_scenario() -> Scenario:
         )
         waited = time.monotonic() - hung_at
         drill.record.event("aborted", f"retry_count {before} -> {row.get('retry_count')} after {waited:.1f} s")
-        done = probes.wait_completed(drill)
         restates_path(drill, row, waited, before)
-        checks.completed_with_success(drill, done)
-        drill.record.expect(
-            "the invocation ended completed, not suspended or paused waiting on its own step",
-            done.get("status") == "completed",
-            f"status={done.get('status')}",
-        )
-        checks.no_finished_step_ran_again(drill, journaled, when="the hang")
+        completed_not_suspended(drill, journaled, when="the hang")
         step_asked_again(drill)
         alive = probes.writer_pid(drill)
         drill.record.expect(
@@ -221,3 +207,16 @@ def step_asked_again(drill: Drill) -> None:
         len(hung) >= 2 and hung[0].fault == "slow" and hung[-1].fault is None and hung[-1].status == 200,
         f"{HUNG_STEP}'s model requests: {said}",
     )
+
+
+def completed_not_suspended(drill: Drill, journaled: dict[str, float], when: str) -> None:
+    """Both modes end the same way: completed with success, not left suspended or paused waiting on its own
+    step, and no step that had finished before `when` ran again."""
+    done = probes.wait_completed(drill)
+    checks.completed_with_success(drill, done)
+    drill.record.expect(
+        "the invocation ended completed, not suspended or paused waiting on its own step",
+        done.get("status") == "completed",
+        f"status={done.get('status')}",
+    )
+    checks.no_finished_step_ran_again(drill, journaled, when=when)

@@ -39,15 +39,22 @@ def expected_labels() -> list[str]:
 @pytest.fixture(scope="module")
 def drill_all(tmp_path_factory, project_state):
     """`inv drill.all` once, from nothing running, as a new user would run it."""
-    directory = tmp_path_factory.mktemp("drills")
+    return run_drill_all(tmp_path_factory.mktemp("drills"), project_state, "--skip", SKIPPED_HERE, timeout_s=900)
+
+
+def run_drill_all(
+    directory: Path, project_state: Path, *flags: str, timeout_s: float
+) -> tuple[subprocess.CompletedProcess, Path, list]:
+    """`inv drill.all FLAGS` on a fresh config under `directory`: its output, its report dir, and what of ours
+    it left running (then stopped, so the next test starts from nothing)."""
     cfg = make_config(directory, project_state)
     reports = directory / "reports"
     out = subprocess.run(
-        [*INV, "drill.all", "--skip", SKIPPED_HERE, "--config", str(cfg), "--report-dir", str(reports)],
+        [*INV, "drill.all", *flags, "--config", str(cfg), "--report-dir", str(reports)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout_s,
     )
     stack = Stack(drill_config.load(cfg))
     left = our_live_processes(stack)
@@ -100,19 +107,7 @@ def assert_every_drill_passed(out: subprocess.CompletedProcess, reports: Path, l
 @pytest.mark.long
 def test_the_whole_drill_all_with_its_real_model_storm(tmp_path, project_state):
     """Opt-in (--long, about 5 min here): drill.all as a user runs it, nothing skipped."""
-    cfg = make_config(tmp_path, project_state)
-    reports = tmp_path / "reports"
-    out = subprocess.run(
-        [*INV, "drill.all", "--config", str(cfg), "--report-dir", str(reports)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    stack = Stack(drill_config.load(cfg))
-    left = our_live_processes(stack)
-    stack.down()
-    stack.close()
+    out, reports, left = run_drill_all(tmp_path, project_state, timeout_s=1800)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert_every_drill_passed(out, reports, [catalog.label(spec) for spec in catalog.all_drills()])
     assert left == []
