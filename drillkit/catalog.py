@@ -26,6 +26,7 @@ from drillkit.drills.rolling_upgrade import check_rolling_upgrade, rolling_upgra
 from drillkit.drills.server_crash import server_crash_scenario
 from drillkit.drills.soak import check_soak, soak_scenario
 from drillkit.drills.storm import Llm, check_storm, storm_scenario
+from drillkit.drills.stuck import MODES as STUCK_MODES
 from drillkit.drills.stuck import stuck_scenario
 from drillkit.drills.timeout import DEFAULT_EXPECT, Expect, Mode, timeout_scenario
 from drillkit.drills.tool_error import check_fail_first, tool_error_scenario
@@ -135,7 +136,7 @@ WRITER_AT = "section:2"
 DEADLINE = Param(
     "deadline",
     None,
-    "fixed seconds for each wait (step running, retrying, completion)",
+    "fixed seconds for each wait (step running, retrying, completion), and the watchdog's limit",
     kind="float",
     minimum=1,
     default_text="waits last as long as the system makes progress, scaled by the pace the drill observes",
@@ -227,7 +228,16 @@ MODEL = Params(
     ),
     Param("burst", 1, "how many model requests in a row get the fault", minimum=1),
 )
-STUCK = Params()
+STUCK = Params(
+    Param(
+        "mode",
+        "freeze",
+        "freeze (the writer SIGSTOPped with a step in flight, thawed once Restate aborted the attempt) or "
+        "step-hang (the writer alive, one step blocked on a model answer trickling in past Restate's "
+        "inactivity and abort timeouts)",
+        choices=STUCK_MODES,
+    ),
+)
 UPGRADE = Params(
     Param(
         "mode",
@@ -701,12 +711,13 @@ def upgrade(
     )
 
 
-def stuck(deadline_s: float | None = DEADLINE.value) -> DrillSpec:
-    """The writer frozen (SIGSTOP) with a step in flight: Restate aborts the attempt, retries, completes."""
+def stuck(mode: str = STUCK.defaults["mode"], deadline_s: float | None = DEADLINE.value) -> DrillSpec:
+    """The writer frozen (SIGSTOP), or one of its steps hung, past Restate's short timeouts: Restate aborts
+    the attempt, retries, completes."""
     return DrillSpec(
         "stuck",
-        _deadline(deadline_s),
-        stuck_scenario(),
+        {"mode": mode, **_deadline(deadline_s)},
+        stuck_scenario(mode),  # type: ignore[arg-type]
         None,
         deadline_s,
         on_target="it runs the shipped writer on the stub model with short Restate timeouts (its config)",
@@ -795,8 +806,10 @@ def check(spec: DrillSpec, stack: Stack) -> None:
 
 def all_drills() -> list[DrillSpec]:
     """What drill.all runs: both crash signals on the writer, a server crash, the three timeout modes,
-    the tool error, a small storm on the real model, and the quick model errors (a terminal 400, a 429
-    burst, a cut-off JSON answer: about 10 s each with the stack up)."""
+    the tool error, a small storm on the real model, the quick model errors (a terminal 400, a 429
+    burst, a cut-off JSON answer: about 10 s each with the stack up), both stuck modes and the quick
+    upgrade modes (drain, incompatible: each about as long as a model error, twice under a loaded machine's
+    writer restarts). `upgrade --mode early` is left out: two more writer restarts, about twice the drain."""
     return [
         crash(signal.SIGKILL),
         crash(signal.SIGTERM),
@@ -809,6 +822,10 @@ def all_drills() -> list[DrillSpec]:
         model("400"),
         model("429", burst=2),
         model("truncated"),
+        stuck("freeze"),
+        stuck("step-hang"),
+        upgrade("drain"),
+        upgrade("incompatible"),
     ]
 
 

@@ -76,6 +76,11 @@ class LocalModel(StrictModel):
         return self.parallel * self.ctx_per_slot
 
 
+# The docker-cluster network's subnet must be one of these (RFC 1918): a bridge on a public range would
+# route that range's real addresses into the containers' network on this host.
+PRIVATE_IPV4 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+
 class DockerSettings(StrictModel):
     image: str = "docker.restate.dev/restatedev/restate:{version}"
     container_name: str = "restate_dev"
@@ -95,6 +100,11 @@ class DockerSettings(StrictModel):
             raise ValueError(f"{value!r} is not an IPv4 subnet such as 172.30.91.0/24: {exc}") from None
         if network.num_addresses < 16:
             raise ValueError(f"{value} is too small for a gateway and the nodes (at least a /28)")
+        if not any(network.subnet_of(private) for private in PRIVATE_IPV4):
+            raise ValueError(
+                f"{value} is not a private range: the bridge and its routes would shadow real addresses; use "
+                f"one inside {', '.join(str(p) for p in PRIVATE_IPV4)} (RFC 1918), such as 172.30.91.0/24"
+            )
         return str(network)
 
     def gateway(self) -> str:

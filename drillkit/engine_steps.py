@@ -29,7 +29,7 @@ def start_engine(stack: Stack, build: bool = True) -> str:
     url = dockerd.health_url()
     os.environ["DOCKER_HOST"] = url
     progress.ok(f"dockerd pid {record.pid} answers at {url}")
-    progress.info(f"use it with: export DOCKER_HOST={url}")
+    progress.info(f"this tool finds it without DOCKER_HOST; other docker clients: export DOCKER_HOST={url}")
     if build:
         ensure_image(stack)
     return url
@@ -37,13 +37,15 @@ def start_engine(stack: Stack, build: bool = True) -> str:
 
 def ensure_image(stack: Stack) -> None:
     image = stack.rt.image()
-    how = docker_engine.ensure_image(docker_engine.docker_client(), image, build_from=_native_server(stack))
+    how = docker_engine.ensure_image(
+        docker_engine.docker_client(stack.state.root), image, build_from=_native_server(stack)
+    )
     progress.ok(f"image {image} is {how}")
 
 
 def build_image(stack: Stack) -> None:
     image = stack.rt.image()
-    docker_engine.build_image(docker_engine.docker_client(), _native_server(stack), image)
+    docker_engine.build_image(docker_engine.docker_client(stack.state.root), _native_server(stack), image)
     progress.ok(f"built {image}")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from drillkit import preflight, progress
 from drillkit.components.process import ManagedProcess
+from drillkit.components.restate_server import PROCESS_NAME
 from drillkit.errors import ComponentError, ConfigError, DrillError, HttpError
 from drillkit.howto import RESTART_PROMPT, howto_body, read_body
 from drillkit.procs import Stopped
@@ -48,9 +49,24 @@ def down(stack: Stack, purge: bool = False, forget_mismatched: bool = False) -> 
     else:
         progress.info("nothing of ours was running")
     if purge:
-        progress.ok(
-            f"deleted Restate's data ({stack.state.restate_data}) and the ledger ({stack.config.ledger_file()})"
-        )
+        progress.ok(f"deleted {purged_data(stack)} and the ledger ({stack.config.ledger_file()})")
+
+
+def purged_data(stack: Stack) -> str:
+    """What `inv down --purge` deleted of Restate's, per backend: a directory, or Docker volumes."""
+    backend, rt = stack.server.name, stack.rt
+    if backend == "docker":
+        return f"Restate's data (Docker volume {rt.docker.volume})"
+    if backend in ("cluster", "docker-cluster"):
+        names = [f"n{n}" for n in range(1, rt.cluster.nodes + 1)]
+        home = stack.state.root / "restate-cluster"
+        if backend == "cluster":
+            return f"the nodes' data ({home}: {', '.join(names)})"
+        from drillkit.components.docker_cluster import volume_name  # docker-py is loaded already: the server
+
+        volumes = ", ".join(volume_name(rt.cluster, n) for n in range(1, rt.cluster.nodes + 1))
+        return f"the nodes' data (Docker volumes {volumes}) and their TOML files ({home})"
+    return f"Restate's data ({stack.state.restate_data})"
 
 
 def status(stack: Stack) -> None:
@@ -74,7 +90,11 @@ def status(stack: Stack) -> None:
         ]
         progress.table("records that no longer match", ("record", "pid", "what", "recorded", "now"), rows)
     if stack.rt.is_cluster:
-        cluster = stack.cluster
+        try:
+            cluster = stack.cluster
+        except ComponentError:  # no Docker engine answers: the table's warning said so
+            progress.info("partition leaders: unknown (the nodes cannot be asked)")
+            return
         leaders = cluster.leaders_or_none() if cluster.reachable() else None
         if leaders is None:
             progress.info("partition leaders: unknown (no node answers restatectl)")
@@ -264,8 +284,29 @@ def resume(stack: Stack, invocation_id: str | None = None) -> None:
 # -- one node of a cluster (runtime.backend: cluster) --------------------------------------------------
 
 
+def _refuse_node_elsewhere(stack: Stack, number: int, what: str) -> None:
+    """A node recorded in another PID namespace (a `scripts/loopback-only --contained` shell): its pid means
+    nothing here, so "not running" would be false and a start would collide with it. Said as `inv down` says
+    it, nothing signalled."""
+    name = f"{PROCESS_NAME}-n{number}"
+    seen = stack.procs.observe(name)
+    if seen is not None and seen.state == "elsewhere":
+        raise ComponentError(
+            f"restate node n{number} (pid {seen.record.pid}) runs in another PID namespace (a `scripts/loopback-only "
+            f"--contained` shell): its pid cannot be signalled from here. Run `inv restate.{what} --node {number}` "
+            "in that shell; nothing was signalled"
+        )
+
+
 def start_node(stack: Stack, number: int) -> None:
+    _refuse_node_elsewhere(stack, number, "node-start")
     cluster = stack.cluster
+    if not cluster.live_nodes():
+        # The other nodes are what it would join: alone it never becomes healthy (a 30 s wait, a log tail).
+        raise ComponentError(
+            f"the cluster is down (no node of {stack.config.source} runs): start it with "
+            f"`inv up --config {stack.config.source}`; nothing was started"
+        )
     with progress.activity(f"starting restate node n{number}"):
         where = cluster.node_start(number)
     leaders = cluster.leaders()
@@ -273,6 +314,7 @@ def start_node(stack: Stack, number: int) -> None:
 
 
 def stop_node(stack: Stack, number: int) -> None:
+    _refuse_node_elsewhere(stack, number, "node-stop")
     stopped = stack.cluster.node_stop(number)
     if stopped is None:
         progress.info(f"restate node n{number}: not running")
@@ -281,6 +323,7 @@ def stop_node(stack: Stack, number: int) -> None:
 
 
 def kill_node(stack: Stack, number: int, sig: signal.Signals) -> None:
+    _refuse_node_elsewhere(stack, number, "node-kill")
     cluster = stack.cluster
     if sig == signal.SIGSTOP:
         record = cluster.node_freeze(number)

@@ -20,6 +20,7 @@ from drillkit.binaries import CLI, CTL, SERVER, Binary, BinaryStore
 from drillkit.components.local_model import LocalModel
 from drillkit.components.restate_server import PROCESS_NAME, NativeServer, RestateServer
 from drillkit.components.target import TargetService
+from drillkit.components.writer import NAME as WRITER_NAME
 from drillkit.components.writer import WriterService
 from drillkit.config import DrillConfig
 from drillkit.errors import ComponentError, ConfigError, DrillError
@@ -31,6 +32,7 @@ from drillkit.restate_cli import RestateCli
 from drillkit.state import StateDir
 
 if TYPE_CHECKING:
+    from drillkit.components.docker_cluster import DockerCluster
     from drillkit.components.restate_cluster import RestateCluster
 
 
@@ -358,42 +360,27 @@ def restate_backend(stack: Stack) -> RestateServer:
         from drillkit.components.restate_docker import DockerServer
 
         if choice == "auto":
-            choice = "docker" if docker_available() else "native"
+            choice = "docker" if docker_available(stack.state.root) else "native"
         if choice == "docker":
             return DockerServer(
                 rt, stack.admin, stack.ingress, procs=stack.procs, config_source=stack.config.source, identity=identity
             )
-    if choice == "docker-cluster":
-        from drillkit.components.docker_cluster import DockerCluster
+    if choice in ("cluster", "docker-cluster"):
+        where = (stack.binaries.path(CTL), stack.state.root / "restate-cluster", stack.state.logs, stack.procs)
+        cluster: RestateCluster | DockerCluster
+        if choice == "cluster":  # native nodes also need the server binary; the containers bring their own
+            from drillkit.components.restate_cluster import RestateCluster as Native
 
-        containers = DockerCluster(
-            rt,
-            stack.admin,
-            stack.ingress,
-            stack.binaries.path(CTL),
-            stack.state.root / "restate-cluster",
-            stack.state.logs,
-            stack.procs,
-            config_source=stack.config.source,
-            identity=identity,
-        )
-        stack.point_clients_at(containers.entry.admin_url, containers.entry.ingress_url)
-        return containers
-    if choice == "cluster":
-        from drillkit.components.restate_cluster import RestateCluster
+            cluster = Native(
+                rt, stack.admin, stack.ingress, stack.binaries.path(SERVER), *where,
+                config_source=stack.config.source, identity=identity,
+            )  # fmt: skip
+        else:
+            from drillkit.components.docker_cluster import DockerCluster as Containers
 
-        cluster = RestateCluster(
-            rt,
-            stack.admin,
-            stack.ingress,
-            stack.binaries.path(SERVER),
-            stack.binaries.path(CTL),
-            stack.state.root / "restate-cluster",
-            stack.state.logs,
-            stack.procs,
-            config_source=stack.config.source,
-            identity=identity,
-        )
+            cluster = Containers(
+                rt, stack.admin, stack.ingress, *where, config_source=stack.config.source, identity=identity
+            )
         stack.point_clients_at(cluster.entry.admin_url, cluster.entry.ingress_url)
         return cluster
     return NativeServer(
@@ -429,36 +416,30 @@ ELSEWHERE = "not reachable from here (another network namespace)"
 
 def status_rows(stack: Stack) -> list[tuple[str, str, str, str]]:
     """(component, process, URL, health): the server (or each node), the model, the writer. A live process
-    of ours in another network namespace is not called "down": it cannot be asked from here, and says so."""
+    of ours in another network namespace is not called "down": it cannot be asked from here, and says so
+    (a cluster node's row as the model's and the writer's: its pid there, not reachable from here)."""
     foreign = {record.name for record, _ in stack.procs.elsewhere()}
     rows = _status_rows(stack)
-    names = {"local model": stack.model.name, "writer service": stack.writer.name}
-    return [
-        (c, p, u, ELSEWHERE if names.get(c, PROCESS_NAME if c.startswith("restate-server") else None) in foreign else h)
-        for c, p, u, h in rows
-    ]
+    names = {"local model": stack.model.name, "writer service": WRITER_NAME}
+    out = []
+    for c, p, u, h in rows:
+        name = names.get(c, PROCESS_NAME if c.startswith("restate-server") else None)
+        if c.startswith("restate node "):
+            name = f"{PROCESS_NAME}-{c.removeprefix('restate node ')}"  # the native node's record
+            if name in foreign and p == "-":
+                p = process_cell(stack, name)
+        out.append((c, p, u, ELSEWHERE if name in foreign else h))
+    return out
 
 
 def _status_rows(stack: Stack) -> list[tuple[str, str, str, str]]:
-    """(component, process, URL, health): the server (or each node), the model, the writer."""
-    if stack.rt.is_cluster:
-        rows = stack.cluster.node_rows()
-        server_ok = any(row[3] == "ok" for row in rows)
-    else:
-        server = stack.server
-        server_ok = server.healthy()
-        if isinstance(server, NativeServer):
-            server_cell = process_cell(stack, PROCESS_NAME, server.settings_digest())
-        else:
-            server_cell = server.running() or "-"
-        health = "ok" if server_ok else "down"
-        if server_ok and isinstance(server, NativeServer) and server_cell == "-":
-            # Something answers on the server's ports but no native server of this config runs: another
-            # config's (a cluster node, say), or not ours. Its "ok" would be somebody else's.
-            health = "answered by a process this config did not start"
-        rows = [
-            (f"restate-server ({server.name})", server_cell, f"{stack.rt.ingress_url} {stack.rt.admin_url}", health)
-        ]
+    """(component, process, URL, health): the server (or each node), the model, the writer. When the
+    server cannot be asked at all (no Docker engine answers), its rows say `unknown` and why, once."""
+    try:
+        rows, server_ok = _server_rows(stack)
+    except ComponentError as exc:
+        progress.warn(f"restate-server ({stack.rt.backend}): {exc}")
+        rows, server_ok = _unknown_server_rows(stack), False
     model = stack.model
     if model.enabled:
         gguf = model.model_path()
@@ -467,7 +448,11 @@ def _status_rows(stack: Stack) -> list[tuple[str, str, str, str]]:
         rows.append(("local model", process_cell(stack, model.name, digest), f"{model.url}/v1", health))
     else:
         rows.append(("LLM endpoint (remote)", "-", stack.config.writer_model.base_url, "not probed"))
-    service = stack.service
+    try:
+        service = stack.service
+    except ComponentError:  # the writer's address is the Docker bridge's, and no engine answers: said above
+        rows.append(("writer service", process_cell(stack, WRITER_NAME), "-", "unknown"))
+        return rows
     health = "ok" if service.healthy() else "down"
     if health == "ok" and server_ok:
         health += ", registered" if stack.registered() else ", not registered"
@@ -475,3 +460,49 @@ def _status_rows(stack: Stack) -> list[tuple[str, str, str, str]]:
     cell = process_cell(stack, service.name, digest) if service.startable else "not ours (target.uri)"
     rows.append((service.what, cell, service.url, health))
     return rows
+
+
+def _server_rows(stack: Stack) -> tuple[list[tuple[str, str, str, str]], bool]:
+    if stack.rt.is_cluster:
+        rows = stack.cluster.node_rows()
+        return rows, any(row[3] == "ok" for row in rows)
+    server = stack.server
+    server_ok = server.healthy()
+    if isinstance(server, NativeServer):
+        server_cell = process_cell(stack, PROCESS_NAME, server.settings_digest())
+    else:
+        server_cell = server.running() or "-"
+    health = "ok" if server_ok else "down"
+    if server_ok and isinstance(server, NativeServer) and server_cell == "-":
+        # Something answers on the server's ports but no native server of this config runs: another
+        # config's (a cluster node, say), or not ours. Its "ok" would be somebody else's.
+        health = "answered by a process this config did not start"
+    return [
+        (f"restate-server ({server.name})", server_cell, f"{stack.rt.ingress_url} {stack.rt.admin_url}", health)
+    ], server_ok
+
+
+def _unknown_server_rows(stack: Stack) -> list[tuple[str, str, str, str]]:
+    """The server's rows from the config alone: where it would listen, state unknown."""
+    if not stack.rt.is_cluster:
+        return [
+            (
+                f"restate-server ({stack.rt.backend})",
+                "unknown",
+                f"{stack.rt.ingress_url} {stack.rt.admin_url}",
+                "unknown",
+            )
+        ]
+    from drillkit.components.restate_cluster import Node
+
+    home = stack.state.root / "restate-cluster"
+    nodes = [Node(n, stack.rt.cluster, home, stack.state.logs) for n in range(1, stack.rt.cluster.nodes + 1)]
+    return [
+        (
+            f"restate node {node.name}",
+            "unknown",
+            f"ingress {node.ingress_url} admin {node.admin_url} fabric :{node.fabric_port}",
+            "unknown",
+        )
+        for node in nodes
+    ]

@@ -121,7 +121,7 @@ model = _drill_task(
 )
 stuck = _drill_task(
     "stuck",
-    "Freeze the writer (SIGSTOP) mid-step; prove Restate aborts the attempt, retries and completes after the thaw.",
+    "Freeze the writer mid-step, or hang one step; prove Restate aborts the attempt, retries and completes.",
 )
 
 upgrade = _drill_task(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal as signals
 
+from drillkit import catalog
 from drillkit.chaos._stack import chosen_invocation, stack_for
 from drillkit.errors import DrillError
 from drillkit.howto import RESTART_PROMPT, howto_body
@@ -12,6 +13,7 @@ __all__ = [
     "kill_server",
     "kill_writer",
     "resume_invocation",
+    "run_drill",
     "send_invocation",
     "start_server",
     "start_writer",
@@ -86,3 +88,23 @@ def resume_invocation(config_path: str, invocation_id: str = "") -> str:
         chosen = chosen_invocation(stack, invocation_id)
         stack.admin.resume(chosen)
         return chosen
+
+
+def run_drill(config_path: str, drill: str, mode: str = "", deadline_s: float = 0) -> dict[str, object]:
+    """Run a whole drill by name (`stuck`, `upgrade`, ...; `mode` for its --mode, `deadline_s` > 0 for its
+    --deadline) on the running stack, its cleanups and reports included, as `inv drill.<name>` does. Its
+    invocation becomes the last one sent, so `invocation_completed_with_success` then reads Restate's own
+    row for it; `last_drill_passed` reads the verdict from its report. Returns the verdict, its reasons
+    and the report dir; a verdict other than PASS is not raised: the steady state judges it."""
+    declared = catalog.DRILLS.get(drill)
+    if declared is None:
+        raise DrillError(f"unknown drill {drill!r} (known: {', '.join(sorted(catalog.DRILLS))})")
+    given: dict[str, object] = {"deadline": deadline_s or None}
+    if mode:
+        given["mode"] = mode
+    spec = declared.spec(given)
+    with stack_for(config_path) as stack:
+        record, directory = catalog.run(stack, spec, keep_up=True)
+        if record.invocation_id:
+            stack.state.remember_invocation(record.invocation_id)
+        return {"drill": drill, "verdict": record.verdict, "reasons": record.reasons(), "reports": str(directory)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from drillkit.chaos._stack import chosen_invocation, stack_for
@@ -12,6 +13,7 @@ from drillkit.waits import WaitTimeout, poll
 __all__ = [
     "invocation_completed_with_success",
     "invocation_status",
+    "last_drill_passed",
     "step_running",
     "writer_healthy",
 ]
@@ -80,3 +82,14 @@ def step_running(config_path: str, step: str = "section:2", timeout_s: float = 3
         except WaitTimeout:
             return False
         return True
+
+
+def last_drill_passed(config_path: str, drill: str) -> bool:
+    """The newest report of `drill` in the state dir's reports (`run_drill`, `inv drill.<name>`) says PASS.
+    When that drill never ran from this state dir nothing has failed: True (the steady state before the
+    method)."""
+    with stack_for(config_path) as stack:
+        journals = sorted(stack.state.reports.glob(f"{drill}-*/journal.json"), key=lambda p: p.stat().st_mtime)
+        if not journals:
+            return True
+        return bool(json.loads(journals[-1].read_text(encoding="utf-8")).get("verdict") == "PASS")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,8 @@ from typing import Any
 import docker.errors
 import docker.types
 
-from drillkit.components.docker_engine import DATA_DIR_IN_IMAGE, docker_client, ensure_image
+from drillkit.components import docker_engine
+from drillkit.components.docker_engine import DATA_DIR_IN_IMAGE, docker_client, ensure_image, state_root_of
 from drillkit.components.process import config_digest, http_ok
 from drillkit.components.restate_cluster import HOST, Node, NodeAddresses, Partitioner, RestateCluster, node_toml
 from drillkit.components.restate_docker import DIGEST_LABEL, IDENTITY_KEY_IN_CONTAINER, MANAGED_BY, SOURCE_LABEL
@@ -118,7 +119,7 @@ class DockerCluster(RestateCluster):
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = docker_client()
+            self._client = docker_client(state_root_of(self.procs))
         return self._client
 
     # -- containers ---------------------------------------------------------------------------------------
@@ -336,60 +337,56 @@ class DockerCluster(RestateCluster):
 
     def node_stop(self, number: int) -> Stopped | None:
         """`docker stop` (SIGTERM, KILL after 10 s); the container stays until the node starts again."""
-        node = self.node(number)
-        container = self.container(node)
-        if container is None or container.status not in ("running", "paused"):
-            return None
-        record, started = self._record(container), time.monotonic()
-        try:
-            if container.status == "paused":
-                container.unpause()
-            container.stop(timeout=STOP_TIMEOUT_S)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            raise ComponentError(f"docker stop {container.name}: {exc.explanation or exc}") from None
-        self._wait_exited(node)
-        seconds = time.monotonic() - started
-        return Stopped(record, "TERM", seconds >= STOP_TIMEOUT_S, round(seconds, 3))
+
+        def stop(container: Any) -> None:
+            try:
+                if container.status == "paused":
+                    container.unpause()
+                container.stop(timeout=STOP_TIMEOUT_S)
+            except docker.errors.NotFound:
+                pass
+
+        return self._end_container(number, "docker stop", "TERM", stop, escalated_after=STOP_TIMEOUT_S)
 
     def node_kill(self, number: int, sig: signal.Signals) -> Stopped | None:
         """`docker kill --signal SIG` and wait until the container has exited (its data volume stays)."""
+        command = f"docker kill --signal {sig.name}"
+        return self._end_container(number, command, sig.name, lambda container: container.kill(signal=sig.name))
+
+    def _end_container(
+        self, number: int, command: str, sig: str, end: Callable[[Any], None], escalated_after: float = float("inf")
+    ) -> Stopped | None:
+        """`end` the running (or paused) container of node `number` (`command`, in an error) and wait until it
+        has exited; escalated when that took `escalated_after` s or more. None when it was not running."""
         node = self.node(number)
         container = self.container(node)
         if container is None or container.status not in ("running", "paused"):
             return None
         record, started = self._record(container), time.monotonic()
         try:
-            container.kill(signal=sig.name)
+            end(container)
         except docker.errors.APIError as exc:
-            raise ComponentError(
-                f"docker kill --signal {sig.name} {container.name}: {exc.explanation or exc}"
-            ) from None
+            raise ComponentError(f"{command} {container.name}: {exc.explanation or exc}") from None
         self._wait_exited(node)
-        return Stopped(record, sig.name, False, round(time.monotonic() - started, 3))
+        seconds = time.monotonic() - started
+        return Stopped(record, sig, seconds >= escalated_after, round(seconds, 3))
 
     def node_freeze(self, number: int) -> ProcessRecord | None:
         """`docker pause`: every process of the container frozen (cgroup freezer), its sockets kept."""
-        node = self.node(number)
-        container = self.container(node)
-        if container is None or container.status != "running":
-            return None
-        try:
-            container.pause()
-        except docker.errors.APIError as exc:
-            raise ComponentError(f"docker pause {container.name}: {exc.explanation or exc}") from None
-        return self._record(container)
+        return self._pause_or_unpause(number, "running", "pause")
 
     def node_thaw(self, number: int) -> ProcessRecord | None:
-        node = self.node(number)
-        container = self.container(node)
-        if container is None or container.status != "paused":
+        return self._pause_or_unpause(number, "paused", "unpause")
+
+    def _pause_or_unpause(self, number: int, status: str, verb: str) -> ProcessRecord | None:
+        """`docker pause`/`unpause` on node `number`'s container when it is `status`; None when it is not."""
+        container = self.container(self.node(number))
+        if container is None or container.status != status:
             return None
         try:
-            container.unpause()
+            getattr(container, verb)()
         except docker.errors.APIError as exc:
-            raise ComponentError(f"docker unpause {container.name}: {exc.explanation or exc}") from None
+            raise ComponentError(f"docker {verb} {container.name}: {exc.explanation or exc}") from None
         return self._record(container)
 
     def partitioner(self, writer_port: int) -> Partitioner:
@@ -399,7 +396,7 @@ class DockerCluster(RestateCluster):
         container = self.container(node)
         if container is None:
             return self.process_of(node).logs(tail)  # what `_remove` kept
-        return list(container.logs(tail=tail).decode(errors="replace").splitlines())
+        return docker_engine.log_lines(container, tail)
 
     # -- the whole cluster ----------------------------------------------------------------------------------
 
@@ -436,10 +433,8 @@ class DockerCluster(RestateCluster):
 
     def follow_logs(self) -> Iterator[str]:
         container = self.container(self.entry)
-        if container is None:
-            return
-        for chunk in container.logs(stream=True, follow=True):
-            yield chunk.decode(errors="replace").rstrip("\n")
+        if container is not None:
+            yield from docker_engine.follow_logs(container)
 
     def default_deployment_uri(self, service_port: int) -> str:
         return f"http://host.docker.internal:{service_port}"

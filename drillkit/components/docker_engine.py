@@ -172,19 +172,75 @@ def rootfs_tar(restate_server: Path) -> bytes:
     return buffer.getvalue()
 
 
-def docker_client() -> Any:
-    """A docker-py client for the engine in the environment (DOCKER_HOST or the default socket)."""
-    try:
-        client = docker.from_env(timeout=30)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise ComponentError(f"no Docker engine answers: {exc}") from None
-    return client
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+ENGINE_FIX = "start this tool's own engine with `inv engine.start --config FILE`, or export DOCKER_HOST"
 
 
-def docker_available() -> bool:
+def engine_candidates(state_root: Path | None) -> list[tuple[str, str]]:
+    """(what, URL) of each engine to try, in order. DOCKER_HOST, when set, is the user's choice and the only
+    one. Otherwise this tool's private engine (`inv engine.start`: its socket under the state dir), then
+    the default socket: both Docker backends find the engine the same way."""
+    if os.environ.get("DOCKER_HOST"):
+        return [("DOCKER_HOST", os.environ["DOCKER_HOST"])]
+    found = []
+    if state_root is not None:
+        found.append(("this tool's engine (`inv engine.start`)", socket_url(state_root)))
+    found.append(("the default socket", DEFAULT_SOCKET))
+    return found
+
+
+def docker_client(state_root: Path | None = None) -> Any:
+    """A docker-py client for the first engine that answers (see `engine_candidates`); none answering is
+    one line naming each URL tried, why it failed, and the fix."""
+    tried = []
+    for what, url in engine_candidates(state_root):
+        path = url.removeprefix("unix://")
+        if url.startswith("unix://") and not Path(path).exists():
+            tried.append(f"{what} {url}: no such socket")
+            continue
+        try:
+            # DOCKER_HOST through from_env: it honours DOCKER_TLS_VERIFY and DOCKER_CERT_PATH too
+            client = (
+                docker.from_env(timeout=30) if what == "DOCKER_HOST" else docker.DockerClient(base_url=url, timeout=30)
+            )
+            client.ping()
+        except docker.errors.DockerException as exc:
+            tried.append(f"{what} {url}: {_reason(exc)}")
+            continue
+        return client
+    raise ComponentError(f"no Docker engine answers ({'; '.join(tried)}): {ENGINE_FIX}")
+
+
+def _reason(exc: BaseException) -> str:
+    """The last line of docker-py's nested connection error: what actually failed."""
+    text = str(exc)
+    for marker in ("FileNotFoundError", "ConnectionRefusedError", "PermissionError"):
+        if marker in text:
+            return {"FileNotFoundError": "no such socket", "ConnectionRefusedError": "refused"}.get(
+                marker, "permission denied"
+            )
+    return text[-200:]
+
+
+def state_root_of(procs: ProcessTable | None) -> Path | None:
+    """The state dir a process table lives in (`<state>/procs`): where this tool's engine keeps its socket."""
+    return procs.directory.parent if procs is not None else None
+
+
+def log_lines(container: Any, tail: int) -> list[str]:
+    """The container's last `tail` log lines (stdout and stderr), decoded."""
+    return list(container.logs(tail=tail).decode(errors="replace").splitlines())
+
+
+def follow_logs(container: Any) -> Iterator[str]:
+    """The container's log, line by line, until it stops."""
+    for chunk in container.logs(stream=True, follow=True):
+        yield chunk.decode(errors="replace").rstrip("\n")
+
+
+def docker_available(state_root: Path | None = None) -> bool:
     try:
-        docker_client().close()
+        docker_client(state_root).close()
     except ComponentError:
         return False
     return True

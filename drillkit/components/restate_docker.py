@@ -15,11 +15,13 @@ from typing import Any
 
 import docker.errors
 
+from drillkit.components import docker_engine
 from drillkit.components.docker_engine import (
     DATA_DIR_IN_IMAGE,
     docker_client,
     ensure_image,
     interface_ipv4,
+    state_root_of,
 )
 from drillkit.components.restate_server import RestateServer, host_of, port_of
 from drillkit.config import Runtime
@@ -62,7 +64,7 @@ class DockerServer(RestateServer):
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = docker_client()
+            self._client = docker_client(state_root_of(self.procs))
         return self._client
 
     def run_kwargs(self) -> dict[str, Any]:
@@ -174,16 +176,12 @@ class DockerServer(RestateServer):
 
     def log_lines(self, tail: int) -> list[str]:
         container = self._container()
-        if container is None:
-            return []
-        return list(container.logs(tail=tail).decode(errors="replace").splitlines())
+        return [] if container is None else docker_engine.log_lines(container, tail)
 
     def follow_logs(self) -> Iterator[str]:
         container = self._container()
-        if container is None:
-            return
-        for chunk in container.logs(stream=True, follow=True):
-            yield chunk.decode(errors="replace").rstrip("\n")
+        if container is not None:
+            yield from docker_engine.follow_logs(container)
 
     def default_deployment_uri(self, service_port: int) -> str:
         return f"http://host.docker.internal:{service_port}"

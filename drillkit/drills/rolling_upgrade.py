@@ -72,8 +72,7 @@ def rolling_upgrade_scenario(old: str, new: str, mode: Mode, rate: float) -> Sce
         ca.use_stub_llm(drill)
         rolling.start_on(drill, old)
         rolling.prove_versions(drill, old, f"born on {old}")
-        load = KeyedLoad(drill, rolling.nodes(drill), rate)
-        load.start()
+        load = rolling.start_load(drill, rate)
         wait_accepted(drill, load, WARM_UP)
         drill.fault_injected = True
         timings: dict[str, dict[str, float]] = {}
@@ -84,6 +83,7 @@ def rolling_upgrade_scenario(old: str, new: str, mode: Mode, rate: float) -> Sce
             rolling.prove_versions(drill, version, f"{stage} to {version}")
         wait_accepted(drill, load, load.accepted() + WARM_UP)
         load.stop()
+        load.drain()  # every send accepted or failed (each has RETRY_BUDGET_S)
         drill.record.evidence["replacements"] = timings
         probes.wait_all_completed(drill, list(load.keys))
         judge(drill, load, mode)

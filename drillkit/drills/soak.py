@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from drillkit.components.llm_tap import LlmTap
 from drillkit.errors import DrillError
 from drillkit.handles import Handles
-from drillkit.kit import probes, soak_checks
+from drillkit.kit import actions, probes, soak_checks
 from drillkit.kit import soak_faults as sf
 from drillkit.kit.frame import Drill, Scenario
 from drillkit.kit.soak_plan import check_quorum, parse_kinds, recovery_table
@@ -64,14 +64,14 @@ def soak_scenario(minutes: float, seed: int, faults: str, rate: float, llm: str,
         soak = started.soak
         run_schedule(drill, soak)
         soak.load.stop()
-        drill.record.event("load stopped", f"{len(soak.load.sent)} keys sent at {rate:g}/s")
+        drill.record.event("load stopped", f"{len(soak.load.sends)} keys sent at {rate:g}/s")
         sf.heal_everything(drill, soak)
         never_accepted = soak.load.drain()
         drill.invocations[:0] = soak.load.ids_in_order()
         if drill.invocations:
             drill.record.invocation_id = drill.invocations[0]
         sf.liveness(drill, soak)
-        probes.wait_all_completed(drill, list(soak.load.batch.keys))
+        probes.wait_all_completed(drill, list(soak.load.keys))
         evidence(drill, soak)
         soak_checks.judge(drill, soak, started.tap, never_accepted)
 
@@ -90,7 +90,7 @@ def start(
     """Everything before the first fault: the cut checked possible, the model behind the tap, the plan,
     the load running; the final heal registered as a cleanup (on every path)."""
     cut = sf.check_cut_possible(drill, kinds)  # INCONCLUSIVE here, before any fault
-    tap, config = sf.model_behind_tap(drill, llm, STUB_DELAY_MS)
+    tap, config = actions.model_behind_tap(drill, llm, STUB_DELAY_MS, "soak", prefix="soak-")
     soak = sf.prepare(drill, plan_for=(seed, minutes * 60, kinds), rate=rate, bound_s=bound, writer_config=config)
     soak.cut = cut
     drill.on_cleanup("soak: every node back, the load stopped", lambda: final_cleanup(drill, soak))

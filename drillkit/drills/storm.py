@@ -16,8 +16,7 @@ from __future__ import annotations
 import random
 import signal
 import time
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Literal
 
 from drillkit import config as drill_config
 from drillkit.components.llm_tap import LlmTap
@@ -60,27 +59,8 @@ def storm_scenario(n: int, kills: int, target: Target, llm: Llm, seed: int) -> S
 
 def route_through_tap(drill: Drill, storm: Storm, llm: Llm) -> LlmTap:
     """Model (or stub) <- tap <- writer: the writer restarted on a derived config that names the tap."""
-    handles = drill.handles
-    base_url = handles.config.writer_model.base_url
-    overrides: dict[str, Any] = {}
-    if llm == "stub":
-        stub = handles.model.stub()
-        drill.on_cleanup("stub LLM stopped", stub.stop)
-        stub.start(STUB_DELAY_MS)
-        base_url = f"{stub.url}/v1"
-        overrides = {"writer_model.model": "stub", "writer_model.max_concurrency": 64}
-        drill.record.event("stub LLM", f"{stub.url}, {STUB_DELAY_MS:g} ms per answer")
-    upstream = urlsplit(base_url)
-    tap = handles.model.tap()
-    drill.on_cleanup("LLM tap stopped", tap.stop)
-    tap.start(f"{upstream.scheme}://{upstream.netloc}")
-    overrides["writer_model.base_url"] = f"{tap.url}{upstream.path}"
-    storm.writer_config = handles.writer.derived_config("storm", overrides)
+    tap, storm.writer_config = actions.model_behind_tap(drill, llm, STUB_DELAY_MS, "storm")
     storm.concurrency = drill_config.load(storm.writer_config).writer_model.max_concurrency
-    drill.on_cleanup("writer on its own config", handles.writer.restart)
-    actions.restart_writer(drill, storm.writer_config)
-    drill.record.event("tap", f"writer -> {tap.url}{upstream.path} -> {base_url}; record {tap.record}")
-    drill.record.evidence["tap_record"] = str(tap.record)
     return tap
 
 

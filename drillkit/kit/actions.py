@@ -14,7 +14,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
+from drillkit.components.llm_tap import LlmTap
 from drillkit.components.stub_llm import StubLlm
 from drillkit.errors import DrillError, HttpError
 from drillkit.howto import RESTART_PROMPT, howto_body
@@ -180,3 +182,31 @@ def release_model(drill: Drill, stub: StubLlm | None, quiet: bool = False) -> No
     waiting = stub.release()
     if not quiet:
         drill.record.event("model released", f"{waiting} held completion(s) answered")
+
+
+def model_behind_tap(drill: Drill, llm: str, stub_delay_ms: float, name: str, prefix: str = "") -> tuple[LlmTap, str]:
+    """The model (`stub`: the stub, answering after `stub_delay_ms`; otherwise the config's own endpoint) <-
+    the LLM tap (its record named with `prefix`) <- the writer, restarted on a config derived as `name` that
+    names the tap; the writer goes back to its own config at cleanup. Returns the tap and that config (a
+    drill that restarts the writer restarts it on that config)."""
+    handles = drill.handles
+    base_url = handles.config.writer_model.base_url
+    overrides: dict[str, Any] = {}
+    if llm == "stub":
+        stub = handles.model.stub()
+        drill.on_cleanup("stub LLM stopped", stub.stop)
+        stub.start(stub_delay_ms)
+        base_url = f"{stub.url}/v1"
+        overrides = {"writer_model.model": "stub", "writer_model.max_concurrency": 64}
+        drill.record.event("stub LLM", f"{stub.url}, {stub_delay_ms:g} ms per answer")
+    upstream = urlsplit(base_url)
+    tap = handles.model.tap(prefix)
+    drill.on_cleanup("LLM tap stopped", tap.stop)
+    tap.start(f"{upstream.scheme}://{upstream.netloc}")
+    overrides["writer_model.base_url"] = f"{tap.url}{upstream.path}"
+    config = handles.writer.derived_config(name, overrides)
+    drill.on_cleanup("writer on its own config", handles.writer.restart)
+    restart_writer(drill, config)
+    drill.record.event("tap", f"writer -> {tap.url}{upstream.path} -> {base_url}; record {tap.record}")
+    drill.record.evidence["tap_record"] = str(tap.record)
+    return tap, config

@@ -27,6 +27,7 @@ from drillkit.evidence import journal_steps, transient_errors
 from drillkit.handles import Handles, ModelHandle, RestateEndpoints
 from drillkit.interrupts import CleanupGuard, ForcedCleanup, stop_started
 from drillkit.kit.pace import Pace
+from drillkit.kit.watchdog import Stalled, Trip, Watchdog
 from drillkit.reports import population
 from drillkit.reports.record import ERROR, PASS, DrillRecord, row_summary
 from drillkit.restate_api import is_query_error
@@ -63,6 +64,8 @@ class Drill:
     """What ended the scenario early, if anything (set by `judge_exception`)."""
     started_stack: bool = False
     """This run brought the stack up (and stops it at the end unless kept up)."""
+    watchdog: Watchdog | None = None
+    """Watches the scenario while it runs (`drillkit.kit.watchdog`); None outside `run_drill`."""
 
     def on_cleanup(self, what: str, action: Callable[[], Any]) -> None:
         """Run `action` at the end, on every path; registered once per `what` (a storm kills many times)."""
@@ -222,6 +225,9 @@ def _run_traced(
 ) -> tuple[DrillRecord, Path]:
     record = DrillRecord(name, parameters)
     drill = Drill(stack, record, Pace(fixed_s=deadline_s))
+    drill.watchdog = Watchdog(
+        stack, record, drill.pace, directory, lambda: drill.fault_injected, lambda: watched_ids(drill)
+    )
     progress.step(f"drill {name} " + " ".join(f"{k}={v}" for k, v in parameters.items()))
     interrupted = False
     try:
@@ -233,7 +239,10 @@ def _run_traced(
             with progress.activity("bringing the stack up"):
                 stack.up()
             record.event("stack up", "started for this drill")
-        scenario(drill)
+        with drill.watchdog.watching():
+            scenario(drill)
+        if drill.watchdog.trip is not None:  # it tripped as the scenario's last step ended: said, not judged
+            record.note(f"{drill.watchdog.trip.detail()} (the scenario then finished on its own)")
     except KeyboardInterrupt:
         interrupted = True
         record.error = "interrupted (Ctrl-C): cleanup ran, evidence so far kept"
@@ -250,12 +259,22 @@ def _run_traced(
     return record, directory
 
 
+def watched_ids(drill: Drill) -> list[str]:
+    """The drill's invocations so far (a copy: the scenario appends while the watchdog reads)."""
+    ids = list(drill.invocations)
+    return ids or ([drill.record.invocation_id] if drill.record.invocation_id else [])
+
+
 def judge_exception(drill: Drill, exc: Exception) -> None:
     """What an exception out of a scenario means for the verdict: the system's failure only after the
-    fault; before it, the environment's (INCONCLUSIVE); anything unforeseen, the tool's (ERROR)."""
+    fault; before it, the environment's (INCONCLUSIVE); anything unforeseen, the tool's (ERROR). A wait
+    that gave up, or the watchdog's own finding, is judged with the watchdog's dump named."""
     record = drill.record
     drill.cause = exc
-    if isinstance(exc, WaitTimeout):
+    watchdog = drill.watchdog
+    if watchdog is not None and (watchdog.trip is not None or isinstance(exc, WaitTimeout)):
+        judge_stuck(drill, exc, watchdog.trip or watchdog.trip_now(wait_said(exc)))
+    elif isinstance(exc, WaitTimeout):
         why = "no progress for" if exc.stalled else "not seen within"
         detail = f"{why} {exc.timeout_s:g} s; last seen: {exc.last!r}"
         if drill.fault_injected:
@@ -272,6 +291,25 @@ def judge_exception(drill: Drill, exc: Exception) -> None:
     else:
         record.error = f"unexpected {type(exc).__name__}: {exc}"
         record.note("traceback: " + "".join(traceback.format_exception(exc))[-3000:])
+
+
+def wait_said(exc: Exception) -> str:
+    if not isinstance(exc, WaitTimeout):
+        return f"{type(exc).__name__}: {exc}"
+    why = "no progress for" if exc.stalled else "not seen within"
+    return f"a wait gave up: {exc.what}: {why} {exc.timeout_s:g} s; last seen: {str(exc.last)[:300]!r}"
+
+
+def judge_stuck(drill: Drill, exc: Exception, trip: Trip) -> None:
+    """INCONCLUSIVE before the fault landed, FAIL after; either way the reason names the dump."""
+    detail = trip.detail()
+    if not isinstance(exc, Stalled) and wait_said(exc) not in trip.reason:
+        detail += f"; the scenario then stopped on: {wait_said(exc)}"
+    if drill.fault_injected:
+        name = f"wait for {exc.what}" if isinstance(exc, WaitTimeout) else "the drill kept making progress (watchdog)"
+        drill.record.expect(name, False, detail)
+    else:
+        drill.record.inconclusive = f"the environment failed before the fault: {detail}"
 
 
 INTERRUPTED_DRAIN_S = 2.0  # the writer's drain after a Ctrl-C: its steps are durable, Restate retries them

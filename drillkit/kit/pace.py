@@ -26,6 +26,8 @@ class Pace:
     step_seconds: dict[str, float] = field(default_factory=dict)
     _last_progress: float = field(default_factory=time.monotonic)
     _seen: Any = None
+    halted: str | None = None
+    """Set by the drill's watchdog when it found the drill stuck: every wait under this pace ends at once."""
 
     @property
     def budget_s(self) -> float:
@@ -36,8 +38,17 @@ class Pace:
         return max(self.floor_s, FACTOR * max(self.step_seconds.values()))
 
     def __call__(self) -> bool:
-        """Stalled: nothing moved for longer than the budget (the `stalled` of `drillkit.waits.poll`)."""
-        return time.monotonic() - self._last_progress > self.budget_s
+        """Stalled: nothing moved for longer than the budget (the `stalled` of `drillkit.waits.poll`), or the
+        watchdog halted the drill."""
+        return self.halted is not None or time.monotonic() - self._last_progress > self.budget_s
+
+    @property
+    def last_progress(self) -> float:
+        """When a wait last saw something move (`time.monotonic`)."""
+        return self._last_progress
+
+    def halt(self, reason: str) -> None:
+        self.halted = reason
 
     def moved(self) -> None:
         self._last_progress = time.monotonic()

@@ -34,6 +34,17 @@ def journal(drill: Drill, invocation_id: str | None = None) -> Rows:
     return drill.restate.admin.journal(invocation_id or drill.invocation_id)
 
 
+def journal_events(drill: Drill, invocation_id: str | None = None) -> Rows:
+    """Restate's `sys_journal_events` for the invocation (transient errors, abort reasons), oldest first."""
+    return drill.restate.admin.journal_events(invocation_id or drill.invocation_id)
+
+
+def writer_pid(drill: Drill) -> int | None:
+    """The pid of the writer's live, verified process record; None when it is not running."""
+    record = drill.writer.live()
+    return record.pid if record is not None else None
+
+
 def journals(drill: Drill, ids: Iterable[str]) -> dict[str, Rows]:
     """Many invocations' journals in one query: id -> its entries in index order."""
     return drill.restate.admin.journals(ids)

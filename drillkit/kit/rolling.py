@@ -18,7 +18,7 @@ from drillkit.components.restate_cluster import Node, RestateCluster
 from drillkit.config import DrillConfig
 from drillkit.errors import DrillError
 from drillkit.kit.frame import Drill
-from drillkit.kit.keyed_load import KeyedLoad
+from drillkit.kit.keyed_load import RETRY_BUDGET_S, KeyedLoad
 from drillkit.restate_api import SERVICE
 from drillkit.state import StateDir
 from drillkit.waits import poll
@@ -113,6 +113,16 @@ def start_on(drill: Drill, version: str) -> None:
         f"data and the remembered last invocation deleted, {where} started on {binary} and the writer "
         f"registered in {time.monotonic() - started:.1f} s",
     )
+
+
+def start_load(drill: Drill, rate: float) -> KeyedLoad:
+    """The keyed load over the nodes, started (keys `roll-<run>-<n>`): a send fails after RETRY_BUDGET_S
+    going round the nodes; each accepted id is the drill's as it is accepted; halted at cleanup."""
+    load = KeyedLoad(nodes(drill), rate, prefix="roll", budget_s=RETRY_BUDGET_S, invocations=drill.invocations)
+    drill.on_cleanup("keyed load stopped", load.halt)
+    load.start()
+    drill.record.event("load", f"{rate:g} keyed invocation(s) a second, keys roll-{load.run}-<n>")
+    return load
 
 
 def replace(drill: Drill, load: KeyedLoad, node: Node, version: str, drain: bool) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""drill.soak's faults as they run: the model behind the LLM tap, one planned fault injected, held, healed
+"""drill.soak's faults as they run: one planned fault injected, held, healed
 and recovered from, the final heal, and the liveness check. Node faults go through `cluster_actions`
 (`lose`/`restore`, which register what gives each node back), the writer's through `actions`.
 
@@ -15,16 +15,15 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
-from drillkit.components.llm_tap import LlmTap
 from drillkit.components.restate_cluster import Node, Partitioner
 from drillkit.errors import DrillError, HttpError
 from drillkit.howto import howto_body
 from drillkit.kit import actions
 from drillkit.kit import cluster_actions as ca
 from drillkit.kit.frame import Drill
-from drillkit.kit.soak_load import Load, Steps
+from drillkit.kit.keyed_load import KeyedLoad
+from drillkit.kit.soak_load import Steps
 from drillkit.kit.soak_plan import PlannedFault, plan
 from drillkit.kit.soak_plan import placed as partitions_placed
 from drillkit.restate_api import IngressApi
@@ -44,7 +43,7 @@ class Soak:
     plan: list[PlannedFault]
     seconds: float
     bound_s: float
-    load: Load
+    load: KeyedLoad
     steps: Steps
     writer_config: str
     cut: Partitioner | None = None
@@ -56,32 +55,6 @@ class Soak:
     liveness: dict[str, Any] = field(default_factory=dict)
 
 
-def model_behind_tap(drill: Drill, llm: str, stub_delay_ms: float) -> tuple[LlmTap, str]:
-    """The model (the stub, or the config's own endpoint) <- the LLM tap <- the writer, restarted on a derived
-    config that names the tap. Returns the tap and that config (the writer fault restarts the writer on it)."""
-    handles = drill.handles
-    base_url = handles.config.writer_model.base_url
-    overrides: dict[str, Any] = {}
-    if llm == "stub":
-        stub = handles.model.stub()
-        drill.on_cleanup("stub LLM stopped", stub.stop)
-        stub.start(stub_delay_ms)
-        base_url = f"{stub.url}/v1"
-        overrides = {"writer_model.model": "stub", "writer_model.max_concurrency": 64}
-        drill.record.event("stub LLM", f"{stub.url}, {stub_delay_ms:g} ms per answer")
-    upstream = urlsplit(base_url)
-    tap = handles.model.tap("soak-")
-    drill.on_cleanup("LLM tap stopped", tap.stop)
-    tap.start(f"{upstream.scheme}://{upstream.netloc}")
-    overrides["writer_model.base_url"] = f"{tap.url}{upstream.path}"
-    config = handles.writer.derived_config("soak", overrides)
-    drill.on_cleanup("writer on its own config", handles.writer.restart)
-    actions.restart_writer(drill, config)
-    drill.record.event("tap", f"writer -> {tap.url}{upstream.path} -> {base_url}; record {tap.record}")
-    drill.record.evidence["tap_record"] = str(tap.record)
-    return tap, config
-
-
 def prepare(
     drill: Drill, plan_for: tuple[int, float, tuple[str, ...]], rate: float, bound_s: float, writer_config: str
 ) -> Soak:
@@ -90,7 +63,7 @@ def prepare(
     nodes = drill.cluster.nodes
     schedule = plan(seed, seconds, kinds, len(nodes))
     steps = Steps(drill.writer.ledger_follower())
-    return Soak(schedule, seconds, bound_s, Load(list(nodes), rate), steps, writer_config)
+    return Soak(schedule, seconds, bound_s, KeyedLoad(list(nodes), rate, prefix="soak"), steps, writer_config)
 
 
 def check_cut_possible(drill: Drill, kinds: tuple[str, ...]) -> Partitioner | None:
@@ -106,7 +79,8 @@ def run_fault(drill: Drill, soak: Soak, planned: PlannedFault) -> bool:
     run: dict[str, Any] = {"number": planned.number, "kind": planned.kind, "target": planned.target}
     run["node"] = planned.node
     led = _led_by(drill, node)
-    soak.load.set_away(planned.node, True)
+    if planned.node is not None:
+        soak.load.take_out(planned.node)
     if node is not None:
         ca.talk_to_survivor(drill, [node])
     run["injected_at"] = inject(drill, soak, planned, node)
@@ -127,7 +101,8 @@ def run_fault(drill: Drill, soak: Soak, planned: PlannedFault) -> bool:
     if planned.kind in ("stop", "partition") and node is not None:
         until = run["recovered_at"] or time.time()
         soak.deposed.append({"node": node.name, "led": led, "from": run["injected_at"], "to": until})
-    soak.load.set_away(planned.node, False)
+    if planned.node is not None:
+        soak.load.put_back(planned.node)
     if run["recovered_at"] is None:
         return False
     drill.record.event("recovered", f"fault {planned.number}: {run['recovery_s']:.2f} s after the heal")
@@ -248,8 +223,8 @@ def liveness(drill: Drill, soak: Soak) -> None:
         begun = time.time()
         with IngressApi(node.ingress_url) as ingress:
             invocation_id = ingress.send(body, idempotency_key=key)
-            soak.load.batch.keys[invocation_id] = key
-            soak.load.batch.bodies[invocation_id] = body
+            soak.load.keys[invocation_id] = key
+            soak.load.bodies[invocation_id] = body
             drill.invocations.append(invocation_id)
             try:
                 poll(partial(_output, ingress, invocation_id), bool, f"{key} to complete", timeout, 0.2)

@@ -231,6 +231,18 @@ def evidence_sections(evidence: dict[str, Any]) -> list[str]:
     row = evidence.get("invocation")
     if row:
         lines += ["", "## Restate's `sys_invocation` row", "", "```json", json.dumps(row_summary(row), indent=2), "```"]
+    watchdog = evidence.get("watchdog")
+    if watchdog:  # the drill was found stuck: where to look first
+        lines += [
+            "",
+            "## Watchdog: the drill was stuck",
+            "",
+            f"{watchdog.get('reason')}.",
+            "",
+            f"- Restate's rows (`sys_invocation`, `sys_journal`, `sys_journal_events`) and the stacks: "
+            f"`{watchdog.get('dump')}`",
+            f"- the service's stacks alone: `{watchdog.get('stacks')}`",
+        ]
     describe = evidence.get("cli_describe")
     if describe:
         lines += ["", "## `restate invocations describe`", "", "```", describe.rstrip(), "```"]

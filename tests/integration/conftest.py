@@ -6,7 +6,10 @@ each test module gets a fresh state dir (Restate data, ledger, process records) 
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +19,8 @@ import pytest
 import yaml
 
 from drillkit import config as drill_config
+from drillkit.errors import DrillError
+from drillkit.procs import ProcessTable
 from drillkit.stack import Stack
 from writer_service.config import apply_overrides
 
@@ -66,6 +71,72 @@ def make_config(directory: Path, project_state: Path, base: Path = LOCAL_CONFIG,
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def make_cluster_config(directory: Path, project_state: Path, backend: str = "cluster", **overrides: Any) -> Path:
+    """`make_config` for a three-node cluster (`backend`: cluster or docker-cluster), its nodes given 120 s."""
+    return make_config(
+        directory, project_state, **{"runtime.backend": backend, "runtime.ready_timeout_s": 120, **overrides}
+    )
+
+
+def inv(config: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """`inv <args> --config <config>` as a person runs it, its output captured; the caller checks the exit."""
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args, "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def latest_journal(config: Path, drill: str) -> dict[str, Any]:
+    """The journal of the config's latest report of `drill`."""
+    stack = Stack(drill_config.load(config))
+    try:
+        reports = sorted(stack.state.reports.glob(f"{drill}-*"))
+        return dict(json.loads((reports[-1] / "journal.json").read_text()))
+    finally:
+        stack.close()
+
+
+@pytest.fixture(scope="module")
+def cluster_config(tmp_path_factory: pytest.TempPathFactory, project_state: Path) -> Iterator[Path]:
+    """A three-node cluster config for the module's tests; `inv down --purge` after the last."""
+    path = make_cluster_config(tmp_path_factory.mktemp("cluster"), project_state)
+    yield path
+    inv(path, "down", "--purge")
+
+
+@pytest.fixture(scope="module")
+def engine(project_state: Path) -> Iterator[Any]:
+    """A docker-py client of DOCKER_HOST's engine, else of a private dockerd started here and stopped by its
+    PID afterwards, with the configured image present (built from the native binary when no registry has
+    it). Skips, saying why, where no engine can run. docker-py is imported only by the tests that ask."""
+    import docker
+
+    from drillkit.components import docker_engine
+    from drillkit.engine_steps import ensure_image
+
+    dockerd = docker_engine.Dockerd(
+        project_state, ProcessTable(project_state / "procs"), project_state / "logs" / "dockerd.log"
+    )
+    started = False
+    if not os.environ.get("DOCKER_HOST"):
+        try:
+            dockerd.start()
+        except DrillError as exc:
+            print(f"\nDocker tests skipped: {exc}", file=sys.stderr)
+            pytest.skip(f"no Docker engine can run here: {exc}")
+        os.environ["DOCKER_HOST"] = dockerd.health_url()
+        started = True
+    ensure_image(Stack(drill_config.load(LOCAL_CONFIG)))
+    yield docker.from_env()
+    if started:
+        dockerd.stop()
+        del os.environ["DOCKER_HOST"]
 
 
 def our_live_processes(stack: Stack) -> list[str]:

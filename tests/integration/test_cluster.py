@@ -5,11 +5,8 @@ minutes on an idle machine. The 3-minute soak of the issue's "done when" is opt-
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,40 +14,9 @@ import pytest
 from drillkit import config as drill_config
 from drillkit.procs import is_alive
 from drillkit.stack import Stack
-from tests.integration.conftest import ROOT, make_config
+from tests.integration.conftest import inv, latest_journal
 
 pytestmark = pytest.mark.cluster
-
-
-def inv(config: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args, "--config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-@pytest.fixture(scope="module")
-def cluster_config(tmp_path_factory: pytest.TempPathFactory, project_state: Path) -> Iterator[Path]:
-    path = make_config(
-        tmp_path_factory.mktemp("cluster"),
-        project_state,
-        **{"runtime.backend": "cluster", "runtime.ready_timeout_s": 120},
-    )
-    yield path
-    inv(path, "down", "--purge")
-
-
-def latest_journal(config: Path, drill: str) -> dict:
-    stack = Stack(drill_config.load(config))
-    try:
-        reports = sorted(stack.state.reports.glob(f"{drill}-*"))
-        return json.loads((reports[-1] / "journal.json").read_text())
-    finally:
-        stack.close()
 
 
 def test_up_runs_three_nodes_with_every_partition_led(cluster_config):

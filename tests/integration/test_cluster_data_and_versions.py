@@ -6,7 +6,6 @@ maintenance variant (each node drained first) takes as long again: opt-in, marke
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,21 +13,9 @@ import pytest
 from drillkit import config as drill_config
 from drillkit.binaries import reported_version
 from drillkit.stack import Stack
-from tests.integration.conftest import make_config
-from tests.integration.test_cluster import inv, latest_journal
+from tests.integration.conftest import inv, latest_journal
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module")
-def cluster_config(tmp_path_factory: pytest.TempPathFactory, project_state: Path) -> Iterator[Path]:
-    path = make_config(
-        tmp_path_factory.mktemp("cluster-data"),
-        project_state,
-        **{"runtime.backend": "cluster", "runtime.ready_timeout_s": 120},
-    )
-    yield path
-    inv(path, "down", "--purge")
 
 
 def expectations(journal: dict) -> dict[str, bool]:

@@ -7,71 +7,18 @@ on a quiet machine (103-173 s beside other test runs); skips, saying why, where 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 
-from drillkit import config as drill_config
-from drillkit.components import docker_engine
-from drillkit.engine_steps import ensure_image
-from drillkit.errors import DrillError
-from drillkit.procs import ProcessTable
-from drillkit.stack import Stack
-
-from .conftest import LOCAL_CONFIG, ROOT, make_config
+from .conftest import inv, latest_journal, make_cluster_config
 
 pytestmark = [pytest.mark.docker, pytest.mark.cluster]
 NODES = ["restate-drill-n1", "restate-drill-n2", "restate-drill-n3"]
 NETWORK = "restate_drill_cluster"
-
-
-@pytest.fixture(scope="module")
-def engine(project_state: Path) -> Iterator[Any]:
-    dockerd = docker_engine.Dockerd(
-        project_state, ProcessTable(project_state / "procs"), project_state / "logs" / "dockerd.log"
-    )
-    started = False
-    if not os.environ.get("DOCKER_HOST"):
-        try:
-            dockerd.start()
-        except DrillError as exc:
-            print(f"\nDocker cluster test skipped: {exc}", file=sys.stderr)
-            pytest.skip(f"no Docker engine can run here: {exc}")
-        os.environ["DOCKER_HOST"] = dockerd.health_url()
-        started = True
-    ensure_image(Stack(drill_config.load(LOCAL_CONFIG)))
-    yield docker.from_env()
-    if started:
-        dockerd.stop()
-        del os.environ["DOCKER_HOST"]
-
-
-def inv(config: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args, "--config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def latest_journal(config: Path, drill: str) -> dict[str, Any]:
-    stack = Stack(drill_config.load(config))
-    try:
-        reports = sorted(stack.state.reports.glob(f"{drill}-*"))
-        return json.loads((reports[-1] / "journal.json").read_text())
-    finally:
-        stack.close()
 
 
 def ours(engine: Any) -> tuple[list[str], list[str], list[str]]:
@@ -126,9 +73,7 @@ def check_engine_events(engine: Any, config: Path, since: int) -> None:
 
 
 def test_node_loss_and_partition_pass_on_the_docker_cluster_and_down_leaves_nothing(engine, tmp_path, project_state):
-    config = make_config(
-        tmp_path, project_state, **{"runtime.backend": "docker-cluster", "runtime.ready_timeout_s": 120}
-    )
+    config = make_cluster_config(tmp_path, project_state, backend="docker-cluster")
     timings: dict[str, float] = {}
     since = int(time.time()) - 1
     try:
@@ -143,6 +88,9 @@ def test_node_loss_and_partition_pass_on_the_docker_cluster_and_down_leaves_noth
                 assert "container restate-drill-n3" in out.stdout and "partition leaders" in out.stdout
         check_verdicts(config)
         check_engine_events(engine, config, since)
+    except BaseException:
+        inv(config, "down", "--purge")  # nothing kept for the next run (its `up` would find the data registered)
+        raise
     finally:
         started = time.monotonic()
         down = inv(config, "down")

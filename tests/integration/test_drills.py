@@ -231,6 +231,24 @@ def test_tool_error_evidence(drill_all):
     assert "injected tool error" in json.dumps(record["evidence"]["transient_errors"])
 
 
+def test_stuck_and_upgrade_evidence(drill_all):
+    reports = drill_all[1]
+    freeze = journal(reports, "stuck-freeze")
+    assert_in_order(events(freeze), ["frozen", "thawed", "completed"])
+    hang = journal(reports, "stuck-step-hang")
+    hung = [r for r in hang["evidence"]["tap_requests"] if r["step"] == "section:1"]
+    assert [r["fault"] for r in hung] == ["slow", None] and hung[1]["status"] == 200
+    aborted = next(e for e in hang["expectations"] if e["name"].startswith("Restate aborted the attempt"))
+    assert "abort timeout" in aborted["detail"]  # Restate's row, read when the retry count moved
+    drain = journal(reports, "upgrade-drain")
+    first, second = drain["evidence"]["revisions"]
+    assert first["removed_s"] is not None and second["removed_s"] is None
+    incompatible = journal(reports, "upgrade-incompatible")
+    assert incompatible["evidence"]["mismatch_row"]["last_failure_error_code"] == "RT0016"
+    for record in (freeze, hang, drain, incompatible):
+        assert not [e for e in record["timeline"] if e["event"] == "watchdog"]  # nothing was stuck
+
+
 def test_crash_without_resume_waits_for_restates_backoff(tmp_path, project_state):
     cfg = make_config(tmp_path, project_state)
     out = subprocess.run(

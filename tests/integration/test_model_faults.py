@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from drillkit.components.tap_faults import FAULTS
 from drillkit.drills.model_faults import RETRY_AFTER_S, TERMINAL_WITHIN_S, raw_json_fragments
 from drillkit.stack import Stack
 
@@ -82,3 +83,12 @@ def test_a_failed_answer_is_retried_by_restate_and_completes(stack, tmp_path, fa
     assert [r["fault"] for r in outline] == [fault, None]
     if fault == "hang":  # no answer at all: the writer's own timeout gave the request up, the model never saw it
         assert outline[0]["outcome"] == "client_gone" and outline[0]["status"] is None
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_every_model_fault_passes(stack, tmp_path, fault):
+    """Opt-in (--long, about 3 min): `inv drill.model --fault F` for every fault of the tap's plan, each judged by
+    the drill's own expectation for it (the suite runs six of the nine above)."""
+    out, record = drill_model(stack, tmp_path / "r", "--fault", fault)
+    passed(out, record)

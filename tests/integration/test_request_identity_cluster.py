@@ -14,18 +14,14 @@ import pytest
 from drillkit.howto import howto_body
 from drillkit.restate_api import IngressApi
 from drillkit.stack import Stack
-from tests.integration.conftest import make_config, stack_up
+from tests.integration.conftest import make_cluster_config, stack_up
 
 pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
 def cluster_stack(tmp_path_factory: pytest.TempPathFactory, project_state: Path) -> Iterator[Stack]:
-    path = make_config(
-        tmp_path_factory.mktemp("cluster-identity"),
-        project_state,
-        **{"runtime.backend": "cluster", "runtime.ready_timeout_s": 120},
-    )
+    path = make_cluster_config(tmp_path_factory.mktemp("cluster-identity"), project_state)
     with stack_up(path) as stack:
         yield stack
 

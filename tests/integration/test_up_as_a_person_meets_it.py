@@ -13,7 +13,7 @@ import pytest
 
 from drillkit import config as drill_config
 
-from .conftest import ROOT, make_config
+from .conftest import ROOT, make_cluster_config, make_config
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +64,7 @@ def test_up_on_the_default_config_while_a_cluster_runs_is_exit_2_naming_both(cfg
     inv(cfg, "down")  # the other tests' stack holds the ports this one needs
     local = make_config(tmp_path / "local", project_state)
     state = drill_config.load(local).state_root()
-    cluster = make_config(
-        tmp_path / "cluster",
-        project_state,
-        **{"runtime.backend": "cluster", "runtime.ready_timeout_s": 120, "runtime.state_dir": str(state)},
-    )
+    cluster = make_cluster_config(tmp_path / "cluster", project_state, **{"runtime.state_dir": str(state)})
     try:
         inv(cluster, "up")
         out = subprocess.run(

@@ -1,6 +1,6 @@
-"""`inv drill.upgrade` for real (restate-server, two writer processes, the stub model), default mode and
-`--mode incompatible`, each from nothing running, as a person would run it. Checked from its journal.json
-and from the writer's ledger on disk, not only from its verdict."""
+"""`inv drill.upgrade` for real (restate-server, two writer processes, the stub model), default mode,
+`--mode incompatible` and `--mode early`, each from nothing running, as a person would run it. Checked from
+its journal.json and from the writer's ledger on disk, not only from its verdict."""
 
 from __future__ import annotations
 
@@ -94,3 +94,28 @@ def test_an_invocation_moved_onto_an_incompatible_revision_is_caught_and_recover
         ["outline", "section:1", "section:2", "section:3", "summary", "save_report"]
     )
     assert took < 60, f"drill.upgrade --mode incompatible took {took:.1f} s"
+
+
+def test_revision_1_taken_away_too_early_leaves_its_invocations_backing_off_then_they_complete(tmp_path, project_state):
+    """--mode early: revision 1's process killed while its invocations run. They back off pinned to it (none
+    moved to revision 2, none completed while it was gone) and complete once it returns; then it drains."""
+    record, ledger, took = run_upgrade(tmp_path, project_state, "--mode", "early")
+    assert record["verdict"] == "PASS", record["reasons"]
+    first, second = record["evidence"]["revisions"]
+    assert len(first["pids"]) == 2 and len(second["pids"]) == 1  # revision 1's process, then its return
+    at = offsets(record)
+    back = max(e["offset_s"] for e in record["timeline"] if e["event"] == "restarted")  # revision 1 returns
+    assert at["registered"] < at["killed"] < at["backing off"] < back < at["drained"] < at["removed"]
+    pinned = record["evidence"]["pinned"]
+    sent = record["evidence"]["population"]["sent"]
+    assert [pinned[i] for i in sent] == [first["deployment_id"]] * 4 + [second["deployment_id"]] * 4
+    # The ledger on disk: revision 1's invocations ran only in revision 1's two processes, the killed one
+    # and the one that came back, never in revision 2's; every one of the eight finished its six steps.
+    runs = [e for e in executions(read_ledger(ledger)) if e.invocation_id in set(sent)]
+    old_pids = {e.pid for e in runs if e.invocation_id in set(sent[:4])}
+    assert old_pids <= set(first["pids"]) and first["pids"][1] in old_pids
+    assert {e.pid for e in runs if e.invocation_id in set(sent[4:])} == set(second["pids"])
+    assert {(e.invocation_id, e.step) for e in runs if e.outcome == "ok"} == {
+        (i, s) for i in sent for s in ["outline", "section:1", "section:2", "section:3", "summary", "save_report"]
+    }
+    assert took < 150, f"drill.upgrade --mode early took {took:.1f} s"

@@ -14,7 +14,7 @@ import pytest
 
 from drillkit import catalog
 from drillkit.binaries import SERVER, BinaryStore, parse_version, roll_refusal
-from drillkit.components.restate_cluster import Restatectl, active_leaders, node_toml
+from drillkit.components.restate_cluster import RestateCluster, Restatectl, active_leaders, node_toml
 from drillkit.components.writer import Execution
 from drillkit.config import ClusterSettings
 from drillkit.drills.data_loss import check_data_loss
@@ -149,37 +149,34 @@ def test_the_partition_store_is_wiped_only_while_the_node_is_down(tmp_path, monk
     assert (n3.data_dir / "n3" / "log-store").is_dir()  # the log-server's segments stay: see docs/drills.md
 
 
-def test_worker_state_is_set_by_plain_node_id_not_by_name(tmp_path, monkeypatch):
+def ctl_answering(tmp_path, monkeypatch, ids: str, answer: str) -> tuple[RestateCluster, list[list[str]]]:
+    """A cluster whose restatectl maps plain node ids to names by `ids` (its `sql` answer) and answers
+    every other command with `answer`; the argv of every call, in order."""
     calls: list[list[str]] = []
 
     def run(argv, **kwargs):
         calls.append(argv)
-        if "sql" in argv:
-            out = '{"plain_node_id":"N1","name":"n1"}\n{"plain_node_id":"N3","name":"n2"}\n2 rows.\n'
-            return subprocess.CompletedProcess(argv, 0, out, "")
-        return subprocess.CompletedProcess(argv, 0, "N3:2 worker-state has been updated\n  from active to draining", "")
+        return subprocess.CompletedProcess(argv, 0, ids if "sql" in argv else answer, "")
 
     c = cluster(tmp_path)
     c.ctl = Restatectl(tmp_path / "restatectl", run=run)
     monkeypatch.setattr(c, "reachable", lambda: c.nodes)
+    return c, calls
+
+
+def test_worker_state_is_set_by_plain_node_id_not_by_name(tmp_path, monkeypatch):
+    ids = '{"plain_node_id":"N1","name":"n1"}\n{"plain_node_id":"N3","name":"n2"}\n2 rows.\n'
+    c, calls = ctl_answering(
+        tmp_path, monkeypatch, ids, "N3:2 worker-state has been updated\n  from active to draining"
+    )
     answer = c.set_worker_state(2, "draining")
     assert calls[-1][-6:] == ["nodes", "set-worker-state", "--nodes", "3", "--worker-state", "draining"]
     assert answer == "N3:2 worker-state has been updated from active to draining"
 
 
 def test_leadership_is_pinned_and_unpinned_by_plain_node_id(tmp_path, monkeypatch):
-    calls: list[list[str]] = []
-
-    def run(argv, **kwargs):
-        calls.append(argv)
-        if "sql" in argv:
-            out = '{"plain_node_id":"N1","name":"n3"}\n{"plain_node_id":"N3","name":"n1"}\n2 rows.\n'
-            return subprocess.CompletedProcess(argv, 0, out, "")
-        return subprocess.CompletedProcess(argv, 0, "Pinned partition 2 leader to node N1.\n", "")
-
-    c = cluster(tmp_path)
-    c.ctl = Restatectl(tmp_path / "restatectl", run=run)
-    monkeypatch.setattr(c, "reachable", lambda: c.nodes)
+    ids = '{"plain_node_id":"N1","name":"n3"}\n{"plain_node_id":"N3","name":"n1"}\n2 rows.\n'
+    c, calls = ctl_answering(tmp_path, monkeypatch, ids, "Pinned partition 2 leader to node N1.\n")
     assert c.pin_leader(2, 3) == "Pinned partition 2 leader to node N1."
     assert calls[-1][-6:] == ["partitions", "leadership", "pin", "--node", "1", "2"]
     c.unpin_leader(2)
@@ -202,13 +199,12 @@ def test_the_loads_counts_tell_a_retry_from_a_failure():
 
 def test_a_node_taken_out_of_the_rotation_gets_no_send(tmp_path):
     c = cluster(tmp_path)
-    drill = SimpleNamespace(record=None, invocations=[])
-    load = KeyedLoad(drill, c.nodes, 2.0)  # type: ignore[arg-type]
-    assert {load._next_node().name for _ in range(6)} == {"n1", "n2", "n3"}
+    load = KeyedLoad(c.nodes, 2.0)
+    assert {load._next_node(i, 0).name for i in range(6)} == {"n1", "n2", "n3"}
     load.take_out(2)
-    assert "n2" not in {load._next_node().name for _ in range(6)}
+    assert "n2" not in {load._next_node(i, a).name for i in range(6) for a in range(3)}
     load.put_back(2)
-    assert "n2" in {load._next_node().name for _ in range(6)}
+    assert "n2" in {load._next_node(i, 0).name for i in range(6)}
 
 
 def test_executed_again_after_the_journal_and_journaled_twice():

@@ -349,7 +349,7 @@ def test_the_stack_chooses_the_container_cluster(tmp_path, monkeypatch):
     from drillkit.components import docker_cluster
     from drillkit.stack import Stack
 
-    monkeypatch.setattr(docker_cluster, "docker_client", FakeDocker)
+    monkeypatch.setattr(docker_cluster, "docker_client", lambda state_root: FakeDocker())
     data = yaml.safe_load((ROOT / "configs" / "local.yaml").read_text())
     data["runtime"] = {**data["runtime"], "backend": "docker-cluster", "state_dir": str(tmp_path / "state")}
     path = tmp_path / "config.yaml"

@@ -145,7 +145,10 @@ def test_the_summary_has_a_row_per_drill_and_a_column_per_protocol():
     results = [done("h2c", PASS), done("suspend", "INCONCLUSIVE")]
     refused = [(catalog.with_protocol(catalog.stuck(), "http1"), "why")]
     rows = catalog.matrix_rows(results, refused, protocols.PROTOCOLS)
-    assert rows == [("crash-KILL", "PASS 31 s", "-", "INCONCLUSIVE 31 s"), ("stuck", "-", "NOT APPLICABLE", "-")]
+    assert rows == [
+        ("crash-KILL", "PASS 31 s", "-", "INCONCLUSIVE 31 s"),
+        ("stuck-freeze", "-", "NOT APPLICABLE", "-"),
+    ]  # stuck has modes now
 
 
 # -- the output check -----------------------------------------------------------------------------

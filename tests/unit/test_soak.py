@@ -12,7 +12,7 @@ from drillkit import catalog
 from drillkit.drills.soak import check_soak
 from drillkit.errors import DrillError
 from drillkit.flags import FlagError
-from drillkit.kit import soak_checks
+from drillkit.kit import exactly_once, soak_checks
 from drillkit.kit.soak_plan import (
     KINDS,
     NODE_KINDS,
@@ -202,21 +202,21 @@ def test_placed_needs_every_partition_on_replication_caught_up_nodes_and_the_ret
 def test_a_step_begun_again_after_its_journaled_completion_is_late():
     journaled = {"inv_a": {"outline": 10.0}, "inv_b": {"outline": 10.0}}
     items = [("inv_a", "outline", 9.0), ("inv_a", "outline", 10.5), ("inv_a", "summary", 11.0), (None, "x", 20.0)]
-    assert soak_checks.late_ones(journaled, items) == [("inv_a", "outline", 10.5)]
+    assert exactly_once.late_ones(journaled, items) == [("inv_a", "outline", 10.5)]
     # begun once, stamped journaled before it: a node's stale clock after a thaw, not a re-run
     once = [("inv_b", "outline", 10.2)]
-    assert soak_checks.late_ones(journaled, once) == []
-    assert soak_checks.singles(journaled, once) == [("inv_b", "outline", 10.2)]
+    assert exactly_once.late_ones(journaled, once) == []
+    assert exactly_once.singles(journaled, once) == [("inv_b", "outline", 10.2)]
 
 
 def test_only_a_deposed_leaders_window_on_a_partition_it_led_excuses_a_late_step():
     deposed = [{"node": "n2", "led": [1], "from": 100.0, "to": 108.0}]
     partitions = {"inv_a": 1, "inv_b": 0}
     late = [("inv_a", "outline", 104.0), ("inv_b", "outline", 104.0), ("inv_a", "summary", 120.0)]
-    failed, excused = soak_checks.split_late(late, partitions, deposed)
+    failed, excused = exactly_once.split_late(late, partitions, deposed)
     assert excused == ["inv_a/outline"]
     assert failed == ["inv_a/summary", "inv_b/outline"]  # another partition, or after the window: a FAIL
-    assert soak_checks.split_late(late, partitions, []) == (
+    assert exactly_once.split_late(late, partitions, []) == (
         sorted({"inv_a/outline", "inv_b/outline", "inv_a/summary"}),
         [],
     )
@@ -256,20 +256,21 @@ def test_the_load_sends_keys_at_its_rate_retries_through_other_nodes_and_gives_u
 
     from drillkit.components.restate_cluster import Node
     from drillkit.config import ClusterSettings
-    from drillkit.kit.soak_load import Load
+    from drillkit.kit.keyed_load import KeyedLoad
 
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there now
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
     settings = ClusterSettings(ingress_base_port=free - 1, nodes=1, replication=1)
-    load = Load([Node(1, settings, tmp_path, tmp_path)], rate=50.0)
+    load = KeyedLoad([Node(1, settings, tmp_path, tmp_path)], rate=50.0, prefix="soak")
     load.start()
     begun = time.monotonic()
-    while len(load.sent) < 5 and time.monotonic() - begun < 10:
+    while len(load.sends) < 5 and time.monotonic() - begun < 10:
         time.sleep(0.01)  # the test's own wait for the ticker, bounded
     load.stop(give_up_s=0)
     never = load.drain()
-    assert len(load.sent) >= 5 and never == load.sent
+    sent = [s.key for s in load.sends]
+    assert len(sent) >= 5 and never == sent
     figures = load.figures()
     assert figures["accepted"] == 0 and figures["failed_send_attempts_per_node"]["n1"] >= 1
-    assert load.sent[0].startswith("soak-") and load.sent[0].endswith("-0")
+    assert sent[0].startswith("soak-") and sent[0].endswith("-0")
