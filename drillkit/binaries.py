@@ -70,9 +70,18 @@ def roll_refusal(old: str, new: str) -> str | None:
         return f"--from and --to are both {old}: nothing would change"
     if a > b:
         return f"--from {old} is newer than --to {new}: the drill upgrades first, then rolls back"
-    if a[0] != b[0] or b[1] - a[1] > 1:
+    if a[0] != b[0]:
+        return (
+            f"{old} -> {new} changes the major version; Restate supports upgrading one minor version at a time "
+            f"(--to {a[0]}.{a[1] + 1}.x)"
+        )
+    if b[1] - a[1] > 1:
         return f"{old} -> {new} skips a minor version; Restate supports upgrading one minor version at a time"
     return None
+
+
+class NoSuchRelease(DrillError):
+    """The registry answers that the version was never published: no other source is asked, one line."""
 
 
 class IntegrityError(DrillError):
@@ -167,6 +176,8 @@ class BinaryStore:
         for source, fetch in sources:
             try:
                 data = fetch(binary)
+            except NoSuchRelease:
+                raise
             except (DrillError, httpx.HTTPError, OSError, subprocess.SubprocessError) as exc:
                 failures.append(f"{source}: {failure_reason(exc)}")
                 progress.warn(f"{binary.command} {self.version} from the {source}: {failure_reason(exc)}")
@@ -210,7 +221,12 @@ class BinaryStore:
         package = f"@restatedev/{binary.npm_stem}-{self.platform.npm_suffix}@{self.version}"
         if shutil.which("npm") is None and self._run is subprocess.run:
             raise DrillError("the npm client is not installed")
-        view = self._npm(["view", package, "dist.integrity", "--json"])
+        try:
+            view = self._npm(["view", package, "dist.integrity", "--json"])
+        except DrillError as exc:
+            if "No match found for version" in str(exc):  # npm's words for a version never published
+                raise NoSuchRelease(self._unpublished(binary)) from None
+            raise
         expected = json.loads(view)
         with tempfile.TemporaryDirectory() as tmp, progress.activity(f"fetching {package} with npm"):
             packed = json.loads(self._npm(["pack", package, "--json", "--pack-destination", tmp]))
@@ -218,6 +234,20 @@ class BinaryStore:
             blob = tarball.read_bytes()
         verify_integrity(blob, expected, package)
         return _member(blob, "r:gz", binary.command, package)
+
+    def _unpublished(self, binary: Binary) -> str:
+        """One line: the version is not a release, and (one more npm call) those of its minor that are."""
+        package = f"@restatedev/{binary.npm_stem}-{self.platform.npm_suffix}"
+        text = (
+            f"{binary.command} {self.version} is not a published Restate release (npm has no {package}@{self.version})"
+        )
+        try:
+            published = [str(v) for v in json.loads(self._npm(["view", package, "versions", "--json"]))]
+        except (DrillError, ValueError, TypeError, OSError, subprocess.SubprocessError):
+            return text
+        minor = ".".join(self.version.split(".")[:2]) + "."
+        near = [v for v in published if v.startswith(minor)] or published[-8:]
+        return f"{text}; published: {', '.join(near)}" if near else text
 
     def _npm(self, args: Sequence[str]) -> str:
         argv = ["npm", *args]

@@ -359,7 +359,19 @@ ROLLING_UPGRADE = Params(
         "node) or maintenance (each node first drained and out of the rotation: zero failed or retried sends)",
         choices=("upgrade", "maintenance"),
     ),
-    Param("rate", 2.0, "keyed invocations sent a second, in turn to the nodes in service", minimum=0.1),
+    Param(
+        "rate",
+        2.0,
+        "keyed invocations sent a second, in turn to the nodes in service: a number, 0.1 to 20 (e.g. 0.5)",
+        minimum=0.1,
+    ),
+    Param(
+        "fresh",
+        False,
+        "let the drill delete a cluster it did not create (running, or data and invocations left by `inv up` and "
+        "`inv send`) to start one afresh on --from; without it the drill refuses and names what would go (or run "
+        "`inv down --purge` first)",
+    ),
 )
 
 
@@ -379,6 +391,9 @@ class DrillSpec:
     """This spec is already the configured-target variant."""
     protocol: Protocol = H2C
     """How Restate talks to the service (--protocol): every drill's, applied around its scenario."""
+    backends: tuple[str, ...] = ()
+    """The runtime.backend values the drill runs on (empty: any): another is refused from the config alone,
+    before any handle is built (no Docker engine is asked to refuse a docker-cluster)."""
 
 
 class NotApplicable(ConfigError):
@@ -655,6 +670,7 @@ def data_loss(
         data_loss_scenario(target, sig, invocations, llm),
         partial(check_data_loss, target=target, sig=sig, invocations=invocations),
         deadline_s,
+        backends=("cluster",),
     )
 
 
@@ -663,15 +679,18 @@ def rolling_upgrade(
     new: str = ROLLING_UPGRADE.defaults["to"],
     mode: str = ROLLING_UPGRADE.defaults["mode"],
     rate: float = ROLLING_UPGRADE.defaults["rate"],
+    fresh: bool = ROLLING_UPGRADE.defaults["fresh"],
     deadline_s: float | None = DEADLINE.value,
 ) -> DrillSpec:
-    """Cluster backend: every node replaced by --to one at a time under load, then rolled back to --from."""
+    """Native cluster backend: every node replaced by --to one at a time under load, then rolled back to
+    --from; a cluster it did not create is deleted only with --fresh."""
     return DrillSpec(
         "rolling-upgrade",
-        {"from": old, "to": new, "mode": mode, "rate": rate, **_deadline(deadline_s)},
+        {"from": old, "to": new, "mode": mode, "rate": rate, "fresh": fresh, **_deadline(deadline_s)},
         rolling_upgrade_scenario(old, new, mode, rate),  # type: ignore[arg-type]
-        partial(check_rolling_upgrade, old=old, new=new, rate=rate),
+        partial(check_rolling_upgrade, old=old, new=new, rate=rate, fresh=fresh),
         deadline_s,
+        backends=("cluster",),
     )
 
 
@@ -773,6 +792,14 @@ def check(spec: DrillSpec, stack: Stack) -> None:
     why = protocols.refusal(spec.protocol, stack, NOT_OVER.get(spec.name, {}))
     if why is not None:
         raise NotApplicable(f"drill.{spec.name} --protocol {spec.protocol}: {why}")
+    backend = stack.config.runtime.backend
+    if spec.backends and backend not in spec.backends:
+        named = {"cluster": "the native cluster (runtime.backend: cluster, configs/cluster.yaml)"}
+        raise DrillError(
+            f"{stack.config.source}: runtime.backend is {backend}: drill.{spec.name} runs on "
+            + " or ".join(named.get(b, f"runtime.backend: {b}") for b in spec.backends)
+            + " only"
+        )
     if spec.check is not None:
         spec.check(stack.handles())
 

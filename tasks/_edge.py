@@ -31,9 +31,9 @@ progress.install(console.ConsoleObserver())  # the library reports progress; thi
 
 
 class LenientArgument(Argument):
-    """An integer flag whose value the task checks: Invoke's own cast of `--tail x` is a ValueError
-    traceback (exit 1); the raw text is kept instead and the task's `flags.whole` says what is wrong (one
-    line, exit 2)."""
+    """A numeric flag (an integer or float default) whose value the task checks: Invoke's own cast of
+    `--tail x` or `--rate abc` is a ValueError traceback (exit 1); the raw text is kept instead and the
+    task's `flags.whole`/`flags.number` says what is wrong (one line, exit 2)."""
 
     def set_value(self, value: object, cast: bool = True) -> None:
         try:
@@ -110,17 +110,20 @@ class Task(InvokeTask):  # type: ignore[type-arg]
         return [_rebuilt(a) for a in arguments]
 
 
-REBUILT: dict[object, type[Argument]] = {int: LenientArgument, bool: BooleanArgument}
+REBUILT: dict[object, type[Argument]] = {int: LenientArgument, float: LenientArgument, bool: BooleanArgument}
 
 
 def _rebuilt(argument: Argument) -> Argument:
-    """An integer or boolean flag as this package's Argument class, every other setting kept."""
+    """A numeric or boolean flag as this package's Argument class, every other setting kept. A float flag
+    becomes a text flag (the task's declaration turns it into a number): Invoke's help shows no value for a
+    float flag at all (`--rate` read like a switch), and `--rate=STRING` at least says a value follows, as
+    `--deadline` always did."""
     klass = REBUILT.get(argument.kind)
     if klass is None:
         return argument
     return klass(
         names=argument.names,
-        kind=argument.kind,
+        kind=str if argument.kind is float else argument.kind,
         default=argument.default,
         help=argument.help,
         positional=argument.positional,

@@ -21,6 +21,10 @@ CLUSTER_CONFIG_HELP = (
     CONFIG_HELP
     + "; needs runtime.backend: cluster or docker-cluster (configs/cluster.yaml, configs/docker-cluster.yaml)"
 )
+NATIVE_CLUSTER_CONFIG_HELP = (
+    CONFIG_HELP
+    + "; needs the native cluster, runtime.backend: cluster (configs/cluster.yaml); docker-cluster is refused"
+)
 
 
 def _run_drill(c: Context, config: str | None, spec: catalog.DrillSpec, report_dir: str | None, keep_up: bool) -> None:
@@ -97,12 +101,13 @@ partition = _drill_task(
 data_loss = _drill_task(
     "data-loss",
     "Stop a cluster node, delete its partition store, start it; prove it rebuilds from its peers, nothing lost.",
-    CLUSTER_CONFIG_HELP,
+    NATIVE_CLUSTER_CONFIG_HELP,
 )
 rolling_upgrade = _drill_task(
     "rolling-upgrade",
-    "Replace the cluster's nodes one at a time by --to under load, roll back to --from; prove nothing lost.",
-    CLUSTER_CONFIG_HELP,
+    "Replace the cluster's nodes one at a time by --to under load, roll back to --from; prove nothing lost. "
+    "Starts the cluster afresh: refuses to delete one it did not create unless --fresh (or `inv down --purge`).",
+    NATIVE_CLUSTER_CONFIG_HELP,
 )
 soak = _drill_task(
     "soak",

@@ -30,7 +30,7 @@ import time
 
 from drillkit.errors import DrillError
 from drillkit.handles import Handles
-from drillkit.kit import actions, exactly_once, probes, rebuild
+from drillkit.kit import actions, exactly_once, probes, rebuild, rolling
 from drillkit.kit import cluster_actions as ca
 from drillkit.kit import cluster_probes as cp
 from drillkit.kit.frame import Drill, Scenario
@@ -40,12 +40,8 @@ INVOCATIONS = 8
 
 
 def check_data_loss(handles: Handles, target: str, sig: signal.Signals, invocations: int) -> None:
-    cluster = handles.cluster  # DrillError for another backend
-    if handles.config.runtime.backend != "cluster":
-        raise DrillError(
-            f"{handles.config.source}: runtime.backend is {handles.config.runtime.backend}: this drill runs on the "
-            "native cluster (runtime.backend: cluster, configs/cluster.yaml): it handles each node's files and binary"
-        )
+    rolling.native_cluster_only(handles.config)
+    cluster = handles.cluster
     if target not in ("leader", "follower") and not (target.isdigit() and 1 <= int(target) <= len(cluster.nodes)):
         raise DrillError(f"--node {target!r}: use leader, follower or 1..{len(cluster.nodes)}")
     if sig not in (signal.SIGKILL, signal.SIGTERM):

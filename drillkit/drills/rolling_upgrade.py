@@ -14,6 +14,9 @@ only once it runs none, started on the other release, set `active` again and put
 
 PASS (upgrade): no send failed (a send refused by a node going down and accepted by the next node with
 the same key is a retry, counted and reported); (maintenance): no send failed *and* none needed a retry;
+Before anything starts the drill refuses (exit 2) when the cluster runs or holds data it did not create
+itself (the `inv up` cluster, an invocation sent), naming it: `inv down --purge` first, or `--fresh`.
+
 both: each node's release proven at each stage from Restate's nodes table and the binary its pid runs,
 every invocation completed with success exactly once (keys sent again return the stored output, files
 equal outputs, no step journaled as done executed again, none journaled twice), every partition led.
@@ -38,13 +41,9 @@ WARM_UP = 3
 """Invocations accepted before the first node is touched, and again after the last: load on both sides."""
 
 
-def check_rolling_upgrade(handles: Handles, old: str, new: str, rate: float) -> None:
-    cluster = handles.cluster  # DrillError for another backend
-    if handles.config.runtime.backend != "cluster":
-        raise DrillError(
-            f"{handles.config.source}: runtime.backend is {handles.config.runtime.backend}: this drill runs on the "
-            "native cluster (runtime.backend: cluster, configs/cluster.yaml): it handles each node's files and binary"
-        )
+def check_rolling_upgrade(handles: Handles, old: str, new: str, rate: float, fresh: bool = False) -> None:
+    rolling.native_cluster_only(handles.config)
+    cluster = handles.cluster
     refusal = roll_refusal(old, new)
     if refusal:
         raise DrillError(refusal)
@@ -55,6 +54,14 @@ def check_rolling_upgrade(handles: Handles, old: str, new: str, rate: float) -> 
         )
     if not 0 < rate <= 20:
         raise DrillError(f"--rate {rate:g}: use more than 0 and at most 20 invocations a second")
+    in_the_way = rolling.in_the_way(cluster, handles.model.state)
+    if in_the_way and not fresh:
+        source = handles.config.source
+        raise DrillError(
+            f"{source}: drill.rolling-upgrade starts the cluster afresh on --from {old}, which would delete "
+            f"{'; '.join(in_the_way)}: not the drill's own. Either `inv down --purge --config {source}` first, "
+            "or pass --fresh to let the drill delete it"
+        )
     for version in (old, new):
         if handles.releases is not None:
             handles.releases(version).ensure(SERVER)  # the check fetches what `inv setup` has not

@@ -76,6 +76,21 @@ def gather(drill: Drill, batch: actions.Batch, ingress: IngressApi | None = None
     return Evidence(ids, journals, journaled, runs)
 
 
+def ledger_line(steps: int, executions: int, again: list[str]) -> str:
+    """The counts, with what the executions beyond the journaled steps are: attempts cut in flight (never
+    journaled as done, so run again: allowed), as against a step run again after it was journaled."""
+    extra = executions - steps
+    cut = (
+        f" ({extra} more than journaled: attempts cut in flight, never journaled as done, so run again: allowed)"
+        if extra > 0
+        else ""
+    )
+    return (
+        f"{steps} journaled steps, {executions} executions in the ledger{cut}; executed again after being "
+        f"journaled as done: {again[:SHOWN] or 'none'}"
+    )
+
+
 def judge(drill: Drill, batch: actions.Batch, ingress: IngressApi | None = None) -> None:
     """Every check above on the batch's invocations; `ingress`: the node the keys are sent again through."""
     seen = gather(drill, batch, ingress)
@@ -85,8 +100,7 @@ def judge(drill: Drill, batch: actions.Batch, ingress: IngressApi | None = None)
     drill.record.expect(
         "no step Restate had journaled as done was executed again (ledger), nor journaled twice",
         not again and not twice,
-        f"{steps} journaled steps, {len(runs)} executions in the ledger; executed again: {again[:SHOWN] or 'none'}"
-        + (f"; journaled twice: {twice[:SHOWN]}" if twice else ""),
+        ledger_line(steps, len(runs), again) + (f"; journaled twice: {twice[:SHOWN]}" if twice else ""),
     )
     retried = sorted({f"{e.invocation_id}/{e.step}" for e in runs if (e.attempt or 1) > 1})
     drill.record.note(f"in-flight steps that ran again (allowed: never journaled as done): {retried[:10] or 'none'}")

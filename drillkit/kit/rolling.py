@@ -14,14 +14,46 @@ import time
 from pathlib import Path
 
 from drillkit.binaries import SERVER, parse_version, reported_version
-from drillkit.components.restate_cluster import Node
+from drillkit.components.restate_cluster import Node, RestateCluster
+from drillkit.config import DrillConfig
 from drillkit.errors import DrillError
 from drillkit.kit.frame import Drill
 from drillkit.kit.keyed_load import RETRY_BUDGET_S, KeyedLoad
 from drillkit.restate_api import SERVICE
+from drillkit.state import StateDir
 from drillkit.waits import poll
 
 PINNED_BACK = "every node back on the pinned restate-server"
+BORN_HERE = "born-by-drill.rolling-upgrade"
+"""A file the drill writes in the cluster's home once it has started a cluster afresh there: the data
+beside it is the drill's own, which a later run may delete without being told to."""
+
+
+def native_cluster_only(config: DrillConfig) -> None:
+    """drill.rolling-upgrade's and drill.data-loss's refusal of any backend but the native cluster (they
+    handle each node's files and binary), from the config alone: no Docker engine is asked first."""
+    if config.runtime.backend != "cluster":
+        raise DrillError(
+            f"{config.source}: runtime.backend is {config.runtime.backend}: this drill runs on the native cluster "
+            "only (runtime.backend: cluster, configs/cluster.yaml): it handles each node's files and binary"
+        )
+
+
+def in_the_way(cluster: RestateCluster, state: StateDir) -> list[str]:
+    """What starting the cluster afresh would delete that this drill did not create, each named: nodes
+    that run, node data the drill did not write (no `BORN_HERE` beside it, or an invocation sent since),
+    the remembered last invocation. Empty: nothing but the drill's own data (or nothing) is there."""
+    found: list[str] = []
+    running = [n.name for n in cluster.nodes if cluster.live(n) is not None]
+    if running:
+        found.append(f"the running cluster ({', '.join(running)})")
+    last = state.last_invocation()
+    held = [n.name for n in cluster.nodes if n.data_dir.is_dir() and any(n.data_dir.iterdir())]
+    if held and (running or last or not (cluster.home / BORN_HERE).is_file()):
+        found.append(f"its data in {cluster.home} ({', '.join(held)})")
+    if last:
+        found.append(f"the last invocation sent ({last})")
+    return found
 
 
 def binary_of(drill: Drill, version: str) -> Path:
@@ -67,15 +99,19 @@ def start_on(drill: Drill, version: str) -> None:
     binary = binary_of(drill, version)
     drill.on_cleanup(PINNED_BACK, lambda: back_to_pinned(drill))
     cluster.stop(purge=True)
+    state = drill.handles.model.state
+    state.last_invocation_file.unlink(missing_ok=True)  # `inv describe` must not point at a deleted one
     for node in cluster.nodes:
         cluster.run_node_on(node.number, binary, parse_version(version))
     started = time.monotonic()
     where = cluster.start()
     drill.restate.register(force=False)  # the cluster's data is new: a first registration
     cluster.wait_registered_everywhere(SERVICE, cluster.ready_timeout())
+    (cluster.home / BORN_HERE).write_text(f"started afresh on restate-server {version} by drill.rolling-upgrade\n")
     drill.record.event(
         "cluster on " + version,
-        f"data deleted, {where} started on {binary} and the writer registered in {time.monotonic() - started:.1f} s",
+        f"data and the remembered last invocation deleted, {where} started on {binary} and the writer "
+        f"registered in {time.monotonic() - started:.1f} s",
     )
 
 
@@ -137,17 +173,25 @@ def judge_leaders(drill: Drill) -> None:
 
 
 def back_to_pinned(drill: Drill) -> None:
-    """The cleanup: each node on another release is restarted on the pinned binary, one at a time (an
-    upgrade Restate supports), so the state dir's cluster runs what `inv up` expects."""
+    """The cleanup: every node runs the pinned binary again, one at a time (an upgrade Restate supports):
+    one on another release is stopped and started, one that is down (a Ctrl-C while it was being replaced)
+    is started. A node that cannot be started is named in the DrillError, after the others were tried."""
     cluster = drill.cluster
-    for number in sorted(cluster.node_binaries):
-        node = cluster.node(number)
-        cluster.run_node_on(number, None)
-        if cluster.live(node) is None:
-            continue
-        cluster.node_stop(number)
-        cluster.launch_node(node)
-        cluster.wait_node_healthy(node, _wait_s(drill))
+    failed: list[str] = []
+    for node in cluster.nodes:
+        other = node.number in cluster.node_binaries
+        cluster.run_node_on(node.number, None)
+        try:
+            if cluster.live(node) is not None:
+                if not other:
+                    continue
+                cluster.node_stop(node.number)
+            cluster.launch_node(node)
+            cluster.wait_node_healthy(node, _wait_s(drill))
+        except DrillError as exc:
+            failed.append(f"{node.name} ({exc})")
+    if failed:
+        raise DrillError(f"not started on the pinned restate-server: {'; '.join(failed)}; `inv up` tries again")
 
 
 def _wait_s(drill: Drill) -> float:

@@ -42,7 +42,8 @@ def test_data_loss_passes_and_the_wiped_node_rebuilt_its_store(cluster_config):
 
 def _roll(cluster_config: Path, *extra: str) -> dict:
     versions = ("--from", "1.6.2", "--to", "1.7.12")
-    out = inv(cluster_config, "drill.rolling-upgrade", *versions, "--keep-up", *extra, timeout=600)
+    # --fresh: the cluster the test before left up is not the drill's own (without it: refused, below).
+    out = inv(cluster_config, "drill.rolling-upgrade", *versions, "--keep-up", "--fresh", *extra, timeout=600)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     journal = latest_journal(cluster_config, "rolling-upgrade")
     assert journal["verdict"] == "PASS"
@@ -65,6 +66,10 @@ def _roll(cluster_config: Path, *extra: str) -> dict:
 
 
 def test_rolling_upgrade_forward_and_back_under_load_loses_nothing(cluster_config):
+    assert inv(cluster_config, "up", timeout=300).returncode == 0  # a cluster someone runs (`inv up`)
+    refused = inv(cluster_config, "drill.rolling-upgrade", timeout=120)
+    assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-2000:]
+    assert "the running cluster (n1, n2, n3)" in refused.stderr and "--fresh" in refused.stderr
     journal = _roll(cluster_config)
     assert all(expectations(journal).values())
 

@@ -40,7 +40,10 @@ def test_versions_are_releases_and_a_roll_moves_one_minor_version():
     assert "skips a minor version" in (roll_refusal("1.5.3", "1.7.12") or "")
     assert "both 1.7.12" in (roll_refusal("1.7.12", "1.7.12") or "")
     assert "newer than --to" in (roll_refusal("1.7.12", "1.6.2") or "")
-    assert "skips a minor version" in (roll_refusal("1.7.12", "2.0.0") or "")
+    assert "changes the major version" in (roll_refusal("1.7.12", "2.0.0") or "")
+    assert "skips a minor" not in (roll_refusal("1.6.2", "9.9.9") or "") and "--to 1.7.x" in (
+        roll_refusal("1.6.2", "9.9.9") or ""
+    )
 
 
 def test_each_release_has_its_own_cache_and_setup_fetches_the_other_versions(tmp_path, monkeypatch):
@@ -229,9 +232,9 @@ def test_a_wiped_node_counts_as_rebuilt_once_every_processor_it_runs_is_active()
 # -- the drills' declarations and checks -------------------------------------------------------------------
 
 
-def test_the_rolling_upgrade_flags_are_from_to_mode_rate():
+def test_the_rolling_upgrade_flags_are_from_to_mode_rate_fresh():
     declared = catalog.DRILLS["rolling-upgrade"]
-    assert [p.flag for p in declared.params] == ["from", "to", "mode", "rate"]
+    assert [p.flag for p in declared.params] == ["from", "to", "mode", "rate", "fresh"]
     spec = declared.spec({"from_": "1.6.2", "mode": "maintenance"})
     assert spec.parameters["from"] == "1.6.2" and spec.parameters["to"] == "1.7.12"
     assert spec.parameters["mode"] == "maintenance"
@@ -246,9 +249,16 @@ def _fake_stack(replication: int = 2, nodes: int = 3, fetched: list[str] | None 
     def releases(version: str):
         return SimpleNamespace(ensure=lambda binary: fetched.append(version) if fetched is not None else None)
 
-    cluster_ = SimpleNamespace(nodes=[object()] * nodes, settings=SimpleNamespace(replication=replication))
+    nowhere = Path("/nonexistent/cluster")
+    cluster_ = SimpleNamespace(
+        nodes=[SimpleNamespace(name=f"n{i}", data_dir=nowhere / f"n{i}") for i in range(1, nodes + 1)],
+        settings=SimpleNamespace(replication=replication),
+        home=nowhere,
+        live=lambda node: None,
+    )
     config = SimpleNamespace(source="c.yaml", runtime=SimpleNamespace(backend=backend))
-    return SimpleNamespace(cluster=cluster_, releases=releases, config=config)
+    model = SimpleNamespace(state=SimpleNamespace(last_invocation=lambda: None))
+    return SimpleNamespace(cluster=cluster_, releases=releases, config=config, model=model)
 
 
 def test_the_rolling_upgrade_refuses_before_anything_starts_and_fetches_both_releases():
@@ -285,3 +295,144 @@ def test_the_cluster_config_fetches_the_release_the_drill_starts_on():
     assert catalog.ROLLING_UPGRADE.defaults["from_"] in loaded.runtime.cluster.other_versions
     assert catalog.ROLLING_UPGRADE.defaults["to"] == loaded.runtime.restate_version
     assert Path(PROJECT_ROOT / "configs" / "cluster.yaml").is_file()
+
+
+# -- the reviewer's findings: deleting a cluster it did not create, Ctrl-C mid-replace, flags, wording ---------
+
+
+def test_the_roll_refuses_a_cluster_it_did_not_create_unless_fresh(tmp_path, monkeypatch):
+    """`inv up; inv send; inv drill.rolling-upgrade` would have deleted the invocation: refused, naming it."""
+    from drillkit.kit import rolling
+    from drillkit.state import StateDir
+
+    c, state = cluster(tmp_path), StateDir(tmp_path / "state")
+    handles = SimpleNamespace(**{**vars(_fake_stack()), "cluster": c, "model": SimpleNamespace(state=state)})
+    check_rolling_upgrade(handles, "1.6.2", "1.7.12", 2.0)  # type: ignore[arg-type]  # nothing there: runs
+    (c.node(2).data_dir / "db").mkdir(parents=True)  # `inv up` wrote data, `inv send` remembered one
+    state.remember_invocation("inv_1send")
+    with pytest.raises(DrillError) as refused:
+        check_rolling_upgrade(handles, "1.6.2", "1.7.12", 2.0)  # type: ignore[arg-type]
+    text = str(refused.value)
+    assert f"its data in {c.home} (n2)" in text and "inv_1send" in text
+    assert "inv down --purge --config c.yaml" in text and "--fresh" in text
+    check_rolling_upgrade(handles, "1.6.2", "1.7.12", 2.0, fresh=True)  # type: ignore[arg-type]
+    state.last_invocation_file.unlink()
+    assert rolling.in_the_way(c, state) == [f"its data in {c.home} (n2)"]  # data the drill did not write
+    (c.home / rolling.BORN_HERE).write_text("x")
+    assert rolling.in_the_way(c, state) == []  # the drill's own data from an earlier run: no refusal
+    monkeypatch.setattr(c, "live", lambda node: object() if node.number == 1 else None)
+    assert rolling.in_the_way(c, state) == ["the running cluster (n1)", f"its data in {c.home} (n2)"]
+    spec = catalog.DRILLS["rolling-upgrade"].spec({"fresh": "yes"})
+    assert spec.parameters["fresh"] is True and catalog.DRILLS["rolling-upgrade"].spec({}).parameters["fresh"] is False
+
+
+def _pinned_back_cluster(live: set[int], other: set[int], fails: set[int]):
+    """What `back_to_pinned` asks of a cluster; records what it was told to do."""
+    done: list[str] = []
+    nodes = [SimpleNamespace(number=n, name=f"n{n}") for n in (1, 2, 3)]
+
+    def launch(node):
+        done.append(f"launch n{node.number}")
+        live.add(node.number)
+
+    def healthy(node, timeout_s):
+        if node.number in fails:
+            raise ComponentError("did not answer")
+
+    fake = SimpleNamespace(
+        nodes=nodes,
+        node_binaries={n: (Path("/old"), (1, 6, 2)) for n in other},
+        run_node_on=lambda number, binary: fake.node_binaries.pop(number, None),
+        live=lambda node: object() if node.number in live else None,
+        node_stop=lambda number: (done.append(f"stop n{number}"), live.discard(number)),
+        launch_node=launch,
+        wait_node_healthy=healthy,
+        ready_timeout=lambda: 1.0,
+    )
+    return SimpleNamespace(cluster=fake, pace=SimpleNamespace(budget_s=1.0)), done
+
+
+def test_the_cleanup_starts_a_node_a_ctrl_c_left_stopped_and_never_claims_a_false_success():
+    from drillkit.kit.rolling import back_to_pinned
+
+    # Ctrl-C between n2's stop and its start on the other release: n2 is down, n1 still on the other one.
+    drill, done = _pinned_back_cluster(live={1, 3}, other={1}, fails=set())
+    back_to_pinned(drill)  # type: ignore[arg-type]
+    assert done == ["stop n1", "launch n1", "launch n2"] and drill.cluster.node_binaries == {}
+    drill, done = _pinned_back_cluster(live={1, 3}, other=set(), fails={2})
+    with pytest.raises(DrillError, match=r"not started on the pinned restate-server: n2 \(did not answer\)"):
+        back_to_pinned(drill)  # type: ignore[arg-type]
+
+
+def test_the_cluster_only_drills_refuse_docker_cluster_from_the_config_before_any_docker(tmp_path, monkeypatch):
+    stack = _stack_on(tmp_path, **{"runtime.backend": "docker-cluster"})
+    monkeypatch.setattr(stack, "handles", lambda: pytest.fail("handles built: a Docker engine would be asked"))
+    for name in ("data-loss", "rolling-upgrade"):
+        with pytest.raises(DrillError, match=r"native cluster .*configs/cluster\.yaml.* only"):
+            catalog.check(catalog.DRILLS[name].spec({}), stack)
+    stack.close()
+    with pytest.raises(DrillError, match="native cluster only"):
+        check_data_loss(_fake_stack(backend="native"), "leader", signal.SIGKILL, 8)  # type: ignore[arg-type]
+    from tasks import drill as drill_tasks
+
+    for task in (drill_tasks.data_loss, drill_tasks.rolling_upgrade):
+        assert "docker-cluster is refused" in task.help["config"] and "native cluster" in task.help["config"]
+    assert "--fresh" in (drill_tasks.rolling_upgrade.__doc__ or "")
+
+
+@pytest.mark.parametrize(
+    ("name", "flag"),
+    [(d, p.flag) for d, declared in sorted(catalog.DRILLS.items()) for p in declared.flags if p.kind == "float"],
+)
+def test_every_float_flag_given_a_word_is_one_error_line_and_exit_2(name, flag, capsys, tmp_path, monkeypatch):
+    from tests.unit.test_tasks import run_inv
+
+    monkeypatch.chdir(tmp_path)
+    assert run_inv(f"drill.{name}", f"--{flag}", "abc") == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --{flag} 'abc': not a number\n", err
+
+
+def test_the_rate_flag_shows_that_it_takes_a_number():
+    from tests.unit.test_tasks import TASKS
+
+    rate = next(a for a in TASKS["drill.rolling-upgrade"].get_arguments() if a.name == "rate")
+    assert rate.takes_value and "a number" in (rate.help or "")
+
+
+def test_an_unpublished_release_is_one_line_naming_the_ones_that_exist(tmp_path):
+    import json
+
+    from drillkit.binaries import Platform
+
+    def npm(argv, **kwargs):
+        if argv[-1] == "--json" and "versions" in argv:
+            return subprocess.CompletedProcess(argv, 0, json.dumps(["1.5.0", "1.6.1", "1.6.2", "1.7.12"]), "")
+        return subprocess.CompletedProcess(
+            argv,
+            1,
+            "",
+            (
+                "npm error code E404\nnpm error 404 No match found for version 1.6.99\n"
+                "npm error 404 The requested resource could not be found"
+            ),
+        )
+
+    store = BinaryStore(
+        tmp_path, "1.6.99", run=npm, plat=Platform("x", "linux-x64"), use_path=False, reach=lambda: "offline"
+    )
+    with pytest.raises(DrillError) as err:
+        store.ensure(SERVER)
+    assert str(err.value) == (
+        "restate-server 1.6.99 is not a published Restate release (npm has no "
+        "@restatedev/restate-server-linux-x64@1.6.99); published: 1.6.1, 1.6.2"
+    )
+
+
+def test_the_ledger_line_says_what_the_extra_executions_are():
+    from drillkit.kit.exactly_once import ledger_line
+
+    line = ledger_line(48, 55, [])
+    assert line.startswith("48 journaled steps, 55 executions in the ledger (7 more than journaled: attempts cut")
+    assert line.endswith("executed again after being journaled as done: none")
+    assert "more than journaled" not in ledger_line(4, 4, ["inv_1/outline"])
